@@ -1,0 +1,40 @@
+//! Journal settings.
+
+use std::time::Duration;
+
+/// When an append is acknowledged relative to the disk flush.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SyncMode {
+    /// Acknowledge only after the records are flushed (default). Concurrent appends share
+    /// flushes (group commit), so throughput rises with concurrency.
+    #[default]
+    Always,
+    /// Acknowledge after the write; flush at most `max_delay` later. A crash can lose up
+    /// to `max_delay` of acknowledged records: an explicit operator choice.
+    Batch { max_delay: Duration },
+    /// Never flush explicitly; sled's own background flush applies. For tests and benches.
+    None,
+}
+
+/// How to open a journal.
+#[derive(Debug, Clone)]
+pub struct JournalConfig {
+    pub sync: SyncMode,
+    /// sled page cache size in bytes; kept small, the OS page cache does the rest.
+    pub cache_capacity: u64,
+    /// Most append requests folded into one group commit.
+    pub max_group: usize,
+    /// Largest accepted record (payload + content + names), in bytes.
+    pub max_record_bytes: usize,
+}
+
+impl Default for JournalConfig {
+    fn default() -> Self {
+        JournalConfig {
+            sync: SyncMode::Always,
+            cache_capacity: 64 * 1024 * 1024,
+            max_group: 1024,
+            max_record_bytes: 4 * 1024 * 1024,
+        }
+    }
+}

@@ -1,0 +1,64 @@
+//! Typed journal errors with stable codes.
+
+use thiserror::Error;
+
+pub type Result<T, E = JournalError> = std::result::Result<T, E>;
+
+/// Everything the journal can refuse or fail with. `code()` is stable across releases.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+pub enum JournalError {
+    #[error("stream {stream:?} is at version {actual}, the append expected {expected}")]
+    Conflict {
+        stream: String,
+        expected: String,
+        actual: u64,
+    },
+    #[error("invalid record: {0}")]
+    InvalidRecord(String),
+    #[error("record {seq} is corrupt: {reason}")]
+    Corrupt { seq: u64, reason: String },
+    #[error(
+        "record {seq} has storage format version {version}; this build reads up to {supported}"
+    )]
+    UnsupportedFormat {
+        seq: u64,
+        version: u8,
+        supported: u8,
+    },
+    #[error("personal content {digest} does not match its digest")]
+    ContentCorrupt { digest: String },
+    #[error("journal layout version {found} is newer than this build supports ({supported})")]
+    UnsupportedLayout { found: u32, supported: u32 },
+    #[error("could not open the journal at {path}: {reason}")]
+    Open { path: String, reason: String },
+    #[error("storage error: {0}")]
+    Storage(String),
+    #[error("the journal stopped accepting writes after a storage failure: {0}")]
+    Poisoned(String),
+    #[error("the journal is closed")]
+    Closed,
+}
+
+impl JournalError {
+    /// A stable, machine-readable code for this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            JournalError::Conflict { .. } => "journal.conflict",
+            JournalError::InvalidRecord(_) => "journal.invalid_record",
+            JournalError::Corrupt { .. } => "journal.corrupt",
+            JournalError::UnsupportedFormat { .. } => "journal.unsupported_format",
+            JournalError::UnsupportedLayout { .. } => "journal.unsupported_layout",
+            JournalError::ContentCorrupt { .. } => "journal.content_corrupt",
+            JournalError::Open { .. } => "journal.open_failed",
+            JournalError::Storage(_) => "journal.storage",
+            JournalError::Poisoned(_) => "journal.poisoned",
+            JournalError::Closed => "journal.closed",
+        }
+    }
+}
+
+impl From<sled::Error> for JournalError {
+    fn from(e: sled::Error) -> Self {
+        JournalError::Storage(e.to_string())
+    }
+}
