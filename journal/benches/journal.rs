@@ -1,1 +1,274 @@
-fn main() {}
+//! Journal benchmark: prints one table comparing the journal with raw sled in the same run.
+//!
+//! Run: `cargo bench -p conclave-journal --bench journal` (set `BENCH_SCALE=0.2` for a
+//! quick pass). Every figure is measured on a fresh database in a temporary directory.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use conclave_journal::{
+    AppendRequest, ExpectedVersion, Journal, JournalConfig, Metadata, NewRecord, SyncMode,
+};
+use hdrhistogram::Histogram;
+
+const PAYLOAD: usize = 200;
+
+fn scale() -> f64 {
+    std::env::var("BENCH_SCALE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1.0)
+}
+
+fn scaled(n: usize) -> usize {
+    ((n as f64 * scale()) as usize).max(1)
+}
+
+fn config(sync: SyncMode) -> JournalConfig {
+    JournalConfig {
+        sync,
+        ..JournalConfig::default()
+    }
+}
+
+fn request(writer: usize, i: usize) -> AppendRequest {
+    let stream = format!("room:{writer}");
+    AppendRequest::to_stream(
+        stream.clone(),
+        ExpectedVersion::Any,
+        vec![NewRecord {
+            stream,
+            event_type: "room_join".into(),
+            schema_version: 1,
+            timestamp: Utc::now(),
+            payload: vec![(i % 251) as u8; PAYLOAD],
+            content: None,
+            meta: Metadata {
+                actor: Some(format!("sip:user{writer}@example.org")),
+                gateway: Some("bench".into()),
+                protocol: Some("none".into()),
+                remote_addr: Some("k:3f2a9c".into()),
+                correlation_id: Some(format!("c-{writer}-{i}")),
+                causation_id: None,
+            },
+        }],
+    )
+}
+
+struct Throughput {
+    per_sec: f64,
+    avg_group: f64,
+    record_bytes: usize,
+}
+
+fn durable_appends(rt: &tokio::runtime::Runtime, writers: usize, total: usize) -> Throughput {
+    let dir = tempfile::tempdir().unwrap();
+    let j = Journal::open(dir.path(), config(SyncMode::Always)).unwrap();
+    let per_writer = (total / writers).max(1);
+    let started = Instant::now();
+    rt.block_on(async {
+        let mut handles = Vec::new();
+        for w in 0..writers {
+            let j = j.clone();
+            handles.push(tokio::spawn(async move {
+                for i in 0..per_writer {
+                    j.append(request(w, i)).await.unwrap();
+                }
+            }));
+        }
+        for h in handles {
+            h.await.unwrap();
+        }
+    });
+    let elapsed = started.elapsed().as_secs_f64();
+    let stats = j.stats();
+    // The first append had the writer to itself, so its chunk holds one record: the
+    // chunk minus its format byte and frame length is the stored size of a record.
+    let record_bytes = {
+        let (_, chunk) = j.storage().chunks(1).next().unwrap().unwrap();
+        let second_starts_chunk = j.storage().chunks(2).next().unwrap().unwrap().0 == 2;
+        assert!(second_starts_chunk || writers > 1);
+        chunk.len().saturating_sub(5)
+    };
+    Throughput {
+        per_sec: stats.appends as f64 / elapsed,
+        avg_group: stats.appends as f64 / stats.groups as f64,
+        record_bytes,
+    }
+}
+
+/// Raw sled: insert `batch` values of `bytes` each as one batch, flush, repeat.
+fn raw_sled_batched(batch: usize, bytes: usize, total: usize) -> f64 {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sled::Config::new()
+        .path(dir.path())
+        .cache_capacity(JournalConfig::default().cache_capacity)
+        .mode(sled::Mode::HighThroughput)
+        .open()
+        .unwrap();
+    let tree = db.open_tree("raw").unwrap();
+    let value = vec![7u8; bytes];
+    let started = Instant::now();
+    let mut seq = 0u64;
+    while (seq as usize) < total {
+        let mut b = sled::Batch::default();
+        for _ in 0..batch {
+            seq += 1;
+            b.insert(&seq.to_be_bytes()[..], value.clone());
+        }
+        tree.apply_batch(b).unwrap();
+        db.flush().unwrap();
+    }
+    seq as f64 / started.elapsed().as_secs_f64()
+}
+
+fn latency_at_load(rt: &tokio::runtime::Runtime, rate: u64, seconds: u64) -> (u64, u64, u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let j = Journal::open(dir.path(), config(SyncMode::Always)).unwrap();
+    let hist = rt.block_on(async {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
+        let interval = Duration::from_nanos(1_000_000_000 / rate);
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        let total = rate * seconds;
+        for i in 0..total as usize {
+            ticker.tick().await;
+            let j = j.clone();
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let t = Instant::now();
+                j.append(request(i % 64, i)).await.unwrap();
+                let _ = tx.send(t.elapsed().as_micros() as u64);
+            });
+        }
+        drop(tx);
+        let mut hist = Histogram::<u64>::new(3).unwrap();
+        while let Some(us) = rx.recv().await {
+            hist.record(us.max(1)).unwrap();
+        }
+        hist
+    });
+    (
+        hist.value_at_quantile(0.5),
+        hist.value_at_quantile(0.99),
+        hist.len(),
+    )
+}
+
+/// Raw sled scan of `n` values of `bytes` each, one key per record: what reading these
+/// records back from sled costs with nothing on top.
+fn raw_sled_scan(n: usize, bytes: usize) -> f64 {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sled::Config::new()
+        .path(dir.path())
+        .cache_capacity(JournalConfig::default().cache_capacity)
+        .open()
+        .unwrap();
+    let tree = db.open_tree("raw").unwrap();
+    let value = vec![7u8; bytes];
+    for start in (0..n).step_by(1000) {
+        let mut b = sled::Batch::default();
+        for i in start..(start + 1000).min(n) {
+            b.insert(&(i as u64).to_be_bytes()[..], value.clone());
+        }
+        tree.apply_batch(b).unwrap();
+    }
+    db.flush().unwrap();
+    let _ = tree.iter().count();
+    let started = Instant::now();
+    let mut total = 0usize;
+    for kv in tree.iter() {
+        total += kv.unwrap().1.len();
+    }
+    assert_eq!(total, n * bytes);
+    n as f64 / started.elapsed().as_secs_f64()
+}
+
+/// (verify rate, decode rate) over a journal of `records` records.
+fn verify_and_decode(rt: &tokio::runtime::Runtime, records: usize) -> (f64, f64, usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let j = Journal::open(dir.path(), config(SyncMode::None)).unwrap();
+    rt.block_on(async {
+        let mut handles = Vec::new();
+        for w in 0..64 {
+            let j = j.clone();
+            handles.push(tokio::spawn(async move {
+                for i in 0..records / 64 {
+                    j.append(request(w, i)).await.unwrap();
+                }
+            }));
+        }
+        for h in handles {
+            h.await.unwrap();
+        }
+    });
+    let n = j.head() as f64;
+    // Warm the cache once so neither measurement pays for the first read from disk.
+    let _ = j.verify().unwrap();
+    let started = Instant::now();
+    let report = j.verify().unwrap();
+    let verify = n / started.elapsed().as_secs_f64();
+    assert!(report.is_ok());
+    let started = Instant::now();
+    let decoded = j.iter_from(1).filter(|r| r.is_ok()).count();
+    let decode = decoded as f64 / started.elapsed().as_secs_f64();
+    (verify, decode, n as usize)
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    println!(
+        "machine: {} cores; BENCH_SCALE={}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        scale()
+    );
+    println!();
+    println!("| measurement | result | baseline (same run) | ratio |");
+    println!("| --- | --- | --- | --- |");
+    let mut record_bytes = 0;
+    for (writers, total) in [
+        (1, scaled(2_000)),
+        (16, scaled(20_000)),
+        (256, scaled(100_000)),
+    ] {
+        let t = durable_appends(&rt, writers, total);
+        if writers == 1 {
+            record_bytes = t.record_bytes;
+        }
+        let group = t.avg_group.round().max(1.0) as usize;
+        let raw = raw_sled_batched(group, record_bytes, total);
+        println!(
+            "| durable appends, {writers} writers (avg group {:.1}) | {:.0}/s | raw sled insert+flush, batches of {group}: {:.0}/s | {:.0}% |",
+            t.avg_group,
+            t.per_sec,
+            raw,
+            100.0 * t.per_sec / raw
+        );
+    }
+    let (p50, p99, n) = latency_at_load(&rt, 1_000, (3.0 * scale()).ceil() as u64);
+    println!("| append latency at 1000 appends/s offered ({n} appends) | p50 {p50} us, p99 {p99} us | | |");
+    let (verify, decode, n) = verify_and_decode(&rt, scaled(500_000));
+    let scan = raw_sled_scan(n, record_bytes);
+    println!(
+        "| full scan + decode + verify, {n} records | {:.0} records/s | raw sled scan, one key per record: {:.0} records/s | {:.0}% |",
+        verify,
+        scan,
+        100.0 * verify / scan
+    );
+    println!(
+        "| full scan + decode to owned records (no verify) | {:.0} records/s | raw sled scan, one key per record: {:.0} records/s | {:.0}% |",
+        decode,
+        scan,
+        100.0 * decode / scan
+    );
+    println!();
+    println!("stored record size: {record_bytes} bytes ({PAYLOAD}-byte payload)");
+}

@@ -29,6 +29,8 @@ pub enum JournalError {
     ContentCorrupt { digest: String },
     #[error("journal layout version {found} is newer than this build supports ({supported})")]
     UnsupportedLayout { found: u32, supported: u32 },
+    #[error("the journal ends at record {found} but record {acknowledged} was durably acknowledged: it was truncated, rolled back or replaced")]
+    Truncated { acknowledged: u64, found: u64 },
     #[error("could not open the journal at {path}: {reason}")]
     Open { path: String, reason: String },
     #[error("storage error: {0}")]
@@ -50,6 +52,7 @@ impl JournalError {
             JournalError::UnsupportedLayout { .. } => "journal.unsupported_layout",
             JournalError::ContentCorrupt { .. } => "journal.content_corrupt",
             JournalError::Open { .. } => "journal.open_failed",
+            JournalError::Truncated { .. } => "journal.truncated",
             JournalError::Storage(_) => "journal.storage",
             JournalError::Poisoned(_) => "journal.poisoned",
             JournalError::Closed => "journal.closed",

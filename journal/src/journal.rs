@@ -3,16 +3,16 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex, RwLock};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 
 use tokio::sync::{oneshot, watch};
 
-use crate::codec::{self, CONTENT_SALT_LEN};
+use crate::codec::{self, ChunkReader, CONTENT_SALT_LEN};
 use crate::config::JournalConfig;
 use crate::error::{JournalError, Result};
 use crate::record::{AppendRequest, Appended, Hash, Record, ZERO_HASH};
-use crate::storage::{SledStorage, Storage};
+use crate::storage::{ChunkIter, SledStorage, Storage};
 use crate::subscription::Subscription;
 use crate::verify::{self, VerifyReport};
 use crate::writer::{self, Pending, WriterState};
@@ -23,8 +23,20 @@ pub(crate) struct Shared {
     /// Highest acknowledged sequence: readers never see past it.
     pub committed: AtomicU64,
     pub head_tx: watch::Sender<u64>,
-    pub stream_heads: RwLock<HashMap<String, u64>>,
     pub config: JournalConfig,
+    pub groups_committed: AtomicU64,
+    pub appends_committed: AtomicU64,
+}
+
+/// Counters since open: how well group commit is folding appends together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JournalStats {
+    /// Storage writes (one per group commit).
+    pub groups: u64,
+    /// Append requests acknowledged.
+    pub appends: u64,
+    /// The acknowledged head.
+    pub head: u64,
 }
 
 struct Inner {
@@ -70,35 +82,61 @@ impl Journal {
 
     /// Opens a journal on any storage backend.
     pub fn with_storage(storage: Arc<dyn Storage>, config: JournalConfig) -> Result<Journal> {
-        let (next_seq, prev_hash) = match storage.last_record()? {
+        let (next_seq, prev_hash) = match storage.last_chunk()? {
             None => (1, ZERO_HASH),
-            Some((seq, bytes)) => {
-                let r = codec::decode(seq, &bytes)?;
-                if codec::chain_hash(&r) != r.hash {
-                    return Err(JournalError::Corrupt {
-                        seq,
-                        reason: "the last record's hash does not match its contents".into(),
-                    });
+            Some((first, bytes)) => {
+                let mut reader = ChunkReader::new(first, &bytes)?;
+                let mut last = None;
+                while let Some(r) = reader.next_record()? {
+                    last = Some((r.seq, r.hash, r.chain_hash()));
                 }
-                (seq + 1, r.hash)
+                match last {
+                    Some((seq, hash, computed)) if computed == hash => (seq + 1, hash),
+                    Some((seq, _, _)) => {
+                        return Err(JournalError::Corrupt {
+                            seq,
+                            reason: "the last record's hash does not match its contents".into(),
+                        })
+                    }
+                    None => {
+                        return Err(JournalError::Corrupt {
+                            seq: first,
+                            reason: "the last chunk holds no record".into(),
+                        })
+                    }
+                }
             }
         };
-        let heads: HashMap<String, u64> = storage.stream_heads()?.into_iter().collect();
+        if let Some((seq, hash)) = storage.durable_head()? {
+            let found = next_seq - 1;
+            let truncated = JournalError::Truncated {
+                acknowledged: seq,
+                found,
+            };
+            if seq > found {
+                return Err(truncated);
+            }
+            if seq > 0 && read_one(storage.as_ref(), seq)?.map(|r| r.hash) != Some(hash) {
+                return Err(truncated);
+            }
+        }
         let committed = next_seq - 1;
         let (head_tx, _) = watch::channel(committed);
         let shared = Arc::new(Shared {
             storage,
             committed: AtomicU64::new(committed),
             head_tx,
-            stream_heads: RwLock::new(heads.clone()),
             config,
+            groups_committed: AtomicU64::new(0),
+            appends_committed: AtomicU64::new(0),
         });
         let (tx, rx) = mpsc::channel();
         let state = WriterState {
             next_seq,
             prev_hash,
-            heads,
+            heads: HashMap::new(),
             poisoned: None,
+            marked: None,
         };
         let writer_shared = shared.clone();
         let handle = std::thread::Builder::new()
@@ -143,20 +181,30 @@ impl Journal {
         self.shared().committed.load(Ordering::Acquire)
     }
 
-    /// A stream's current version (0 if it has no records).
+    /// Group-commit counters since open.
+    pub fn stats(&self) -> JournalStats {
+        let s = self.shared();
+        JournalStats {
+            groups: s.groups_committed.load(Ordering::Relaxed),
+            appends: s.appends_committed.load(Ordering::Relaxed),
+            head: self.head(),
+        }
+    }
+
+    /// A stream's current version (0 if it has no records or the index cannot be read).
     pub fn stream_version(&self, stream: &str) -> u64 {
         self.shared()
-            .stream_heads
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(stream)
-            .copied()
+            .storage
+            .stream_head(stream, self.head())
             .unwrap_or(0)
     }
 
     /// One record by sequence number.
     pub fn get(&self, seq: u64) -> Result<Option<Record>> {
-        Ok(self.read_range(seq, seq)?.pop())
+        if seq == 0 || seq > self.head() {
+            return Ok(None);
+        }
+        read_one(self.shared().storage.as_ref(), seq)
     }
 
     /// Records with sequence numbers in `from..=to` (capped at the head).
@@ -171,12 +219,13 @@ impl Journal {
 
     /// Iterates records in `from..=to`, capped at the head as of this call.
     pub fn iter_range(&self, from: u64, to: u64) -> impl Iterator<Item = Result<Record>> + '_ {
-        let to = to.min(self.head());
-        let from = from.max(1);
-        self.shared()
-            .storage
-            .records(from, to)
-            .map(|kv| kv.and_then(|(seq, bytes)| codec::decode(seq, &bytes)))
+        RangeIter {
+            chunks: self.shared().storage.chunks(from.max(1)),
+            current: Vec::new().into_iter(),
+            from: from.max(1),
+            to: to.min(self.head()),
+            done: false,
+        }
     }
 
     /// A stream's records from `from_version` on (versions start at 1).
@@ -232,6 +281,96 @@ impl Journal {
     #[doc(hidden)]
     pub fn storage(&self) -> &Arc<dyn Storage> {
         &self.shared().storage
+    }
+}
+
+/// Reads one record by sequence number straight from storage.
+fn read_one(storage: &dyn Storage, seq: u64) -> Result<Option<Record>> {
+    let Some(chunk) = storage.chunks(seq).next() else {
+        return Ok(None);
+    };
+    let (first, bytes) = chunk?;
+    let mut reader = ChunkReader::new(first, &bytes)?;
+    while let Some(r) = reader.next_record()? {
+        if r.seq == seq {
+            return r.to_record().map(Some);
+        }
+    }
+    Ok(None)
+}
+
+/// Records of a sequence range, decoded chunk by chunk.
+struct RangeIter<'a> {
+    chunks: ChunkIter<'a>,
+    current: std::vec::IntoIter<Record>,
+    from: u64,
+    to: u64,
+    done: bool,
+}
+
+impl RangeIter<'_> {
+    fn decode_chunk(&mut self, first: u64, bytes: &[u8]) -> Result<()> {
+        let mut reader = ChunkReader::new(first, bytes)?;
+        let mut out = Vec::new();
+        while let Some(r) = reader.next_record()? {
+            if r.seq > self.to {
+                self.done = true;
+                break;
+            }
+            if r.seq >= self.from {
+                if r.seq != self.from {
+                    return Err(JournalError::Corrupt {
+                        seq: self.from,
+                        reason: format!("missing; the next stored record is {}", r.seq),
+                    });
+                }
+                out.push(r.to_record()?);
+                self.from += 1;
+            }
+        }
+        self.current = out.into_iter();
+        Ok(())
+    }
+}
+
+impl Iterator for RangeIter<'_> {
+    type Item = Result<Record>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(r) = self.current.next() {
+                return Some(Ok(r));
+            }
+            if self.done || self.from > self.to {
+                return None;
+            }
+            let Some(next) = self.chunks.next() else {
+                self.done = true;
+                return Some(Err(JournalError::Corrupt {
+                    seq: self.from,
+                    reason: "acknowledged but not found in storage".into(),
+                }));
+            };
+            match next {
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+                Ok((first, bytes)) => {
+                    if first > self.to {
+                        self.done = true;
+                        return Some(Err(JournalError::Corrupt {
+                            seq: self.from,
+                            reason: "acknowledged but not found in storage".into(),
+                        }));
+                    }
+                    if let Err(e) = self.decode_chunk(first, &bytes) {
+                        self.done = true;
+                        return Some(Err(e));
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::sync::mpsc;
 
-use crate::codec::{self, CONTENT_SALT_LEN};
+use crate::codec::{self, ChunkReader, CONTENT_SALT_LEN};
 use crate::error::{JournalError, Result};
 use crate::record::{Hash, ZERO_HASH};
 use crate::storage::Storage;
@@ -81,100 +81,127 @@ impl VerifyReport {
     }
 }
 
-const CHUNK: usize = 1024;
-
 pub(crate) fn verify(storage: &dyn Storage, head: u64) -> Result<VerifyReport> {
-    let mut report = VerifyReport {
-        records_checked: 0,
-        last_good_hash: ZERO_HASH,
-        purged_content: 0,
-        first_failure: None,
+    let mut v = Verifier {
+        storage,
+        report: VerifyReport {
+            records_checked: 0,
+            last_good_hash: ZERO_HASH,
+            purged_content: 0,
+            first_failure: None,
+        },
+        expected_seq: 1,
+        head,
+        stream_versions: HashMap::new(),
     };
-    let mut expected_seq = 1u64;
-    let mut stream_versions: HashMap<String, u64> = HashMap::new();
     std::thread::scope(|scope| -> Result<()> {
-        let (tx, rx) = mpsc::sync_channel::<Vec<(u64, Vec<u8>)>>(4);
-        let scanner = scope.spawn(move || -> Result<()> {
-            let mut chunk = Vec::with_capacity(CHUNK);
-            for kv in storage.records(1, head) {
-                chunk.push(kv?);
-                if chunk.len() == CHUNK {
-                    if tx.send(std::mem::take(&mut chunk)).is_err() {
-                        return Ok(());
-                    }
-                    chunk.reserve(CHUNK);
+        // The scanner reads ahead while this thread decodes and hashes.
+        let (tx, rx) = mpsc::sync_channel::<Result<(u64, Vec<u8>)>>(16);
+        let scanner = scope.spawn(move || {
+            for chunk in storage.chunks(1) {
+                let stop = match &chunk {
+                    Ok((first, _)) => *first > head,
+                    Err(_) => true,
+                };
+                if stop || tx.send(chunk).is_err() {
+                    break;
                 }
             }
-            if !chunk.is_empty() {
-                let _ = tx.send(chunk);
-            }
-            Ok(())
         });
-        'outer: for chunk in rx {
-            for (seq, bytes) in chunk {
-                let fail = |problem| VerifyFailure {
-                    seq: expected_seq,
-                    problem,
-                };
-                if seq != expected_seq {
-                    report.first_failure = Some(fail(VerifyProblem::Missing {
-                        next_found: Some(seq),
-                    }));
-                    break 'outer;
-                }
-                let record = match codec::decode(seq, &bytes) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        report.first_failure =
-                            Some(fail(VerifyProblem::Undecodable(e.to_string())));
-                        break 'outer;
-                    }
-                };
-                if record.prev_hash != report.last_good_hash {
-                    report.first_failure = Some(fail(VerifyProblem::BrokenLink));
-                    break 'outer;
-                }
-                if codec::chain_hash(&record) != record.hash {
-                    report.first_failure = Some(fail(VerifyProblem::HashMismatch));
-                    break 'outer;
-                }
-                let version = stream_versions.entry(record.stream.clone()).or_insert(0);
-                if record.stream_version != *version + 1 {
-                    report.first_failure = Some(fail(VerifyProblem::StreamVersion {
-                        expected: *version + 1,
-                        found: record.stream_version,
-                    }));
-                    break 'outer;
-                }
-                *version += 1;
-                if let Some(digest) = &record.content_digest {
-                    match storage.content(digest)? {
-                        None => report.purged_content += 1,
-                        Some(salted) => {
-                            if salted.len() < CONTENT_SALT_LEN
-                                || codec::content_digest(&salted) != *digest
-                            {
-                                report.first_failure = Some(fail(VerifyProblem::ContentMismatch));
-                                break 'outer;
-                            }
-                        }
-                    }
-                }
-                report.last_good_hash = record.hash;
-                report.records_checked += 1;
-                expected_seq += 1;
+        for chunk in rx {
+            let (first, bytes) = chunk?;
+            if !v.check_chunk(first, &bytes)? {
+                break;
             }
         }
-        // Dropping the receiver (by leaving the loop) stops the scanner early.
+        // Leaving the loop dropped the receiver, which stops the scanner early.
         scanner
             .join()
-            .map_err(|_| JournalError::Storage("the verify scanner panicked".into()))?
+            .map_err(|_| JournalError::Storage("the verify scanner panicked".into()))
     })?;
-    if report.first_failure.is_none() && expected_seq <= head {
-        report.first_failure = Some(VerifyFailure {
-            seq: expected_seq,
+    if v.report.first_failure.is_none() && v.expected_seq <= head {
+        v.report.first_failure = Some(VerifyFailure {
+            seq: v.expected_seq,
             problem: VerifyProblem::Missing { next_found: None },
         });
     }
-    Ok(report)
+    Ok(v.report)
+}
+
+struct Verifier<'s> {
+    storage: &'s dyn Storage,
+    report: VerifyReport,
+    expected_seq: u64,
+    head: u64,
+    stream_versions: HashMap<String, u64>,
+}
+
+impl Verifier<'_> {
+    fn fail(&mut self, problem: VerifyProblem) -> Result<bool> {
+        self.report.first_failure = Some(VerifyFailure {
+            seq: self.expected_seq,
+            problem,
+        });
+        Ok(false)
+    }
+
+    /// Checks every record of a chunk; false once a failure is recorded.
+    fn check_chunk(&mut self, first: u64, bytes: &[u8]) -> Result<bool> {
+        if first != self.expected_seq {
+            return self.fail(VerifyProblem::Missing {
+                next_found: Some(first),
+            });
+        }
+        let mut reader = match ChunkReader::new(first, bytes) {
+            Ok(r) => r,
+            Err(e) => return self.fail(VerifyProblem::Undecodable(e.to_string())),
+        };
+        loop {
+            if self.expected_seq > self.head {
+                return Ok(true);
+            }
+            let record = match reader.next_record() {
+                Ok(Some(r)) => r,
+                Ok(None) => return Ok(true),
+                Err(e) => return self.fail(VerifyProblem::Undecodable(e.to_string())),
+            };
+            if record.prev_hash != self.report.last_good_hash {
+                return self.fail(VerifyProblem::BrokenLink);
+            }
+            if record.chain_hash() != record.hash {
+                return self.fail(VerifyProblem::HashMismatch);
+            }
+            let expected_version = match self.stream_versions.get_mut(record.stream) {
+                Some(v) => {
+                    *v += 1;
+                    *v
+                }
+                None => {
+                    self.stream_versions.insert(record.stream.to_owned(), 1);
+                    1
+                }
+            };
+            if record.stream_version != expected_version {
+                return self.fail(VerifyProblem::StreamVersion {
+                    expected: expected_version,
+                    found: record.stream_version,
+                });
+            }
+            if let Some(digest) = &record.content_digest {
+                match self.storage.content(digest)? {
+                    None => self.report.purged_content += 1,
+                    Some(salted) => {
+                        if salted.len() < CONTENT_SALT_LEN
+                            || codec::content_digest(&salted) != *digest
+                        {
+                            return self.fail(VerifyProblem::ContentMismatch);
+                        }
+                    }
+                }
+            }
+            self.report.last_good_hash = record.hash;
+            self.report.records_checked += 1;
+            self.expected_seq += 1;
+        }
+    }
 }

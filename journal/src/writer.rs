@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use tokio::sync::oneshot;
 
-use crate::codec::{self, CONTENT_SALT_LEN};
+use crate::codec::{self, ChunkWriter, CONTENT_SALT_LEN};
 use crate::config::SyncMode;
 use crate::error::{JournalError, Result};
 use crate::journal::Shared;
@@ -34,6 +34,28 @@ pub(crate) struct WriterState {
     pub prev_hash: Hash,
     pub heads: HashMap<String, u64>,
     pub poisoned: Option<String>,
+    /// The head last written to the durable-head marker, and when.
+    pub marked: Option<(u64, Instant)>,
+}
+
+/// How often the durable-head marker is refreshed while appends flow.
+const MARK_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Refreshes the durable-head marker after a flush, at most every [`MARK_EVERY`]
+/// unless `force`. A failure here is logged, not fatal: the marker only detects loss.
+fn mark_durable(shared: &Shared, st: &mut WriterState, force: bool) {
+    let head = st.next_seq - 1;
+    let due = match st.marked {
+        Some((seq, at)) => seq != head && (force || at.elapsed() >= MARK_EVERY),
+        None => head > 0,
+    };
+    if !due {
+        return;
+    }
+    match shared.storage.save_durable_head(head, &st.prev_hash) {
+        Ok(()) => st.marked = Some((head, Instant::now())),
+        Err(e) => tracing::warn!(error = %e, "could not save the durable head marker"),
+    }
 }
 
 pub(crate) fn run(shared: Arc<Shared>, rx: Receiver<Pending>, mut st: WriterState) {
@@ -68,17 +90,21 @@ pub(crate) fn run(shared: Arc<Shared>, rx: Receiver<Pending>, mut st: WriterStat
         commit_group(&shared, &mut st, group, &mut dirty_since);
     }
     if st.poisoned.is_none() {
-        if let Err(e) = shared.storage.flush() {
-            tracing::error!(error = %e, "final journal flush failed");
+        match shared.storage.flush() {
+            Ok(()) => mark_durable(&shared, &mut st, true),
+            Err(e) => tracing::error!(error = %e, "final journal flush failed"),
         }
     }
 }
 
 fn flush_batch_mode(shared: &Shared, st: &mut WriterState, dirty_since: &mut Option<Instant>) {
     *dirty_since = None;
-    if let Err(e) = shared.storage.flush() {
-        tracing::error!(error = %e, "journal flush failed; refusing further writes");
-        st.poisoned = Some(e.to_string());
+    match shared.storage.flush() {
+        Ok(()) => mark_durable(shared, st, false),
+        Err(e) => {
+            tracing::error!(error = %e, "journal flush failed; refusing further writes");
+            st.poisoned = Some(e.to_string());
+        }
     }
 }
 
@@ -105,8 +131,23 @@ fn commit_group(
     let mut staged: Vec<Staged> = Vec::with_capacity(group.len());
     let mut seq = st.next_seq;
     let mut prev = st.prev_hash;
+    let mut chunks = ChunkWriter::new();
     for p in group {
-        match stage(shared, st, &overlay, seq, prev, &p.req, &mut batch) {
+        if let Err(e) = load_heads(shared, st, &p.req) {
+            let _ = p.reply.send(Err(e));
+            continue;
+        }
+        let mark = chunks.mark();
+        match stage(
+            shared,
+            st,
+            &overlay,
+            seq,
+            prev,
+            p.req,
+            &mut chunks,
+            &mut batch,
+        ) {
             Ok((records, versions)) => {
                 if let Some(last) = records.last() {
                     seq = last.seq + 1;
@@ -119,6 +160,7 @@ fn commit_group(
                 });
             }
             Err(e) => {
+                chunks.rollback(mark);
                 let _ = p.reply.send(Err(e));
             }
         }
@@ -126,23 +168,25 @@ fn commit_group(
     if staged.is_empty() {
         return;
     }
-    batch.stream_heads = overlay.iter().map(|(s, v)| (s.clone(), *v)).collect();
-    let written = shared
-        .storage
-        .write(batch)
-        .and_then(|()| match shared.config.sync {
-            SyncMode::Always => shared.storage.flush(),
+    batch.chunks = chunks.finish();
+    let mut flushed = false;
+    let written = shared.storage.write(batch).and_then(|()| {
+        let flush_now = match shared.config.sync {
+            SyncMode::Always => true,
             SyncMode::Batch { max_delay } => {
                 let since = *dirty_since.get_or_insert_with(Instant::now);
-                if since.elapsed() >= max_delay {
-                    *dirty_since = None;
-                    shared.storage.flush()
-                } else {
-                    Ok(())
-                }
+                since.elapsed() >= max_delay
             }
-            SyncMode::None => Ok(()),
-        });
+            SyncMode::None => false,
+        };
+        if flush_now {
+            *dirty_since = None;
+            flushed = true;
+            shared.storage.flush()
+        } else {
+            Ok(())
+        }
+    });
     if let Err(e) = written {
         // The tree may now hold records that are not durable; sequencing from here could
         // overwrite or skip them. Stop writing until the journal is reopened.
@@ -155,17 +199,15 @@ fn commit_group(
     }
     st.next_seq = seq;
     st.prev_hash = prev;
-    {
-        let mut heads = shared
-            .stream_heads
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        for (s, v) in &overlay {
-            heads.insert(s.clone(), *v);
-        }
-    }
     st.heads.extend(overlay);
+    if flushed {
+        mark_durable(shared, st, false);
+    }
     let last = seq - 1;
+    shared.groups_committed.fetch_add(1, Ordering::Relaxed);
+    shared
+        .appends_committed
+        .fetch_add(staged.len() as u64, Ordering::Relaxed);
     shared.committed.store(last, Ordering::Release);
     shared.head_tx.send_replace(last);
     for s in staged {
@@ -173,15 +215,34 @@ fn commit_group(
     }
 }
 
-/// Checks one request and, if it passes, adds its records to `batch`. Returns the
+/// Caches the stored versions of the streams a request touches, so [`stage`] can check
+/// them without storage access.
+fn load_heads(shared: &Shared, st: &mut WriterState, req: &AppendRequest) -> Result<()> {
+    let names = req
+        .expected
+        .iter()
+        .map(|(s, _)| s)
+        .chain(req.records.iter().map(|r| &r.stream));
+    for stream in names {
+        if !st.heads.contains_key(stream) {
+            let version = shared.storage.stream_head(stream, u64::MAX)?;
+            st.heads.insert(stream.clone(), version);
+        }
+    }
+    Ok(())
+}
+
+/// Checks one request and, if it passes, adds its records to `chunks` and `batch`. Returns the
 /// records and the stream versions they leave behind; on error nothing was added.
+#[allow(clippy::too_many_arguments)]
 fn stage(
     shared: &Shared,
     st: &WriterState,
     overlay: &HashMap<String, u64>,
     first_seq: u64,
     first_prev: Hash,
-    req: &AppendRequest,
+    req: AppendRequest,
+    chunks: &mut ChunkWriter,
     batch: &mut WriteBatch,
 ) -> Result<(Vec<Record>, HashMap<String, u64>)> {
     let current = |stream: &str, local: &HashMap<String, u64>| -> u64 {
@@ -203,22 +264,23 @@ fn stage(
             });
         }
     }
+    for new in &req.records {
+        validate(new, shared.config.max_record_bytes)?;
+    }
     let mut records = Vec::with_capacity(req.records.len());
-    let mut encoded = Vec::with_capacity(req.records.len());
     let mut index = Vec::with_capacity(req.records.len());
     let mut content = Vec::new();
     let mut prev = first_prev;
-    for (seq, new) in (first_seq..).zip(req.records.iter()) {
-        validate(new, shared.config.max_record_bytes)?;
+    for (seq, new) in (first_seq..).zip(req.records) {
         let version = current(&new.stream, &local) + 1;
         local.insert(new.stream.clone(), version);
-        let content_digest = match &new.content {
+        let content_digest = match new.content {
             Some(body) => {
                 let mut salted = vec![0u8; CONTENT_SALT_LEN];
                 getrandom::fill(&mut salted).map_err(|e| {
                     JournalError::Storage(format!("no randomness for a content salt: {e}"))
                 })?;
-                salted.extend_from_slice(body);
+                salted.extend_from_slice(&body);
                 let digest = codec::content_digest(&salted);
                 content.push((digest, salted));
                 Some(digest)
@@ -227,24 +289,23 @@ fn stage(
         };
         let mut record = Record {
             seq,
-            stream: new.stream.clone(),
+            stream: new.stream,
             stream_version: version,
             timestamp: new.timestamp,
-            event_type: new.event_type.clone(),
+            event_type: new.event_type,
             schema_version: new.schema_version,
-            payload: new.payload.clone(),
+            payload: new.payload,
             content_digest,
-            meta: new.meta.clone(),
+            meta: new.meta,
             prev_hash: prev,
             hash: [0; 32],
         };
         record.hash = codec::chain_hash(&record);
-        encoded.push((seq, codec::encode(&record)?));
+        chunks.push(&record)?;
         index.push((record.stream.clone(), version, seq));
         prev = record.hash;
         records.push(record);
     }
-    batch.records.extend(encoded);
     batch.stream_index.extend(index);
     batch.content.extend(content);
     Ok((records, local))

@@ -11,35 +11,39 @@ use crate::record::Hash;
 /// Everything one group commit writes; applied atomically by [`Storage::write`].
 #[derive(Debug, Default)]
 pub struct WriteBatch {
-    /// (seq, encoded record).
-    pub records: Vec<(u64, Vec<u8>)>,
+    /// (first sequence number, chunk bytes): the records, framed by the journal.
+    pub chunks: Vec<(u64, Vec<u8>)>,
     /// (stream, stream version, seq) index entries.
     pub stream_index: Vec<(String, u64, u64)>,
-    /// New head version per stream touched.
-    pub stream_heads: Vec<(String, u64)>,
     /// (digest, salted content) side-store entries.
     pub content: Vec<(Hash, Vec<u8>)>,
 }
 
-/// An iterator over stored (seq, encoded record) pairs in ascending order.
-pub type RecordIter<'a> = Box<dyn Iterator<Item = Result<(u64, Vec<u8>)>> + Send + 'a>;
+/// An iterator over stored (first seq, chunk bytes) pairs in ascending order.
+pub type ChunkIter<'a> = Box<dyn Iterator<Item = Result<(u64, Vec<u8>)>> + Send + 'a>;
 
-/// A storage backend for the journal.
+/// A storage backend for the journal. Chunks are opaque to it.
 pub trait Storage: Send + Sync + 'static {
-    /// The highest stored sequence number and its encoded record.
-    fn last_record(&self) -> Result<Option<(u64, Vec<u8>)>>;
-    /// Every stream's current version.
-    fn stream_heads(&self) -> Result<Vec<(String, u64)>>;
+    /// The chunk with the highest first sequence number.
+    fn last_chunk(&self) -> Result<Option<(u64, Vec<u8>)>>;
+    /// Chunks in ascending order, starting with the one that holds `from_seq` (or the
+    /// first one after it).
+    fn chunks(&self, from_seq: u64) -> ChunkIter<'_>;
     /// Applies a batch atomically (all or nothing). Not necessarily durable.
     fn write(&self, batch: WriteBatch) -> Result<()>;
     /// Makes every completed write durable.
     fn flush(&self) -> Result<()>;
-    /// Records with sequence in `from..=to`, ascending.
-    fn records(&self, from: u64, to: u64) -> RecordIter<'_>;
     /// (stream version, seq) pairs of a stream from `from_version` on, ascending.
     fn stream_entries(&self, stream: &str, from_version: u64) -> Result<Vec<(u64, u64)>>;
+    /// A stream's highest version among records with sequence at most `max_seq` (0 if none).
+    fn stream_head(&self, stream: &str, max_seq: u64) -> Result<u64>;
     /// The salted content stored under a digest, if not purged.
     fn content(&self, digest: &Hash) -> Result<Option<Vec<u8>>>;
     /// Removes content durably; true if it was present.
     fn purge_content(&self, digest: &Hash) -> Result<bool>;
+    /// Records, outside the database, a head that is known to be durable, so that a
+    /// database later found shorter (truncated, rolled back, replaced) is detected.
+    fn save_durable_head(&self, seq: u64, hash: &Hash) -> Result<()>;
+    /// The head last saved by [`Storage::save_durable_head`].
+    fn durable_head(&self) -> Result<Option<(u64, Hash)>>;
 }

@@ -1,36 +1,40 @@
 //! The sled backend: one tree, key prefixes per kind, atomic `apply_batch` per group.
 //!
 //! Key layout (all integers big-endian so byte order is numeric order):
-//! - `r` seq -> encoded record
+//! - `g` first seq -> chunk of records
 //! - `s` u16 stream length, stream bytes, version -> seq
-//! - `h` stream bytes -> current stream version
 //! - `c` digest -> salt || content
-//! - `m` `layout` -> layout version (u32)
+//! - `mlayout` -> layout version (u32)
 
-use std::path::Path;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 
-use super::{RecordIter, Storage, WriteBatch};
+use super::{ChunkIter, Storage, WriteBatch};
 use crate::error::{JournalError, Result};
 use crate::record::Hash;
 
-const RECORD: u8 = b'r';
+const CHUNK: u8 = b'g';
 const STREAM: u8 = b's';
-const HEAD: u8 = b'h';
 const CONTENT: u8 = b'c';
 const LAYOUT_KEY: &[u8] = b"mlayout";
 
 /// The key layout version this build writes.
 pub(crate) const LAYOUT_VERSION: u32 = 1;
 
+/// The file beside the database that remembers the last durable head.
+const HEAD_MARKER: &str = "conclave-head";
+const HEAD_MARKER_MAGIC: &str = "conclave-journal-head v1";
+
 /// A journal stored in one sled database.
 pub struct SledStorage {
     db: sled::Db,
     tree: sled::Tree,
+    dir: PathBuf,
 }
 
-pub(crate) fn record_key(seq: u64) -> [u8; 9] {
+pub(crate) fn chunk_key(seq: u64) -> [u8; 9] {
     let mut k = [0u8; 9];
-    k[0] = RECORD;
+    k[0] = CHUNK;
     k[1..].copy_from_slice(&seq.to_be_bytes());
     k
 }
@@ -43,13 +47,6 @@ fn stream_prefix(stream: &str) -> Result<Vec<u8>> {
     k.extend_from_slice(&len.to_be_bytes());
     k.extend_from_slice(stream.as_bytes());
     Ok(k)
-}
-
-fn head_key(stream: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(1 + stream.len());
-    k.push(HEAD);
-    k.extend_from_slice(stream.as_bytes());
-    k
 }
 
 fn content_key(digest: &Hash) -> [u8; 33] {
@@ -114,7 +111,11 @@ impl SledStorage {
                 db.flush().map_err(|e| open_err(e.to_string()))?;
             }
         }
-        Ok(SledStorage { db, tree })
+        Ok(SledStorage {
+            db,
+            tree,
+            dir: path.to_path_buf(),
+        })
     }
 
     /// The underlying tree, for tests that tamper with stored bytes.
@@ -125,24 +126,33 @@ impl SledStorage {
 }
 
 impl Storage for SledStorage {
-    fn last_record(&self) -> Result<Option<(u64, Vec<u8>)>> {
-        let last = self.tree.scan_prefix([RECORD]).next_back().transpose()?;
+    fn last_chunk(&self) -> Result<Option<(u64, Vec<u8>)>> {
+        let last = self.tree.scan_prefix([CHUNK]).next_back().transpose()?;
         match last {
             None => Ok(None),
-            Some((k, v)) => Ok(Some((be_u64(&k[1..], "record key")?, v.to_vec()))),
+            Some((k, v)) => Ok(Some((be_u64(&k[1..], "chunk key")?, v.to_vec()))),
         }
     }
 
-    fn stream_heads(&self) -> Result<Vec<(String, u64)>> {
-        self.tree
-            .scan_prefix([HEAD])
-            .map(|kv| {
-                let (k, v) = kv?;
-                let stream = String::from_utf8(k[1..].to_vec())
-                    .map_err(|_| JournalError::Storage("stream head key is not UTF-8".into()))?;
-                Ok((stream, be_u64(&v, "stream head")?))
-            })
-            .collect()
+    fn chunks(&self, from_seq: u64) -> ChunkIter<'_> {
+        let holder = self
+            .tree
+            .range(chunk_key(0)..=chunk_key(from_seq))
+            .next_back()
+            .transpose();
+        let start = match holder {
+            Ok(Some((k, _))) => k.to_vec(),
+            Ok(None) => chunk_key(from_seq).to_vec(),
+            Err(e) => return Box::new(std::iter::once(Err(e.into()))),
+        };
+        Box::new(
+            self.tree
+                .range(start..=chunk_key(u64::MAX).to_vec())
+                .map(|kv| {
+                    let (k, v) = kv?;
+                    Ok((be_u64(&k[1..], "chunk key")?, v.to_vec()))
+                }),
+        )
     }
 
     fn write(&self, batch: WriteBatch) -> Result<()> {
@@ -150,16 +160,13 @@ impl Storage for SledStorage {
         for (digest, content) in batch.content {
             b.insert(&content_key(&digest)[..], content);
         }
-        for (seq, bytes) in batch.records {
-            b.insert(&record_key(seq)[..], bytes);
+        for (seq, bytes) in batch.chunks {
+            b.insert(&chunk_key(seq)[..], bytes);
         }
         for (stream, version, seq) in batch.stream_index {
             let mut k = stream_prefix(&stream)?;
             k.extend_from_slice(&version.to_be_bytes());
             b.insert(k, &seq.to_be_bytes()[..]);
-        }
-        for (stream, version) in batch.stream_heads {
-            b.insert(head_key(&stream), &version.to_be_bytes()[..]);
         }
         self.tree.apply_batch(b)?;
         Ok(())
@@ -168,20 +175,6 @@ impl Storage for SledStorage {
     fn flush(&self) -> Result<()> {
         self.db.flush()?;
         Ok(())
-    }
-
-    fn records(&self, from: u64, to: u64) -> RecordIter<'_> {
-        if from > to {
-            return Box::new(std::iter::empty());
-        }
-        Box::new(
-            self.tree
-                .range(record_key(from)..=record_key(to))
-                .map(|kv| {
-                    let (k, v) = kv?;
-                    Ok((be_u64(&k[1..], "record key")?, v.to_vec()))
-                }),
-        )
     }
 
     fn stream_entries(&self, stream: &str, from_version: u64) -> Result<Vec<(u64, u64)>> {
@@ -202,6 +195,17 @@ impl Storage for SledStorage {
         Ok(out)
     }
 
+    fn stream_head(&self, stream: &str, max_seq: u64) -> Result<u64> {
+        let prefix = stream_prefix(stream)?;
+        for kv in self.tree.scan_prefix(&prefix).rev() {
+            let (k, v) = kv?;
+            if be_u64(&v, "stream entry")? <= max_seq {
+                return be_u64(&k[prefix.len()..], "stream key");
+            }
+        }
+        Ok(0)
+    }
+
     fn content(&self, digest: &Hash) -> Result<Option<Vec<u8>>> {
         Ok(self.tree.get(content_key(digest))?.map(|v| v.to_vec()))
     }
@@ -210,5 +214,82 @@ impl Storage for SledStorage {
         let existed = self.tree.remove(content_key(digest))?.is_some();
         self.db.flush()?;
         Ok(existed)
+    }
+
+    fn save_durable_head(&self, seq: u64, hash: &Hash) -> Result<()> {
+        let text = format!(
+            "{HEAD_MARKER_MAGIC}\nseq {seq}\nhash {}\n",
+            crate::journal::hex(hash)
+        );
+        let tmp = self.dir.join(format!("{HEAD_MARKER}.tmp"));
+        let io = |e: std::io::Error| JournalError::Storage(format!("head marker: {e}"));
+        let mut f = std::fs::File::create(&tmp).map_err(io)?;
+        f.write_all(text.as_bytes()).map_err(io)?;
+        f.sync_all().map_err(io)?;
+        std::fs::rename(&tmp, self.dir.join(HEAD_MARKER)).map_err(io)?;
+        Ok(())
+    }
+
+    fn durable_head(&self) -> Result<Option<(u64, Hash)>> {
+        let path = self.dir.join(HEAD_MARKER);
+        let text = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(JournalError::Storage(format!("{}: {e}", path.display()))),
+        };
+        parse_head_marker(&text)
+            .map(Some)
+            .ok_or_else(|| JournalError::Open {
+                path: path.display().to_string(),
+                reason: "the head marker is malformed".into(),
+            })
+    }
+}
+
+/// Parses the head marker; hostile or damaged bytes give `None`.
+fn parse_head_marker(bytes: &[u8]) -> Option<(u64, Hash)> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let mut lines = text.lines();
+    if lines.next()? != HEAD_MARKER_MAGIC {
+        return None;
+    }
+    let seq = lines.next()?.strip_prefix("seq ")?.parse().ok()?;
+    let hex = lines.next()?.strip_prefix("hash ")?;
+    if hex.len() != 64 || !hex.is_ascii() {
+        return None;
+    }
+    let mut hash = [0u8; 32];
+    for (i, byte) in hash.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some((seq, hash))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_head_marker;
+
+    #[test]
+    fn head_marker_parser_rejects_damage() {
+        let good = format!(
+            "conclave-journal-head v1\nseq 42\nhash {}\n",
+            "ab".repeat(32)
+        );
+        assert_eq!(parse_head_marker(good.as_bytes()), Some((42, [0xab; 32])));
+        for bad in [
+            "",
+            "conclave-journal-head v1\n",
+            "conclave-journal-head v2\nseq 1\nhash 00\n",
+            "conclave-journal-head v1\nseq -1\nhash 00\n",
+            "conclave-journal-head v1\nseq 1\nhash zz\n",
+        ] {
+            assert_eq!(parse_head_marker(bad.as_bytes()), None, "{bad:?}");
+        }
+        let multibyte = format!(
+            "conclave-journal-head v1\nseq 1\nhash {}é\n",
+            "a".repeat(62)
+        );
+        assert_eq!(parse_head_marker(multibyte.as_bytes()), None);
+        assert_eq!(parse_head_marker(&[0xff, 0xfe, 0x00]), None);
     }
 }

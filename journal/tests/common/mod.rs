@@ -51,9 +51,11 @@ pub fn open_raw(dir: &std::path::Path) -> (Journal, Arc<SledStorage>) {
     (journal, storage)
 }
 
+/// The sled key of the chunk that starts at `seq` (one record per chunk when appends
+/// are made one at a time).
 pub fn record_key(seq: u64) -> [u8; 9] {
     let mut k = [0u8; 9];
-    k[0] = b'r';
+    k[0] = b'g';
     k[1..].copy_from_slice(&seq.to_be_bytes());
     k
 }
