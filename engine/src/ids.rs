@@ -210,8 +210,23 @@ fn check_local(local: &str, scheme: Scheme) -> Result<(), AddressError> {
         _ => !local.chars().any(|c| {
             matches!(
                 c,
-                '@' | ':' | ';' | '?' | '#' | '/' | '\\' | '<' | '>' | '"' | '\'' | '&' | ','
-                    | '[' | ']' | '(' | ')' | '%'
+                '@' | ':'
+                    | ';'
+                    | '?'
+                    | '#'
+                    | '/'
+                    | '\\'
+                    | '<'
+                    | '>'
+                    | '"'
+                    | '\''
+                    | '&'
+                    | ','
+                    | '['
+                    | ']'
+                    | '('
+                    | ')'
+                    | '%'
             )
         }),
     };
@@ -440,6 +455,28 @@ impl RoomName {
     /// Rebuild a stored room name without re-validating it (rules may have changed).
     pub fn from_stored(s: String) -> Self {
         RoomName(s)
+    }
+
+    /// Accept a name that only refers to a room (join, kick...): it need not match the
+    /// current naming rule (rooms may predate it) but must be sane: 1..=256 characters,
+    /// no control characters.
+    pub fn lookup(s: &str) -> Result<Self, NameError> {
+        let len = s.chars().count();
+        if len == 0 || len > 256 {
+            return Err(NameError::Length {
+                what: "room name",
+                len,
+                min: 1,
+                max: 256,
+            });
+        }
+        match s.chars().find(|c| c.is_control()) {
+            Some(ch) => Err(NameError::Char {
+                what: "room name",
+                ch,
+            }),
+            None => Ok(RoomName(s.to_owned())),
+        }
     }
 
     /// The name as a string.

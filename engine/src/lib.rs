@@ -1,1 +1,45 @@
-//! The conference domain: identities, rooms, roles, invitations and moderation as commands and events (decide/evolve), projections, and the Engine service (not built yet).
+//! The conference domain of Conclave: identities, rooms, roles, invitations and
+//! moderation as commands and events.
+//!
+//! The core is pure (no I/O, no clock, no randomness):
+//! - [`decide`]`(&State, &Command, &Context, &dyn PasswordVerifier) -> Result<Vec<Event>, Rejected>`
+//! - [`evolve`]`(&mut State, &Event)`, infallible; replay is evolve folded over the journal
+//! - [`tick`]`(&State, now) -> Vec<Event>` for expiry driven by the service's clock
+//! - [`codec`]: versioned storage records with upcasters; domain types are not the
+//!   storage format
+//!
+//! Time, ids ([`IdSeed`]) and the IP obfuscation key ([`IpKey`]) come in through the
+//! [`Context`]; password checks go through an injected [`PasswordVerifier`].
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod codec;
+pub mod command;
+pub mod context;
+pub mod decide;
+pub mod event;
+pub mod evolve;
+pub mod ids;
+pub mod model;
+pub mod policy;
+pub mod rejection;
+pub mod state;
+pub mod testing;
+pub mod tick;
+
+pub use command::{Command, Credentials, Secret};
+pub use context::{Actor, Context, Origin, PasswordVerifier};
+pub use decide::{decide, Decision};
+pub use event::{
+    AutobanKey, DeleteReason, DenyReason, Event, EventKind, InvalidationReason, LeaveReason,
+    RoleVia, StreamId,
+};
+pub use evolve::{evolve, replay};
+pub use ids::{
+    AccountId, Address, AddressError, IdSeed, InvitationId, MessageId, NameError, NameRule,
+    Principal, RoomName, Scheme, SessionId,
+};
+pub use model::{BanScope, PasswordKind, PolicyChange, Role, RoomChange, RoomConfig};
+pub use policy::{AutobanPolicy, IpKey, Policy};
+pub use rejection::{http_status, sip_status, xmpp_condition, Rejected, Rejection};
+pub use state::State;
+pub use tick::tick;

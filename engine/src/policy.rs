@@ -175,7 +175,11 @@ mod tests {
         assert!(!p.allow_html);
         assert_eq!(p.autoban, AutobanPolicy::default());
         assert_eq!(
-            (p.autoban.attempts, p.autoban.timeframe_secs, p.autoban.duration_secs),
+            (
+                p.autoban.attempts,
+                p.autoban.timeframe_secs,
+                p.autoban.duration_secs
+            ),
             (10, 120, 300)
         );
         assert!(p.obfuscate_ips);

@@ -1,0 +1,516 @@
+//! Commands: what gateways and the admin API ask the engine to do.
+//!
+//! Commands are requests, not facts: `decide` may refuse them. Passwords being *set*
+//! arrive already hashed (argon2 PHC strings computed by the service, so the core never
+//! spends CPU on hashing nor holds a salt source); password *attempts* arrive in
+//! plaintext wrapped in [`Secret`] and are checked through the injected
+//! [`PasswordVerifier`](crate::PasswordVerifier).
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{AccountId, Address, InvitationId, Principal, RoomName, SessionId};
+use crate::model::{BanScope, Role, RoomChange};
+
+/// A plaintext secret (a password attempt). Its `Debug` never prints the value, so
+/// commands can be logged safely.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Secret(pub String);
+
+impl Secret {
+    /// Wrap a plaintext secret.
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+
+    /// The plaintext, for the verifier only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+/// What a joiner presents.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Credentials {
+    /// Mumble server password attempt.
+    pub server_password: Option<Secret>,
+    /// Room access password attempt.
+    pub password: Option<Secret>,
+    /// Owner password attempt (reserved rooms); success grants the owner role.
+    pub owner_password: Option<Secret>,
+    /// Invitation being used (also the bearer token of email invitations).
+    pub invitation: Option<InvitationId>,
+}
+
+/// Every request the domain understands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    // ---- accounts (Jami) ----
+    /// Create an account (operator only).
+    CreateAccount {
+        /// New account id.
+        account: AccountId,
+        /// Optional display name (personal content).
+        display_name: Option<String>,
+    },
+    /// Link an identity to an account so rules about the person hold on every protocol
+    /// (operator only: proving ownership of the identity is the gateway's job).
+    LinkIdentity {
+        /// The account.
+        account: AccountId,
+        /// The identity.
+        address: Address,
+    },
+    /// Undo a link (operator only).
+    UnlinkIdentity {
+        /// The account.
+        account: AccountId,
+        /// The identity.
+        address: Address,
+    },
+    /// Set or clear the display name (operator or the account holder).
+    SetDisplayName {
+        /// The account.
+        account: AccountId,
+        /// New name, `None` to clear.
+        display_name: Option<String>,
+    },
+    /// Jami enable-account (operator only).
+    EnableAccount {
+        /// The account.
+        account: AccountId,
+    },
+    /// Jami disable-account: the account's sessions end and it cannot be reached
+    /// (operator only).
+    DisableAccount {
+        /// The account.
+        account: AccountId,
+    },
+    /// Add to the allowed-contacts list; the first entry turns the restriction on.
+    AllowContact {
+        /// The account.
+        account: AccountId,
+        /// Who may reach it.
+        contact: Principal,
+    },
+    /// Remove from the allowed-contacts list (the restriction stays on).
+    DisallowContact {
+        /// The account.
+        account: AccountId,
+        /// Who.
+        contact: Principal,
+    },
+    /// Clear the allow-list and let anyone reach the account again.
+    OpenContacts {
+        /// The account.
+        account: AccountId,
+    },
+    /// Jami add-moderator: moderator rights in the account's conferences.
+    AddModerator {
+        /// The account.
+        account: AccountId,
+        /// The new moderator.
+        moderator: Principal,
+    },
+    /// Remove a per-account moderator.
+    RemoveModerator {
+        /// The account.
+        account: AccountId,
+        /// The moderator.
+        moderator: Principal,
+    },
+    /// Jami rendezvous mode: calls to the account land in `room` (created if missing);
+    /// `None` leaves rendezvous mode.
+    SetRendezvous {
+        /// The account.
+        account: AccountId,
+        /// Its conference room.
+        room: Option<RoomName>,
+    },
+    /// Call an account: joins its rendezvous room.
+    CallAccount {
+        /// Who is called.
+        account: AccountId,
+        /// The caller's session.
+        session: SessionId,
+        /// Passwords / invitation.
+        credentials: Credentials,
+    },
+
+    // ---- rooms ----
+    /// Create a room (public, or private = invite-only), possibly nested.
+    CreateRoom {
+        /// Name, checked against the room name rule.
+        room: RoomName,
+        /// Parent room for nesting (Mumble channels).
+        parent: Option<RoomName>,
+        /// Invite-only.
+        private: bool,
+        /// Owner; defaults to the acting identity. Only operators may name someone else.
+        owner: Option<Principal>,
+        /// Per-room member limit (capped by the server's).
+        max_members: Option<u32>,
+        /// Welcome text.
+        welcome_text: Option<String>,
+        /// Access password, already hashed.
+        access_password_hash: Option<String>,
+    },
+    /// Change configuration (owner or operator).
+    ConfigureRoom {
+        /// The room.
+        room: RoomName,
+        /// Changes, applied in order.
+        changes: Vec<RoomChange>,
+    },
+    /// Lock: only moderators and owners may join (moderator).
+    LockRoom {
+        /// The room.
+        room: RoomName,
+    },
+    /// Unlock (moderator).
+    UnlockRoom {
+        /// The room.
+        room: RoomName,
+    },
+    /// VROOM reserve: make the room persistent with an owner password (owner).
+    ReserveRoom {
+        /// The room.
+        room: RoomName,
+        /// Owner password, already hashed.
+        owner_password_hash: String,
+    },
+    /// Drop the reservation (owner).
+    UnreserveRoom {
+        /// The room.
+        room: RoomName,
+    },
+    /// Destroy the room and its sub-rooms (owner).
+    DestroyRoom {
+        /// The room.
+        room: RoomName,
+    },
+
+    // ---- membership ----
+    /// Enter a room with one session.
+    Join {
+        /// The room.
+        room: RoomName,
+        /// The joining session (unique in the room).
+        session: SessionId,
+        /// Passwords / invitation.
+        credentials: Credentials,
+    },
+    /// Leave with one session; the person stays present through their other sessions.
+    Leave {
+        /// The room.
+        room: RoomName,
+        /// The session.
+        session: SessionId,
+    },
+
+    // ---- roles ----
+    /// Grant a role (affiliation).
+    GrantRole {
+        /// The room.
+        room: RoomName,
+        /// Who.
+        subject: Principal,
+        /// Which role.
+        role: Role,
+    },
+    /// Remove an affiliation.
+    RevokeRole {
+        /// The room.
+        room: RoomName,
+        /// Who.
+        subject: Principal,
+    },
+
+    // ---- invitations ----
+    /// Invite an identity or an email address (`mailto:`; bearer invitation).
+    Invite {
+        /// The room.
+        room: RoomName,
+        /// Invitee.
+        invitee: Address,
+        /// Lifetime; defaults to the policy's.
+        ttl_secs: Option<u32>,
+        /// Used once then invalid (VROOM). Defaults to true in APIs.
+        single_use: bool,
+    },
+    /// Accept (Kamailio `#accept`): the invitee becomes a member.
+    AcceptInvitation {
+        /// The room.
+        room: RoomName,
+        /// The invitation.
+        invitation: InvitationId,
+    },
+    /// Decline (Kamailio `#deny`).
+    DenyInvitation {
+        /// The room.
+        room: RoomName,
+        /// The invitation.
+        invitation: InvitationId,
+    },
+    /// Withdraw an invitation (its issuer or a moderator).
+    RevokeInvitation {
+        /// The room.
+        room: RoomName,
+        /// The invitation.
+        invitation: InvitationId,
+    },
+
+    // ---- moderation ----
+    /// Mute someone's audio (a moderator, or oneself).
+    MuteAudio {
+        /// The room.
+        room: RoomName,
+        /// Who.
+        subject: Principal,
+    },
+    /// Lift an audio mute.
+    UnmuteAudio {
+        /// The room.
+        room: RoomName,
+        /// Who.
+        subject: Principal,
+    },
+    /// Pause someone's video (a moderator, or oneself).
+    PauseVideo {
+        /// The room.
+        room: RoomName,
+        /// Who.
+        subject: Principal,
+    },
+    /// Resume video.
+    ResumeVideo {
+        /// The room.
+        room: RoomName,
+        /// Who.
+        subject: Principal,
+    },
+    /// Remove someone's sessions from the room (Kamailio `#remove`).
+    Kick {
+        /// The room.
+        room: RoomName,
+        /// Who.
+        subject: Principal,
+        /// Why.
+        reason: Option<String>,
+    },
+    /// Ban; strips moderation rights in the scope and ends the subject's sessions there.
+    Ban {
+        /// Where.
+        scope: BanScope,
+        /// Who.
+        subject: Principal,
+        /// Why.
+        reason: Option<String>,
+        /// Until when; `None` = until unbanned.
+        until: Option<DateTime<Utc>>,
+    },
+    /// Lift a ban.
+    Unban {
+        /// Where.
+        scope: BanScope,
+        /// Who.
+        subject: Principal,
+    },
+    /// Ask to be let in (lobby).
+    Knock {
+        /// The room.
+        room: RoomName,
+        /// The waiting session.
+        session: SessionId,
+    },
+    /// Let a knocking person in (moderator); their session joins.
+    Admit {
+        /// The room.
+        room: RoomName,
+        /// Who.
+        subject: Principal,
+    },
+    /// Turn a knocking person away (moderator).
+    RejectKnock {
+        /// The room.
+        room: RoomName,
+        /// Who.
+        subject: Principal,
+    },
+    /// Raise one's hand.
+    RaiseHand {
+        /// The room.
+        room: RoomName,
+    },
+    /// Lower a hand: one's own, or someone's (moderator).
+    LowerHand {
+        /// The room.
+        room: RoomName,
+        /// Whose hand; `None` = one's own.
+        subject: Option<Principal>,
+    },
+    /// Moderators-only chat on/off (moderator).
+    SetModeratedChat {
+        /// The room.
+        room: RoomName,
+        /// On or off.
+        enabled: bool,
+    },
+
+    // ---- chat ----
+    /// Post a chat message to the room.
+    PostMessage {
+        /// The room.
+        room: RoomName,
+        /// The text (HTML stripped unless allowed).
+        body: String,
+    },
+
+    // ---- server policies (operator only) ----
+    /// Set or clear the server password (already hashed).
+    SetServerPassword {
+        /// argon2 PHC string or `None`.
+        hash: Option<String>,
+    },
+    /// Retention of personal content (Mumble log-days).
+    SetLogDays {
+        /// Days; 0 forever, -1 none.
+        days: i32,
+    },
+    /// Obfuscate remote addresses.
+    SetObfuscateIps {
+        /// On or off.
+        enabled: bool,
+    },
+    /// Server welcome text.
+    SetWelcomeText {
+        /// The text.
+        text: String,
+    },
+}
+
+impl Command {
+    /// Stable snake_case name, used in `api_action_denied` events and metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::CreateAccount { .. } => "create_account",
+            Command::LinkIdentity { .. } => "link_identity",
+            Command::UnlinkIdentity { .. } => "unlink_identity",
+            Command::SetDisplayName { .. } => "set_display_name",
+            Command::EnableAccount { .. } => "enable_account",
+            Command::DisableAccount { .. } => "disable_account",
+            Command::AllowContact { .. } => "allow_contact",
+            Command::DisallowContact { .. } => "disallow_contact",
+            Command::OpenContacts { .. } => "open_contacts",
+            Command::AddModerator { .. } => "add_moderator",
+            Command::RemoveModerator { .. } => "remove_moderator",
+            Command::SetRendezvous { .. } => "set_rendezvous",
+            Command::CallAccount { .. } => "call_account",
+            Command::CreateRoom { .. } => "create_room",
+            Command::ConfigureRoom { .. } => "configure_room",
+            Command::LockRoom { .. } => "lock_room",
+            Command::UnlockRoom { .. } => "unlock_room",
+            Command::ReserveRoom { .. } => "reserve_room",
+            Command::UnreserveRoom { .. } => "unreserve_room",
+            Command::DestroyRoom { .. } => "destroy_room",
+            Command::Join { .. } => "join",
+            Command::Leave { .. } => "leave",
+            Command::GrantRole { .. } => "grant_role",
+            Command::RevokeRole { .. } => "revoke_role",
+            Command::Invite { .. } => "invite",
+            Command::AcceptInvitation { .. } => "accept_invitation",
+            Command::DenyInvitation { .. } => "deny_invitation",
+            Command::RevokeInvitation { .. } => "revoke_invitation",
+            Command::MuteAudio { .. } => "mute_audio",
+            Command::UnmuteAudio { .. } => "unmute_audio",
+            Command::PauseVideo { .. } => "pause_video",
+            Command::ResumeVideo { .. } => "resume_video",
+            Command::Kick { .. } => "kick",
+            Command::Ban { .. } => "ban",
+            Command::Unban { .. } => "unban",
+            Command::Knock { .. } => "knock",
+            Command::Admit { .. } => "admit",
+            Command::RejectKnock { .. } => "reject_knock",
+            Command::RaiseHand { .. } => "raise_hand",
+            Command::LowerHand { .. } => "lower_hand",
+            Command::SetModeratedChat { .. } => "set_moderated_chat",
+            Command::PostMessage { .. } => "post_message",
+            Command::SetServerPassword { .. } => "set_server_password",
+            Command::SetLogDays { .. } => "set_log_days",
+            Command::SetObfuscateIps { .. } => "set_obfuscate_ips",
+            Command::SetWelcomeText { .. } => "set_welcome_text",
+        }
+    }
+
+    /// The room the command is about, if any: the service serializes commands per room
+    /// with this.
+    pub fn room(&self) -> Option<&RoomName> {
+        match self {
+            Command::SetRendezvous { room, .. } => room.as_ref(),
+            Command::CreateRoom { room, .. }
+            | Command::ConfigureRoom { room, .. }
+            | Command::LockRoom { room }
+            | Command::UnlockRoom { room }
+            | Command::ReserveRoom { room, .. }
+            | Command::UnreserveRoom { room }
+            | Command::DestroyRoom { room }
+            | Command::Join { room, .. }
+            | Command::Leave { room, .. }
+            | Command::GrantRole { room, .. }
+            | Command::RevokeRole { room, .. }
+            | Command::Invite { room, .. }
+            | Command::AcceptInvitation { room, .. }
+            | Command::DenyInvitation { room, .. }
+            | Command::RevokeInvitation { room, .. }
+            | Command::MuteAudio { room, .. }
+            | Command::UnmuteAudio { room, .. }
+            | Command::PauseVideo { room, .. }
+            | Command::ResumeVideo { room, .. }
+            | Command::Kick { room, .. }
+            | Command::Knock { room, .. }
+            | Command::Admit { room, .. }
+            | Command::RejectKnock { room, .. }
+            | Command::RaiseHand { room }
+            | Command::LowerHand { room, .. }
+            | Command::SetModeratedChat { room, .. }
+            | Command::PostMessage { room, .. } => Some(room),
+            Command::Ban { scope, .. } | Command::Unban { scope, .. } => match scope {
+                BanScope::Room(r) => Some(r),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// The person the command acts upon, if any (for `api_action_denied`).
+    pub fn subject(&self) -> Option<&Principal> {
+        match self {
+            Command::GrantRole { subject, .. }
+            | Command::RevokeRole { subject, .. }
+            | Command::MuteAudio { subject, .. }
+            | Command::UnmuteAudio { subject, .. }
+            | Command::PauseVideo { subject, .. }
+            | Command::ResumeVideo { subject, .. }
+            | Command::Kick { subject, .. }
+            | Command::Ban { subject, .. }
+            | Command::Unban { subject, .. }
+            | Command::Admit { subject, .. }
+            | Command::RejectKnock { subject, .. } => Some(subject),
+            Command::LowerHand { subject, .. } => subject.as_ref(),
+            Command::AllowContact { contact, .. } | Command::DisallowContact { contact, .. } => {
+                Some(contact)
+            }
+            Command::AddModerator { moderator, .. }
+            | Command::RemoveModerator { moderator, .. } => Some(moderator),
+            _ => None,
+        }
+    }
+}

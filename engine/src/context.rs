@@ -1,0 +1,102 @@
+//! What `decide` knows about the world besides the state: who acts, through which
+//! gateway, at what time, and the inputs it must not produce itself (ids, keys).
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{Address, IdSeed};
+use crate::policy::IpKey;
+
+/// Who issued a command.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Actor {
+    /// A person, by the identity they authenticated with on their gateway.
+    Identity(Address),
+    /// The server operator (admin token, CLI).
+    Admin,
+    /// A trusted internal component (the clock driving expiry, a gateway acting on its
+    /// own behalf). Services have operator rights.
+    Service(String),
+}
+
+impl Actor {
+    /// Operator-level actors bypass room permissions.
+    pub fn is_privileged(&self) -> bool {
+        matches!(self, Actor::Admin | Actor::Service(_))
+    }
+
+    /// The identity behind the actor, if it is a person.
+    pub fn identity(&self) -> Option<&Address> {
+        match self {
+            Actor::Identity(a) => Some(a),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Actor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Actor::Identity(a) => write!(f, "{a}"),
+            Actor::Admin => f.write_str("admin"),
+            Actor::Service(s) => write!(f, "service:{s}"),
+        }
+    }
+}
+
+/// Where a command came from.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Origin {
+    /// Gateway name: "web", "sip", "xmpp", "nats", "cli"...
+    pub gateway: String,
+    /// Wire protocol: "https", "ws", "sip", "xmpp"...
+    pub protocol: String,
+    /// Remote address as seen by the gateway (`ip` or `ip:port`); stored only through
+    /// [`crate::policy::stored_remote_addr`].
+    pub remote_addr: Option<String>,
+}
+
+/// Everything a decision depends on besides state and command.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// Who acts.
+    pub actor: Actor,
+    /// Through which gateway.
+    pub origin: Origin,
+    /// The time of the decision (read by the service, never by the core).
+    pub now: DateTime<Utc>,
+    /// Ties together everything caused by one request.
+    pub correlation_id: String,
+    /// The event or command that caused this command, if any.
+    pub causation_id: Option<String>,
+    /// Seed for ids minted by this decision.
+    pub ids: IdSeed,
+    /// Key for obfuscating remote addresses (from configuration).
+    pub ip_key: IpKey,
+}
+
+impl Context {
+    /// A context with empty origin, a seed equal to the correlation id and a zero key:
+    /// convenient for tests and tools; services fill every field.
+    pub fn new(actor: Actor, now: DateTime<Utc>, correlation_id: impl Into<String>) -> Self {
+        let correlation_id = correlation_id.into();
+        Context {
+            actor,
+            origin: Origin::default(),
+            now,
+            ids: IdSeed::new(correlation_id.clone()),
+            correlation_id,
+            causation_id: None,
+            ip_key: IpKey([0; 32]),
+        }
+    }
+}
+
+/// Checks a password attempt against a stored argon2 PHC hash. Injected so the core stays
+/// deterministic and cheap to test; the service implements it with `argon2`.
+pub trait PasswordVerifier {
+    /// Whether `attempt` matches `stored_hash`. Must not panic on malformed hashes.
+    fn verify(&self, stored_hash: &str, attempt: &str) -> bool;
+}

@@ -1,0 +1,132 @@
+//! Invitations: issue (to an identity or an email address), accept, deny, revoke.
+//! Expiry is driven by [`crate::tick`]; use on join is in `membership`.
+
+use chrono::Duration;
+
+use super::{Cx, Decision, Rank};
+use crate::command::Command;
+use crate::event::{EventKind, InvalidationReason, RoleVia};
+use crate::ids::{InvitationId, Scheme};
+use crate::model::Role;
+use crate::rejection::Rejection;
+use crate::state::{Invitation, Room};
+
+pub(super) fn decide(cx: &Cx<'_>, cmd: &Command) -> Decision {
+    let st = cx.state;
+    let now = cx.ctx.now;
+    use Command as C;
+    match cmd {
+        C::Invite {
+            room,
+            invitee,
+            ttl_secs,
+            single_use,
+        } => {
+            let r = cx.room(room)?;
+            // Kamailio IMC: owners and admins invite; private rooms need a moderator,
+            // public rooms let any member invite (VROOM).
+            let needed = if r.config.private {
+                Rank::Moderator
+            } else {
+                Rank::Member
+            };
+            if cx.actor_rank(room, r) < needed {
+                return Err(Rejection::NotModerator.into());
+            }
+            let ttl = ttl_secs.unwrap_or(st.policy.invitation_ttl_secs);
+            let expires_at = (ttl > 0).then(|| now + Duration::seconds(i64::from(ttl)));
+            let id = InvitationId::from_stored(cx.ctx.ids.derive("invitation", 0));
+            if r.invitations.contains_key(&id) {
+                // Only happens if the caller reuses a seed: refuse rather than overwrite.
+                return Err(Rejection::InvalidInput {
+                    field: "ids",
+                    reason: "id seed already used".into(),
+                }
+                .into());
+            }
+            Ok(vec![cx.event(EventKind::InvitationIssued {
+                room: room.clone(),
+                invitation: id,
+                invitee: invitee.clone(),
+                expires_at,
+                single_use: *single_use,
+            })])
+        }
+        C::AcceptInvitation { room, invitation } | C::DenyInvitation { room, invitation } => {
+            let accept = matches!(cmd, C::AcceptInvitation { .. });
+            let r = cx.room(room)?;
+            let inv = open_invitation(r, invitation, now)?;
+            let (_, me) = cx.person()?;
+            if inv.invitee.scheme() != Scheme::Mailto && st.principal_of(&inv.invitee) != me {
+                return Err(Rejection::NotYours.into());
+            }
+            if accept && cx.banned_in(room, &me, cx.ctx.actor.identity()) {
+                return Err(Rejection::Banned { until: None }.into());
+            }
+            let mut events = vec![cx.event(EventKind::InvitationAnswered {
+                room: room.clone(),
+                invitation: invitation.clone(),
+                accepted: accept,
+                by: me.clone(),
+            })];
+            if accept {
+                // Kamailio IMC #accept: the invitee becomes a member of the room.
+                if !r.affiliations.contains_key(&me) {
+                    events.push(cx.event(EventKind::RoleChanged {
+                        room: room.clone(),
+                        subject: me,
+                        from: None,
+                        to: Some(Role::Member),
+                        via: RoleVia::Invitation,
+                    }));
+                }
+                if inv.single_use {
+                    events.push(cx.event(EventKind::InvitationInvalidated {
+                        room: room.clone(),
+                        invitation: invitation.clone(),
+                        reason: InvalidationReason::Used,
+                    }));
+                }
+            }
+            Ok(events)
+        }
+        C::RevokeInvitation { room, invitation } => {
+            let r = cx.room(room)?;
+            let inv = r
+                .invitations
+                .get(invitation)
+                .ok_or(Rejection::InvitationNotFound)?;
+            if !inv.is_open() {
+                return Err(Rejection::InvitationClosed.into());
+            }
+            let issuer = inv.by == cx.ctx.actor;
+            if !issuer {
+                cx.require_moderator(room, r)?;
+            }
+            Ok(vec![cx.event(EventKind::InvitationInvalidated {
+                room: room.clone(),
+                invitation: invitation.clone(),
+                reason: InvalidationReason::Revoked,
+            })])
+        }
+        _ => Ok(vec![]),
+    }
+}
+
+fn open_invitation<'a>(
+    room: &'a Room,
+    id: &InvitationId,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<&'a Invitation, Rejection> {
+    let inv = room
+        .invitations
+        .get(id)
+        .ok_or(Rejection::InvitationNotFound)?;
+    if inv.state != crate::state::InvitationState::Pending {
+        return Err(Rejection::InvitationClosed);
+    }
+    if !inv.usable_at(now) {
+        return Err(Rejection::InvitationExpired);
+    }
+    Ok(inv)
+}

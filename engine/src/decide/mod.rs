@@ -1,0 +1,335 @@
+//! `decide`: turn a command into events, or refuse it.
+//!
+//! Pure: reads the state, the command and the context (time, actor, id seed, IP key)
+//! and calls the injected password verifier; nothing else. The logic is split per
+//! feature area; this module holds the dispatch and the permission helpers they share.
+
+mod accounts;
+mod autoban;
+mod chat;
+mod invitations;
+mod membership;
+mod moderation;
+mod policies;
+mod roles;
+mod rooms;
+
+use crate::command::Command;
+use crate::context::{Actor, Context, PasswordVerifier};
+use crate::event::{Event, EventKind};
+use crate::ids::{Address, Principal, RoomName};
+use crate::model::Role;
+use crate::rejection::{Rejected, Rejection};
+use crate::state::{Room, State};
+
+pub use chat::strip_html;
+
+/// The outcome of [`decide`]: events to append, or a refusal carrying the events that
+/// must be journaled anyway (see [`Rejected`]).
+pub type Decision = Result<Vec<Event>, Rejected>;
+
+/// Decide what `cmd` means in `state`, as `ctx.actor` at `ctx.now`.
+///
+/// On success the events are returned in the order they must be applied. On refusal
+/// the [`Rejected`] names the rejection and the events to record (a `JoinDenied`, an
+/// `ActionDenied` for any permission refusal, autoban consequences). No-op commands
+/// (locking a locked room, granting a role already held) succeed with no events, so
+/// retries are harmless.
+pub fn decide(
+    state: &State,
+    cmd: &Command,
+    ctx: &Context,
+    verifier: &dyn PasswordVerifier,
+) -> Decision {
+    let cx = Cx {
+        state,
+        ctx,
+        verifier,
+    };
+    let result = dispatch(&cx, cmd);
+    match result {
+        Err(mut r) if r.rejection.is_permission() && r.record.is_empty() => {
+            // VROOM's api_action_denied: refused attempts to use rights one lacks are
+            // audit facts in the room (or server) stream.
+            let room = cmd.room().filter(|r| state.rooms.contains_key(*r)).cloned();
+            r.record.push(cx.event(EventKind::ActionDenied {
+                room,
+                action: cmd.name().to_owned(),
+                subject: cmd.subject().map(|s| state.canonical(s)),
+                code: r.rejection.code().to_owned(),
+            }));
+            Err(r)
+        }
+        other => other,
+    }
+}
+
+fn dispatch(cx: &Cx<'_>, cmd: &Command) -> Decision {
+    use Command as C;
+    match cmd {
+        C::CreateAccount { .. }
+        | C::LinkIdentity { .. }
+        | C::UnlinkIdentity { .. }
+        | C::SetDisplayName { .. }
+        | C::EnableAccount { .. }
+        | C::DisableAccount { .. }
+        | C::AllowContact { .. }
+        | C::DisallowContact { .. }
+        | C::OpenContacts { .. }
+        | C::AddModerator { .. }
+        | C::RemoveModerator { .. }
+        | C::SetRendezvous { .. } => accounts::decide(cx, cmd),
+        C::CallAccount {
+            account,
+            session,
+            credentials,
+        } => membership::call(cx, account, session, credentials),
+        C::CreateRoom { .. }
+        | C::ConfigureRoom { .. }
+        | C::LockRoom { .. }
+        | C::UnlockRoom { .. }
+        | C::ReserveRoom { .. }
+        | C::UnreserveRoom { .. }
+        | C::DestroyRoom { .. } => rooms::decide(cx, cmd),
+        C::Join {
+            room,
+            session,
+            credentials,
+        } => membership::join(cx, room, session, credentials),
+        C::Leave { room, session } => membership::leave(cx, room, session),
+        C::Knock { room, session } => membership::knock(cx, room, session),
+        C::Admit { room, subject } => membership::admit(cx, room, subject),
+        C::RejectKnock { room, subject } => membership::reject_knock(cx, room, subject),
+        C::GrantRole {
+            room,
+            subject,
+            role,
+        } => roles::grant(cx, room, subject, Some(*role)),
+        C::RevokeRole { room, subject } => roles::grant(cx, room, subject, None),
+        C::Invite { .. }
+        | C::AcceptInvitation { .. }
+        | C::DenyInvitation { .. }
+        | C::RevokeInvitation { .. } => invitations::decide(cx, cmd),
+        C::MuteAudio { .. }
+        | C::UnmuteAudio { .. }
+        | C::PauseVideo { .. }
+        | C::ResumeVideo { .. }
+        | C::Kick { .. }
+        | C::Ban { .. }
+        | C::Unban { .. }
+        | C::RaiseHand { .. }
+        | C::LowerHand { .. }
+        | C::SetModeratedChat { .. } => moderation::decide(cx, cmd),
+        C::PostMessage { room, body } => chat::post(cx, room, body),
+        C::SetServerPassword { .. }
+        | C::SetLogDays { .. }
+        | C::SetObfuscateIps { .. }
+        | C::SetWelcomeText { .. } => policies::decide(cx, cmd),
+    }
+}
+
+/// How much an actor may do in a room. Operators outrank everyone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Rank {
+    Nobody,
+    Visitor,
+    Member,
+    Moderator,
+    Owner,
+    Operator,
+}
+
+impl From<Role> for Rank {
+    fn from(r: Role) -> Self {
+        match r {
+            Role::Visitor => Rank::Visitor,
+            Role::Member => Rank::Member,
+            Role::Moderator => Rank::Moderator,
+            Role::Owner => Rank::Owner,
+        }
+    }
+}
+
+/// Everything a decision reads, bundled.
+pub(crate) struct Cx<'a> {
+    pub state: &'a State,
+    pub ctx: &'a Context,
+    pub verifier: &'a dyn PasswordVerifier,
+}
+
+impl<'a> Cx<'a> {
+    /// Wrap a kind in an envelope stamped with the context's time and actor.
+    pub fn event(&self, kind: EventKind) -> Event {
+        Event {
+            at: self.ctx.now,
+            actor: self.ctx.actor.clone(),
+            kind,
+        }
+    }
+
+    pub fn room(&self, name: &RoomName) -> Result<&'a Room, Rejection> {
+        self.state
+            .rooms
+            .get(name)
+            .ok_or_else(|| Rejection::RoomNotFound(name.clone()))
+    }
+
+    /// The acting identity and its principal, for commands only people can issue.
+    pub fn person(&self) -> Result<(&'a Address, Principal), Rejection> {
+        match &self.ctx.actor {
+            Actor::Identity(a) => Ok((a, self.state.principal_of(a))),
+            _ => Err(Rejection::IdentityRequired),
+        }
+    }
+
+    /// The acting principal, if the actor is a person.
+    pub fn actor_principal(&self) -> Option<Principal> {
+        self.ctx
+            .actor
+            .identity()
+            .map(|a| self.state.principal_of(a))
+    }
+
+    pub fn require_operator(&self) -> Result<(), Rejection> {
+        if self.ctx.actor.is_privileged() {
+            Ok(())
+        } else {
+            Err(Rejection::NotAdmin)
+        }
+    }
+
+    /// Whether `p` (reached through `address`, if known) is stopped by any ban in the
+    /// room, autoban included.
+    pub fn banned_in(&self, room: &RoomName, p: &Principal, address: Option<&Address>) -> bool {
+        let now = self.ctx.now;
+        let st = self.state;
+        st.is_banned_in(room, p, now)
+            || address.is_some_and(|a| {
+                st.is_banned_in(room, &Principal::Address(a.clone()), now)
+                    || st.autobanned(&crate::event::AutobanKey::Identity(a.clone()), now)
+            })
+    }
+
+    /// The rank of a principal in a room (not of an operator). Banned people and
+    /// disabled accounts have none: a ban strips moderation rights (Jami).
+    pub fn rank_of(&self, name: &RoomName, room: &Room, p: &Principal) -> Rank {
+        if self.state.is_banned_in(name, p, self.ctx.now) {
+            return Rank::Nobody;
+        }
+        if self.state.account_of(p).is_some_and(|a| !a.enabled) {
+            return Rank::Nobody;
+        }
+        let present = room.members.contains_key(p);
+        let mut rank = match room.affiliations.get(p) {
+            Some(r) => Rank::from(*r),
+            None if present => room.config.default_role.map_or(Rank::Visitor, Rank::from),
+            None => Rank::Nobody,
+        };
+        if self.state.is_account_moderator(room, p) {
+            rank = rank.max(Rank::Moderator);
+        }
+        if let (Some(acc), Principal::Account(pa)) = (&room.account, p) {
+            if acc == pa {
+                rank = rank.max(Rank::Owner);
+            }
+        }
+        rank
+    }
+
+    /// The actor's rank in a room.
+    pub fn actor_rank(&self, name: &RoomName, room: &Room) -> Rank {
+        match &self.ctx.actor {
+            Actor::Admin | Actor::Service(_) => Rank::Operator,
+            Actor::Identity(a) => {
+                if self
+                    .state
+                    .autobanned(&crate::event::AutobanKey::Identity(a.clone()), self.ctx.now)
+                {
+                    return Rank::Nobody;
+                }
+                self.rank_of(name, room, &self.state.principal_of(a))
+            }
+        }
+    }
+
+    /// Require at least moderator rights; returns the actor's rank.
+    pub fn require_moderator(&self, name: &RoomName, room: &Room) -> Result<Rank, Rejection> {
+        let rank = self.actor_rank(name, room);
+        if rank >= Rank::Moderator {
+            Ok(rank)
+        } else {
+            Err(Rejection::NotModerator)
+        }
+    }
+
+    /// Require ownership (or operator); returns the actor's rank.
+    pub fn require_owner(&self, name: &RoomName, room: &Room) -> Result<Rank, Rejection> {
+        let rank = self.actor_rank(name, room);
+        if rank >= Rank::Owner {
+            Ok(rank)
+        } else {
+            Err(Rejection::NotOwner)
+        }
+    }
+
+    /// Moderators act on people below them; owners and operators on anyone.
+    pub fn require_outranks(
+        &self,
+        actor: Rank,
+        name: &RoomName,
+        room: &Room,
+        subject: &Principal,
+    ) -> Result<(), Rejection> {
+        if actor >= Rank::Owner || actor > self.rank_of(name, room, subject) {
+            Ok(())
+        } else {
+            Err(Rejection::Outranked)
+        }
+    }
+
+    /// A free-text reason, bounded by the policy.
+    pub fn check_reason(&self, reason: &Option<String>) -> Result<(), Rejection> {
+        check_text(
+            "reason",
+            reason.as_deref(),
+            self.state.policy.max_reason_len,
+        )
+    }
+}
+
+/// Bounded free text without control characters (newlines allowed).
+pub(crate) fn check_text(
+    field: &'static str,
+    text: Option<&str>,
+    max: u32,
+) -> Result<(), Rejection> {
+    let Some(t) = text else { return Ok(()) };
+    let len = t.chars().count();
+    if len > max as usize {
+        return Err(Rejection::InvalidInput {
+            field,
+            reason: format!("{len} characters, at most {max}"),
+        });
+    }
+    if t.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        return Err(Rejection::InvalidInput {
+            field,
+            reason: "control characters are not allowed".into(),
+        });
+    }
+    Ok(())
+}
+
+/// A stored password hash coming in from a command: non-empty, bounded, printable.
+pub(crate) fn check_hash(field: &'static str, hash: &str) -> Result<(), Rejection> {
+    if hash.is_empty()
+        || hash.len() > 512
+        || hash.chars().any(|c| c.is_control() || c.is_whitespace())
+    {
+        return Err(Rejection::InvalidInput {
+            field,
+            reason: "expected an argon2 PHC string".into(),
+        });
+    }
+    Ok(())
+}

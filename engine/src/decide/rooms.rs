@@ -1,0 +1,232 @@
+//! Rooms: create (public / private, nested), configure, lock, reserve, destroy.
+
+use super::{check_hash, check_text, Cx, Decision, Rank};
+use crate::command::Command;
+use crate::event::{DeleteReason, Event, EventKind};
+use crate::ids::{Principal, RoomName};
+use crate::model::{RoomChange, RoomConfig};
+use crate::rejection::Rejection;
+
+pub(super) fn decide(cx: &Cx<'_>, cmd: &Command) -> Decision {
+    use Command as C;
+    match cmd {
+        C::CreateRoom {
+            room,
+            parent,
+            private,
+            owner,
+            max_members,
+            welcome_text,
+            access_password_hash,
+        } => create(
+            cx,
+            room,
+            parent.as_ref(),
+            owner.as_ref(),
+            RoomConfig {
+                private: *private,
+                max_members: *max_members,
+                welcome_text: welcome_text.clone(),
+                access_password_hash: access_password_hash.clone(),
+                ..RoomConfig::default()
+            },
+        ),
+        C::ConfigureRoom { room, changes } => {
+            let r = cx.room(room)?;
+            cx.require_owner(room, r)?;
+            configure(cx, room, changes)
+        }
+        C::LockRoom { room } | C::UnlockRoom { room } => {
+            let r = cx.room(room)?;
+            cx.require_moderator(room, r)?;
+            let lock = matches!(cmd, C::LockRoom { .. });
+            configure(cx, room, &[RoomChange::Locked(lock)])
+        }
+        C::ReserveRoom {
+            room,
+            owner_password_hash,
+        } => {
+            let r = cx.room(room)?;
+            cx.require_owner(room, r)?;
+            check_hash("owner_password_hash", owner_password_hash)?;
+            // VROOM common_names: usable, never reservable (anti-squatting).
+            if cx.state.policy.is_common_name(room.as_str()) {
+                return Err(Rejection::CommonName(room.clone()).into());
+            }
+            if r.reserved.as_ref() == Some(owner_password_hash) {
+                return Ok(vec![]);
+            }
+            Ok(vec![cx.event(EventKind::RoomReserved {
+                room: room.clone(),
+                owner_password_hash: owner_password_hash.clone(),
+            })])
+        }
+        C::UnreserveRoom { room } => {
+            let r = cx.room(room)?;
+            cx.require_owner(room, r)?;
+            if !r.is_reserved() {
+                return Err(Rejection::NotReserved.into());
+            }
+            Ok(vec![
+                cx.event(EventKind::RoomUnreserved { room: room.clone() })
+            ])
+        }
+        C::DestroyRoom { room } => {
+            let r = cx.room(room)?;
+            cx.require_owner(room, r)?;
+            Ok(destroy(cx, room, DeleteReason::Destroyed))
+        }
+        _ => Ok(vec![]),
+    }
+}
+
+fn create(
+    cx: &Cx<'_>,
+    room: &RoomName,
+    parent: Option<&RoomName>,
+    owner: Option<&Principal>,
+    config: RoomConfig,
+) -> Decision {
+    let st = cx.state;
+    let policy = &st.policy;
+    policy
+        .room_name_rule
+        .check("room name", room.as_str())
+        .map_err(|e| Rejection::InvalidInput {
+            field: "room",
+            reason: e.to_string(),
+        })?;
+    if st.rooms.contains_key(room) {
+        return Err(Rejection::RoomExists(room.clone()).into());
+    }
+    // Who owns it: the creating person, or whoever an operator names.
+    let owner = match (&cx.ctx.actor, owner) {
+        (a, Some(o)) if a.is_privileged() => st.canonical(o),
+        (a, None) if a.is_privileged() => return Err(Rejection::OwnerRequired.into()),
+        (_, requested) => {
+            let (address, me) = cx.person()?;
+            if requested.is_some_and(|o| st.canonical(o) != me) {
+                return Err(Rejection::NotAdmin.into());
+            }
+            if st.account_of(&me).is_some_and(|a| !a.enabled) {
+                return Err(Rejection::AccountDisabled.into());
+            }
+            let now = cx.ctx.now;
+            if st.server_bans.get(&me).is_some_and(|b| b.active_at(now))
+                || st.autobanned(&crate::event::AutobanKey::Identity(address.clone()), now)
+            {
+                return Err(Rejection::Banned { until: None }.into());
+            }
+            me
+        }
+    };
+    if let Some(p) = parent {
+        let pr = st
+            .rooms
+            .get(p)
+            .ok_or_else(|| Rejection::ParentNotFound(p.clone()))?;
+        if pr.depth.saturating_add(1) > policy.nesting_limit {
+            return Err(Rejection::NestingLimit {
+                limit: policy.nesting_limit,
+            }
+            .into());
+        }
+        // Making a sub-room needs moderator rights in the parent (Mumble MakeChannel).
+        if cx.actor_rank(p, pr) < Rank::Moderator {
+            return Err(Rejection::NotModerator.into());
+        }
+    }
+    check_max_members(cx, config.max_members, 0)?;
+    check_welcome(cx, config.welcome_text.as_deref())?;
+    if let Some(h) = &config.access_password_hash {
+        check_hash("access_password_hash", h)?;
+    }
+    let config = RoomConfig {
+        welcome_text: config.welcome_text.as_deref().map(|t| sanitize(cx, t)),
+        ..config
+    };
+    Ok(vec![cx.event(EventKind::RoomCreated {
+        room: room.clone(),
+        parent: parent.cloned(),
+        owner,
+        config,
+    })])
+}
+
+fn sanitize(cx: &Cx<'_>, text: &str) -> String {
+    if cx.state.policy.allow_html {
+        text.to_owned()
+    } else {
+        super::strip_html(text)
+    }
+}
+
+fn check_welcome(cx: &Cx<'_>, text: Option<&str>) -> Result<(), Rejection> {
+    check_text("welcome_text", text, cx.state.policy.text_message_length)
+}
+
+fn check_max_members(cx: &Cx<'_>, max: Option<u32>, present: usize) -> Result<(), Rejection> {
+    let cap = cx.state.policy.max_members;
+    let present = u32::try_from(present).unwrap_or(u32::MAX);
+    match max {
+        Some(m) if m == 0 || m > cap || m < present => Err(Rejection::MaxMembers {
+            requested: m,
+            cap,
+            present,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// One `room_modify` event per effective change; no-ops are dropped.
+fn configure(cx: &Cx<'_>, room: &RoomName, changes: &[RoomChange]) -> Decision {
+    let r = cx.room(room)?;
+    let mut config = r.config.clone();
+    let mut events = Vec::new();
+    for change in changes {
+        let change = match change {
+            RoomChange::MaxMembers(m) => {
+                check_max_members(cx, *m, r.members.len())?;
+                change.clone()
+            }
+            RoomChange::WelcomeText(t) => {
+                check_welcome(cx, t.as_deref())?;
+                RoomChange::WelcomeText(t.as_deref().map(|t| sanitize(cx, t)))
+            }
+            RoomChange::AccessPassword(Some(h)) => {
+                check_hash("access_password_hash", h)?;
+                change.clone()
+            }
+            other => other.clone(),
+        };
+        if change.is_noop(&config) {
+            continue;
+        }
+        change.apply(&mut config);
+        events.push(cx.event(EventKind::RoomModified {
+            room: room.clone(),
+            change,
+        }));
+    }
+    Ok(events)
+}
+
+/// Delete a room and its sub-rooms, deepest first, so every stream gets its own
+/// `room_delete`.
+pub(super) fn destroy(cx: &Cx<'_>, room: &RoomName, reason: DeleteReason) -> Vec<Event> {
+    let mut order = Vec::new();
+    let mut stack = vec![(room.clone(), reason)];
+    while let Some((name, why)) = stack.pop() {
+        if let Some(r) = cx.state.rooms.get(&name) {
+            for c in &r.children {
+                stack.push((c.clone(), DeleteReason::ParentDeleted));
+            }
+            order.push((name, why));
+        }
+    }
+    order
+        .into_iter()
+        .rev()
+        .map(|(room, reason)| cx.event(EventKind::RoomDeleted { room, reason }))
+        .collect()
+}

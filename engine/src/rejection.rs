@@ -1,0 +1,468 @@
+//! Typed refusals with stable codes, and their protocol mappings.
+//!
+//! [`Rejection::code`] is a contract: gateways, clients, metrics and docs key on it, so a
+//! code never changes meaning once released. The mapping helpers give each gateway its
+//! protocol's answer for a code so that "banned" means the same on HTTP, SIP and XMPP.
+
+use chrono::{DateTime, Utc};
+use thiserror::Error;
+
+use crate::event::Event;
+use crate::ids::{AccountId, RoomName};
+use crate::model::PasswordKind;
+
+/// Why a command was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum Rejection {
+    // ---- input ----
+    /// A field failed validation.
+    #[error("invalid {field}: {reason}")]
+    InvalidInput {
+        /// Which field.
+        field: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The command needs a person (an identity), not an operator or service.
+    #[error("this action must be performed by an identity")]
+    IdentityRequired,
+
+    // ---- rooms ----
+    /// No such room.
+    #[error("room {0} does not exist")]
+    RoomNotFound(RoomName),
+    /// The name is taken.
+    #[error("room {0} already exists")]
+    RoomExists(RoomName),
+    /// The parent of a nested room does not exist.
+    #[error("parent room {0} does not exist")]
+    ParentNotFound(RoomName),
+    /// Nesting deeper than the limit.
+    #[error("rooms may be nested at most {limit} deep")]
+    NestingLimit {
+        /// The limit.
+        limit: u32,
+    },
+    /// The name is in the common-names list and cannot be reserved.
+    #[error("room {0} has a common name and cannot be reserved")]
+    CommonName(RoomName),
+    /// Unreserving a room that is not reserved.
+    #[error("room is not reserved")]
+    NotReserved,
+    /// A per-room limit above the server cap, zero, or below the current members.
+    #[error("max members {requested} not allowed (server cap {cap}, present {present})")]
+    MaxMembers {
+        /// Requested limit.
+        requested: u32,
+        /// Server cap.
+        cap: u32,
+        /// Members present now.
+        present: u32,
+    },
+    /// A room needs an owner and none could be determined.
+    #[error("an owner is required to create a room")]
+    OwnerRequired,
+    /// The room is at its member limit (VROOM `member_off_limit`).
+    #[error("room is full ({max} members)")]
+    RoomFull {
+        /// The effective limit.
+        max: u32,
+    },
+    /// The server is at `max_users`.
+    #[error("server is full ({max} users)")]
+    ServerFull {
+        /// The limit.
+        max: u32,
+    },
+    /// Locked room.
+    #[error("room is locked")]
+    Locked,
+    /// The room has a lobby; knock first.
+    #[error("room has a lobby: knock and wait to be admitted")]
+    LobbyRequired,
+    /// Knocking at a room without a lobby.
+    #[error("room has no lobby: join directly")]
+    LobbyDisabled,
+
+    // ---- authentication ----
+    /// A password is needed and none was given.
+    #[error("{} password required", .0.as_str())]
+    PasswordRequired(PasswordKind),
+    /// The password is wrong.
+    #[error("wrong {} password", .0.as_str())]
+    WrongPassword(PasswordKind),
+
+    // ---- permissions ----
+    /// Needs moderator rights in the room.
+    #[error("only moderators may do this")]
+    NotModerator,
+    /// Needs ownership of the room or account.
+    #[error("only owners may do this")]
+    NotOwner,
+    /// Needs the operator.
+    #[error("only the server operator may do this")]
+    NotAdmin,
+    /// The subject has at least the actor's rank.
+    #[error("cannot act on someone of equal or higher rank")]
+    Outranked,
+    /// Moderators-only chat.
+    #[error("chat is restricted to moderators")]
+    ChatModerated,
+    /// Visitors cannot post.
+    #[error("visitors may not post messages")]
+    VisitorCannotPost,
+    /// Not on the allowed-contacts list.
+    #[error("not an allowed contact of this account")]
+    NotAllowed,
+    /// Acting on someone else's session or invitation.
+    #[error("this belongs to someone else")]
+    NotYours,
+
+    // ---- membership ----
+    /// A ban applies.
+    #[error("banned{}", .until.map(|u| format!(" until {}", u.to_rfc3339())).unwrap_or_default())]
+    Banned {
+        /// When it ends, if ever.
+        until: Option<DateTime<Utc>>,
+    },
+    /// Private room without invitation or affiliation.
+    #[error("this room is invite-only")]
+    NotInvited,
+    /// Nothing gives the joiner a role.
+    #[error("no role in this room")]
+    NoRole,
+    /// The subject is not present in the room.
+    #[error("not present in this room")]
+    NotMember,
+    /// The session id is already used in this room.
+    #[error("session already present in this room")]
+    SessionExists,
+    /// No such session in this room.
+    #[error("no such session in this room")]
+    SessionNotFound,
+    /// The subject is not waiting in the lobby.
+    #[error("not waiting in the lobby")]
+    NotKnocking,
+
+    // ---- roles ----
+    /// Would leave the room without an owner.
+    #[error("the last owner cannot be removed")]
+    LastOwner,
+
+    // ---- invitations ----
+    /// No such invitation.
+    #[error("no such invitation")]
+    InvitationNotFound,
+    /// Already used, declined or revoked.
+    #[error("invitation is no longer valid")]
+    InvitationClosed,
+    /// Past its expiry.
+    #[error("invitation has expired")]
+    InvitationExpired,
+
+    // ---- accounts ----
+    /// No such account.
+    #[error("account {0} does not exist")]
+    AccountNotFound(AccountId),
+    /// The id is taken.
+    #[error("account {0} already exists")]
+    AccountExists(AccountId),
+    /// The account is disabled.
+    #[error("account is disabled")]
+    AccountDisabled,
+    /// The identity already belongs to another account.
+    #[error("identity already linked to account {0}")]
+    IdentityAlreadyLinked(AccountId),
+    /// The identity is not linked to that account.
+    #[error("identity is not linked to this account")]
+    IdentityNotLinked,
+    /// Calling an account that is not in rendezvous mode.
+    #[error("account is not in rendezvous mode")]
+    NotRendezvous,
+
+    // ---- bans ----
+    /// Unbanning someone who is not banned there.
+    #[error("no such ban")]
+    BanNotFound,
+
+    // ---- chat ----
+    /// Over the text length limit.
+    #[error("message is {len} characters long, at most {max} allowed")]
+    MessageTooLong {
+        /// Its length.
+        len: u32,
+        /// The limit.
+        max: u32,
+    },
+    /// Nothing left after sanitizing.
+    #[error("message is empty")]
+    MessageEmpty,
+}
+
+impl Rejection {
+    /// Every stable code, for docs, metrics pre-registration and tests.
+    pub const ALL_CODES: &'static [&'static str] = &[
+        "input.invalid",
+        "auth.identity_required",
+        "room.not_found",
+        "room.exists",
+        "room.parent_not_found",
+        "room.nesting_limit",
+        "room.common_name",
+        "room.not_reserved",
+        "room.max_members",
+        "room.owner_required",
+        "room.full",
+        "server.full",
+        "room.locked",
+        "room.lobby",
+        "room.lobby_disabled",
+        "auth.password_required",
+        "auth.wrong_password",
+        "perm.not_moderator",
+        "perm.not_owner",
+        "perm.not_admin",
+        "perm.outranked",
+        "perm.chat_moderated",
+        "perm.visitor",
+        "perm.not_allowed",
+        "perm.not_yours",
+        "membership.banned",
+        "membership.not_invited",
+        "membership.no_role",
+        "membership.not_member",
+        "membership.session_exists",
+        "membership.session_not_found",
+        "membership.not_knocking",
+        "role.last_owner",
+        "invitation.not_found",
+        "invitation.closed",
+        "invitation.expired",
+        "account.not_found",
+        "account.exists",
+        "account.disabled",
+        "identity.already_linked",
+        "identity.not_linked",
+        "account.not_rendezvous",
+        "ban.not_found",
+        "chat.too_long",
+        "chat.empty",
+    ];
+
+    /// The stable code: `area.reason`, lowercase.
+    pub fn code(&self) -> &'static str {
+        use Rejection as R;
+        match self {
+            R::InvalidInput { .. } => "input.invalid",
+            R::IdentityRequired => "auth.identity_required",
+            R::RoomNotFound(_) => "room.not_found",
+            R::RoomExists(_) => "room.exists",
+            R::ParentNotFound(_) => "room.parent_not_found",
+            R::NestingLimit { .. } => "room.nesting_limit",
+            R::CommonName(_) => "room.common_name",
+            R::NotReserved => "room.not_reserved",
+            R::MaxMembers { .. } => "room.max_members",
+            R::OwnerRequired => "room.owner_required",
+            R::RoomFull { .. } => "room.full",
+            R::ServerFull { .. } => "server.full",
+            R::Locked => "room.locked",
+            R::LobbyRequired => "room.lobby",
+            R::LobbyDisabled => "room.lobby_disabled",
+            R::PasswordRequired(_) => "auth.password_required",
+            R::WrongPassword(_) => "auth.wrong_password",
+            R::NotModerator => "perm.not_moderator",
+            R::NotOwner => "perm.not_owner",
+            R::NotAdmin => "perm.not_admin",
+            R::Outranked => "perm.outranked",
+            R::ChatModerated => "perm.chat_moderated",
+            R::VisitorCannotPost => "perm.visitor",
+            R::NotAllowed => "perm.not_allowed",
+            R::NotYours => "perm.not_yours",
+            R::Banned { .. } => "membership.banned",
+            R::NotInvited => "membership.not_invited",
+            R::NoRole => "membership.no_role",
+            R::NotMember => "membership.not_member",
+            R::SessionExists => "membership.session_exists",
+            R::SessionNotFound => "membership.session_not_found",
+            R::NotKnocking => "membership.not_knocking",
+            R::LastOwner => "role.last_owner",
+            R::InvitationNotFound => "invitation.not_found",
+            R::InvitationClosed => "invitation.closed",
+            R::InvitationExpired => "invitation.expired",
+            R::AccountNotFound(_) => "account.not_found",
+            R::AccountExists(_) => "account.exists",
+            R::AccountDisabled => "account.disabled",
+            R::IdentityAlreadyLinked(_) => "identity.already_linked",
+            R::IdentityNotLinked => "identity.not_linked",
+            R::NotRendezvous => "account.not_rendezvous",
+            R::BanNotFound => "ban.not_found",
+            R::MessageTooLong { .. } => "chat.too_long",
+            R::MessageEmpty => "chat.empty",
+        }
+    }
+
+    /// The human message (the `Display` text).
+    pub fn message(&self) -> String {
+        self.to_string()
+    }
+
+    /// Whether the refusal is about rights (journaled as `api_action_denied`).
+    pub fn is_permission(&self) -> bool {
+        self.code().starts_with("perm.")
+    }
+}
+
+/// HTTP status for a code. 400 malformed input; 401 missing/wrong password (the client
+/// can retry with credentials); 403 refused by policy or rights; 404 unknown things;
+/// 409 state conflicts (exists, full, last owner); 410 expired or used invitations;
+/// 413 oversized messages; 422 well-formed but unacceptable values; 503 server full.
+pub fn http_status(code: &str) -> u16 {
+    match code {
+        "input.invalid" | "chat.empty" => 400,
+        "auth.password_required" | "auth.wrong_password" => 401,
+        "room.not_found"
+        | "room.parent_not_found"
+        | "invitation.not_found"
+        | "account.not_found"
+        | "ban.not_found"
+        | "membership.not_member"
+        | "membership.session_not_found"
+        | "membership.not_knocking" => 404,
+        "room.exists"
+        | "account.exists"
+        | "identity.already_linked"
+        | "membership.session_exists"
+        | "role.last_owner"
+        | "room.full"
+        | "room.not_reserved"
+        | "room.lobby_disabled"
+        | "identity.not_linked"
+        | "account.not_rendezvous" => 409,
+        "invitation.closed" | "invitation.expired" => 410,
+        "chat.too_long" => 413,
+        "room.nesting_limit" | "room.common_name" | "room.max_members" | "room.owner_required" => {
+            422
+        }
+        "server.full" => 503,
+        // auth.identity_required, perm.*, membership.banned / not_invited / no_role,
+        // room.locked, room.lobby, account.disabled, and anything unknown.
+        _ => 403,
+    }
+}
+
+/// SIP final response for a code (for INVITE / MESSAGE / SUBSCRIBE towards a room).
+/// 403 for refusals (SIP's 401/407 belong to digest authentication at the gateway, so a
+/// wrong room password is 403 too); 404 unknown room or member; 410 gone invitation;
+/// 413 oversized MESSAGE; 480 temporarily unavailable (lobby, disabled account: try
+/// later); 486 busy here (room full); 488 not acceptable (bad input); 503 server full.
+pub fn sip_status(code: &str) -> u16 {
+    match code {
+        "room.not_found"
+        | "room.parent_not_found"
+        | "account.not_found"
+        | "invitation.not_found"
+        | "membership.not_member"
+        | "membership.session_not_found"
+        | "membership.not_knocking"
+        | "ban.not_found" => 404,
+        "invitation.closed" | "invitation.expired" => 410,
+        "chat.too_long" => 413,
+        "room.lobby" | "account.disabled" | "account.not_rendezvous" => 480,
+        "room.full" => 486,
+        "input.invalid" | "chat.empty" => 488,
+        "server.full" => 503,
+        // SIP has no "conflict": existing rooms/accounts/sessions are plain refusals.
+        _ => 403,
+    }
+}
+
+/// XMPP stanza error condition (RFC 6120 §8.3.3) for a code, following XEP-0045 where it
+/// has a case: members-only → `registration-required`, banned → `forbidden`, wrong
+/// password → `not-authorized`, full room → `service-unavailable`, nickname/room taken →
+/// `conflict`.
+pub fn xmpp_condition(code: &str) -> &'static str {
+    match code {
+        "input.invalid" | "chat.empty" => "bad-request",
+        "auth.password_required" | "auth.wrong_password" => "not-authorized",
+        "room.not_found"
+        | "room.parent_not_found"
+        | "account.not_found"
+        | "invitation.not_found"
+        | "membership.not_member"
+        | "membership.session_not_found"
+        | "membership.not_knocking"
+        | "ban.not_found" => "item-not-found",
+        "room.exists"
+        | "account.exists"
+        | "identity.already_linked"
+        | "membership.session_exists" => "conflict",
+        "membership.not_invited" | "room.lobby" | "membership.no_role" => "registration-required",
+        "room.full" | "server.full" | "account.disabled" | "account.not_rendezvous" => {
+            "service-unavailable"
+        }
+        "invitation.closed" | "invitation.expired" => "gone",
+        "chat.too_long"
+        | "room.nesting_limit"
+        | "room.common_name"
+        | "room.max_members"
+        | "room.owner_required" => "not-acceptable",
+        "room.locked"
+        | "role.last_owner"
+        | "room.not_reserved"
+        | "room.lobby_disabled"
+        | "identity.not_linked" => "not-allowed",
+        _ => "forbidden",
+    }
+}
+
+/// A refused command, with the events that must still be journaled (a denied join, an
+/// `api_action_denied`, an autoban it triggered).
+///
+/// Why this shape: `decide` returns `Result<Vec<Event>, Rejected>`, which keeps the
+/// design brief's `Result<Vec<Event>, Rejection>` reading (`?` works, a refusal is an
+/// `Err` and cannot be mistaken for success) while making "record this denial" part of
+/// the error itself, so a gateway cannot answer a denied join without the service
+/// having the events to append first. The service appends `record` (when non-empty)
+/// and then answers with `rejection`.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{rejection}")]
+pub struct Rejected {
+    /// What to answer.
+    pub rejection: Rejection,
+    /// What to journal anyway.
+    pub record: Vec<Event>,
+}
+
+impl From<Rejection> for Rejected {
+    fn from(rejection: Rejection) -> Self {
+        Rejected {
+            rejection,
+            record: Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_listed_and_mapped() {
+        let mut seen = std::collections::BTreeSet::new();
+        for code in Rejection::ALL_CODES {
+            assert!(seen.insert(*code), "duplicate {code}");
+            let h = http_status(code);
+            assert!((400..600).contains(&h));
+            let s = sip_status(code);
+            assert!((400..700).contains(&s));
+            assert!(!xmpp_condition(code).is_empty());
+        }
+        assert_eq!(http_status("membership.banned"), 403);
+        assert_eq!(sip_status("room.full"), 486);
+        assert_eq!(
+            xmpp_condition("membership.not_invited"),
+            "registration-required"
+        );
+        assert_eq!(xmpp_condition("auth.wrong_password"), "not-authorized");
+    }
+}

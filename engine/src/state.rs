@@ -1,0 +1,373 @@
+//! The whole server's current state: what `evolve` builds and `decide` reads.
+//!
+//! Rules about people are keyed by [`Principal`]: the account when the identity is
+//! linked, else the bare address. Linking an identity moves everything keyed by the
+//! address onto the account (see `evolve`), so a ban made against `sip:bob@…` also
+//! stops `xmpp:bob@…` once both are linked to Bob's account.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::context::Actor;
+use crate::event::AutobanKey;
+use crate::ids::{AccountId, Address, InvitationId, Principal, RoomName, SessionId};
+use crate::model::{BanScope, Role, RoomConfig};
+use crate::policy::Policy;
+
+/// A ban record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ban {
+    /// Why.
+    pub reason: Option<String>,
+    /// Who banned.
+    pub by: Actor,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Until when; `None` = until lifted.
+    pub until: Option<DateTime<Utc>>,
+}
+
+impl Ban {
+    /// Whether the ban still holds at `now`.
+    pub fn active_at(&self, now: DateTime<Utc>) -> bool {
+        self.until.is_none_or(|u| u > now)
+    }
+}
+
+/// An account (Jami account, registered user).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Account {
+    /// Display name (personal content; `None` when unset or purged).
+    pub display_name: Option<String>,
+    /// Disabled accounts cannot join or be called.
+    pub enabled: bool,
+    /// Linked identities.
+    pub identities: BTreeSet<Address>,
+    /// Whether the allow-list is in force.
+    pub contacts_restricted: bool,
+    /// Who may reach the account when restricted.
+    pub allowed_contacts: BTreeSet<Principal>,
+    /// Moderators of the account's conferences.
+    pub moderators: BTreeSet<Principal>,
+    /// Bans from the account's conferences.
+    pub bans: BTreeMap<Principal, Ban>,
+    /// The rendezvous room, when in rendezvous mode.
+    pub rendezvous: Option<RoomName>,
+}
+
+/// Whether a medium is open, closed by its owner, or closed by a moderator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Gate {
+    /// Open.
+    #[default]
+    Open,
+    /// Closed by the person themself (they may reopen it).
+    SelfClosed,
+    /// Closed by a moderator (server-enforced; only a moderator reopens it).
+    Moderator,
+}
+
+/// One session of a present person.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Presence {
+    /// The identity used.
+    pub address: Address,
+    /// The gateway it came through.
+    pub gateway: String,
+    /// When it joined.
+    pub joined_at: DateTime<Utc>,
+    /// Stored remote address.
+    pub remote: Option<String>,
+}
+
+/// A present person: their sessions and per-person media state.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Member {
+    /// Sessions, possibly over several protocols at once.
+    pub sessions: BTreeMap<SessionId, Presence>,
+    /// Audio state (applies to every session, SIP callers included).
+    pub audio: Gate,
+    /// Video state.
+    pub video: Gate,
+    /// Hand raised.
+    pub hand_raised: bool,
+}
+
+/// A lobby entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Knock {
+    /// The identity used.
+    pub address: Address,
+    /// The waiting session.
+    pub session: SessionId,
+    /// The gateway.
+    pub gateway: String,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// Invitation lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InvitationState {
+    /// Issued, not answered.
+    Pending,
+    /// Accepted (still usable if multi-use).
+    Accepted,
+    /// Declined.
+    Denied,
+    /// Used up (single use).
+    Used,
+    /// Withdrawn.
+    Revoked,
+    /// Past expiry.
+    Expired,
+}
+
+/// An invitation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invitation {
+    /// To whom.
+    pub invitee: Address,
+    /// Issued by.
+    pub by: Actor,
+    /// When.
+    pub issued_at: DateTime<Utc>,
+    /// Expiry.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Single use.
+    pub single_use: bool,
+    /// Lifecycle state.
+    pub state: InvitationState,
+}
+
+impl Invitation {
+    /// Whether it can still admit someone at `now`.
+    pub fn usable_at(&self, now: DateTime<Utc>) -> bool {
+        matches!(
+            self.state,
+            InvitationState::Pending | InvitationState::Accepted
+        ) && self.expires_at.is_none_or(|e| e > now)
+    }
+
+    /// Whether it is open (pending or accepted) regardless of time.
+    pub fn is_open(&self) -> bool {
+        matches!(
+            self.state,
+            InvitationState::Pending | InvitationState::Accepted
+        )
+    }
+}
+
+/// A room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Room {
+    /// Parent, for nested rooms.
+    pub parent: Option<RoomName>,
+    /// Nesting depth (0 = top level).
+    pub depth: u32,
+    /// Sub-rooms.
+    pub children: BTreeSet<RoomName>,
+    /// The account whose rendezvous room this is.
+    pub account: Option<AccountId>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last activity (drives inactivity expiry).
+    pub last_activity: DateTime<Utc>,
+    /// Configuration.
+    pub config: RoomConfig,
+    /// Owner password hash when reserved (VROOM reserved rooms).
+    pub reserved: Option<String>,
+    /// Affiliations.
+    pub affiliations: BTreeMap<Principal, Role>,
+    /// Present people.
+    pub members: BTreeMap<Principal, Member>,
+    /// Room bans.
+    pub bans: BTreeMap<Principal, Ban>,
+    /// Invitations, all states (history until the room goes).
+    pub invitations: BTreeMap<InvitationId, Invitation>,
+    /// Lobby.
+    pub lobby: BTreeMap<Principal, Knock>,
+}
+
+impl Room {
+    /// A fresh room.
+    pub fn new(
+        parent: Option<RoomName>,
+        depth: u32,
+        at: DateTime<Utc>,
+        config: RoomConfig,
+    ) -> Self {
+        Room {
+            parent,
+            depth,
+            children: BTreeSet::new(),
+            account: None,
+            created_at: at,
+            last_activity: at,
+            config,
+            reserved: None,
+            affiliations: BTreeMap::new(),
+            members: BTreeMap::new(),
+            bans: BTreeMap::new(),
+            invitations: BTreeMap::new(),
+            lobby: BTreeMap::new(),
+        }
+    }
+
+    /// Number of owners.
+    pub fn owner_count(&self) -> usize {
+        self.affiliations
+            .values()
+            .filter(|r| **r == Role::Owner)
+            .count()
+    }
+
+    /// Effective member limit: the room's, capped by the server's.
+    pub fn max_members(&self, policy: &Policy) -> u32 {
+        self.config
+            .max_members
+            .map_or(policy.max_members, |m| m.min(policy.max_members))
+    }
+
+    /// Number of sessions present.
+    pub fn session_count(&self) -> usize {
+        self.members.values().map(|m| m.sessions.len()).sum()
+    }
+
+    /// Who holds `session`, if anyone.
+    pub fn session_holder(&self, session: &SessionId) -> Option<&Principal> {
+        self.members
+            .iter()
+            .find(|(_, m)| m.sessions.contains_key(session))
+            .map(|(p, _)| p)
+    }
+
+    /// Whether the room is reserved.
+    pub fn is_reserved(&self) -> bool {
+        self.reserved.is_some()
+    }
+}
+
+/// The whole server.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct State {
+    /// Server policy (configuration plus journaled run-time changes).
+    pub policy: Policy,
+    /// Accounts.
+    pub accounts: BTreeMap<AccountId, Account>,
+    /// Identity → account links.
+    pub identities: BTreeMap<Address, AccountId>,
+    /// Rooms.
+    pub rooms: BTreeMap<RoomName, Room>,
+    /// Server-wide bans.
+    pub server_bans: BTreeMap<Principal, Ban>,
+    /// Active autobans and when they end.
+    pub autobans: BTreeMap<AutobanKey, DateTime<Utc>>,
+    /// Recent failed joins per key (pruned to the autoban window).
+    pub failures: BTreeMap<AutobanKey, Vec<DateTime<Utc>>>,
+    /// Total sessions on the server (kept by `evolve`, checked against `max_users`).
+    pub online: u64,
+}
+
+impl State {
+    /// An empty server with the given policy.
+    pub fn new(policy: Policy) -> Self {
+        State {
+            policy,
+            ..State::default()
+        }
+    }
+
+    /// The person behind an identity: its account if linked, else the address.
+    pub fn principal_of(&self, address: &Address) -> Principal {
+        match self.identities.get(address) {
+            Some(a) => Principal::Account(a.clone()),
+            None => Principal::Address(address.clone()),
+        }
+    }
+
+    /// Canonical form of a principal named in a command (an address that is linked
+    /// becomes its account).
+    pub fn canonical(&self, p: &Principal) -> Principal {
+        match p {
+            Principal::Address(a) => self.principal_of(a),
+            Principal::Account(_) => p.clone(),
+        }
+    }
+
+    /// The account of a principal, if it has one.
+    pub fn account_of(&self, p: &Principal) -> Option<&Account> {
+        match p {
+            Principal::Account(a) => self.accounts.get(a),
+            Principal::Address(_) => None,
+        }
+    }
+
+    /// The ban that stops `p` in `room` at `now`, if any: room, account (for rendezvous
+    /// rooms) and server scope, in that order. Expired bans still listed are returned
+    /// too (with their scope) so that callers can lift them.
+    pub fn bans_for(&self, room_name: &RoomName, p: &Principal) -> Vec<(BanScope, &Ban)> {
+        let mut out = Vec::new();
+        if let Some(room) = self.rooms.get(room_name) {
+            if let Some(b) = room.bans.get(p) {
+                out.push((BanScope::Room(room_name.clone()), b));
+            }
+            if let Some(acc) = &room.account {
+                if let Some(b) = self.accounts.get(acc).and_then(|a| a.bans.get(p)) {
+                    out.push((BanScope::Account(acc.clone()), b));
+                }
+            }
+        }
+        if let Some(b) = self.server_bans.get(p) {
+            out.push((BanScope::Server, b));
+        }
+        out
+    }
+
+    /// Whether any ban (active or not yet lifted) stops `p` in the room.
+    pub fn is_banned_in(&self, room: &RoomName, p: &Principal, now: DateTime<Utc>) -> bool {
+        self.bans_for(room, p).iter().any(|(_, b)| b.active_at(now))
+    }
+
+    /// Whether an autoban holds for `key` at `now`.
+    pub fn autobanned(&self, key: &AutobanKey, now: DateTime<Utc>) -> bool {
+        self.autobans.get(key).is_some_and(|u| *u > now)
+    }
+
+    /// The affiliation of `p` in a room.
+    pub fn affiliation(&self, room: &RoomName, p: &Principal) -> Option<Role> {
+        self.rooms
+            .get(room)
+            .and_then(|r| r.affiliations.get(p).copied())
+    }
+
+    /// Whether `p` moderates the room through its account's moderator list (Jami).
+    pub fn is_account_moderator(&self, room: &Room, p: &Principal) -> bool {
+        room.account
+            .as_ref()
+            .and_then(|a| self.accounts.get(a))
+            .is_some_and(|acc| acc.moderators.contains(p))
+    }
+
+    // ---- queries the service and admin tools use ----
+
+    /// Rooms with their member counts (Kamailio `imc_list_rooms`).
+    pub fn list_rooms(&self) -> impl Iterator<Item = (&RoomName, &Room)> {
+        self.rooms.iter()
+    }
+
+    /// Members of a room with their sessions (Kamailio `imc_list_members`).
+    pub fn list_members(&self, room: &RoomName) -> Option<&BTreeMap<Principal, Member>> {
+        self.rooms.get(room).map(|r| &r.members)
+    }
+
+    /// Rooms with at least one member (Kamailio `active_rooms` statistic).
+    pub fn active_rooms(&self) -> usize {
+        self.rooms
+            .values()
+            .filter(|r| !r.members.is_empty())
+            .count()
+    }
+}
