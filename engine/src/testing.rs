@@ -1,1 +1,382 @@
-//! placeholder
+//! Test support shared by this crate's tests and by other crates' (gateways, replay):
+//! a fake password verifier and one sample of every event kind.
+//!
+//! Not for production: [`FakeVerifier`] compares plaintext.
+
+use chrono::{DateTime, Utc};
+
+use crate::context::{Actor, PasswordVerifier};
+use crate::event::{
+    AutobanKey, DeleteReason, DenyReason, Event, EventKind, InvalidationReason, LeaveReason,
+    RoleVia,
+};
+use crate::ids::{AccountId, Address, InvitationId, MessageId, Principal, RoomName, SessionId};
+use crate::model::{BanScope, PolicyChange, Role, RoomChange, RoomConfig};
+
+/// Accepts `attempt` when the stored "hash" is `fake$<attempt>`. Deterministic and
+/// instant; never use outside tests.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FakeVerifier;
+
+impl FakeVerifier {
+    /// The fake hash of a password.
+    pub fn hash(password: &str) -> String {
+        format!("fake${password}")
+    }
+}
+
+impl PasswordVerifier for FakeVerifier {
+    fn verify(&self, stored_hash: &str, attempt: &str) -> bool {
+        stored_hash.strip_prefix("fake$") == Some(attempt)
+    }
+}
+
+/// Number of [`EventKind`] variants; [`variant_index`] is exhaustive over them.
+pub const EVENT_KIND_COUNT: usize = 42;
+
+/// A dense index per variant, so tests can check that samples cover every kind (adding
+/// a variant breaks the exhaustive match here, which is the point).
+pub fn variant_index(kind: &EventKind) -> usize {
+    use EventKind as E;
+    match kind {
+        E::AccountCreated { .. } => 0,
+        E::IdentityLinked { .. } => 1,
+        E::IdentityUnlinked { .. } => 2,
+        E::DisplayNameChanged { .. } => 3,
+        E::AccountEnabled { .. } => 4,
+        E::AccountDisabled { .. } => 5,
+        E::ContactAllowed { .. } => 6,
+        E::ContactDisallowed { .. } => 7,
+        E::ContactsOpened { .. } => 8,
+        E::ModeratorAdded { .. } => 9,
+        E::ModeratorRemoved { .. } => 10,
+        E::RendezvousChanged { .. } => 11,
+        E::RoomCreated { .. } => 12,
+        E::RoomModified { .. } => 13,
+        E::RoomReserved { .. } => 14,
+        E::RoomUnreserved { .. } => 15,
+        E::RoomDeleted { .. } => 16,
+        E::RoomExpired { .. } => 17,
+        E::Joined { .. } => 18,
+        E::Left { .. } => 19,
+        E::JoinDenied { .. } => 20,
+        E::RoleChanged { .. } => 21,
+        E::InvitationIssued { .. } => 22,
+        E::InvitationAnswered { .. } => 23,
+        E::InvitationInvalidated { .. } => 24,
+        E::AudioMuted { .. } => 25,
+        E::AudioUnmuted { .. } => 26,
+        E::VideoPaused { .. } => 27,
+        E::VideoResumed { .. } => 28,
+        E::Kicked { .. } => 29,
+        E::Banned { .. } => 30,
+        E::Unbanned { .. } => 31,
+        E::Knocked { .. } => 32,
+        E::KnockAdmitted { .. } => 33,
+        E::KnockRejected { .. } => 34,
+        E::HandRaised { .. } => 35,
+        E::HandLowered { .. } => 36,
+        E::ActionDenied { .. } => 37,
+        E::AutobanApplied { .. } => 38,
+        E::AutobanLifted { .. } => 39,
+        E::MessagePosted { .. } => 40,
+        E::PolicyChanged { .. } => 41,
+    }
+}
+
+/// Inputs that vary the samples (property tests feed random ones).
+#[derive(Debug, Clone)]
+pub struct SampleParams {
+    /// Event time.
+    pub at: DateTime<Utc>,
+    /// A room name.
+    pub room: RoomName,
+    /// An account id.
+    pub account: AccountId,
+    /// An identity.
+    pub address: Address,
+    /// Some free text (reasons, bodies, names).
+    pub text: String,
+    /// A number (limits, counts).
+    pub n: u32,
+    /// A flag.
+    pub flag: bool,
+}
+
+impl Default for SampleParams {
+    // The literals below are valid by construction; no input reaches these expects.
+    #[allow(clippy::expect_used)]
+    fn default() -> Self {
+        SampleParams {
+            at: DateTime::from_timestamp(1_700_000_000, 123_456_789).expect("valid time"),
+            room: RoomName::from_stored("standup".into()),
+            account: AccountId::from_stored("alice".into()),
+            address: Address::parse("sip:alice@example.org").expect("valid address"),
+            text: "hello".into(),
+            n: 7,
+            flag: true,
+        }
+    }
+}
+
+/// One event of every kind (several for kinds whose type name depends on the payload),
+/// built from `p`.
+pub fn sample_events(p: &SampleParams) -> Vec<Event> {
+    let room = p.room.clone();
+    let account = p.account.clone();
+    let address = p.address.clone();
+    let person = Principal::Address(address.clone());
+    let acct = Principal::Account(account.clone());
+    let session = SessionId::from_stored(format!("s{}", p.n));
+    let inv = InvitationId::from_stored(format!("inv{}", p.n));
+    let text = Some(p.text.clone());
+    let later = p.at + chrono::Duration::seconds(i64::from(p.n) + 1);
+    use EventKind as E;
+    let kinds = vec![
+        E::AccountCreated {
+            account: account.clone(),
+            display_name: text.clone(),
+        },
+        E::IdentityLinked {
+            account: account.clone(),
+            address: address.clone(),
+        },
+        E::IdentityUnlinked {
+            account: account.clone(),
+            address: address.clone(),
+        },
+        E::DisplayNameChanged {
+            account: account.clone(),
+            display_name: None,
+        },
+        E::AccountEnabled {
+            account: account.clone(),
+        },
+        E::AccountDisabled {
+            account: account.clone(),
+        },
+        E::ContactAllowed {
+            account: account.clone(),
+            contact: person.clone(),
+        },
+        E::ContactDisallowed {
+            account: account.clone(),
+            contact: person.clone(),
+        },
+        E::ContactsOpened {
+            account: account.clone(),
+        },
+        E::ModeratorAdded {
+            account: account.clone(),
+            moderator: person.clone(),
+        },
+        E::ModeratorRemoved {
+            account: account.clone(),
+            moderator: person.clone(),
+        },
+        E::RendezvousChanged {
+            account: account.clone(),
+            room: Some(room.clone()),
+        },
+        E::RoomCreated {
+            room: room.clone(),
+            parent: p.flag.then(|| RoomName::from_stored("parent".into())),
+            owner: acct.clone(),
+            config: RoomConfig {
+                private: p.flag,
+                max_members: Some(p.n),
+                welcome_text: text.clone(),
+                access_password_hash: Some("fake$pw".into()),
+                ..RoomConfig::default()
+            },
+        },
+        E::RoomModified {
+            room: room.clone(),
+            change: RoomChange::DefaultRole(Some(Role::Visitor)),
+        },
+        E::RoomModified {
+            room: room.clone(),
+            change: RoomChange::WelcomeText(text.clone()),
+        },
+        E::RoomReserved {
+            room: room.clone(),
+            owner_password_hash: "fake$owner".into(),
+        },
+        E::RoomUnreserved { room: room.clone() },
+        E::RoomDeleted {
+            room: room.clone(),
+            reason: DeleteReason::OwnerLeft,
+        },
+        E::RoomExpired {
+            room: room.clone(),
+            idle_secs: u64::from(p.n) * 60,
+            reserved: p.flag,
+        },
+        E::Joined {
+            room: room.clone(),
+            principal: acct.clone(),
+            address: address.clone(),
+            session: session.clone(),
+            gateway: "sip".into(),
+            role: Role::Moderator,
+            remote: Some("h:0123".into()),
+        },
+        E::Left {
+            room: room.clone(),
+            principal: acct.clone(),
+            session: session.clone(),
+            reason: LeaveReason::Disconnected,
+        },
+        E::JoinDenied {
+            room: room.clone(),
+            principal: person.clone(),
+            address: address.clone(),
+            reason: DenyReason::WrongPassword,
+            remote: None,
+        },
+        E::JoinDenied {
+            room: room.clone(),
+            principal: person.clone(),
+            address: address.clone(),
+            reason: DenyReason::RoomFull,
+            remote: Some("192.0.2.1".into()),
+        },
+        E::JoinDenied {
+            room: room.clone(),
+            principal: person.clone(),
+            address: address.clone(),
+            reason: DenyReason::NoRole,
+            remote: None,
+        },
+        E::RoleChanged {
+            room: room.clone(),
+            subject: person.clone(),
+            from: Some(Role::Member),
+            to: Some(Role::Owner),
+            via: RoleVia::OwnerPassword,
+        },
+        E::InvitationIssued {
+            room: room.clone(),
+            invitation: inv.clone(),
+            invitee: address.clone(),
+            expires_at: Some(later),
+            single_use: p.flag,
+        },
+        E::InvitationAnswered {
+            room: room.clone(),
+            invitation: inv.clone(),
+            accepted: p.flag,
+            by: person.clone(),
+        },
+        E::InvitationInvalidated {
+            room: room.clone(),
+            invitation: inv,
+            reason: InvalidationReason::Expired,
+        },
+        E::AudioMuted {
+            room: room.clone(),
+            subject: person.clone(),
+            by_moderator: p.flag,
+        },
+        E::AudioUnmuted {
+            room: room.clone(),
+            subject: person.clone(),
+        },
+        E::VideoPaused {
+            room: room.clone(),
+            subject: person.clone(),
+            by_moderator: !p.flag,
+        },
+        E::VideoResumed {
+            room: room.clone(),
+            subject: person.clone(),
+        },
+        E::Kicked {
+            room: room.clone(),
+            subject: person.clone(),
+            reason: text.clone(),
+        },
+        E::Banned {
+            scope: BanScope::Account(account.clone()),
+            subject: person.clone(),
+            reason: text.clone(),
+            until: Some(later),
+        },
+        E::Banned {
+            scope: BanScope::Server,
+            subject: acct.clone(),
+            reason: None,
+            until: None,
+        },
+        E::Unbanned {
+            scope: BanScope::Room(room.clone()),
+            subject: person.clone(),
+            expired: p.flag,
+        },
+        E::Knocked {
+            room: room.clone(),
+            principal: person.clone(),
+            address: address.clone(),
+            session,
+            gateway: "web".into(),
+        },
+        E::KnockAdmitted {
+            room: room.clone(),
+            principal: person.clone(),
+        },
+        E::KnockRejected {
+            room: room.clone(),
+            principal: person.clone(),
+        },
+        E::HandRaised {
+            room: room.clone(),
+            subject: person.clone(),
+        },
+        E::HandLowered {
+            room: room.clone(),
+            subject: person.clone(),
+        },
+        E::ActionDenied {
+            room: Some(room.clone()),
+            action: "kick".into(),
+            subject: Some(acct.clone()),
+            code: "perm.not_moderator".into(),
+        },
+        E::AutobanApplied {
+            key: AutobanKey::Remote("h:abcd".into()),
+            attempts: p.n,
+            until: later,
+        },
+        E::AutobanLifted {
+            key: AutobanKey::Identity(address.clone()),
+        },
+        E::MessagePosted {
+            room,
+            message: MessageId::from_stored("m1".into()),
+            from: acct,
+            address,
+            body: text.clone(),
+            html_stripped: p.flag,
+        },
+        E::PolicyChanged {
+            change: PolicyChange::ServerPassword(Some("fake$srv".into())),
+        },
+        E::PolicyChanged {
+            change: PolicyChange::LogDays(-1),
+        },
+    ];
+    let actors = [
+        Actor::Admin,
+        Actor::Identity(p.address.clone()),
+        Actor::Service("clock".into()),
+    ];
+    kinds
+        .into_iter()
+        .enumerate()
+        .map(|(i, kind)| Event {
+            at: p.at,
+            actor: actors[i % actors.len()].clone(),
+            kind,
+        })
+        .collect()
+}

@@ -1,0 +1,550 @@
+//! Storage types: the journal's view of events, frozen per schema version.
+//!
+//! These are written with bincode 2 (serde, standard config), which is not
+//! self-describing: **never reorder, remove or change a field or an enum variant of a
+//! released version.** To evolve an event, add a new version module with the new shape,
+//! bump the type's version in [`super::current_version`] and add an upcaster from the
+//! previous version. Names and addresses are plain strings here: validation rules may
+//! change, stored history may not.
+
+/// Schema version 1 of every event type (the first release).
+pub mod v1 {
+    use serde::{Deserialize, Serialize};
+
+    /// Common to every record: when and who.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Envelope {
+        /// Seconds since the Unix epoch (UTC).
+        pub at_secs: i64,
+        /// Nanoseconds within the second.
+        pub at_nanos: u32,
+        /// Who acted.
+        pub actor: Actor,
+    }
+
+    /// A point in time.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Time {
+        /// Seconds since the Unix epoch (UTC).
+        pub secs: i64,
+        /// Nanoseconds within the second.
+        pub nanos: u32,
+    }
+
+    /// Who acted.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum Actor {
+        /// An identity address.
+        Identity(String),
+        /// The operator.
+        Admin,
+        /// A named service.
+        Service(String),
+    }
+
+    /// Whom a rule is about.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum Principal {
+        /// An account id.
+        Account(String),
+        /// An identity address.
+        Address(String),
+    }
+
+    /// A role.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum Role {
+        /// Visitor.
+        Visitor,
+        /// Member.
+        Member,
+        /// Moderator.
+        Moderator,
+        /// Owner.
+        Owner,
+    }
+
+    /// A ban scope.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum BanScope {
+        /// A room.
+        Room(String),
+        /// An account.
+        Account(String),
+        /// The server.
+        Server,
+    }
+
+    /// Room configuration.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct RoomConfig {
+        /// Invite-only.
+        pub private: bool,
+        /// Locked.
+        pub locked: bool,
+        /// Member limit.
+        pub max_members: Option<u32>,
+        /// Welcome text.
+        pub welcome_text: Option<String>,
+        /// Moderators-only chat.
+        pub moderated_chat: bool,
+        /// Lobby.
+        pub lobby: bool,
+        /// Default role.
+        pub default_role: Option<Role>,
+        /// Owner exit destroys.
+        pub owner_exit_destroys: bool,
+        /// Access password hash.
+        pub access_password_hash: Option<String>,
+    }
+
+    /// One configuration change.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum RoomChange {
+        /// Private.
+        Private(bool),
+        /// Locked.
+        Locked(bool),
+        /// Max members.
+        MaxMembers(Option<u32>),
+        /// Welcome text.
+        WelcomeText(Option<String>),
+        /// Moderated chat.
+        ModeratedChat(bool),
+        /// Lobby.
+        Lobby(bool),
+        /// Default role.
+        DefaultRole(Option<Role>),
+        /// Owner exit destroys.
+        OwnerExitDestroys(bool),
+        /// Access password hash.
+        AccessPassword(Option<String>),
+    }
+
+    /// A policy change.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum PolicyChange {
+        /// Server password hash.
+        ServerPassword(Option<String>),
+        /// Retention days.
+        LogDays(i32),
+        /// Obfuscate IPs.
+        ObfuscateIps(bool),
+        /// Welcome text.
+        WelcomeText(String),
+    }
+
+    /// Why a join was refused.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum DenyReason {
+        /// Banned.
+        Banned,
+        /// Room full.
+        RoomFull,
+        /// Server full.
+        ServerFull,
+        /// Wrong password.
+        WrongPassword,
+        /// Not invited.
+        NotInvited,
+        /// Locked.
+        Locked,
+        /// No role.
+        NoRole,
+        /// Account disabled.
+        AccountDisabled,
+        /// Not allowed.
+        NotAllowed,
+        /// Lobby.
+        Lobby,
+    }
+
+    /// Why a room was deleted.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum DeleteReason {
+        /// Destroyed.
+        Destroyed,
+        /// Owner left.
+        OwnerLeft,
+        /// Parent deleted.
+        ParentDeleted,
+    }
+
+    /// Why a session left.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum LeaveReason {
+        /// Left.
+        Left,
+        /// Disconnected.
+        Disconnected,
+    }
+
+    /// How a role changed.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum RoleVia {
+        /// Grant.
+        Grant,
+        /// Revoke.
+        Revoke,
+        /// Owner password.
+        OwnerPassword,
+        /// Invitation.
+        Invitation,
+    }
+
+    /// Why an invitation was invalidated.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum InvalidationReason {
+        /// Used.
+        Used,
+        /// Revoked.
+        Revoked,
+        /// Expired.
+        Expired,
+    }
+
+    /// Autoban key.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum AutobanKey {
+        /// Identity address.
+        Identity(String),
+        /// Stored remote address.
+        Remote(String),
+    }
+
+    // ---- payloads ----
+
+    /// `account_create` (display name in personal content), `account_enable`,
+    /// `account_disable`, `contacts_open`, `display_name_change` (name in content).
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct AccountRef {
+        /// Account id.
+        pub account: String,
+    }
+
+    /// `identity_link`, `identity_unlink`.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct AccountIdentity {
+        /// Account id.
+        pub account: String,
+        /// Identity address.
+        pub address: String,
+    }
+
+    /// `contact_allow`, `contact_disallow`, `moderator_add`, `moderator_remove`.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct AccountPrincipal {
+        /// Account id.
+        pub account: String,
+        /// The contact / moderator.
+        pub principal: Principal,
+    }
+
+    /// `rendezvous_change`.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Rendezvous {
+        /// Account id.
+        pub account: String,
+        /// Room.
+        pub room: Option<String>,
+    }
+
+    /// `room_create`.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct RoomCreated {
+        /// Room.
+        pub room: String,
+        /// Parent.
+        pub parent: Option<String>,
+        /// Owner.
+        pub owner: Principal,
+        /// Configuration.
+        pub config: RoomConfig,
+    }
+
+    /// `room_modify`.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct RoomModified {
+        /// Room.
+        pub room: String,
+        /// Change.
+        pub change: RoomChange,
+    }
+
+    /// `room_reserve`.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct RoomReserved {
+        /// Room.
+        pub room: String,
+        /// Owner password hash.
+        pub owner_password_hash: String,
+    }
+
+    /// `room_unreserve`.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct RoomRef {
+        /// Room.
+        pub room: String,
+    }
+
+    /// `room_delete`.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct RoomDeleted {
+        /// Room.
+        pub room: String,
+        /// Why.
+        pub reason: DeleteReason,
+    }
+
+    /// `room_expire`.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct RoomExpired {
+        /// Room.
+        pub room: String,
+        /// Idle seconds.
+        pub idle_secs: u64,
+        /// Reserved timeout applied.
+        pub reserved: bool,
+    }
+
+    /// `room_join`.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Joined {
+        /// Room.
+        pub room: String,
+        /// Person.
+        pub principal: Principal,
+        /// Identity.
+        pub address: String,
+        /// Session.
+        pub session: String,
+        /// Gateway.
+        pub gateway: String,
+        /// Role.
+        pub role: Role,
+        /// Stored remote address.
+        pub remote: Option<String>,
+    }
+
+    /// `room_leave`.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Left {
+        /// Room.
+        pub room: String,
+        /// Person.
+        pub principal: Principal,
+        /// Session.
+        pub session: String,
+        /// Why.
+        pub reason: LeaveReason,
+    }
+
+    /// `join_denied`, `member_off_limit`, `no_role`.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct JoinDenied {
+        /// Room.
+        pub room: String,
+        /// Person.
+        pub principal: Principal,
+        /// Identity.
+        pub address: String,
+        /// Why.
+        pub reason: DenyReason,
+        /// Stored remote address.
+        pub remote: Option<String>,
+    }
+
+    /// `peer_role`.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct RoleChanged {
+        /// Room.
+        pub room: String,
+        /// Whose.
+        pub subject: Principal,
+        /// Before.
+        pub from: Option<Role>,
+        /// After.
+        pub to: Option<Role>,
+        /// How.
+        pub via: RoleVia,
+    }
+
+    /// `send_invitation`.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct InvitationIssued {
+        /// Room.
+        pub room: String,
+        /// Invitation id.
+        pub invitation: String,
+        /// Invitee address.
+        pub invitee: String,
+        /// Expiry.
+        pub expires_at: Option<Time>,
+        /// Single use.
+        pub single_use: bool,
+    }
+
+    /// `invitation_response`.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct InvitationAnswered {
+        /// Room.
+        pub room: String,
+        /// Invitation id.
+        pub invitation: String,
+        /// Accepted.
+        pub accepted: bool,
+        /// By whom.
+        pub by: Principal,
+    }
+
+    /// `invalidate_invitation`.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct InvitationInvalidated {
+        /// Room.
+        pub room: String,
+        /// Invitation id.
+        pub invitation: String,
+        /// Why.
+        pub reason: InvalidationReason,
+    }
+
+    /// `audio_mute`, `video_pause`.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct MediaClosed {
+        /// Room.
+        pub room: String,
+        /// Whose.
+        pub subject: Principal,
+        /// By a moderator.
+        pub by_moderator: bool,
+    }
+
+    /// `audio_unmute`, `video_resume`, `hand_raise`, `hand_lower`, `lobby_admit`,
+    /// `lobby_reject`.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct RoomSubject {
+        /// Room.
+        pub room: String,
+        /// Whom.
+        pub subject: Principal,
+    }
+
+    /// `peer_kick` version 1: no reason yet (see `v2::Kicked`).
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Kicked {
+        /// Room.
+        pub room: String,
+        /// Whom.
+        pub subject: Principal,
+    }
+
+    /// `ban`.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Banned {
+        /// Scope.
+        pub scope: BanScope,
+        /// Whom.
+        pub subject: Principal,
+        /// Why.
+        pub reason: Option<String>,
+        /// Until.
+        pub until: Option<Time>,
+    }
+
+    /// `unban`.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Unbanned {
+        /// Scope.
+        pub scope: BanScope,
+        /// Whom.
+        pub subject: Principal,
+        /// By expiry.
+        pub expired: bool,
+    }
+
+    /// `lobby_knock`.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Knocked {
+        /// Room.
+        pub room: String,
+        /// Person.
+        pub principal: Principal,
+        /// Identity.
+        pub address: String,
+        /// Session.
+        pub session: String,
+        /// Gateway.
+        pub gateway: String,
+    }
+
+    /// `api_action_denied`.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct ActionDenied {
+        /// Room.
+        pub room: Option<String>,
+        /// Command name.
+        pub action: String,
+        /// Subject.
+        pub subject: Option<Principal>,
+        /// Rejection code.
+        pub code: String,
+    }
+
+    /// `autoban`.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct AutobanApplied {
+        /// Key.
+        pub key: AutobanKey,
+        /// Attempts counted.
+        pub attempts: u32,
+        /// Until.
+        pub until: Time,
+    }
+
+    /// `autoban_lift`.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct AutobanLifted {
+        /// Key.
+        pub key: AutobanKey,
+    }
+
+    /// `chat_message` (body in personal content).
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct MessagePosted {
+        /// Room.
+        pub room: String,
+        /// Message id.
+        pub message: String,
+        /// Person.
+        pub from: Principal,
+        /// Identity.
+        pub address: String,
+        /// HTML stripped.
+        pub html_stripped: bool,
+    }
+
+    /// `server_modify`.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct PolicyChanged {
+        /// Change.
+        pub change: PolicyChange,
+    }
+}
+
+/// Schema version 2: `peer_kick` gained a reason.
+pub mod v2 {
+    use serde::{Deserialize, Serialize};
+
+    use super::v1::Principal;
+
+    /// `peer_kick` version 2.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Kicked {
+        /// Room.
+        pub room: String,
+        /// Whom.
+        pub subject: Principal,
+        /// Why.
+        pub reason: Option<String>,
+    }
+}
