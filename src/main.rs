@@ -1,1 +1,92 @@
-fn main() {}
+//! The `conclave` binary: command-line parsing and wiring only.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use conclave_journal::{hex, Journal, JournalConfig};
+
+#[derive(Parser)]
+#[command(name = "conclave", version, about = "Event-sourced conference engine")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Inspect the journal directly (the server must not be running on it).
+    Journal {
+        #[command(subcommand)]
+        action: JournalAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum JournalAction {
+    /// Walk the hash chain and report the first bad record; exit status 1 if any.
+    Verify {
+        /// The journal directory.
+        #[arg(long, env = "CONCLAVE_DATA", default_value = "./data/journal")]
+        data: PathBuf,
+    },
+    /// Print the head sequence number and group-commit counters.
+    Head {
+        #[arg(long, env = "CONCLAVE_DATA", default_value = "./data/journal")]
+        data: PathBuf,
+    },
+}
+
+fn open_existing(data: &PathBuf) -> anyhow::Result<Journal> {
+    anyhow::ensure!(
+        data.is_dir(),
+        "no journal at {}: the directory does not exist",
+        data.display()
+    );
+    Journal::open(data, JournalConfig::default())
+        .with_context(|| format!("opening the journal at {}", data.display()))
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("conclave: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Journal { action } => match action {
+            JournalAction::Verify { data } => {
+                let journal = open_existing(&data)?;
+                let report = journal.verify().context("verifying the journal")?;
+                let out = serde_json::json!({
+                    "records_checked": report.records_checked,
+                    "head": journal.head(),
+                    "head_hash": hex(&report.last_good_hash),
+                    "purged_content": report.purged_content,
+                    "ok": report.is_ok(),
+                    "first_failure": report.first_failure.as_ref().map(|f| serde_json::json!({
+                        "seq": f.seq,
+                        "problem": f.to_string(),
+                    })),
+                });
+                println!("{}", serde_json::to_string_pretty(&out)?);
+                Ok(if report.is_ok() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(1)
+                })
+            }
+            JournalAction::Head { data } => {
+                let journal = open_existing(&data)?;
+                println!("{}", journal.head());
+                Ok(ExitCode::SUCCESS)
+            }
+        },
+    }
+}

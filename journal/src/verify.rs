@@ -3,14 +3,14 @@
 //! Each record is checked on its own (it decodes, its sequence is the next one, its
 //! hash matches its fields, its stream version follows the stream's previous one, its
 //! content, if still present, matches the digest) and against its predecessor (its
-//! `prev_hash` is the predecessor's hash). The per-record work runs on a second thread
-//! while the first scans storage, so verification keeps up with a raw scan.
+//! `prev_hash` is the predecessor's hash). Decoding and hashing, the costly part, runs on
+//! worker threads, chunk by chunk; only the cheap linking checks run in order.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::mpsc;
 
 use crate::codec::{self, ChunkReader, CONTENT_SALT_LEN};
-use crate::error::{JournalError, Result};
+use crate::error::Result;
 use crate::record::{Hash, ZERO_HASH};
 use crate::storage::Storage;
 
@@ -81,6 +81,60 @@ impl VerifyReport {
     }
 }
 
+/// What a worker learned from one record on its own.
+struct Checked {
+    stream: String,
+    stream_version: u64,
+    prev_hash: Hash,
+    hash: Hash,
+    hash_ok: bool,
+    content: Option<Hash>,
+}
+
+/// A worker's findings for one chunk: its records in order, then the problem that
+/// stopped it, if any (naming the sequence it was expecting).
+struct CheckedChunk {
+    first: u64,
+    records: Vec<Checked>,
+    problem: Option<(u64, VerifyProblem)>,
+}
+
+/// Decodes and hashes every record of a chunk, independently of other chunks.
+fn check_chunk(first: u64, bytes: &[u8], head: u64) -> CheckedChunk {
+    let mut out = CheckedChunk {
+        first,
+        records: Vec::new(),
+        problem: None,
+    };
+    let mut reader = match ChunkReader::new(first, bytes) {
+        Ok(r) => r,
+        Err(e) => {
+            out.problem = Some((first, VerifyProblem::Undecodable(e.to_string())));
+            return out;
+        }
+    };
+    let mut seq = first;
+    while seq <= head {
+        match reader.next_record() {
+            Ok(Some(r)) => out.records.push(Checked {
+                stream: r.stream.to_owned(),
+                stream_version: r.stream_version,
+                prev_hash: r.prev_hash,
+                hash: r.hash,
+                hash_ok: r.chain_hash() == r.hash,
+                content: r.content_digest,
+            }),
+            Ok(None) => break,
+            Err(e) => {
+                out.problem = Some((seq, VerifyProblem::Undecodable(e.to_string())));
+                break;
+            }
+        }
+        seq += 1;
+    }
+    out
+}
+
 pub(crate) fn verify(storage: &dyn Storage, head: u64) -> Result<VerifyReport> {
     let mut v = Verifier {
         storage,
@@ -91,33 +145,64 @@ pub(crate) fn verify(storage: &dyn Storage, head: u64) -> Result<VerifyReport> {
             first_failure: None,
         },
         expected_seq: 1,
-        head,
         stream_versions: HashMap::new(),
     };
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8));
     std::thread::scope(|scope| -> Result<()> {
-        // The scanner reads ahead while this thread decodes and hashes.
-        let (tx, rx) = mpsc::sync_channel::<Result<(u64, Vec<u8>)>>(16);
-        let scanner = scope.spawn(move || {
-            for chunk in storage.chunks(1) {
-                let stop = match &chunk {
-                    Ok((first, _)) => *first > head,
-                    Err(_) => true,
-                };
-                if stop || tx.send(chunk).is_err() {
-                    break;
+        // A scanner reads chunks, workers decode and hash them in parallel, and this
+        // thread puts their findings back in order and checks what links records: the
+        // previous-hash chain, sequence continuity and stream versions.
+        let (work_tx, work_rx) = mpsc::sync_channel::<(usize, u64, Vec<u8>)>(4 * workers);
+        let work_rx = std::sync::Arc::new(std::sync::Mutex::new(work_rx));
+        let (done_tx, done_rx) = mpsc::sync_channel::<(usize, Result<CheckedChunk>)>(4 * workers);
+        let scan_tx = done_tx.clone();
+        scope.spawn(move || {
+            for (idx, chunk) in storage.chunks(1).enumerate() {
+                match chunk {
+                    Ok((first, _)) if first > head => break,
+                    Ok((first, bytes)) => {
+                        if work_tx.send((idx, first, bytes)).is_err() {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = scan_tx.send((idx, Err(e)));
+                        break;
+                    }
                 }
             }
         });
-        for chunk in rx {
-            let (first, bytes) = chunk?;
-            if !v.check_chunk(first, &bytes)? {
-                break;
+        for _ in 0..workers {
+            let work_rx = work_rx.clone();
+            let done_tx = done_tx.clone();
+            scope.spawn(move || loop {
+                let job = match work_rx.lock() {
+                    Ok(rx) => rx.recv(),
+                    Err(_) => return,
+                };
+                let Ok((idx, first, bytes)) = job else { return };
+                if done_tx
+                    .send((idx, Ok(check_chunk(first, &bytes, head))))
+                    .is_err()
+                {
+                    return;
+                }
+            });
+        }
+        drop(done_tx);
+        let mut pending: BTreeMap<usize, Result<CheckedChunk>> = BTreeMap::new();
+        let mut next = 0usize;
+        'outer: for (idx, found) in done_rx.iter() {
+            pending.insert(idx, found);
+            while let Some(found) = pending.remove(&next) {
+                next += 1;
+                if !v.link(found?)? {
+                    break 'outer;
+                }
             }
         }
-        // Leaving the loop dropped the receiver, which stops the scanner early.
-        scanner
-            .join()
-            .map_err(|_| JournalError::Storage("the verify scanner panicked".into()))
+        // Leaving early drops the receivers, which stops the scanner and the workers.
+        Ok(())
     })?;
     if v.report.first_failure.is_none() && v.expected_seq <= head {
         v.report.first_failure = Some(VerifyFailure {
@@ -132,7 +217,6 @@ struct Verifier<'s> {
     storage: &'s dyn Storage,
     report: VerifyReport,
     expected_seq: u64,
-    head: u64,
     stream_versions: HashMap<String, u64>,
 }
 
@@ -145,39 +229,27 @@ impl Verifier<'_> {
         Ok(false)
     }
 
-    /// Checks every record of a chunk; false once a failure is recorded.
-    fn check_chunk(&mut self, first: u64, bytes: &[u8]) -> Result<bool> {
-        if first != self.expected_seq {
+    /// Checks a chunk's records against what came before; false once a failure is found.
+    fn link(&mut self, chunk: CheckedChunk) -> Result<bool> {
+        if chunk.first != self.expected_seq {
             return self.fail(VerifyProblem::Missing {
-                next_found: Some(first),
+                next_found: Some(chunk.first),
             });
         }
-        let mut reader = match ChunkReader::new(first, bytes) {
-            Ok(r) => r,
-            Err(e) => return self.fail(VerifyProblem::Undecodable(e.to_string())),
-        };
-        loop {
-            if self.expected_seq > self.head {
-                return Ok(true);
-            }
-            let record = match reader.next_record() {
-                Ok(Some(r)) => r,
-                Ok(None) => return Ok(true),
-                Err(e) => return self.fail(VerifyProblem::Undecodable(e.to_string())),
-            };
+        for record in chunk.records {
             if record.prev_hash != self.report.last_good_hash {
                 return self.fail(VerifyProblem::BrokenLink);
             }
-            if record.chain_hash() != record.hash {
+            if !record.hash_ok {
                 return self.fail(VerifyProblem::HashMismatch);
             }
-            let expected_version = match self.stream_versions.get_mut(record.stream) {
+            let expected_version = match self.stream_versions.get_mut(&record.stream) {
                 Some(v) => {
                     *v += 1;
                     *v
                 }
                 None => {
-                    self.stream_versions.insert(record.stream.to_owned(), 1);
+                    self.stream_versions.insert(record.stream, 1);
                     1
                 }
             };
@@ -187,7 +259,7 @@ impl Verifier<'_> {
                     found: record.stream_version,
                 });
             }
-            if let Some(digest) = &record.content_digest {
+            if let Some(digest) = &record.content {
                 match self.storage.content(digest)? {
                     None => self.report.purged_content += 1,
                     Some(salted) => {
@@ -203,5 +275,10 @@ impl Verifier<'_> {
             self.report.records_checked += 1;
             self.expected_seq += 1;
         }
+        if let Some((seq, problem)) = chunk.problem {
+            debug_assert_eq!(seq, self.expected_seq);
+            return self.fail(problem);
+        }
+        Ok(true)
     }
 }
