@@ -13,6 +13,8 @@ pub enum JournalError {
         expected: String,
         actual: u64,
     },
+    #[error("the journal head is {actual}, the append expected {expected}")]
+    HeadConflict { expected: u64, actual: u64 },
     #[error("invalid record: {0}")]
     InvalidRecord(String),
     #[error("record {seq} is corrupt: {reason}")]
@@ -46,6 +48,7 @@ impl JournalError {
     pub fn code(&self) -> &'static str {
         match self {
             JournalError::Conflict { .. } => "journal.conflict",
+            JournalError::HeadConflict { .. } => "journal.head_conflict",
             JournalError::InvalidRecord(_) => "journal.invalid_record",
             JournalError::Corrupt { .. } => "journal.corrupt",
             JournalError::UnsupportedFormat { .. } => "journal.unsupported_format",

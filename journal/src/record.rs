@@ -70,6 +70,10 @@ impl ExpectedVersion {
 pub struct AppendRequest {
     /// Version expectations, checked before anything is written.
     pub expected: Vec<(String, ExpectedVersion)>,
+    /// If set, the journal's head must be exactly this when the records are written: a
+    /// single writer that pipelines appends uses it so that one failed append makes every
+    /// later one fail too, instead of landing on top of a state that never was.
+    pub expected_head: Option<u64>,
     pub records: Vec<NewRecord>,
 }
 
@@ -82,6 +86,7 @@ impl AppendRequest {
     ) -> Self {
         AppendRequest {
             expected: vec![(stream.into(), expected)],
+            expected_head: None,
             records,
         }
     }

@@ -253,6 +253,12 @@ fn stage(
             .copied()
             .unwrap_or(0)
     };
+    if let Some(expected) = req.expected_head {
+        let actual = first_seq - 1;
+        if expected != actual {
+            return Err(JournalError::HeadConflict { expected, actual });
+        }
+    }
     let mut local: HashMap<String, u64> = HashMap::new();
     for (stream, expected) in &req.expected {
         let actual = current(stream, &local);

@@ -92,6 +92,7 @@ fn a_multi_record_append_is_all_or_nothing() {
             ("room:a".into(), ExpectedVersion::NoStream),
             ("server".into(), ExpectedVersion::NoStream),
         ],
+        expected_head: Some(0),
         records: vec![
             rec("room:a", "room_create", b"a"),
             rec("server", "room_count", b"b"),
@@ -109,6 +110,7 @@ fn a_multi_record_append_is_all_or_nothing() {
     // A batch whose last record is invalid adds nothing either.
     let bad = AppendRequest {
         expected: vec![],
+        expected_head: None,
         records: vec![rec("room:a", "ok", b"1"), rec("", "no_stream", b"2")],
     };
     let err = j.append_blocking(bad).unwrap_err();
@@ -180,4 +182,33 @@ fn batch_mode_acknowledges_and_flushes_later() {
     let j = Journal::open(dir.path(), config(SyncMode::Always)).unwrap();
     assert_eq!(j.head(), 50);
     assert!(j.verify().unwrap().is_ok());
+}
+
+#[test]
+fn a_pipelined_writer_chains_appends_on_the_head() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = Journal::open(dir.path(), config(SyncMode::Always)).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        // Three appends submitted before any is acknowledged; the second expects a head
+        // that the first will not produce, so it fails, and so does the third that was
+        // built on the second.
+        let mut first = one("room:a", ExpectedVersion::Any, b"1");
+        first.expected_head = Some(0);
+        let mut second = one("room:a", ExpectedVersion::Any, b"2");
+        second.expected_head = Some(5);
+        let mut third = one("room:b", ExpectedVersion::Any, b"3");
+        third.expected_head = Some(6);
+        let (a, b, c) = tokio::join!(j.append(first), j.append(second), j.append(third));
+        assert_eq!(a.unwrap().last_seq(), 1);
+        assert_eq!(
+            b.unwrap_err(),
+            JournalError::HeadConflict {
+                expected: 5,
+                actual: 1
+            }
+        );
+        assert_eq!(c.unwrap_err().code(), "journal.head_conflict");
+    });
+    assert_eq!(j.head(), 1);
 }
