@@ -26,6 +26,9 @@ pub(super) fn grant(
         if to == Some(Role::Owner) && rank < Rank::Owner {
             return Err(Rejection::NotOwner.into());
         }
+        if from == to {
+            return Ok(vec![]);
+        }
         if !is_self {
             cx.require_outranks(rank, name, room, &subject)?;
         }

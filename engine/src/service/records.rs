@@ -1,0 +1,61 @@
+//! Between domain events and journal records: encoding with metadata, and decoding with
+//! the personal content fetched from the journal's side store.
+
+use conclave_journal::{Content, Journal, Metadata, NewRecord, Record};
+
+use crate::codec::{self, CodecError};
+use crate::context::Context;
+use crate::event::Event;
+use crate::policy::stored_remote_addr;
+use crate::state::State;
+
+use super::EngineError;
+
+/// The journal record for an event decided in `ctx`. The remote address is stored
+/// obfuscated when the policy says so (Mumble `obfuscate-ips`).
+pub(crate) fn to_record(event: &Event, ctx: &Context, state: &State) -> Result<NewRecord, CodecError> {
+    let encoded = codec::encode(event)?;
+    let remote_addr = ctx
+        .origin
+        .remote_addr
+        .as_deref()
+        .map(|raw| stored_remote_addr(raw, state.policy.obfuscate_ips, &ctx.ip_key));
+    let nonempty = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+    Ok(NewRecord {
+        stream: event.stream().to_string(),
+        event_type: encoded.event_type.to_owned(),
+        schema_version: encoded.schema_version,
+        timestamp: event.at,
+        payload: encoded.payload,
+        content: encoded.personal_content,
+        meta: Metadata {
+            actor: Some(event.actor.to_string()),
+            gateway: nonempty(&ctx.origin.gateway),
+            protocol: nonempty(&ctx.origin.protocol),
+            remote_addr,
+            correlation_id: Some(ctx.correlation_id.clone()),
+            causation_id: ctx.causation_id.clone(),
+        },
+    })
+}
+
+/// The domain event stored in a record; purged personal content decodes as absent.
+pub fn from_record(journal: &Journal, record: &Record) -> Result<Event, EngineError> {
+    let content = match &record.content_digest {
+        None => None,
+        Some(digest) => match journal.content(digest)? {
+            Content::Present(bytes) => Some(bytes),
+            Content::Purged => None,
+        },
+    };
+    codec::decode(
+        &record.event_type,
+        record.schema_version,
+        &record.payload,
+        content.as_deref(),
+    )
+    .map_err(|e| EngineError::Codec {
+        seq: record.seq,
+        reason: e.to_string(),
+    })
+}

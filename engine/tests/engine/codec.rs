@@ -1,0 +1,160 @@
+//! Codec: golden fixtures from released schema versions must keep decoding, and
+//! current-version records must re-encode byte for byte.
+//!
+//! The fixture `tests/fixtures/golden_release_1.hex` holds one record per line:
+//! `event_type schema_version payload_hex content_hex|-`. Regenerate it only when adding
+//! *new* event types, with `CONCLAVE_REGEN_GOLDEN=1 cargo test -p conclave-engine golden`
+//! — and then keep the old lines: they are what old journals contain.
+
+use conclave_engine::codec::stored::v1;
+use conclave_engine::codec::{current_version, decode, encode, CodecError, EVENT_TYPES};
+use conclave_engine::testing::{sample_events, SampleParams};
+use conclave_engine::*;
+
+const FIXTURE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/golden_release_1.hex"
+);
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// A `peer_kick` record as release 1 wrote it (schema v1, no reason).
+fn kick_v1() -> (Vec<u8>, Event) {
+    let p = SampleParams::default();
+    let env = v1::Envelope {
+        at_secs: p.at.timestamp(),
+        at_nanos: p.at.timestamp_subsec_nanos(),
+        actor: v1::Actor::Identity("sip:mod@example.org".into()),
+    };
+    let body = v1::Kicked {
+        room: "standup".into(),
+        subject: v1::Principal::Address("sip:bob@example.org".into()),
+    };
+    let bytes = bincode::serde::encode_to_vec((env, body), bincode::config::standard()).unwrap();
+    let expected = Event {
+        at: p.at,
+        actor: Actor::Identity(Address::parse("sip:mod@example.org").unwrap()),
+        kind: EventKind::Kicked {
+            room: RoomName::from_stored("standup".into()),
+            subject: Principal::Address(Address::parse("sip:bob@example.org").unwrap()),
+            reason: None,
+        },
+    };
+    (bytes, expected)
+}
+
+fn fixture_lines() -> Vec<String> {
+    let mut lines = Vec::new();
+    for e in sample_events(&SampleParams::default()) {
+        let enc = encode(&e).unwrap();
+        let content = enc.personal_content.as_deref().map_or("-".to_owned(), hex);
+        lines.push(format!(
+            "{} {} {} {}",
+            enc.event_type,
+            enc.schema_version,
+            hex(&enc.payload),
+            content
+        ));
+        if enc.personal_content.is_some() {
+            // The same record after retention purged its content.
+            lines.push(format!(
+                "{} {} {} -",
+                enc.event_type,
+                enc.schema_version,
+                hex(&enc.payload)
+            ));
+        }
+    }
+    lines.push(format!("peer_kick 1 {} -", hex(&kick_v1().0)));
+    lines
+}
+
+#[test]
+fn golden_fixture_keeps_decoding() {
+    if std::env::var_os("CONCLAVE_REGEN_GOLDEN").is_some() {
+        std::fs::write(FIXTURE, fixture_lines().join("\n") + "\n").unwrap();
+    }
+    let text = std::fs::read_to_string(FIXTURE).expect("golden fixture present");
+    let mut types_seen = std::collections::BTreeSet::new();
+    let mut upcast_checked = false;
+    for (n, line) in text.lines().enumerate() {
+        let parts: Vec<&str> = line.split(' ').collect();
+        assert_eq!(parts.len(), 4, "line {n}");
+        let (t, v) = (parts[0], parts[1].parse::<u16>().unwrap());
+        let payload = unhex(parts[2]);
+        let content = (parts[3] != "-").then(|| unhex(parts[3]));
+        let event = decode(t, v, &payload, content.as_deref())
+            .unwrap_or_else(|e| panic!("line {n} ({t} v{v}): {e}"));
+        types_seen.insert(t.to_owned());
+        if Some(v) == current_version(t) {
+            // Same version: the bytes must not have changed.
+            let again = encode(&event).unwrap();
+            assert_eq!(again.event_type, t, "line {n}");
+            assert_eq!(
+                hex(&again.payload),
+                parts[2],
+                "line {n}: {t} payload drifted"
+            );
+            if content.is_some() {
+                assert_eq!(again.personal_content, content, "line {n}");
+            }
+        } else {
+            assert_eq!(event, kick_v1().1, "line {n}: upcast result");
+            upcast_checked = true;
+        }
+    }
+    assert!(upcast_checked, "fixture must hold a v1 peer_kick");
+    for (t, _) in EVENT_TYPES {
+        assert!(types_seen.contains(*t), "fixture lacks {t}");
+    }
+}
+
+#[test]
+fn unknown_types_and_versions_are_typed_errors() {
+    assert_eq!(
+        decode("room_teleport", 1, &[], None),
+        Err(CodecError::UnknownType("room_teleport".into()))
+    );
+    assert_eq!(
+        decode("room_join", 9, &[], None),
+        Err(CodecError::UnknownVersion {
+            event_type: "room_join".into(),
+            version: 9
+        })
+    );
+    assert_eq!(
+        decode("room_join", 0, &[], None),
+        Err(CodecError::UnknownVersion {
+            event_type: "room_join".into(),
+            version: 0
+        })
+    );
+    assert!(matches!(
+        decode("room_join", 1, &[1, 2, 3], None),
+        Err(CodecError::Payload { .. })
+    ));
+    // Trailing bytes are refused: a record must be exactly one value.
+    let e = &sample_events(&SampleParams::default())[0];
+    let mut enc = encode(e).unwrap();
+    enc.payload.push(0);
+    assert!(matches!(
+        decode(enc.event_type, enc.schema_version, &enc.payload, None),
+        Err(CodecError::Payload { .. })
+    ));
+}
+
+#[test]
+fn upcaster_turns_kick_v1_into_v2() {
+    let (bytes, expected) = kick_v1();
+    assert_eq!(current_version("peer_kick"), Some(2));
+    assert_eq!(decode("peer_kick", 1, &bytes, None).unwrap(), expected);
+}

@@ -1,0 +1,18 @@
+//! Domain tests: one module per feature area, written as given / when / then.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+mod accounts;
+mod autoban;
+mod chat;
+mod codec;
+mod invitations;
+mod lobby;
+mod membership;
+mod moderation;
+mod passwords;
+mod policies;
+mod properties;
+mod roles;
+mod rooms;
