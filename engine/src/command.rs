@@ -398,6 +398,16 @@ pub enum Command {
 }
 
 impl Command {
+    /// An invitation with the defaults: the policy's lifetime, single use (VROOM).
+    pub fn invite(room: RoomName, invitee: Address) -> Self {
+        Command::Invite {
+            room,
+            invitee,
+            ttl_secs: None,
+            single_use: true,
+        }
+    }
+
     /// Stable snake_case name, used in `api_action_denied` events and metrics.
     pub fn name(&self) -> &'static str {
         match self {

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{Address, IdSeed};
-use crate::policy::IpKey;
+use crate::policy::{stored_remote_addr, IpKey, Policy};
 
 /// Who issued a command.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -90,6 +90,44 @@ impl Context {
             correlation_id,
             causation_id: None,
             ip_key: IpKey([0; 32]),
+        }
+    }
+}
+
+/// The metadata the journal stores next to every event of one command: who, through
+/// which gateway and protocol, from where (already obfuscated by policy), and the
+/// correlation / causation ids. Built here so the raw remote address never reaches
+/// storage by accident.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordMeta {
+    /// Who acted.
+    pub actor: Actor,
+    /// Gateway name.
+    pub gateway: String,
+    /// Wire protocol.
+    pub protocol: String,
+    /// Remote address as it may be stored (keyed hash when `obfuscate_ips` is on).
+    pub remote: Option<String>,
+    /// Correlation id.
+    pub correlation_id: String,
+    /// Causation id.
+    pub causation_id: Option<String>,
+}
+
+impl Context {
+    /// The record metadata for this command under `policy`.
+    pub fn record_meta(&self, policy: &Policy) -> RecordMeta {
+        RecordMeta {
+            actor: self.actor.clone(),
+            gateway: self.origin.gateway.clone(),
+            protocol: self.origin.protocol.clone(),
+            remote: self
+                .origin
+                .remote_addr
+                .as_deref()
+                .map(|r| stored_remote_addr(r, policy.obfuscate_ips, &self.ip_key)),
+            correlation_id: self.correlation_id.clone(),
+            causation_id: self.causation_id.clone(),
         }
     }
 }

@@ -27,7 +27,7 @@ pub mod testing;
 pub mod tick;
 
 pub use command::{Command, Credentials, Secret};
-pub use context::{Actor, Context, Origin, PasswordVerifier};
+pub use context::{Actor, Context, Origin, PasswordVerifier, RecordMeta};
 pub use decide::{decide, Decision};
 pub use event::{
     AutobanKey, DeleteReason, DenyReason, Event, EventKind, InvalidationReason, LeaveReason,

@@ -57,3 +57,21 @@ fn welcome_text_is_sanitized() {
     .ok(&["server_modify"]);
     assert_eq!(w.state.policy.welcome_text, "Welcome to Conclave");
 }
+
+#[test]
+fn record_metadata_never_holds_the_raw_address() {
+    let mut ctx = Context::new(user("bob"), t0(), "corr-1");
+    ctx.origin = Origin {
+        gateway: "sip".into(),
+        protocol: "sip".into(),
+        remote_addr: Some("192.0.2.1:5060".into()),
+    };
+    let meta = ctx.record_meta(&Policy::default());
+    assert_eq!(meta.correlation_id, "corr-1");
+    assert!(meta.remote.unwrap().starts_with("h:"));
+    let open = Policy {
+        obfuscate_ips: false,
+        ..Policy::default()
+    };
+    assert_eq!(ctx.record_meta(&open).remote.as_deref(), Some("192.0.2.1"));
+}

@@ -466,3 +466,16 @@ fn random_walk_reaches_every_feature() {
         assert!(seen.contains(t), "walk never produced {t}; saw {seen:?}");
     }
 }
+
+/// The service checkpoints `State`; it must survive bincode (serde) intact.
+#[test]
+fn state_checkpoints_round_trip() {
+    let mut w = setup();
+    w.run(&user("u2"), create_room("r0"));
+    w.run(&user("u0"), join("r0", "s0"));
+    w.run(&user("u2"), ban_room("r0", who("u3")));
+    let cfg = bincode::config::standard();
+    let bytes = bincode::serde::encode_to_vec(&w.state, cfg).unwrap();
+    let (back, _): (State, usize) = bincode::serde::decode_from_slice(&bytes, cfg).unwrap();
+    assert_eq!(back, w.state);
+}

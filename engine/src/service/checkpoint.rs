@@ -1,0 +1,147 @@
+//! Checkpoints of the current-state projection, so a restart replays only the tail.
+//!
+//! A checkpoint is derived data: if it is missing, unreadable, from another build, or
+//! does not match the journal (the record it covers has another hash), it is ignored and
+//! the state is rebuilt from the journal.
+
+use std::path::Path;
+
+use conclave_journal::Hash;
+
+use super::EngineError;
+use crate::state::State;
+
+const FORMAT: u8 = 1;
+/// Checkpoints are only trusted by the build that wrote them: the state's shape is a
+/// domain type, not a stored format.
+const BUILD: &str = concat!(env!("CARGO_PKG_NAME"), " ", env!("CARGO_PKG_VERSION"));
+const KEY: &[u8] = b"state";
+
+/// Where checkpoints live: a small sled database beside the journal.
+pub(crate) struct CheckpointStore {
+    db: sled::Db,
+    tree: sled::Tree,
+}
+
+/// A loaded checkpoint.
+pub(crate) struct Checkpoint {
+    pub seq: u64,
+    pub hash: Hash,
+    pub state: State,
+}
+
+fn err(e: impl std::fmt::Display) -> EngineError {
+    EngineError::Checkpoint(e.to_string())
+}
+
+impl CheckpointStore {
+    pub fn open(dir: &Path) -> Result<Self, EngineError> {
+        let opened = std::panic::catch_unwind(|| {
+            sled::Config::new()
+                .path(dir)
+                .cache_capacity(8 * 1024 * 1024)
+                .open()
+        });
+        let db = match opened {
+            Ok(Ok(db)) => db,
+            Ok(Err(e)) => return Err(err(format!("{}: {e}", dir.display()))),
+            Err(_) => return Err(err(format!("{}: corrupt database", dir.display()))),
+        };
+        let tree = db.open_tree("checkpoints").map_err(err)?;
+        Ok(CheckpointStore { db, tree })
+    }
+
+    /// The stored checkpoint, or `None` if there is none usable.
+    pub fn load(&self) -> Option<Checkpoint> {
+        let bytes = match self.tree.get(KEY) {
+            Ok(Some(b)) => b,
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the checkpoint; rebuilding from the journal");
+                return None;
+            }
+        };
+        match decode(&bytes) {
+            Ok(c) => Some(c),
+            Err(why) => {
+                tracing::warn!(%why, "ignoring the checkpoint; rebuilding from the journal");
+                None
+            }
+        }
+    }
+
+    pub fn save(&self, seq: u64, hash: &Hash, state: &State) -> Result<(), EngineError> {
+        let mut out = vec![FORMAT];
+        out.extend_from_slice(&(BUILD.len() as u16).to_be_bytes());
+        out.extend_from_slice(BUILD.as_bytes());
+        out.extend_from_slice(&seq.to_be_bytes());
+        out.extend_from_slice(hash);
+        bincode::serde::encode_into_std_write(state, &mut out, bincode::config::standard())
+            .map_err(err)?;
+        self.tree.insert(KEY, out).map_err(err)?;
+        self.db.flush().map_err(err)?;
+        Ok(())
+    }
+}
+
+fn decode(bytes: &[u8]) -> Result<Checkpoint, String> {
+    let take = |b: &mut &[u8], n: usize| -> Result<Vec<u8>, String> {
+        if b.len() < n {
+            return Err("truncated".into());
+        }
+        let (head, rest) = b.split_at(n);
+        *b = rest;
+        Ok(head.to_vec())
+    };
+    let mut b = bytes;
+    if take(&mut b, 1)?[0] != FORMAT {
+        return Err("unknown checkpoint format".into());
+    }
+    let len = take(&mut b, 2)?;
+    let len = u16::from_be_bytes([len[0], len[1]]) as usize;
+    let build = take(&mut b, len)?;
+    if build != BUILD.as_bytes() {
+        return Err(format!(
+            "written by {:?}, this is {BUILD:?}",
+            String::from_utf8_lossy(&build)
+        ));
+    }
+    let mut seq = [0u8; 8];
+    seq.copy_from_slice(&take(&mut b, 8)?);
+    let mut hash = [0u8; 32];
+    hash.copy_from_slice(&take(&mut b, 32)?);
+    let (state, used): (State, usize) =
+        bincode::serde::decode_from_slice(b, bincode::config::standard())
+            .map_err(|e| e.to_string())?;
+    if used != b.len() {
+        return Err("trailing bytes".into());
+    }
+    Ok(Checkpoint {
+        seq: u64::from_be_bytes(seq),
+        hash,
+        state,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_refuses_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::open(dir.path()).unwrap();
+        assert!(store.load().is_none());
+        let state = State::default();
+        store.save(42, &[7; 32], &state).unwrap();
+        let c = store.load().unwrap();
+        assert_eq!((c.seq, c.hash, c.state), (42, [7; 32], state));
+        let good = store.tree.get(KEY).unwrap().unwrap().to_vec();
+        for cut in [0, 1, 3, good.len() / 2, good.len() - 1] {
+            assert!(decode(&good[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut other_build = good.clone();
+        other_build[4] ^= 1;
+        assert!(decode(&other_build).is_err());
+    }
+}
