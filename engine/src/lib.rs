@@ -2,9 +2,9 @@
 //! moderation as commands and events.
 //!
 //! The core is pure (no I/O, no clock, no randomness):
-//! - [`decide`]`(&State, &Command, &Context, &dyn PasswordVerifier) -> Result<Vec<Event>, Rejected>`
-//! - [`evolve`]`(&mut State, &Event)`, infallible; replay is evolve folded over the journal
-//! - [`tick`]`(&State, now) -> Vec<Event>` for expiry driven by the service's clock
+//! - [`decide()`]`(&State, &Command, &Context, &dyn PasswordVerifier) -> Result<Vec<Event>, Rejected>`
+//! - [`evolve()`]`(&mut State, &Event)`, infallible; replay is evolve folded over the journal
+//! - [`tick()`]`(&State, now) -> Vec<Event>` for expiry driven by the service's clock
 //! - [`codec`]: versioned storage records with upcasters; domain types are not the
 //!   storage format
 //!
@@ -22,6 +22,7 @@ pub mod ids;
 pub mod model;
 pub mod policy;
 pub mod rejection;
+pub mod service;
 pub mod state;
 pub mod testing;
 pub mod tick;

@@ -1,0 +1,684 @@
+//! The Engine service: the pure core wired to the journal.
+//!
+//! One decider thread owns the working state. For each command it reads the clock,
+//! calls [`decide`], submits the events to the journal without waiting, folds them into
+//! its working state and moves on to the next command; appends are chained on the
+//! journal head (`expected_head`) so that if one fails, every append decided after it
+//! fails too instead of landing on a state that never was. A completer thread takes the
+//! journal's acknowledgements in order, applies the events to the committed state (what
+//! queries see: only durable facts) and only then answers the caller. So commands are
+//! serialized (one decision at a time, against everything decided before), while the
+//! journal's group commit makes durable throughput grow with concurrency.
+//!
+//! On an append failure the decider resynchronizes: it waits until the completer has
+//! drained everything in flight and restarts from the committed state.
+
+mod checkpoint;
+mod metrics;
+mod password;
+mod records;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use conclave_journal::{AppendRequest, AppendTicket, Hash, Journal, JournalConfig, JournalError, ZERO_HASH};
+use thiserror::Error;
+use tokio::sync::oneshot;
+
+use crate::command::Command;
+use crate::context::{Actor, Context, Origin};
+use crate::decide::decide;
+use crate::event::Event;
+use crate::evolve::evolve;
+use crate::ids::IdSeed;
+use crate::policy::{IpKey, Policy};
+use crate::rejection::{http_status, Rejected, Rejection};
+use crate::state::State;
+use crate::tick::tick;
+
+use checkpoint::CheckpointStore;
+pub use metrics::{Metrics, MetricsSnapshot};
+pub use password::{hash_password, Argon2Verifier};
+pub use records::from_record;
+
+/// How to run the engine.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Holds `journal/` and `projections/`.
+    pub data_dir: PathBuf,
+    /// Server policy from configuration (see [`Engine::open`] for how it meets the journal).
+    pub policy: Policy,
+    /// Key for obfuscating remote addresses in stored metadata.
+    pub ip_key: IpKey,
+    pub journal: JournalConfig,
+    /// Records between state checkpoints.
+    pub checkpoint_every: u64,
+    /// How often expiry (rooms, invitations, bans) is checked.
+    pub tick_interval: Duration,
+}
+
+impl EngineConfig {
+    /// Defaults for a data directory: seed policy, checkpoints every 10 000 records,
+    /// expiry checked every second.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        EngineConfig {
+            data_dir: data_dir.into(),
+            policy: Policy::default(),
+            ip_key: IpKey([0; 32]),
+            journal: JournalConfig::default(),
+            checkpoint_every: 10_000,
+            tick_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// A command with who sent it and how.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub command: Command,
+    pub actor: Actor,
+    pub origin: Origin,
+    /// Set by gateways that have one (a request id); generated otherwise.
+    pub correlation_id: Option<String>,
+    pub causation_id: Option<String>,
+}
+
+impl Request {
+    pub fn new(command: Command, actor: Actor, origin: Origin) -> Self {
+        Request {
+            command,
+            actor,
+            origin,
+            correlation_id: None,
+            causation_id: None,
+        }
+    }
+}
+
+/// An event as it was appended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    pub seq: u64,
+    pub stream: String,
+    pub event: Event,
+}
+
+/// What an accepted command did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub correlation_id: String,
+    /// Empty for a command that changed nothing (an idempotent repeat).
+    pub events: Vec<Applied>,
+    /// The committed journal head after this command.
+    pub head: u64,
+}
+
+/// Why a command did not take effect.
+#[derive(Debug, Clone, Error)]
+pub enum EngineError {
+    /// The domain refused it; `recorded` are the sequence numbers of the events journaled
+    /// anyway (the denial itself, autoban consequences).
+    #[error("{rejection}")]
+    Rejected {
+        rejection: Rejection,
+        correlation_id: String,
+        recorded: Vec<u64>,
+    },
+    #[error("journal: {0}")]
+    Journal(#[from] JournalError),
+    #[error("record {seq} cannot be decoded: {reason}")]
+    Codec { seq: u64, reason: String },
+    #[error("cannot encode an event: {0}")]
+    Encode(String),
+    #[error("checkpoint: {0}")]
+    Checkpoint(String),
+    #[error("the engine is stopped")]
+    Stopped,
+}
+
+impl EngineError {
+    /// The stable code: the rejection's own code for domain refusals.
+    pub fn code(&self) -> &str {
+        match self {
+            EngineError::Rejected { rejection, .. } => rejection.code(),
+            EngineError::Journal(e) => e.code(),
+            EngineError::Codec { .. } => "engine.codec",
+            EngineError::Encode(_) => "engine.encode",
+            EngineError::Checkpoint(_) => "engine.checkpoint",
+            EngineError::Stopped => "engine.stopped",
+        }
+    }
+
+    /// The HTTP status a web gateway answers with.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            EngineError::Rejected { rejection, .. } => http_status(rejection.code()),
+            EngineError::Journal(JournalError::HeadConflict { .. } | JournalError::Conflict { .. }) => 503,
+            _ => 500,
+        }
+    }
+}
+
+/// The committed state: exactly the journal up to `head`.
+pub(crate) struct Committed {
+    pub state: State,
+    pub head: u64,
+    pub head_hash: Hash,
+}
+
+type Reply = oneshot::Sender<Result<Outcome, EngineError>>;
+
+enum Job {
+    Command {
+        req: Box<Request>,
+        reply: Reply,
+    },
+    Tick,
+}
+
+/// What the completer waits for, in submission order.
+enum Pending {
+    Append {
+        ticket: AppendTicket,
+        events: Vec<Event>,
+        correlation_id: String,
+        /// The caller, if any, and the rejection to answer with after journaling.
+        reply: Option<Reply>,
+        rejection: Option<Rejection>,
+        started: Instant,
+    },
+    Answer {
+        reply: Reply,
+        result: Result<Outcome, EngineError>,
+    },
+    Barrier(mpsc::Sender<()>),
+}
+
+struct Inner {
+    journal: Journal,
+    committed: RwLock<Committed>,
+    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    failed: AtomicBool,
+    metrics: Metrics,
+    config: EngineConfig,
+    checkpoints: CheckpointStore,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    stop: AtomicBool,
+}
+
+/// A running engine. Cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+impl Engine {
+    /// Opens the journal and projections under `config.data_dir`, loads the newest
+    /// usable checkpoint, replays the journal's tail, and starts the engine threads.
+    ///
+    /// Policy: the configuration's policy applies at every start, except the fields that
+    /// are changed at run time through commands (server password, log days, IP
+    /// obfuscation, welcome text): once the journal holds state, their journaled values
+    /// win, and configuration provides only their initial values.
+    pub fn open(config: EngineConfig) -> Result<Engine, EngineError> {
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|e| EngineError::Checkpoint(format!("{}: {e}", config.data_dir.display())))?;
+        let journal = Journal::open(config.data_dir.join("journal"), config.journal.clone())?;
+        let checkpoints = CheckpointStore::open(&config.data_dir.join("projections"))?;
+        let committed = rebuild(&journal, &checkpoints, &config.policy)?;
+        let (tx, rx) = mpsc::channel();
+        let inner = Arc::new(Inner {
+            journal,
+            committed: RwLock::new(committed),
+            jobs: Mutex::new(Some(tx)),
+            failed: AtomicBool::new(false),
+            metrics: Metrics::default(),
+            config,
+            checkpoints,
+            threads: Mutex::new(Vec::new()),
+            stop: AtomicBool::new(false),
+        });
+        let (pending_tx, pending_rx) = mpsc::channel();
+        let mut threads = Vec::new();
+        {
+            let inner = inner.clone();
+            threads.push(spawn("engine-decider", move || decider(inner, rx, pending_tx))?);
+        }
+        {
+            let inner = inner.clone();
+            threads.push(spawn("engine-completer", move || completer(inner, pending_rx))?);
+        }
+        {
+            let weak = Arc::downgrade(&inner);
+            let every = inner.config.tick_interval;
+            threads.push(spawn("engine-clock", move || clock(weak, every))?);
+        }
+        *lock(&inner.threads) = threads;
+        Ok(Engine { inner })
+    }
+
+    /// Decides, journals and applies a command; answers once its events are durable.
+    pub async fn execute(&self, req: Request) -> Result<Outcome, EngineError> {
+        let rx = self.enqueue(req)?;
+        rx.await.map_err(|_| EngineError::Stopped)?
+    }
+
+    /// [`Engine::execute`] for threads outside an async runtime.
+    pub fn execute_blocking(&self, req: Request) -> Result<Outcome, EngineError> {
+        let rx = self.enqueue(req)?;
+        rx.blocking_recv().map_err(|_| EngineError::Stopped)?
+    }
+
+    fn enqueue(&self, req: Request) -> Result<oneshot::Receiver<Result<Outcome, EngineError>>, EngineError> {
+        let (reply, rx) = oneshot::channel();
+        let jobs = lock(&self.inner.jobs);
+        let tx = jobs.as_ref().ok_or(EngineError::Stopped)?;
+        tx.send(Job::Command {
+            req: Box::new(req),
+            reply,
+        })
+        .map_err(|_| EngineError::Stopped)?;
+        Ok(rx)
+    }
+
+    /// Reads the committed state (durable facts only).
+    pub fn read<R>(&self, f: impl FnOnce(&State) -> R) -> R {
+        let c = self
+            .inner
+            .committed
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
+        f(&c.state)
+    }
+
+    /// The sequence number the committed state covers.
+    pub fn head(&self) -> u64 {
+        self.inner
+            .committed
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .head
+    }
+
+    pub fn journal(&self) -> &Journal {
+        &self.inner.journal
+    }
+
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.inner.metrics.snapshot()
+    }
+
+    /// Whether the engine is accepting commands normally (false after an append
+    /// failure until it has resynchronized).
+    pub fn healthy(&self) -> bool {
+        !self.inner.failed.load(Ordering::Relaxed) && lock(&self.inner.jobs).is_some()
+    }
+
+    /// Writes a checkpoint of the committed state now.
+    pub fn checkpoint(&self) -> Result<u64, EngineError> {
+        let c = self
+            .inner
+            .committed
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
+        self.inner.checkpoints.save(c.head, &c.head_hash, &c.state)?;
+        Ok(c.head)
+    }
+
+    /// Stops accepting commands, finishes what is in flight, writes a checkpoint and
+    /// stops the threads. Also happens when the last handle is dropped.
+    pub fn shutdown(&self) {
+        self.inner.stop.store(true, Ordering::Relaxed);
+        lock(&self.inner.jobs).take();
+        let threads = std::mem::take(&mut *lock(&self.inner.threads));
+        for t in threads {
+            let _ = t.join();
+        }
+        if let Err(e) = self.checkpoint() {
+            tracing::warn!(error = %e, "final checkpoint failed");
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>, EngineError> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(f)
+        .map_err(|e| EngineError::Checkpoint(format!("cannot start {name}: {e}")))
+}
+
+/// Loads the checkpoint if it matches the journal, then replays the rest.
+fn rebuild(journal: &Journal, checkpoints: &CheckpointStore, policy: &Policy) -> Result<Committed, EngineError> {
+    let mut committed = Committed {
+        state: State::new(policy.clone()),
+        head: 0,
+        head_hash: ZERO_HASH,
+    };
+    if let Some(c) = checkpoints.load() {
+        let matches = c.seq <= journal.head()
+            && (c.seq == 0 || journal.get(c.seq)?.is_some_and(|r| r.hash == c.hash));
+        if matches {
+            committed = Committed {
+                state: c.state,
+                head: c.seq,
+                head_hash: c.hash,
+            };
+        } else {
+            tracing::warn!(seq = c.seq, "the checkpoint does not match the journal; rebuilding");
+        }
+    }
+    for record in journal.iter_from(committed.head + 1) {
+        let record = record?;
+        let event = from_record(journal, &record)?;
+        evolve(&mut committed.state, &event);
+        committed.head = record.seq;
+        committed.head_hash = record.hash;
+    }
+    apply_static_policy(&mut committed.state.policy, policy);
+    Ok(committed)
+}
+
+/// Configuration owns every policy field except those changed at run time by commands.
+fn apply_static_policy(current: &mut Policy, configured: &Policy) {
+    let runtime = (
+        current.server_password_hash.take(),
+        current.log_days,
+        current.obfuscate_ips,
+        std::mem::take(&mut current.welcome_text),
+    );
+    *current = configured.clone();
+    current.server_password_hash = runtime.0;
+    current.log_days = runtime.1;
+    current.obfuscate_ips = runtime.2;
+    current.welcome_text = runtime.3;
+}
+
+/// A fresh unguessable seed for the ids one decision mints (invitation tokens).
+fn fresh_seed() -> IdSeed {
+    let mut b = [0u8; 16];
+    if getrandom::fill(&mut b).is_err() {
+        // Without OS randomness, fall back to the clock; ids stay unique, not secret.
+        tracing::error!("no OS randomness: invitation ids are predictable");
+        let t = Utc::now().timestamp_nanos_opt().unwrap_or_default();
+        b[..8].copy_from_slice(&t.to_le_bytes());
+    }
+    IdSeed::new(conclave_journal::hex(&b))
+}
+
+fn correlation_id() -> String {
+    let mut b = [0u8; 8];
+    let _ = getrandom::fill(&mut b);
+    conclave_journal::hex(&b)
+}
+
+struct Decider {
+    inner: Arc<Inner>,
+    working: State,
+    head: u64,
+    last_now: DateTime<Utc>,
+    pending: mpsc::Sender<Pending>,
+    verifier: Argon2Verifier,
+}
+
+fn decider(inner: Arc<Inner>, jobs: mpsc::Receiver<Job>, pending: mpsc::Sender<Pending>) {
+    let (working, head) = {
+        let c = inner.committed.read().unwrap_or_else(|p| p.into_inner());
+        (c.state.clone(), c.head)
+    };
+    let mut d = Decider {
+        inner,
+        working,
+        head,
+        last_now: DateTime::<Utc>::MIN_UTC,
+        pending,
+        verifier: Argon2Verifier,
+    };
+    for job in jobs {
+        if d.inner.failed.load(Ordering::Acquire) {
+            d.resync();
+        }
+        match job {
+            Job::Command { req, reply } => d.command(*req, reply),
+            Job::Tick => d.tick(),
+        }
+    }
+}
+
+impl Decider {
+    /// Time never goes backwards in the journal, even if the system clock does.
+    fn now(&mut self) -> DateTime<Utc> {
+        self.last_now = self.last_now.max(Utc::now());
+        self.last_now
+    }
+
+    fn resync(&mut self) {
+        let (tx, rx) = mpsc::channel();
+        if self.pending.send(Pending::Barrier(tx)).is_ok() {
+            let _ = rx.recv();
+        }
+        self.inner.failed.store(false, Ordering::Release);
+        let c = self.inner.committed.read().unwrap_or_else(|p| p.into_inner());
+        self.working = c.state.clone();
+        self.head = c.head;
+        tracing::warn!(head = self.head, "engine resynchronized with the journal");
+    }
+
+    fn command(&mut self, req: Request, reply: Reply) {
+        let started = Instant::now();
+        let correlation_id = req.correlation_id.clone().unwrap_or_else(correlation_id);
+        let ctx = Context {
+            actor: req.actor,
+            origin: req.origin,
+            now: self.now(),
+            correlation_id: correlation_id.clone(),
+            causation_id: req.causation_id,
+            ids: fresh_seed(),
+            ip_key: self.inner.config.ip_key.clone(),
+        };
+        self.inner.metrics.command(req.command.name());
+        match decide(&self.working, &req.command, &ctx, &self.verifier) {
+            Ok(events) if events.is_empty() => {
+                let _ = self.pending.send(Pending::Answer {
+                    reply,
+                    result: Ok(Outcome {
+                        correlation_id,
+                        events: Vec::new(),
+                        head: self.head,
+                    }),
+                });
+            }
+            Ok(events) => self.submit(events, &ctx, Some(reply), None, started),
+            Err(Rejected { rejection, record }) => {
+                self.inner.metrics.rejection(rejection.code());
+                if record.is_empty() {
+                    let _ = self.pending.send(Pending::Answer {
+                        reply,
+                        result: Err(EngineError::Rejected {
+                            rejection,
+                            correlation_id,
+                            recorded: Vec::new(),
+                        }),
+                    });
+                } else {
+                    self.submit(record, &ctx, Some(reply), Some(rejection), started);
+                }
+            }
+        }
+    }
+
+    fn tick(&mut self) {
+        let now = self.now();
+        let events = tick(&self.working, now);
+        if events.is_empty() {
+            return;
+        }
+        let ctx = Context {
+            actor: Actor::Service("clock".into()),
+            origin: Origin {
+                gateway: "engine".into(),
+                protocol: "internal".into(),
+                remote_addr: None,
+            },
+            now,
+            correlation_id: correlation_id(),
+            causation_id: None,
+            ids: fresh_seed(),
+            ip_key: self.inner.config.ip_key.clone(),
+        };
+        self.submit(events, &ctx, None, None, Instant::now());
+    }
+
+    fn submit(
+        &mut self,
+        events: Vec<Event>,
+        ctx: &Context,
+        reply: Option<Reply>,
+        rejection: Option<Rejection>,
+        started: Instant,
+    ) {
+        let mut records = Vec::with_capacity(events.len());
+        for e in &events {
+            match records::to_record(e, ctx, &self.working) {
+                Ok(r) => records.push(r),
+                Err(err) => {
+                    if let Some(reply) = reply {
+                        let _ = self.pending.send(Pending::Answer {
+                            reply,
+                            result: Err(EngineError::Encode(err.to_string())),
+                        });
+                    }
+                    return;
+                }
+            }
+        }
+        let n = records.len() as u64;
+        let req = AppendRequest {
+            expected: Vec::new(),
+            expected_head: Some(self.head),
+            records,
+        };
+        let ticket = match self.inner.journal.submit(req) {
+            Ok(t) => t,
+            Err(e) => {
+                if let Some(reply) = reply {
+                    let _ = self.pending.send(Pending::Answer {
+                        reply,
+                        result: Err(e.into()),
+                    });
+                }
+                return;
+            }
+        };
+        for e in &events {
+            evolve(&mut self.working, e);
+        }
+        self.head += n;
+        let _ = self.pending.send(Pending::Append {
+            ticket,
+            events,
+            correlation_id: ctx.correlation_id.clone(),
+            reply,
+            rejection,
+            started,
+        });
+    }
+}
+
+fn completer(inner: Arc<Inner>, pending: mpsc::Receiver<Pending>) {
+    let mut since_checkpoint = 0u64;
+    for item in pending {
+        match item {
+            Pending::Barrier(done) => {
+                let _ = done.send(());
+            }
+            Pending::Answer { reply, result } => {
+                let _ = reply.send(result);
+            }
+            Pending::Append {
+                ticket,
+                events,
+                correlation_id,
+                reply,
+                rejection,
+                started,
+            } => {
+                let result = match ticket.wait() {
+                    Ok(appended) => {
+                        let applied = apply(&inner, &appended.records, events);
+                        since_checkpoint += applied.len() as u64;
+                        inner.metrics.committed(started.elapsed());
+                        let head = appended.last_seq();
+                        match rejection {
+                            None => Ok(Outcome {
+                                correlation_id,
+                                events: applied,
+                                head,
+                            }),
+                            Some(rejection) => Err(EngineError::Rejected {
+                                rejection,
+                                correlation_id,
+                                recorded: applied.iter().map(|a| a.seq).collect(),
+                            }),
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "append failed; resynchronizing");
+                        inner.failed.store(true, Ordering::Release);
+                        Err(EngineError::Journal(e))
+                    }
+                };
+                if let Some(reply) = reply {
+                    let _ = reply.send(result);
+                }
+                if since_checkpoint >= inner.config.checkpoint_every {
+                    since_checkpoint = 0;
+                    let c = inner.committed.read().unwrap_or_else(|p| p.into_inner());
+                    if let Err(e) = inner.checkpoints.save(c.head, &c.head_hash, &c.state) {
+                        tracing::warn!(error = %e, "checkpoint failed");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Applies acknowledged events to the committed state.
+fn apply(inner: &Inner, records: &[conclave_journal::Record], events: Vec<Event>) -> Vec<Applied> {
+    let mut c = inner.committed.write().unwrap_or_else(|p| p.into_inner());
+    let mut applied = Vec::with_capacity(events.len());
+    for (record, event) in records.iter().zip(events) {
+        evolve(&mut c.state, &event);
+        c.head = record.seq;
+        c.head_hash = record.hash;
+        applied.push(Applied {
+            seq: record.seq,
+            stream: record.stream.clone(),
+            event,
+        });
+    }
+    applied
+}
+
+/// Drives expiry: asks the decider to tick until the engine is gone.
+fn clock(inner: std::sync::Weak<Inner>, every: Duration) {
+    loop {
+        std::thread::sleep(every);
+        let Some(inner) = inner.upgrade() else { return };
+        if inner.stop.load(Ordering::Relaxed) {
+            return;
+        }
+        let jobs = lock(&inner.jobs);
+        match jobs.as_ref() {
+            Some(tx) if tx.send(Job::Tick).is_ok() => {}
+            _ => return,
+        }
+    }
+}
