@@ -51,7 +51,11 @@ pub struct Credentials {
 }
 
 /// Every request the domain understands.
+///
+/// JSON form (NATS, tools): `{"join": {"room": "lobby", "session": "s1", ...}}`, the
+/// variant name in snake_case as [`Command::name`] gives it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Command {
     // ---- accounts (Jami) ----
     /// Create an account (operator only).

@@ -10,7 +10,7 @@ use crate::ids::{Address, IdSeed};
 use crate::policy::{stored_remote_addr, IpKey, Policy};
 
 /// Who issued a command.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Actor {
     /// A person, by the identity they authenticated with on their gateway.
     Identity(Address),
@@ -33,6 +33,35 @@ impl Actor {
             Actor::Identity(a) => Some(a),
             _ => None,
         }
+    }
+}
+
+impl Actor {
+    /// Parses the display form: `admin`, `service:<name>` or an identity address.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if s == "admin" {
+            return Ok(Actor::Admin);
+        }
+        if let Some(name) = s.strip_prefix("service:") {
+            return Ok(Actor::Service(name.to_owned()));
+        }
+        Address::parse(s)
+            .map(Actor::Identity)
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Actors travel as their display form.
+impl Serialize for Actor {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Actor {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Actor::parse(&s).map_err(serde::de::Error::custom)
     }
 }
 

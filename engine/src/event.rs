@@ -157,7 +157,12 @@ pub struct Event {
 }
 
 /// What happened. Fields named `subject` / `principal` say whom it is about.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Serializes (for JSON views: REST, NATS, reports) as the variant's fields only; the
+/// type name travels beside it ([`EventKind::type_name`]). Not a storage format: the
+/// journal stores `codec::stored` types.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
 pub enum EventKind {
     // ---- accounts ----
     /// An account was created.

@@ -95,7 +95,7 @@ pub enum AddressError {
 /// (JID localparts are case-insensitive), SIP users and mailboxes keep their case.
 /// URI parameters, headers, resources and ports are refused: they describe a session or a
 /// route, not a person, and gateways strip them before calling the parser.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Address {
     scheme: Scheme,
     local: String,
@@ -493,12 +493,55 @@ impl fmt::Display for RoomName {
 
 /// Who a rule is about: a linked account (so the rule holds on every protocol the person
 /// uses) or, for identities not linked to any account, the bare address.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Principal {
     /// A person known by an account.
     Account(AccountId),
     /// An identity that is not linked to an account.
     Address(Address),
+}
+
+/// Addresses travel as their canonical string (`sip:alice@example.org`) in JSON and
+/// checkpoints; deserializing parses, so hostile input is refused the same way.
+impl Serialize for Address {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Address {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Address::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Principal {
+    /// Parses the display form: `account:<id>` or an identity address.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s.strip_prefix("account:") {
+            Some(id) => AccountId::parse(id)
+                .map(Principal::Account)
+                .map_err(|e| e.to_string()),
+            None => Address::parse(s)
+                .map(Principal::Address)
+                .map_err(|e| e.to_string()),
+        }
+    }
+}
+
+/// Principals travel as their display form (`account:alice` or an address).
+impl Serialize for Principal {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Principal {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Principal::parse(&s).map_err(serde::de::Error::custom)
+    }
 }
 
 impl fmt::Display for Principal {

@@ -19,6 +19,7 @@ pub mod decide;
 pub mod event;
 pub mod evolve;
 pub mod ids;
+pub mod json;
 pub mod model;
 pub mod policy;
 pub mod rejection;

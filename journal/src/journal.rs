@@ -64,6 +64,29 @@ pub enum Content {
     Purged,
 }
 
+/// The pending outcome of a submitted append.
+pub struct AppendTicket(oneshot::Receiver<Result<Appended>>);
+
+impl AppendTicket {
+    /// Blocks the thread until the append is acknowledged or refused.
+    pub fn wait(self) -> Result<Appended> {
+        self.0.blocking_recv().map_err(|_| JournalError::Closed)?
+    }
+}
+
+impl std::future::Future for AppendTicket {
+    type Output = Result<Appended>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|r| r.map_err(|_| JournalError::Closed).and_then(|r| r))
+    }
+}
+
 /// A handle to an open journal. Cheap to clone; the last clone closes it.
 ///
 /// Reads are blocking calls into storage (sled serves recent records from memory); call
@@ -156,24 +179,24 @@ impl Journal {
         &self.inner.shared
     }
 
-    fn submit(&self, req: AppendRequest) -> Result<oneshot::Receiver<Result<Appended>>> {
+    /// Queues an append and returns at once; the ticket yields the outcome. Appends are
+    /// written in the order they are submitted, so a single writer can pipeline them.
+    pub fn submit(&self, req: AppendRequest) -> Result<AppendTicket> {
         let (reply, rx) = oneshot::channel();
         let tx = self.inner.tx.as_ref().ok_or(JournalError::Closed)?;
         tx.send(Pending { req, reply })
             .map_err(|_| JournalError::Closed)?;
-        Ok(rx)
+        Ok(AppendTicket(rx))
     }
 
     /// Appends atomically; resolves once the records are durable (per sync mode).
     pub async fn append(&self, req: AppendRequest) -> Result<Appended> {
-        let rx = self.submit(req)?;
-        rx.await.map_err(|_| JournalError::Closed)?
+        self.submit(req)?.await
     }
 
     /// [`Journal::append`] for threads outside an async runtime.
     pub fn append_blocking(&self, req: AppendRequest) -> Result<Appended> {
-        let rx = self.submit(req)?;
-        rx.blocking_recv().map_err(|_| JournalError::Closed)?
+        self.submit(req)?.wait()
     }
 
     /// The highest acknowledged sequence number (0 when empty).

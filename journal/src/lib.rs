@@ -26,7 +26,7 @@ mod writer;
 
 pub use config::{JournalConfig, SyncMode};
 pub use error::{JournalError, Result};
-pub use journal::{hex, Content, Journal, JournalStats};
+pub use journal::{hex, AppendTicket, Content, Journal, JournalStats};
 pub use record::{
     AppendRequest, Appended, ExpectedVersion, Hash, Metadata, NewRecord, Record, ZERO_HASH,
 };

@@ -64,8 +64,16 @@ impl Metrics {
 
     pub fn snapshot(&self) -> MetricsSnapshot {
         MetricsSnapshot {
-            commands: self.commands.lock().unwrap_or_else(|p| p.into_inner()).clone(),
-            rejections: self.rejections.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+            commands: self
+                .commands
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+            rejections: self
+                .rejections
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
             latency_buckets: self
                 .latency_buckets
                 .iter()

@@ -25,7 +25,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use conclave_journal::{AppendRequest, AppendTicket, Hash, Journal, JournalConfig, JournalError, ZERO_HASH};
+use conclave_journal::{
+    AppendRequest, AppendTicket, Hash, Journal, JournalConfig, JournalError, ZERO_HASH,
+};
 use thiserror::Error;
 use tokio::sync::oneshot;
 
@@ -157,7 +159,9 @@ impl EngineError {
     pub fn http_status(&self) -> u16 {
         match self {
             EngineError::Rejected { rejection, .. } => http_status(rejection.code()),
-            EngineError::Journal(JournalError::HeadConflict { .. } | JournalError::Conflict { .. }) => 503,
+            EngineError::Journal(
+                JournalError::HeadConflict { .. } | JournalError::Conflict { .. },
+            ) => 503,
             _ => 500,
         }
     }
@@ -173,10 +177,7 @@ pub(crate) struct Committed {
 type Reply = oneshot::Sender<Result<Outcome, EngineError>>;
 
 enum Job {
-    Command {
-        req: Box<Request>,
-        reply: Reply,
-    },
+    Command { req: Box<Request>, reply: Reply },
     Tick,
 }
 
@@ -207,13 +208,25 @@ struct Inner {
     config: EngineConfig,
     checkpoints: CheckpointStore,
     threads: Mutex<Vec<JoinHandle<()>>>,
-    stop: AtomicBool,
+    /// Dropping it wakes and ends the clock thread.
+    clock_stop: Mutex<Option<mpsc::Sender<()>>>,
 }
 
-/// A running engine. Cheap to clone.
+/// Shuts the engine down when the last [`Engine`] handle goes away (the engine's own
+/// threads hold the inner state, not this guard).
+struct Running(Arc<Inner>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        shutdown(&self.0);
+    }
+}
+
+/// A running engine. Cheap to clone; the last clone stops it.
 #[derive(Clone)]
 pub struct Engine {
     inner: Arc<Inner>,
+    _running: Arc<Running>,
 }
 
 impl Engine {
@@ -240,25 +253,34 @@ impl Engine {
             config,
             checkpoints,
             threads: Mutex::new(Vec::new()),
-            stop: AtomicBool::new(false),
+            clock_stop: Mutex::new(None),
         });
         let (pending_tx, pending_rx) = mpsc::channel();
         let mut threads = Vec::new();
         {
             let inner = inner.clone();
-            threads.push(spawn("engine-decider", move || decider(inner, rx, pending_tx))?);
+            threads.push(spawn("engine-decider", move || {
+                decider(inner, rx, pending_tx)
+            })?);
         }
         {
             let inner = inner.clone();
-            threads.push(spawn("engine-completer", move || completer(inner, pending_rx))?);
+            threads.push(spawn("engine-completer", move || {
+                completer(inner, pending_rx)
+            })?);
         }
         {
             let weak = Arc::downgrade(&inner);
             let every = inner.config.tick_interval;
-            threads.push(spawn("engine-clock", move || clock(weak, every))?);
+            let (stop_tx, stop_rx) = mpsc::channel();
+            *lock(&inner.clock_stop) = Some(stop_tx);
+            threads.push(spawn("engine-clock", move || clock(weak, every, stop_rx))?);
         }
         *lock(&inner.threads) = threads;
-        Ok(Engine { inner })
+        Ok(Engine {
+            _running: Arc::new(Running(inner.clone())),
+            inner,
+        })
     }
 
     /// Decides, journals and applies a command; answers once its events are durable.
@@ -273,7 +295,10 @@ impl Engine {
         rx.blocking_recv().map_err(|_| EngineError::Stopped)?
     }
 
-    fn enqueue(&self, req: Request) -> Result<oneshot::Receiver<Result<Outcome, EngineError>>, EngineError> {
+    fn enqueue(
+        &self,
+        req: Request,
+    ) -> Result<oneshot::Receiver<Result<Outcome, EngineError>>, EngineError> {
         let (reply, rx) = oneshot::channel();
         let jobs = lock(&self.inner.jobs);
         let tx = jobs.as_ref().ok_or(EngineError::Stopped)?;
@@ -325,22 +350,32 @@ impl Engine {
             .committed
             .read()
             .unwrap_or_else(|p| p.into_inner());
-        self.inner.checkpoints.save(c.head, &c.head_hash, &c.state)?;
+        self.inner
+            .checkpoints
+            .save(c.head, &c.head_hash, &c.state)?;
         Ok(c.head)
     }
 
     /// Stops accepting commands, finishes what is in flight, writes a checkpoint and
     /// stops the threads. Also happens when the last handle is dropped.
     pub fn shutdown(&self) {
-        self.inner.stop.store(true, Ordering::Relaxed);
-        lock(&self.inner.jobs).take();
-        let threads = std::mem::take(&mut *lock(&self.inner.threads));
-        for t in threads {
-            let _ = t.join();
-        }
-        if let Err(e) = self.checkpoint() {
-            tracing::warn!(error = %e, "final checkpoint failed");
-        }
+        shutdown(&self.inner);
+    }
+}
+
+fn shutdown(inner: &Inner) {
+    lock(&inner.jobs).take();
+    lock(&inner.clock_stop).take();
+    let threads = std::mem::take(&mut *lock(&inner.threads));
+    if threads.is_empty() {
+        return;
+    }
+    for t in threads {
+        let _ = t.join();
+    }
+    let c = inner.committed.read().unwrap_or_else(|p| p.into_inner());
+    if let Err(e) = inner.checkpoints.save(c.head, &c.head_hash, &c.state) {
+        tracing::warn!(error = %e, "final checkpoint failed");
     }
 }
 
@@ -356,7 +391,11 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>
 }
 
 /// Loads the checkpoint if it matches the journal, then replays the rest.
-fn rebuild(journal: &Journal, checkpoints: &CheckpointStore, policy: &Policy) -> Result<Committed, EngineError> {
+fn rebuild(
+    journal: &Journal,
+    checkpoints: &CheckpointStore,
+    policy: &Policy,
+) -> Result<Committed, EngineError> {
     let mut committed = Committed {
         state: State::new(policy.clone()),
         head: 0,
@@ -372,7 +411,10 @@ fn rebuild(journal: &Journal, checkpoints: &CheckpointStore, policy: &Policy) ->
                 head_hash: c.hash,
             };
         } else {
-            tracing::warn!(seq = c.seq, "the checkpoint does not match the journal; rebuilding");
+            tracing::warn!(
+                seq = c.seq,
+                "the checkpoint does not match the journal; rebuilding"
+            );
         }
     }
     for record in journal.iter_from(committed.head + 1) {
@@ -465,7 +507,11 @@ impl Decider {
             let _ = rx.recv();
         }
         self.inner.failed.store(false, Ordering::Release);
-        let c = self.inner.committed.read().unwrap_or_else(|p| p.into_inner());
+        let c = self
+            .inner
+            .committed
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
         self.working = c.state.clone();
         self.head = c.head;
         tracing::warn!(head = self.head, "engine resynchronized with the journal");
@@ -667,14 +713,10 @@ fn apply(inner: &Inner, records: &[conclave_journal::Record], events: Vec<Event>
     applied
 }
 
-/// Drives expiry: asks the decider to tick until the engine is gone.
-fn clock(inner: std::sync::Weak<Inner>, every: Duration) {
-    loop {
-        std::thread::sleep(every);
+/// Drives expiry: asks the decider to tick until the engine stops.
+fn clock(inner: std::sync::Weak<Inner>, every: Duration, stop: mpsc::Receiver<()>) {
+    while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(every) {
         let Some(inner) = inner.upgrade() else { return };
-        if inner.stop.load(Ordering::Relaxed) {
-            return;
-        }
         let jobs = lock(&inner.jobs);
         match jobs.as_ref() {
             Some(tx) if tx.send(Job::Tick).is_ok() => {}

@@ -13,7 +13,11 @@ use super::EngineError;
 
 /// The journal record for an event decided in `ctx`. The remote address is stored
 /// obfuscated when the policy says so (Mumble `obfuscate-ips`).
-pub(crate) fn to_record(event: &Event, ctx: &Context, state: &State) -> Result<NewRecord, CodecError> {
+pub(crate) fn to_record(
+    event: &Event,
+    ctx: &Context,
+    state: &State,
+) -> Result<NewRecord, CodecError> {
     let encoded = codec::encode(event)?;
     let remote_addr = ctx
         .origin
