@@ -207,3 +207,59 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+#[test]
+fn the_audit_view_filters_by_room_actor_subject_type_and_time() {
+    use conclave_engine::service::audit::AuditQuery;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(config(dir.path())).unwrap();
+    engine.execute_blocking(admin(create("a", false))).unwrap();
+    engine.execute_blocking(admin(create("b", true))).unwrap();
+    let middle = chrono::Utc::now();
+    engine
+        .execute_blocking(as_person("sip:bob@example.org", join("a", "s1")))
+        .unwrap();
+    let _ = engine.execute_blocking(as_person("sip:eve@example.org", join("b", "s2")));
+    let all = engine.audit(&AuditQuery::default()).unwrap();
+    assert_eq!(all.len() as u64, engine.head());
+    let in_b = engine
+        .audit(&AuditQuery {
+            room: Some("b".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(in_b.iter().all(|e| e.stream == "room:b"));
+    assert!(in_b.iter().any(|e| e.event_type == "join_denied"));
+    let by_bob = engine
+        .audit(&AuditQuery {
+            actor: Some("sip:bob@example.org".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(by_bob.len(), 1);
+    assert_eq!(by_bob[0].event_type, "room_join");
+    let about_eve = engine
+        .audit(&AuditQuery {
+            subject: Some("sip:eve@example.org".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(!about_eve.is_empty());
+    assert!(about_eve.iter().all(|e| e.event_type == "join_denied"));
+    let later = engine
+        .audit(&AuditQuery {
+            from: Some(middle),
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(later.iter().all(|e| e.event_type != "room_create"));
+    assert!(!later.is_empty());
+    let creates = engine
+        .audit(&AuditQuery {
+            event_type: Some("room_create".into()),
+            limit: 1,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(creates.len(), 1);
+}

@@ -13,6 +13,7 @@
 //! On an append failure the decider resynchronizes: it waits until the completer has
 //! drained everything in flight and restarts from the committed state.
 
+pub mod audit;
 mod checkpoint;
 mod metrics;
 mod password;
@@ -331,6 +332,11 @@ impl Engine {
 
     pub fn journal(&self) -> &Journal {
         &self.inner.journal
+    }
+
+    /// Queries the audit view (see [`audit::query`]).
+    pub fn audit(&self, q: &audit::AuditQuery) -> Result<Vec<audit::AuditEntry>, EngineError> {
+        audit::query(&self.inner.journal, q)
     }
 
     pub fn metrics(&self) -> MetricsSnapshot {
