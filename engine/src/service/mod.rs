@@ -449,22 +449,39 @@ fn apply_static_policy(current: &mut Policy, configured: &Policy) {
     current.welcome_text = runtime.3;
 }
 
-/// A fresh unguessable seed for the ids one decision mints (invitation tokens).
-fn fresh_seed() -> IdSeed {
-    let mut b = [0u8; 16];
-    if getrandom::fill(&mut b).is_err() {
-        // Without OS randomness, fall back to the clock; ids stay unique, not secret.
-        tracing::error!("no OS randomness: invitation ids are predictable");
-        let t = Utc::now().timestamp_nanos_opt().unwrap_or_default();
-        b[..8].copy_from_slice(&t.to_le_bytes());
-    }
-    IdSeed::new(conclave_journal::hex(&b))
+/// Unguessable, unique values without a system call per command: a keyed hash of a
+/// counter under a key drawn once from the OS.
+struct Nonces {
+    key: [u8; 32],
+    counter: u64,
 }
 
-fn correlation_id() -> String {
-    let mut b = [0u8; 8];
-    let _ = getrandom::fill(&mut b);
-    conclave_journal::hex(&b)
+impl Nonces {
+    fn new() -> Self {
+        let mut key = [0u8; 32];
+        if getrandom::fill(&mut key).is_err() {
+            // Without OS randomness, fall back to the clock: ids stay unique, not secret.
+            tracing::error!("no OS randomness: invitation ids are predictable");
+            let t = Utc::now().timestamp_nanos_opt().unwrap_or_default();
+            key[..8].copy_from_slice(&t.to_le_bytes());
+        }
+        Nonces { key, counter: 0 }
+    }
+
+    fn next(&mut self, bytes: usize) -> String {
+        self.counter += 1;
+        let h = blake3::keyed_hash(&self.key, &self.counter.to_le_bytes());
+        conclave_journal::hex(&h.as_bytes()[..bytes.min(32)])
+    }
+
+    /// Seed for the ids one decision mints (invitation tokens are bearer secrets).
+    fn seed(&mut self) -> IdSeed {
+        IdSeed::new(self.next(16))
+    }
+
+    fn correlation_id(&mut self) -> String {
+        self.next(8)
+    }
 }
 
 struct Decider {
@@ -474,6 +491,7 @@ struct Decider {
     last_now: DateTime<Utc>,
     pending: mpsc::Sender<Pending>,
     verifier: Argon2Verifier,
+    nonces: Nonces,
 }
 
 fn decider(inner: Arc<Inner>, jobs: mpsc::Receiver<Job>, pending: mpsc::Sender<Pending>) {
@@ -488,6 +506,7 @@ fn decider(inner: Arc<Inner>, jobs: mpsc::Receiver<Job>, pending: mpsc::Sender<P
         last_now: DateTime::<Utc>::MIN_UTC,
         pending,
         verifier: Argon2Verifier,
+        nonces: Nonces::new(),
     };
     for job in jobs {
         if d.inner.failed.load(Ordering::Acquire) {
@@ -525,14 +544,17 @@ impl Decider {
 
     fn command(&mut self, req: Request, reply: Reply) {
         let started = Instant::now();
-        let correlation_id = req.correlation_id.clone().unwrap_or_else(correlation_id);
+        let correlation_id = match req.correlation_id.clone() {
+            Some(c) => c,
+            None => self.nonces.correlation_id(),
+        };
         let ctx = Context {
             actor: req.actor,
             origin: req.origin,
             now: self.now(),
             correlation_id: correlation_id.clone(),
             causation_id: req.causation_id,
-            ids: fresh_seed(),
+            ids: self.nonces.seed(),
             ip_key: self.inner.config.ip_key.clone(),
         };
         self.inner.metrics.command(req.command.name());
@@ -580,9 +602,9 @@ impl Decider {
                 remote_addr: None,
             },
             now,
-            correlation_id: correlation_id(),
+            correlation_id: self.nonces.correlation_id(),
             causation_id: None,
-            ids: fresh_seed(),
+            ids: self.nonces.seed(),
             ip_key: self.inner.config.ip_key.clone(),
         };
         self.submit(events, &ctx, None, None, Instant::now());
