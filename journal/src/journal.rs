@@ -26,6 +26,27 @@ pub(crate) struct Shared {
     pub config: JournalConfig,
     pub groups_committed: AtomicU64,
     pub appends_committed: AtomicU64,
+    /// The hash of the committed head record.
+    pub committed_hash: Mutex<Hash>,
+    /// Set after a storage failure: every later write is refused.
+    pub poisoned: Mutex<Option<String>>,
+}
+
+impl Shared {
+    pub(crate) fn set_committed(&self, seq: u64, hash: Hash) {
+        *self
+            .committed_hash
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = hash;
+        self.committed.store(seq, Ordering::Release);
+    }
+
+    pub(crate) fn committed_hash(&self) -> Hash {
+        *self
+            .committed_hash
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 /// Counters since open: how well group commit is folding appends together.
@@ -152,14 +173,14 @@ impl Journal {
             config,
             groups_committed: AtomicU64::new(0),
             appends_committed: AtomicU64::new(0),
+            committed_hash: Mutex::new(prev_hash),
+            poisoned: Mutex::new(None),
         });
         let (tx, rx) = mpsc::channel();
         let state = WriterState {
             next_seq,
             prev_hash,
             heads: HashMap::new(),
-            poisoned: None,
-            marked: None,
         };
         let writer_shared = shared.clone();
         let handle = std::thread::Builder::new()

@@ -1,15 +1,23 @@
-//! The single writer thread: sequencing, chaining and group commit.
+//! The writer: sequencing, chaining and group commit, in two pipelined stages.
 //!
-//! Appends are queued on a channel. The writer takes everything that is waiting (up to
+//! Appends are queued on a channel. The *stager* takes everything that is waiting (up to
 //! `max_group` requests), checks each request's expected versions, assigns sequence
-//! numbers and hashes, writes the whole group as one atomic batch and flushes once. A
-//! request that fails its checks is answered with an error and contributes nothing, so
-//! the others in its group are unaffected. Requests that arrive during a flush wait for
-//! the next one: that is what makes throughput grow with concurrency.
+//! numbers and hashes, and applies the whole group to storage as one atomic batch (not
+//! yet durable). It hands the group to the *flusher* and goes on with the next requests
+//! at once. The flusher takes every group applied so far, flushes once, and only then
+//! acknowledges them and moves the committed head that readers see. So the CPU work of
+//! the next group overlaps the disk flush of the previous one, and requests that arrive
+//! during a flush share the next one: throughput grows with concurrency while every
+//! acknowledgement still means durable.
+//!
+//! A request that fails its checks is answered with an error and contributes nothing,
+//! so the others in its group are unaffected. A storage failure poisons the journal: it
+//! refuses every later write until reopened, because the tree may hold records that
+//! were applied but never made durable.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -28,103 +36,206 @@ pub(crate) struct Pending {
     pub reply: oneshot::Sender<Result<Appended>>,
 }
 
-/// What only the writer knows: the next sequence, the chain head, stream versions.
+/// What only the stager knows: the next sequence, the chain head, stream versions.
 pub(crate) struct WriterState {
     pub next_seq: u64,
     pub prev_hash: Hash,
     pub heads: HashMap<String, u64>,
-    pub poisoned: Option<String>,
-    /// The head last written to the durable-head marker, and when.
-    pub marked: Option<(u64, Instant)>,
 }
 
 /// How often the durable-head marker is refreshed while appends flow.
 const MARK_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Refreshes the durable-head marker after a flush, at most every [`MARK_EVERY`]
-/// unless `force`. A failure here is logged, not fatal: the marker only detects loss.
-fn mark_durable(shared: &Shared, st: &mut WriterState, force: bool) {
-    let head = st.next_seq - 1;
-    let due = match st.marked {
-        Some((seq, at)) => seq != head && (force || at.elapsed() >= MARK_EVERY),
-        None => head > 0,
-    };
-    if !due {
-        return;
-    }
-    match shared.storage.save_durable_head(head, &st.prev_hash) {
-        Ok(()) => st.marked = Some((head, Instant::now())),
-        Err(e) => tracing::warn!(error = %e, "could not save the durable head marker"),
-    }
-}
-
-pub(crate) fn run(shared: Arc<Shared>, rx: Receiver<Pending>, mut st: WriterState) {
-    let max_group = shared.config.max_group.max(1);
-    // In batch mode: when the oldest unflushed write happened.
-    let mut dirty_since: Option<Instant> = None;
-    loop {
-        let first = match (shared.config.sync, dirty_since) {
-            (SyncMode::Batch { max_delay }, Some(since)) => {
-                let left = max_delay.saturating_sub(since.elapsed());
-                match rx.recv_timeout(left) {
-                    Ok(p) => p,
-                    Err(RecvTimeoutError::Timeout) => {
-                        flush_batch_mode(&shared, &mut st, &mut dirty_since);
-                        continue;
-                    }
-                    Err(RecvTimeoutError::Disconnected) => break,
-                }
-            }
-            _ => match rx.recv() {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-        };
-        let mut group = vec![first];
-        while group.len() < max_group {
-            match rx.try_recv() {
-                Ok(p) => group.push(p),
-                Err(_) => break,
-            }
-        }
-        commit_group(&shared, &mut st, group, &mut dirty_since);
-    }
-    if st.poisoned.is_none() {
-        match shared.storage.flush() {
-            Ok(()) => mark_durable(&shared, &mut st, true),
-            Err(e) => tracing::error!(error = %e, "final journal flush failed"),
-        }
-    }
-}
-
-fn flush_batch_mode(shared: &Shared, st: &mut WriterState, dirty_since: &mut Option<Instant>) {
-    *dirty_since = None;
-    match shared.storage.flush() {
-        Ok(()) => mark_durable(shared, st, false),
-        Err(e) => {
-            tracing::error!(error = %e, "journal flush failed; refusing further writes");
-            st.poisoned = Some(e.to_string());
-        }
-    }
-}
-
-/// The accepted part of a request, ready to write.
+/// The accepted part of a request, applied to storage and waiting to be acknowledged.
 struct Staged {
     reply: oneshot::Sender<Result<Appended>>,
     records: Vec<Record>,
 }
 
-fn commit_group(
+/// A group applied to storage, not yet durable.
+struct AppliedGroup {
+    staged: Vec<Staged>,
+    last_seq: u64,
+    last_hash: Hash,
+}
+
+fn poisoned(shared: &Shared) -> Option<String> {
+    shared
+        .poisoned
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
+}
+
+fn poison(shared: &Shared, e: &JournalError) {
+    tracing::error!(error = %e, "journal storage failed; refusing further writes");
+    let mut p = shared.poisoned.lock().unwrap_or_else(|p| p.into_inner());
+    p.get_or_insert_with(|| e.to_string());
+}
+
+/// The writer thread: runs the stager here and the flusher beside it.
+pub(crate) fn run(shared: Arc<Shared>, rx: Receiver<Pending>, mut st: WriterState) {
+    let max_group = shared.config.max_group.max(1);
+    let (to_flusher, applied) = mpsc::channel::<AppliedGroup>();
+    std::thread::scope(|scope| {
+        let flusher_shared = &*shared;
+        let spawned = std::thread::Builder::new()
+            .name("journal-flusher".into())
+            .spawn_scoped(scope, move || flusher(flusher_shared, applied));
+        if let Err(e) = spawned {
+            poison(
+                &shared,
+                &JournalError::Storage(format!("cannot start the flusher: {e}")),
+            );
+        }
+        while let Ok(first) = rx.recv() {
+            let mut group = vec![first];
+            while group.len() < max_group {
+                match rx.try_recv() {
+                    Ok(p) => group.push(p),
+                    Err(_) => break,
+                }
+            }
+            if let Some(done) = stage_group(&shared, &mut st, group) {
+                if let Err(mpsc::SendError(lost)) = to_flusher.send(done) {
+                    let e = JournalError::Storage("the flusher stopped".into());
+                    poison(&shared, &e);
+                    for s in lost.staged {
+                        let _ = s.reply.send(Err(e.clone()));
+                    }
+                }
+            }
+        }
+        drop(to_flusher);
+    });
+}
+
+/// Makes applied groups durable (per sync mode), then acknowledges them in order.
+fn flusher(shared: &Shared, applied: Receiver<AppliedGroup>) {
+    let mut durable: Option<(u64, Hash)> = None;
+    let mut marked: Option<(u64, Instant)> = None;
+    // In batch mode: when the oldest acknowledged but unflushed write happened.
+    let mut dirty_since: Option<Instant> = None;
+    loop {
+        let first = match (shared.config.sync, dirty_since) {
+            (SyncMode::Batch { max_delay }, Some(since)) => {
+                match applied.recv_timeout(max_delay.saturating_sub(since.elapsed())) {
+                    Ok(g) => Some(g),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+            }
+            _ => match applied.recv() {
+                Ok(g) => Some(g),
+                Err(_) => break,
+            },
+        };
+        let mut groups: Vec<AppliedGroup> = first.into_iter().collect();
+        groups.extend(applied.try_iter());
+        let last = groups.last().map(|g| (g.last_seq, g.last_hash));
+        match shared.config.sync {
+            SyncMode::Always => {
+                if groups.is_empty() {
+                    continue;
+                }
+                match shared.storage.flush() {
+                    Ok(()) => {
+                        durable = last;
+                        acknowledge(shared, groups);
+                    }
+                    Err(e) => {
+                        poison(shared, &e);
+                        for g in groups {
+                            for s in g.staged {
+                                let _ = s.reply.send(Err(e.clone()));
+                            }
+                        }
+                        continue;
+                    }
+                }
+            }
+            SyncMode::Batch { max_delay } => {
+                if !groups.is_empty() {
+                    dirty_since.get_or_insert_with(Instant::now);
+                    acknowledge(shared, groups);
+                }
+                if dirty_since.is_some_and(|t| t.elapsed() >= max_delay) {
+                    dirty_since = None;
+                    match shared.storage.flush() {
+                        Ok(()) => {
+                            durable = Some((
+                                shared.committed.load(Ordering::Acquire),
+                                shared.committed_hash(),
+                            ))
+                        }
+                        Err(e) => poison(shared, &e),
+                    }
+                }
+            }
+            SyncMode::None => acknowledge(shared, groups),
+        }
+        mark_durable(shared, durable, &mut marked, false);
+    }
+    if poisoned(shared).is_none() {
+        match shared.storage.flush() {
+            Ok(()) => {
+                let head = shared.committed.load(Ordering::Acquire);
+                mark_durable(
+                    shared,
+                    Some((head, shared.committed_hash())),
+                    &mut marked,
+                    true,
+                );
+            }
+            Err(e) => tracing::error!(error = %e, "final journal flush failed"),
+        }
+    }
+}
+
+/// Publishes groups to readers and answers their requests.
+fn acknowledge(shared: &Shared, groups: Vec<AppliedGroup>) {
+    for g in groups {
+        shared.groups_committed.fetch_add(1, Ordering::Relaxed);
+        shared
+            .appends_committed
+            .fetch_add(g.staged.len() as u64, Ordering::Relaxed);
+        shared.set_committed(g.last_seq, g.last_hash);
+        shared.head_tx.send_replace(g.last_seq);
+        for s in g.staged {
+            let _ = s.reply.send(Ok(Appended { records: s.records }));
+        }
+    }
+}
+
+/// Refreshes the durable-head marker, at most every [`MARK_EVERY`] unless `force`. A
+/// failure here is logged, not fatal: the marker only detects loss.
+fn mark_durable(
     shared: &Shared,
-    st: &mut WriterState,
-    group: Vec<Pending>,
-    dirty_since: &mut Option<Instant>,
+    durable: Option<(u64, Hash)>,
+    marked: &mut Option<(u64, Instant)>,
+    force: bool,
 ) {
-    if let Some(reason) = &st.poisoned {
+    let Some((head, hash)) = durable else { return };
+    let due = match marked {
+        Some((seq, at)) => *seq != head && (force || at.elapsed() >= MARK_EVERY),
+        None => head > 0,
+    };
+    if !due {
+        return;
+    }
+    match shared.storage.save_durable_head(head, &hash) {
+        Ok(()) => *marked = Some((head, Instant::now())),
+        Err(e) => tracing::warn!(error = %e, "could not save the durable head marker"),
+    }
+}
+
+/// Checks and applies one group; returns it for the flusher unless nothing was applied.
+fn stage_group(shared: &Shared, st: &mut WriterState, group: Vec<Pending>) -> Option<AppliedGroup> {
+    if let Some(reason) = poisoned(shared) {
         for p in group {
             let _ = p.reply.send(Err(JournalError::Poisoned(reason.clone())));
         }
-        return;
+        return None;
     }
     let mut batch = WriteBatch::default();
     let mut overlay: HashMap<String, u64> = HashMap::new();
@@ -166,53 +277,24 @@ fn commit_group(
         }
     }
     if staged.is_empty() {
-        return;
+        return None;
     }
     batch.chunks = chunks.finish();
-    let mut flushed = false;
-    let written = shared.storage.write(batch).and_then(|()| {
-        let flush_now = match shared.config.sync {
-            SyncMode::Always => true,
-            SyncMode::Batch { max_delay } => {
-                let since = *dirty_since.get_or_insert_with(Instant::now);
-                since.elapsed() >= max_delay
-            }
-            SyncMode::None => false,
-        };
-        if flush_now {
-            *dirty_since = None;
-            flushed = true;
-            shared.storage.flush()
-        } else {
-            Ok(())
-        }
-    });
-    if let Err(e) = written {
-        // The tree may now hold records that are not durable; sequencing from here could
-        // overwrite or skip them. Stop writing until the journal is reopened.
-        tracing::error!(error = %e, "journal write failed; refusing further writes");
-        st.poisoned = Some(e.to_string());
+    if let Err(e) = shared.storage.write(batch) {
+        poison(shared, &e);
         for s in staged {
             let _ = s.reply.send(Err(e.clone()));
         }
-        return;
+        return None;
     }
     st.next_seq = seq;
     st.prev_hash = prev;
     st.heads.extend(overlay);
-    if flushed {
-        mark_durable(shared, st, false);
-    }
-    let last = seq - 1;
-    shared.groups_committed.fetch_add(1, Ordering::Relaxed);
-    shared
-        .appends_committed
-        .fetch_add(staged.len() as u64, Ordering::Relaxed);
-    shared.committed.store(last, Ordering::Release);
-    shared.head_tx.send_replace(last);
-    for s in staged {
-        let _ = s.reply.send(Ok(Appended { records: s.records }));
-    }
+    Some(AppliedGroup {
+        staged,
+        last_seq: seq - 1,
+        last_hash: prev,
+    })
 }
 
 /// Caches the stored versions of the streams a request touches, so [`stage`] can check
