@@ -540,6 +540,21 @@ pub enum EventKind {
         /// The change.
         change: PolicyChange,
     },
+
+    // ---- retention ----
+    /// Personal content was removed from the journal's side store (Mumble log-days
+    /// retention, or erasure of one person's content); the records and the hash chain
+    /// stay, so this fact is what tells an auditor why content is missing.
+    ContentPurged {
+        /// The person whose content was erased; `None` for log-days retention.
+        subject: Option<Principal>,
+        /// Retention cut-off: content of records before this time was purged.
+        before: Option<DateTime<Utc>>,
+        /// Records whose content this action removed.
+        records: u64,
+        /// The journal head the action covered.
+        up_to_seq: u64,
+    },
 }
 
 impl Event {
@@ -604,9 +619,10 @@ impl EventKind {
                 Some(r) => StreamId::Room(r.clone()),
                 None => StreamId::Server,
             },
-            E::AutobanApplied { .. } | E::AutobanLifted { .. } | E::PolicyChanged { .. } => {
-                StreamId::Server
-            }
+            E::AutobanApplied { .. }
+            | E::AutobanLifted { .. }
+            | E::PolicyChanged { .. }
+            | E::ContentPurged { .. } => StreamId::Server,
         }
     }
 
@@ -662,6 +678,7 @@ impl EventKind {
             E::AutobanLifted { .. } => "autoban_lift",
             E::MessagePosted { .. } => "chat_message",
             E::PolicyChanged { .. } => "server_modify",
+            E::ContentPurged { .. } => "content_purge",
         }
     }
 }

@@ -462,6 +462,9 @@ pub fn evolve(state: &mut State, event: &Event) {
                 P::WelcomeText(t) => state.policy.welcome_text.clone_from(t),
             }
         }
+
+        // ---- retention: a record of what was purged; no state depends on it ----
+        E::ContentPurged { .. } => {}
     }
 }
 

@@ -32,7 +32,7 @@ impl PasswordVerifier for FakeVerifier {
 }
 
 /// Number of [`EventKind`] variants; [`variant_index`] is exhaustive over them.
-pub const EVENT_KIND_COUNT: usize = 42;
+pub const EVENT_KIND_COUNT: usize = 43;
 
 /// A dense index per variant, so tests can check that samples cover every kind (adding
 /// a variant breaks the exhaustive match here, which is the point).
@@ -81,6 +81,7 @@ pub fn variant_index(kind: &EventKind) -> usize {
         E::AutobanLifted { .. } => 39,
         E::MessagePosted { .. } => 40,
         E::PolicyChanged { .. } => 41,
+        E::ContentPurged { .. } => 42,
     }
 }
 
@@ -363,6 +364,18 @@ pub fn sample_events(p: &SampleParams) -> Vec<Event> {
         },
         E::PolicyChanged {
             change: PolicyChange::LogDays(-1),
+        },
+        E::ContentPurged {
+            subject: None,
+            before: Some(p.at),
+            records: u64::from(p.n),
+            up_to_seq: 42,
+        },
+        E::ContentPurged {
+            subject: Some(Principal::Address(p.address.clone())),
+            before: None,
+            records: 1,
+            up_to_seq: u64::from(p.n),
         },
     ];
     let actors = [

@@ -166,8 +166,10 @@ fn bytes(h: &mut blake3::Hasher, b: &[u8]) {
     h.update(b);
 }
 
-/// The chain hash of an owned record.
-pub(crate) fn chain_hash(r: &Record) -> Hash {
+/// The chain hash of an owned record: what `Record::hash` must equal. Public so that
+/// tools outside the journal (bundle verification) recompute it exactly, without a copy
+/// of the layout that could drift.
+pub fn chain_hash(r: &Record) -> Hash {
     RecordV1::of(r).chain_hash()
 }
 

@@ -24,6 +24,7 @@ mod subscription;
 mod verify;
 mod writer;
 
+pub use codec::chain_hash;
 pub use config::{JournalConfig, SyncMode};
 pub use error::{JournalError, Result};
 pub use journal::{hex, AppendTicket, Content, Journal, JournalStats};

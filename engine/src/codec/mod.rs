@@ -131,6 +131,7 @@ pub const EVENT_TYPES: &[(&str, u16)] = &[
     ("autoban_lift", 1),
     ("chat_message", 1),
     ("server_modify", 1),
+    ("content_purge", 1),
 ];
 
 /// The current schema version of a type, if known.
@@ -756,6 +757,23 @@ pub fn encode(event: &Event) -> Result<Encoded, CodecError> {
                 },
             ),
         )?,
+        E::ContentPurged {
+            subject,
+            before,
+            records,
+            up_to_seq,
+        } => ser(
+            t,
+            &(
+                env,
+                v1::ContentPurged {
+                    subject: subject.as_ref().map(principal_out),
+                    before: before.map(time_out),
+                    records: *records,
+                    up_to_seq: *up_to_seq,
+                },
+            ),
+        )?,
     };
     let schema_version = current_version(t).ok_or_else(|| CodecError::UnknownType(t.to_owned()))?;
     Ok(Encoded {
@@ -1325,6 +1343,18 @@ fn decode_current(
                 env,
                 EventKind::PolicyChanged {
                     change: policy_in(p.change),
+                },
+            )
+        }
+        "content_purge" => {
+            let (env, p): (_, v1::ContentPurged) = body(t, v, bytes)?;
+            (
+                env,
+                EventKind::ContentPurged {
+                    subject: p.subject.map(principal_in).transpose()?,
+                    before: p.before.map(t_in).transpose()?,
+                    records: p.records,
+                    up_to_seq: p.up_to_seq,
                 },
             )
         }

@@ -529,6 +529,19 @@ pub mod v1 {
         /// Change.
         pub change: PolicyChange,
     }
+
+    /// `content_purge`.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct ContentPurged {
+        /// Erased person; `None` for retention.
+        pub subject: Option<Principal>,
+        /// Retention cut-off.
+        pub before: Option<Time>,
+        /// Records purged.
+        pub records: u64,
+        /// Head covered.
+        pub up_to_seq: u64,
+    }
 }
 
 /// Schema version 2: `peer_kick` gained a reason.
