@@ -44,7 +44,7 @@ use crate::state::State;
 use crate::tick::tick;
 
 use checkpoint::CheckpointStore;
-pub use metrics::{Metrics, MetricsSnapshot};
+pub use metrics::{Metrics, MetricsSnapshot, LATENCY_BUCKETS};
 pub use password::{hash_password, Argon2Verifier};
 pub use records::from_record;
 

@@ -1,1 +1,144 @@
-//! The web gateway: axum REST API, WebSocket signalling and browser pages over the engine (not built yet).
+//! The web gateway: the engine's REST API over JSON.
+//!
+//! [`router`] builds the axum router (every command and query of the engine, the OpenAPI
+//! document at `/openapi.json`, `/about/health`, `/metrics`); [`serve`] runs it on a
+//! listener until a shutdown future resolves. Authentication: an admin bearer token for
+//! server-wide actions, participant bearer tokens issued at join (in memory only). Other
+//! gateways plug their status into health and metrics through [`StatusSource`].
+//! See docs/api.md for the reference.
+
+mod api;
+pub mod auth;
+pub mod error;
+mod extract;
+mod meta;
+mod query;
+pub mod routes;
+mod views;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{DefaultBodyLimit, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode};
+use axum::Router;
+use conclave_engine::service::Engine;
+use serde_json::Value;
+
+pub use auth::{load_or_create_admin_token, AuthConfig};
+pub use error::ApiError;
+
+/// Largest accepted request body: commands are small, chat is capped at a few KiB.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Another component's contribution to `/about/health` and `/metrics` (the NATS
+/// gateway's connection and lag, later the SIP and XMPP gateways).
+pub trait StatusSource: Send + Sync {
+    /// Key under `sources` in the health document.
+    fn name(&self) -> String;
+    /// Whether the component is working; `false` turns health into 503.
+    fn healthy(&self) -> bool {
+        true
+    }
+    /// Its health details (JSON).
+    fn health(&self) -> Value;
+    /// Prometheus text lines (with their own `# HELP`/`# TYPE`), appended to /metrics.
+    fn metrics(&self) -> String;
+}
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct App {
+    engine: Engine,
+    auth: AuthConfig,
+    tokens: auth::Tokens,
+    status: Arc<Vec<Arc<dyn StatusSource>>>,
+    openapi: Arc<Value>,
+    started: Instant,
+}
+
+impl FromRequestParts<App> for App {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(_: &mut Parts, state: &App) -> Result<Self, Self::Rejection> {
+        Ok(state.clone())
+    }
+}
+
+/// The REST router over `engine`.
+pub fn router(engine: Engine, auth: AuthConfig) -> Router {
+    router_with_status(engine, auth, Vec::new())
+}
+
+/// [`router`] with other components' status in health and metrics.
+pub fn router_with_status(
+    engine: Engine,
+    auth: AuthConfig,
+    status: Vec<Arc<dyn StatusSource>>,
+) -> Router {
+    let table = routes::table();
+    let app = App {
+        engine,
+        auth,
+        tokens: auth::Tokens::default(),
+        status: Arc::new(status),
+        openapi: Arc::new(routes::openapi(&table)),
+        started: Instant::now(),
+    };
+    let mut router: Router<App> = Router::new();
+    for r in table {
+        router = router.route(r.path, r.handler);
+    }
+    router
+        .fallback(no_route)
+        .method_not_allowed_fallback(no_method)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(extract::correlate))
+        .layer(axum::middleware::map_response(security_headers))
+        .with_state(app)
+}
+
+async fn no_route() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "route.not_found",
+        "no such route; see /openapi.json",
+    )
+}
+
+async fn no_method() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "route.method_not_allowed",
+        "this route does not take that method; see /openapi.json",
+    )
+}
+
+async fn security_headers(mut resp: axum::response::Response) -> axum::response::Response {
+    let h = resp.headers_mut();
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert("cache-control", HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then finishes in-flight
+/// requests. The TCP peer address reaches handlers (for the journal's origin metadata).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}

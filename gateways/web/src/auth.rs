@@ -1,0 +1,328 @@
+//! Who is calling: the admin token, a participant token issued at join, or nobody.
+//!
+//! Tokens are compared through their BLAKE3 digests: the admin digest with BLAKE3's
+//! constant-time equality, participant tokens by digest lookup, so response timing says
+//! nothing about a token's bytes. Participant tokens live in memory only: a restart
+//! forgets them (people join again; owners of reserved rooms regain ownership with the
+//! owner password).
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use axum::http::{HeaderMap, StatusCode};
+use chrono::{DateTime, Utc};
+use conclave_engine::{Address, RoomName, SessionId};
+
+use crate::error::ApiError;
+
+/// How many participant tokens may exist at once; beyond it joins get 503 until some
+/// leave (bounds memory under a flood of anonymous joins).
+pub const MAX_PARTICIPANT_TOKENS: usize = 100_000;
+
+/// Authentication settings for the router.
+#[derive(Clone)]
+pub struct AuthConfig {
+    admin_digest: blake3::Hash,
+}
+
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuthConfig(..)")
+    }
+}
+
+impl AuthConfig {
+    /// Admin access with this bearer token (kept only as a digest).
+    pub fn new(admin_token: &str) -> Self {
+        AuthConfig {
+            admin_digest: blake3::hash(admin_token.as_bytes()),
+        }
+    }
+
+    fn is_admin(&self, token: &str) -> bool {
+        // blake3::Hash's equality is constant-time.
+        blake3::hash(token.as_bytes()) == self.admin_digest
+    }
+}
+
+/// 256 random bits as 64 lowercase hex characters.
+pub fn random_token() -> Result<String, getrandom::Error> {
+    let mut b = [0u8; 32];
+    getrandom::fill(&mut b)?;
+    Ok(conclave_journal::hex(&b))
+}
+
+/// Reads the admin token from `path`, or creates it (256 random bits, mode 0600).
+/// Returns the token and whether it was just created (so the caller prints it once).
+pub fn load_or_create_admin_token(path: &Path) -> std::io::Result<(String, bool)> {
+    match std::fs::read_to_string(path) {
+        Ok(s) => {
+            let t = s.trim().to_owned();
+            if t.len() < 16 {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{}: admin token shorter than 16 characters", path.display()),
+                ));
+            }
+            Ok((t, false))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let token = random_token().map_err(|e| std::io::Error::other(e.to_string()))?;
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let mut opts = std::fs::OpenOptions::new();
+            opts.write(true).create_new(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                opts.mode(0o600);
+            }
+            let mut f = opts.open(path)?;
+            f.write_all(token.as_bytes())?;
+            f.write_all(b"\n")?;
+            f.sync_all()?;
+            Ok((token, true))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// What a participant token stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Participant {
+    /// The identity the bearer acts as.
+    pub identity: Address,
+    /// The room the token was issued for; other rooms' routes refuse it.
+    pub room: RoomName,
+    /// The session it joined with (`None` for a room creator's token).
+    pub session: Option<SessionId>,
+    /// When it was issued.
+    pub issued_at: DateTime<Utc>,
+}
+
+/// The caller of one request.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    /// The admin token.
+    Admin,
+    /// A participant token.
+    Participant {
+        /// Digest of the token (to revoke it).
+        digest: [u8; 32],
+        /// What it stands for.
+        who: Participant,
+    },
+    /// No Authorization header.
+    Anonymous,
+}
+
+#[derive(Default)]
+struct Registry {
+    tokens: HashMap<[u8; 32], Participant>,
+    /// Live tokens (and pending anonymous claims) per identity: a claimed guest name
+    /// cannot be claimed again by someone else while its holder has a token.
+    claims: HashMap<Address, usize>,
+}
+
+/// The in-memory participant token registry.
+#[derive(Clone, Default)]
+pub struct Tokens {
+    inner: Arc<Mutex<Registry>>,
+}
+
+/// Holds a guest name while a join is decided; dropping it without
+/// [`Tokens::issue`] releases the name.
+pub struct Claim {
+    tokens: Tokens,
+    identity: Option<Address>,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        if let Some(a) = self.identity.take() {
+            self.tokens.lock().release(&a);
+        }
+    }
+}
+
+impl Registry {
+    fn release(&mut self, a: &Address) {
+        if let Some(n) = self.claims.get_mut(a) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.claims.remove(a);
+            }
+        }
+    }
+}
+
+impl Tokens {
+    fn lock(&self) -> MutexGuard<'_, Registry> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Resolves the Authorization header.
+    pub fn caller(&self, auth: &AuthConfig, headers: &HeaderMap) -> Result<Caller, ApiError> {
+        let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else {
+            return Ok(Caller::Anonymous);
+        };
+        let bad = || {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "auth.invalid_token",
+                "the bearer token is not valid (participant tokens do not survive a restart)",
+            )
+        };
+        let value = value.to_str().map_err(|_| bad())?;
+        let token = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty() && t.len() <= 256)
+            .ok_or_else(bad)?;
+        if auth.is_admin(token) {
+            return Ok(Caller::Admin);
+        }
+        let digest = *blake3::hash(token.as_bytes()).as_bytes();
+        match self.lock().tokens.get(&digest) {
+            Some(who) => Ok(Caller::Participant {
+                digest,
+                who: who.clone(),
+            }),
+            None => Err(bad()),
+        }
+    }
+
+    /// Holds `identity` for an anonymous claim: refused while someone else holds it.
+    pub fn claim(&self, identity: &Address) -> Result<Claim, ApiError> {
+        let mut r = self.lock();
+        if r.claims.contains_key(identity) {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "auth.identity_claimed",
+                format!("{identity} is in use by someone holding a token; pick another name or present your token"),
+            ));
+        }
+        r.claims.insert(identity.clone(), 1);
+        Ok(Claim {
+            tokens: self.clone(),
+            identity: Some(identity.clone()),
+        })
+    }
+
+    /// A claim that holds nothing (the caller already proved the identity).
+    pub fn no_claim(&self) -> Claim {
+        Claim {
+            tokens: self.clone(),
+            identity: None,
+        }
+    }
+
+    /// Issues a fresh token for `who`, consuming the claim (if any) into it.
+    pub fn issue(&self, who: Participant, mut claim: Claim) -> Result<String, ApiError> {
+        let token =
+            random_token().map_err(|e| ApiError::internal(format!("no randomness: {e}")))?;
+        let digest = *blake3::hash(token.as_bytes()).as_bytes();
+        let mut r = self.lock();
+        if r.tokens.len() >= MAX_PARTICIPANT_TOKENS {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "auth.too_many_tokens",
+                "too many participant tokens are in use; try again later",
+            ));
+        }
+        if claim.identity.take().is_none() {
+            *r.claims.entry(who.identity.clone()).or_default() += 1;
+        }
+        r.tokens.insert(digest, who);
+        Ok(token)
+    }
+
+    /// Revokes one token.
+    pub fn revoke(&self, digest: &[u8; 32]) {
+        let mut r = self.lock();
+        if let Some(p) = r.tokens.remove(digest) {
+            r.release(&p.identity);
+        }
+    }
+
+    /// Drops tokens whose room no longer exists (called when a room goes).
+    pub fn forget_room(&self, room: &RoomName) {
+        let mut r = self.lock();
+        let gone: Vec<[u8; 32]> = r
+            .tokens
+            .iter()
+            .filter(|(_, p)| &p.room == room)
+            .map(|(d, _)| *d)
+            .collect();
+        for d in gone {
+            if let Some(p) = r.tokens.remove(&d) {
+                r.release(&p.identity);
+            }
+        }
+    }
+
+    /// Live tokens (for /metrics).
+    pub fn len(&self) -> usize {
+        self.lock().tokens.len()
+    }
+
+    /// Whether no token is live.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn claims_are_exclusive_and_released() {
+        let t = Tokens::default();
+        let a = Address::parse("web:alice").unwrap();
+        let c = t.claim(&a).unwrap();
+        assert_eq!(t.claim(&a).err().unwrap().code, "auth.identity_claimed");
+        drop(c);
+        let c = t.claim(&a).unwrap();
+        let who = Participant {
+            identity: a.clone(),
+            room: RoomName::lookup("r").unwrap(),
+            session: None,
+            issued_at: Utc::now(),
+        };
+        let tok = t.issue(who, c).unwrap();
+        assert_eq!(tok.len(), 64);
+        assert!(t.claim(&a).is_err());
+        let mut h = HeaderMap::new();
+        h.insert("authorization", format!("Bearer {tok}").parse().unwrap());
+        let auth = AuthConfig::new("admin-token-0123456789");
+        let Caller::Participant { digest, .. } = t.caller(&auth, &h).unwrap() else {
+            panic!("not a participant")
+        };
+        t.revoke(&digest);
+        assert!(t.claim(&a).is_ok());
+        assert!(t.caller(&auth, &h).is_err());
+    }
+
+    #[test]
+    fn admin_token_file_is_private_and_stable() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("admin-token");
+        let (a, created) = load_or_create_admin_token(&p).unwrap();
+        assert!(created);
+        let (b, created) = load_or_create_admin_token(&p).unwrap();
+        assert!(!created);
+        assert_eq!(a, b);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&p).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+}

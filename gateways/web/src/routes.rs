@@ -1,0 +1,426 @@
+//! The route table: one list drives both the router and the OpenAPI document, so the
+//! two cannot drift apart.
+
+use axum::http::Method;
+use axum::routing::{delete, get, patch, post, put, MethodRouter};
+use serde_json::{json, Map, Value};
+
+use crate::{api, meta, query, App};
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone; a token changes nothing.
+    Public,
+    /// Anyone; a token (or `as` for guests) says who acts or widens the view.
+    Optional,
+    /// A participant token of the room, or the admin token.
+    Token,
+    /// Only the admin token.
+    Admin,
+}
+
+/// One route and its documentation.
+pub struct Route {
+    pub method: Method,
+    pub path: &'static str,
+    pub handler: MethodRouter<App>,
+    pub summary: &'static str,
+    pub tag: &'static str,
+    pub access: Access,
+    pub body: Option<Value>,
+    pub ok: u16,
+    pub response: Value,
+    /// `(name, schema, description)` of query parameters.
+    pub query: Vec<(&'static str, Value, &'static str)>,
+}
+
+fn s() -> Value {
+    json!({"type": "string"})
+}
+fn sd(d: &str) -> Value {
+    json!({"type": "string", "description": d})
+}
+fn b() -> Value {
+    json!({"type": "boolean"})
+}
+fn u() -> Value {
+    json!({"type": "integer", "minimum": 0})
+}
+fn nullable(mut v: Value) -> Value {
+    if let Some(t) = v.get("type").cloned() {
+        v["type"] = json!([t, "null"]);
+    }
+    v
+}
+fn r(name: &str) -> Value {
+    json!({"$ref": format!("#/components/schemas/{name}")})
+}
+fn obj(required: &[&str], props: Vec<(&str, Value)>) -> Value {
+    let props: Map<String, Value> = props.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    json!({"type": "object", "additionalProperties": false, "required": required, "properties": props})
+}
+fn subject() -> Value {
+    obj(&["subject"], vec![("subject", r("Principal"))])
+}
+fn ban_body() -> Value {
+    obj(
+        &["subject"],
+        vec![
+            ("subject", r("Principal")),
+            ("reason", nullable(s())),
+            (
+                "until",
+                nullable(json!({"type": "string", "format": "date-time"})),
+            ),
+            ("duration_secs", nullable(u())),
+        ],
+    )
+}
+fn entry_body() -> Value {
+    obj(
+        &[],
+        vec![
+            ("as", nullable(sd("identity to act as: a guest `web:` name when anonymous, any identity with the admin token"))),
+            ("session", nullable(sd("session id ([A-Za-z0-9._-]{1,128}); generated when absent"))),
+            ("password", nullable(sd("room access password"))),
+            ("owner_password", nullable(sd("owner password of a reserved room; grants the owner role"))),
+            ("server_password", nullable(sd("server password"))),
+            ("invitation", nullable(sd("invitation id"))),
+        ],
+    )
+}
+fn cmd() -> Value {
+    r("CommandResult")
+}
+fn list(key: &str, item: Value) -> Value {
+    json!({"type": "object", "required": [key], "properties": {key: {"type": "array", "items": item}}})
+}
+
+#[allow(clippy::too_many_arguments)]
+fn route(
+    method: Method,
+    path: &'static str,
+    handler: MethodRouter<App>,
+    tag: &'static str,
+    access: Access,
+    summary: &'static str,
+    body: Option<Value>,
+    ok: u16,
+    response: Value,
+) -> Route {
+    Route {
+        method,
+        path,
+        handler,
+        summary,
+        tag,
+        access,
+        body,
+        ok,
+        response,
+        query: Vec::new(),
+    }
+}
+
+/// Every route of the API.
+pub fn table() -> Vec<Route> {
+    use Access::*;
+    let (g, p, d) = (Method::GET, Method::POST, Method::DELETE);
+    let mut t = vec![
+        // ---- meta ----
+        route(g.clone(), "/about/health", get(meta::health), "meta", Public, "Health (Jitsi-style): 200 ok or 503", None, 200, r("Health")),
+        route(g.clone(), "/metrics", get(meta::metrics), "meta", Public, "Prometheus metrics (text format)", None, 200, json!({"type": "string"})),
+        route(g.clone(), "/openapi.json", get(meta::openapi), "meta", Public, "This OpenAPI document", None, 200, json!({"type": "object"})),
+        route(g.clone(), "/me", get(query::me), "meta", Token, "What the bearer token stands for", None, 200, json!({"type": "object", "properties": {"admin": b(), "identity": s(), "room": s(), "session": nullable(s()), "issued_at": s()}})),
+        // ---- rooms ----
+        route(g.clone(), "/rooms", get(query::list_rooms), "rooms", Optional, "List rooms (Kamailio imc_list_rooms); private rooms only with the admin token", None, 200, list("rooms", r("RoomSummary"))),
+        route(p.clone(), "/rooms", post(api::create_room), "rooms", Optional, "Create a room; an identity creating it becomes its owner and gets a token", Some(obj(&["room"], vec![
+            ("room", sd("room name (Mumble channel-name rule)")),
+            ("as", nullable(sd("creator identity: a guest `web:` name when anonymous; any identity with the admin token"))),
+            ("parent", nullable(sd("parent room (nesting)"))),
+            ("private", b()),
+            ("owner", nullable(r("Principal"))),
+            ("max_members", nullable(u())),
+            ("welcome_text", nullable(s())),
+            ("password", nullable(sd("access password (plaintext; stored as argon2)"))),
+        ])), 201, r("CreateRoomResult")),
+        route(g.clone(), "/rooms/{room}", get(query::get_room), "rooms", Optional, "A room: public summary, or details for its participants and the admin", None, 200, r("RoomDetail")),
+        route(Method::PATCH, "/rooms/{room}", patch(api::configure_room), "rooms", Token, "Configure a room (owner); null clears a setting", Some(obj(&[], vec![
+            ("private", b()), ("locked", b()), ("max_members", nullable(u())), ("welcome_text", nullable(s())),
+            ("moderated_chat", b()), ("lobby", b()),
+            ("default_role", nullable(json!({"type": "string", "enum": ["visitor", "member", "moderator", "owner"]}))),
+            ("owner_exit_destroys", b()), ("password", nullable(sd("new access password, null to remove"))),
+        ])), 200, cmd()),
+        route(d.clone(), "/rooms/{room}", delete(api::destroy_room), "rooms", Token, "Destroy a room and its sub-rooms (owner)", None, 200, cmd()),
+        route(p.clone(), "/rooms/{room}/lock", post(api::lock_room), "rooms", Token, "Lock: only moderators and owners may join (moderator)", None, 200, cmd()),
+        route(p.clone(), "/rooms/{room}/unlock", post(api::unlock_room), "rooms", Token, "Unlock (moderator)", None, 200, cmd()),
+        route(p.clone(), "/rooms/{room}/reserve", post(api::reserve_room), "rooms", Token, "Reserve with an owner password (owner; not for common names)", Some(obj(&["owner_password"], vec![("owner_password", s())])), 200, cmd()),
+        route(p.clone(), "/rooms/{room}/unreserve", post(api::unreserve_room), "rooms", Token, "Drop the reservation (owner)", None, 200, cmd()),
+        // ---- membership ----
+        route(p.clone(), "/rooms/{room}/join", post(api::join), "membership", Optional, "Join with one session; answers a participant bearer token", Some(entry_body()), 201, r("EntryResult")),
+        route(p.clone(), "/rooms/{room}/leave", post(api::leave), "membership", Token, "Leave with a session (default: the token's); revokes that token", Some(obj(&[], vec![("session", nullable(s()))])), 200, cmd()),
+        route(g.clone(), "/rooms/{room}/members", get(query::list_members), "membership", Token, "Who is present (Kamailio imc_list_members)", None, 200, list("members", r("Member"))),
+        route(p.clone(), "/rooms/{room}/knock", post(api::knock), "lobby", Optional, "Wait in the lobby; answers a token for the waiting session", Some(obj(&[], vec![("as", nullable(s())), ("session", nullable(s()))])), 201, r("EntryResult")),
+        route(g.clone(), "/rooms/{room}/lobby", get(query::list_lobby), "lobby", Token, "Who waits in the lobby (moderator)", None, 200, list("lobby", json!({"type": "object"}))),
+        route(p.clone(), "/rooms/{room}/admit", post(api::admit), "lobby", Token, "Admit a knocking person (moderator)", Some(subject()), 200, cmd()),
+        route(p.clone(), "/rooms/{room}/reject", post(api::reject_knock), "lobby", Token, "Turn a knocking person away (moderator)", Some(subject()), 200, cmd()),
+        // ---- roles ----
+        route(g.clone(), "/rooms/{room}/roles", get(query::list_roles), "roles", Token, "Affiliations", None, 200, json!({"type": "object", "properties": {"room": s(), "affiliations": {"type": "object", "additionalProperties": {"type": "string"}}}})),
+        route(p.clone(), "/rooms/{room}/roles", post(api::grant_role), "roles", Token, "Grant a role (moderators up to moderator, owners anything)", Some(obj(&["subject", "role"], vec![("subject", r("Principal")), ("role", json!({"type": "string", "enum": ["visitor", "member", "moderator", "owner"]}))])), 200, cmd()),
+        route(d.clone(), "/rooms/{room}/roles/{subject}", delete(api::revoke_role), "roles", Token, "Remove an affiliation (the last owner stays)", None, 200, cmd()),
+        // ---- invitations ----
+        route(g.clone(), "/rooms/{room}/invitations", get(query::list_invitations), "invitations", Token, "Invitations of a room, every state (moderator)", None, 200, list("invitations", r("Invitation"))),
+        route(p.clone(), "/rooms/{room}/invitations", post(api::invite), "invitations", Token, "Invite an identity or a mailto: address (single use by default)", Some(obj(&["invitee"], vec![("invitee", r("Address")), ("ttl_secs", nullable(u())), ("single_use", b())])), 201, r("InvitationResult")),
+        route(p.clone(), "/rooms/{room}/invitations/{invitation}/accept", post(api::accept_invitation), "invitations", Optional, "Accept (the invitee becomes a member)", Some(obj(&[], vec![("as", nullable(s()))])), 200, cmd()),
+        route(p.clone(), "/rooms/{room}/invitations/{invitation}/deny", post(api::deny_invitation), "invitations", Optional, "Decline", Some(obj(&[], vec![("as", nullable(s()))])), 200, cmd()),
+        route(d.clone(), "/rooms/{room}/invitations/{invitation}", delete(api::revoke_invitation), "invitations", Token, "Withdraw (issuer or moderator)", None, 200, cmd()),
+        // ---- moderation ----
+        route(p.clone(), "/rooms/{room}/mute", post(api::mute), "moderation", Token, "Mute audio (moderator, or oneself)", Some(subject()), 200, cmd()),
+        route(p.clone(), "/rooms/{room}/unmute", post(api::unmute), "moderation", Token, "Lift an audio mute", Some(subject()), 200, cmd()),
+        route(p.clone(), "/rooms/{room}/pause-video", post(api::pause_video), "moderation", Token, "Pause video (moderator, or oneself)", Some(subject()), 200, cmd()),
+        route(p.clone(), "/rooms/{room}/resume-video", post(api::resume_video), "moderation", Token, "Resume video", Some(subject()), 200, cmd()),
+        route(p.clone(), "/rooms/{room}/kick", post(api::kick), "moderation", Token, "Remove someone's sessions (moderator)", Some(obj(&["subject"], vec![("subject", r("Principal")), ("reason", nullable(s()))])), 200, cmd()),
+        route(g.clone(), "/rooms/{room}/bans", get(query::list_room_bans), "moderation", Token, "Room bans (moderator)", None, 200, list("bans", r("Ban"))),
+        route(p.clone(), "/rooms/{room}/bans", post(api::ban_room), "moderation", Token, "Ban from the room (moderator); strips moderation rights", Some(ban_body()), 201, cmd()),
+        route(d.clone(), "/rooms/{room}/bans/{subject}", delete(api::unban_room), "moderation", Token, "Lift a room ban (moderator)", None, 200, cmd()),
+        route(p.clone(), "/rooms/{room}/hand/raise", post(api::raise_hand), "moderation", Token, "Raise one's hand", None, 200, cmd()),
+        route(p.clone(), "/rooms/{room}/hand/lower", post(api::lower_hand), "moderation", Token, "Lower one's hand, or someone's (moderator)", Some(obj(&[], vec![("subject", nullable(r("Principal")))])), 200, cmd()),
+        route(p.clone(), "/rooms/{room}/moderated-chat", post(api::moderated_chat), "moderation", Token, "Moderators-only chat on or off (moderator)", Some(obj(&["enabled"], vec![("enabled", b())])), 200, cmd()),
+        // ---- chat ----
+        route(p.clone(), "/rooms/{room}/messages", post(api::post_message), "chat", Token, "Post a chat message (HTML stripped unless allowed)", Some(obj(&["body"], vec![("body", s())])), 201, json!({"allOf": [cmd(), {"type": "object", "properties": {"message": s(), "html_stripped": b()}}]})),
+        // ---- server bans ----
+        route(g.clone(), "/bans", get(query::list_server_bans), "moderation", Admin, "Server-wide bans", None, 200, list("bans", r("Ban"))),
+        route(p.clone(), "/bans", post(api::ban_server), "moderation", Admin, "Ban from the whole server, every protocol", Some(ban_body()), 201, cmd()),
+        route(d.clone(), "/bans/{subject}", delete(api::unban_server), "moderation", Admin, "Lift a server ban", None, 200, cmd()),
+        // ---- accounts ----
+        route(g.clone(), "/accounts", get(query::list_accounts), "accounts", Admin, "Accounts with every detail (Jami list-accounts, list-account-details)", None, 200, list("accounts", r("Account"))),
+        route(p.clone(), "/accounts", post(api::create_account), "accounts", Admin, "Create an account", Some(obj(&["account"], vec![("account", s()), ("display_name", nullable(s()))])), 201, cmd()),
+        route(g.clone(), "/accounts/{account}", get(query::get_account), "accounts", Admin, "One account", None, 200, r("Account")),
+        route(Method::PATCH, "/accounts/{account}", patch(api::set_display_name), "accounts", Token, "Set or clear the display name (admin or the account holder)", Some(obj(&["display_name"], vec![("display_name", nullable(s()))])), 200, cmd()),
+        route(p.clone(), "/accounts/{account}/enable", post(api::enable_account), "accounts", Admin, "Jami enable-account", None, 200, cmd()),
+        route(p.clone(), "/accounts/{account}/disable", post(api::disable_account), "accounts", Admin, "Jami disable-account: its sessions end", None, 200, cmd()),
+        route(p.clone(), "/accounts/{account}/identities", post(api::link_identity), "accounts", Admin, "Link an identity to the account", Some(obj(&["address"], vec![("address", r("Address"))])), 200, cmd()),
+        route(d.clone(), "/accounts/{account}/identities/{address}", delete(api::unlink_identity), "accounts", Admin, "Unlink an identity", None, 200, cmd()),
+        route(g.clone(), "/accounts/{account}/contacts", get(query::list_contacts), "accounts", Admin, "Allowed contacts (Jami list-contacts)", None, 200, json!({"type": "object", "properties": {"account": s(), "contacts_restricted": b(), "allowed_contacts": {"type": "array", "items": s()}}})),
+        route(p.clone(), "/accounts/{account}/contacts", post(api::allow_contact), "accounts", Admin, "Allow a contact (the first turns the restriction on)", Some(obj(&["contact"], vec![("contact", r("Principal"))])), 200, cmd()),
+        route(d.clone(), "/accounts/{account}/contacts", delete(api::open_contacts), "accounts", Admin, "Clear the allow-list: anyone may reach the account", None, 200, cmd()),
+        route(d.clone(), "/accounts/{account}/contacts/{contact}", delete(api::disallow_contact), "accounts", Admin, "Remove an allowed contact", None, 200, cmd()),
+        route(g.clone(), "/accounts/{account}/moderators", get(query::list_moderators), "accounts", Admin, "Jami list-moderators", None, 200, json!({"type": "object", "properties": {"account": s(), "moderators": {"type": "array", "items": s()}}})),
+        route(p.clone(), "/accounts/{account}/moderators", post(api::add_moderator), "accounts", Admin, "Jami add-moderator", Some(obj(&["moderator"], vec![("moderator", r("Principal"))])), 200, cmd()),
+        route(d.clone(), "/accounts/{account}/moderators/{moderator}", delete(api::remove_moderator), "accounts", Admin, "Remove a moderator", None, 200, cmd()),
+        route(g.clone(), "/accounts/{account}/bans", get(query::list_account_bans), "accounts", Admin, "Jami list-banned-contacts", None, 200, list("bans", r("Ban"))),
+        route(p.clone(), "/accounts/{account}/bans", post(api::ban_account), "accounts", Admin, "Jami ban-contact (the account's conferences)", Some(ban_body()), 201, cmd()),
+        route(d.clone(), "/accounts/{account}/bans/{subject}", delete(api::unban_account), "accounts", Admin, "Lift an account ban", None, 200, cmd()),
+        route(Method::PUT, "/accounts/{account}/rendezvous", put(api::set_rendezvous), "accounts", Admin, "Rendezvous mode: calls land in this room (null leaves it)", Some(obj(&["room"], vec![("room", nullable(s()))])), 200, cmd()),
+        route(p.clone(), "/accounts/{account}/call", post(api::call_account), "accounts", Optional, "Call an account: join its rendezvous room; answers a token", Some(entry_body()), 201, r("EntryResult")),
+        // ---- server policy ----
+        route(g.clone(), "/server/policy", get(query::get_policy), "server", Admin, "The server policy in force (hashes never shown)", None, 200, json!({"type": "object"})),
+        route(Method::PUT, "/server/password", put(api::set_server_password), "server", Admin, "Set (plaintext, stored as argon2) or clear (null) the server password", Some(obj(&["password"], vec![("password", nullable(s()))])), 200, cmd()),
+        route(Method::PUT, "/server/log-days", put(api::set_log_days), "server", Admin, "Retention of personal content in days (0 forever, -1 none)", Some(obj(&["days"], vec![("days", json!({"type": "integer", "minimum": -1}))])), 200, cmd()),
+        route(Method::PUT, "/server/obfuscate-ips", put(api::set_obfuscate_ips), "server", Admin, "Store keyed hashes instead of remote addresses", Some(obj(&["enabled"], vec![("enabled", b())])), 200, cmd()),
+        route(Method::PUT, "/server/welcome-text", put(api::set_welcome_text), "server", Admin, "Server welcome text", Some(obj(&["text"], vec![("text", s())])), 200, cmd()),
+    ];
+    let mut audit = route(
+        g,
+        "/audit",
+        get(query::audit),
+        "audit",
+        Admin,
+        "The audit trail: every event, denials included",
+        None,
+        200,
+        json!({"type": "object", "properties": {
+        "entries": {"type": "array", "items": r("AuditEntry")},
+        "next_after": nullable(u()), "complete": b()}}),
+    );
+    audit.query = vec![
+        ("room", s(), "only this room's events"),
+        (
+            "actor",
+            s(),
+            "only events by this actor (`admin`, `service:clock`, an address)",
+        ),
+        ("subject", s(), "only events mentioning this principal"),
+        (
+            "type",
+            s(),
+            "only this event type (room_join, peer_role, ...)",
+        ),
+        (
+            "from",
+            json!({"type": "string", "format": "date-time"}),
+            "at or after (RFC 3339)",
+        ),
+        (
+            "to",
+            json!({"type": "string", "format": "date-time"}),
+            "at or before (RFC 3339)",
+        ),
+        (
+            "after",
+            u(),
+            "only records after this sequence number (paging)",
+        ),
+        (
+            "limit",
+            json!({"type": "integer", "minimum": 1, "maximum": 10000}),
+            "page size, default 1000",
+        ),
+    ];
+    t.push(audit);
+    t
+}
+
+/// Builds the OpenAPI 3.1 document from the table.
+pub fn openapi(routes: &[Route]) -> Value {
+    let mut paths = Map::new();
+    for rt in routes {
+        let mut params: Vec<Value> = rt
+            .path
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{').and_then(|x| x.strip_suffix('}')))
+            .map(|name| {
+                json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"},
+                       "description": "percent-encode `:` `@` `/` as needed"})
+            })
+            .collect();
+        params.extend(rt.query.iter().map(|(name, schema, desc)| {
+            json!({"name": name, "in": "query", "required": false, "schema": schema, "description": desc})
+        }));
+        let content_type = if rt.path == "/metrics" {
+            "text/plain; version=0.0.4"
+        } else {
+            "application/json"
+        };
+        let mut responses = Map::new();
+        responses.insert(
+            rt.ok.to_string(),
+            json!({"description": "success", "content": {content_type: {"schema": rt.response}}}),
+        );
+        if rt.path == "/about/health" {
+            responses.insert("503".into(), json!({"description": "unhealthy", "content": {"application/json": {"schema": r("Health")}}}));
+        }
+        responses.insert(
+            "default".into(),
+            json!({"$ref": "#/components/responses/Error"}),
+        );
+        let mut op = json!({
+            "operationId": operation_id(&rt.method, rt.path),
+            "summary": rt.summary,
+            "tags": [rt.tag],
+            "parameters": params,
+            "responses": responses,
+            "x-access": match rt.access {
+                Access::Public => "public",
+                Access::Optional => "optional",
+                Access::Token => "token",
+                Access::Admin => "admin",
+            },
+        });
+        op["security"] = match rt.access {
+            Access::Public => json!([]),
+            Access::Optional => json!([{}, {"bearer": []}]),
+            Access::Token | Access::Admin => json!([{"bearer": []}]),
+        };
+        if let Some(body) = &rt.body {
+            op["requestBody"] =
+                json!({"required": false, "content": {"application/json": {"schema": body}}});
+        }
+        let entry = paths.entry(rt.path.to_owned()).or_insert_with(|| json!({}));
+        entry[rt.method.as_str().to_ascii_lowercase()] = op;
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Conclave REST API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Every command and query of the Conclave engine over JSON. See docs/api.md.",
+        },
+        "servers": [{"url": "/"}],
+        "paths": paths,
+        "components": components(),
+    })
+}
+
+fn operation_id(method: &Method, path: &str) -> String {
+    let mut id = method.as_str().to_ascii_lowercase();
+    for seg in path.split('/').filter(|s| !s.is_empty()) {
+        id.push('_');
+        id.extend(
+            seg.chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }),
+        );
+    }
+    id.trim_end_matches('_')
+        .replace("__", "_")
+        .replace("{", "")
+        .replace("}", "")
+}
+
+fn components() -> Value {
+    let event = json!({"type": "object", "required": ["type", "at", "actor", "stream", "data"], "properties": {
+        "seq": u(), "type": sd("stable event type (room_join, peer_role, ban, ...)"),
+        "at": json!({"type": "string", "format": "date-time"}), "actor": s(), "stream": s(),
+        "data": json!({"type": "object"})}});
+    let command_result = json!({"type": "object", "required": ["correlation_id", "head", "events"], "properties": {
+        "correlation_id": s(), "head": u(), "events": {"type": "array", "items": r("Event")}}});
+    let entry = json!({"allOf": [r("CommandResult"), {"type": "object",
+        "required": ["token", "token_type", "identity", "room", "session"], "properties": {
+        "token": sd("participant bearer token (256 bits, in memory only: lost on restart)"),
+        "token_type": json!({"const": "Bearer"}), "identity": s(), "room": s(), "session": s(),
+        "role": nullable(s()), "welcome_text": nullable(s()), "server_welcome_text": s()}}]});
+    let create = json!({"allOf": [r("CommandResult"), {"type": "object", "required": ["room"], "properties": {
+        "room": s(), "owners": {"type": "array", "items": s()}, "identity": s(),
+        "token": sd("present when an identity created the room"), "token_type": s()}}]});
+    let invitation_result = json!({"allOf": [r("CommandResult"), {"type": "object", "properties": {
+        "invitation": s(), "invitee": s(), "expires_at": nullable(s()), "single_use": b()}}]});
+    let summary = json!({"type": "object", "properties": {
+        "room": s(), "parent": nullable(s()), "depth": u(), "children": {"type": "array", "items": s()},
+        "account": nullable(s()), "private": b(), "locked": b(), "lobby": b(), "moderated_chat": b(),
+        "reserved": b(), "has_password": b(), "max_members": u(), "members": u(), "sessions": u(),
+        "owners": {"type": "array", "items": s()}, "welcome_text": nullable(s()),
+        "created_at": s(), "last_activity": s()}});
+    let detail = json!({"allOf": [r("RoomSummary"), {"type": "object", "description": "the extra fields appear for participants of the room and the admin", "properties": {
+        "default_role": nullable(s()), "owner_exit_destroys": b(),
+        "affiliations": {"type": "object", "additionalProperties": {"type": "string"}},
+        "present": {"type": "array", "items": r("Member")}, "lobby_waiting": u()}}]});
+    let member = json!({"type": "object", "properties": {
+        "principal": s(), "role": nullable(s()),
+        "audio": {"enum": ["open", "self_closed", "moderator"]}, "video": {"enum": ["open", "self_closed", "moderator"]},
+        "hand_raised": b(), "sessions": {"type": "array", "items": {"type": "object", "properties": {
+            "session": s(), "address": s(), "gateway": s(), "joined_at": s()}}}}});
+    let ban = json!({"type": "object", "properties": {"subject": s(), "reason": nullable(s()), "by": s(), "at": s(), "until": nullable(s())}});
+    let invitation = json!({"type": "object", "properties": {"invitation": s(), "invitee": s(), "by": s(), "issued_at": s(),
+        "expires_at": nullable(s()), "single_use": b(),
+        "state": {"enum": ["pending", "accepted", "denied", "used", "revoked", "expired"]}}});
+    let account = json!({"type": "object", "properties": {"account": s(), "display_name": nullable(s()), "enabled": b(),
+        "identities": {"type": "array", "items": s()}, "contacts_restricted": b(),
+        "allowed_contacts": {"type": "array", "items": s()}, "moderators": {"type": "array", "items": s()},
+        "bans": {"type": "array", "items": r("Ban")}, "rendezvous": nullable(s())}});
+    let audit = json!({"type": "object", "properties": {"seq": u(), "at": s(), "stream": s(), "event_type": s(),
+        "schema_version": u(), "actor": nullable(s()), "gateway": nullable(s()), "protocol": nullable(s()),
+        "remote_addr": nullable(sd("keyed hash (h:...) when IP obfuscation is on")), "correlation_id": nullable(s()),
+        "causation_id": nullable(s()), "event": r("Event")}});
+    let health = json!({"type": "object", "required": ["status"], "properties": {
+        "status": {"enum": ["ok", "unhealthy"]}, "engine": s(), "journal_head": u(), "committed_head": u(),
+        "uptime_secs": u(), "sources": {"type": "object"}}});
+    let error = json!({"type": "object", "required": ["error"], "properties": {"error": {"type": "object",
+        "required": ["code", "message", "correlation_id"], "properties": {
+        "code": sd("stable code, e.g. membership.banned, input.invalid, auth.required"),
+        "message": s(), "correlation_id": nullable(s())}}}});
+    json!({
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
+            "description": "the admin token, or a participant token from join/knock/call/create"}},
+        "responses": {"Error": {"description": "error", "content": {"application/json": {"schema": r("Error")}}}},
+        "schemas": {
+            "Principal": sd("an identity address (web:alice, sip:alice@example.org, xmpp:alice@example.org, mailto:...) or account:<id>"),
+            "Address": sd("web:<name> | sip:<user>@<host> | xmpp:<node>@<domain> | mailto:<mailbox>@<domain>"),
+            "Event": event, "CommandResult": command_result, "EntryResult": entry,
+            "CreateRoomResult": create, "InvitationResult": invitation_result,
+            "RoomSummary": summary, "RoomDetail": detail, "Member": member, "Ban": ban,
+            "Invitation": invitation, "Account": account, "AuditEntry": audit,
+            "Health": health, "Error": error,
+        }
+    })
+}
