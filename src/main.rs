@@ -1,5 +1,9 @@
 //! The `conclave` binary: command-line parsing and wiring only.
 
+mod admin;
+mod config;
+mod serve;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -16,6 +20,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the server: the engine and its REST API on http://127.0.0.1:8080 by default.
+    ///
+    /// Configuration: --config FILE (TOML), every key also a flag and a CONCLAVE_* env var
+    /// (see docs/api.md). SIP (port 5060) is NOT bound: the SIP gateway is a later issue.
+    Serve(Box<config::ServeArgs>),
+    /// Talk to a running server as its admin: Jami herd actions, Kamailio IMC MI commands.
+    Admin(admin::AdminArgs),
     /// Inspect the journal directly (the server must not be running on it).
     Journal {
         #[command(subcommand)]
@@ -60,6 +71,8 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Serve(args) => serve::run(*args).map(|()| ExitCode::SUCCESS),
+        Command::Admin(args) => admin::run(args).map(|()| ExitCode::SUCCESS),
         Command::Journal { action } => match action {
             JournalAction::Verify { data } => {
                 let journal = open_existing(&data)?;

@@ -1,0 +1,454 @@
+//! `conclave admin ...`: Jami herd actions and Kamailio IMC MI commands against a
+//! running server, over its REST API with the admin token.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+use serde_json::{json, Value};
+
+/// Where the server is and how to authenticate.
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    /// Base URL of the running server's REST API.
+    #[arg(
+        long,
+        env = "CONCLAVE_SERVER",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    pub server: String,
+    /// Admin token [default: read from --token-file].
+    #[arg(
+        long,
+        env = "CONCLAVE_ADMIN_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
+    pub token: Option<String>,
+    /// File holding the admin token [default: <data-dir>/admin-token].
+    #[arg(long, global = true)]
+    pub token_file: Option<PathBuf>,
+    /// The server's data directory (to find the admin token file).
+    #[arg(
+        long,
+        env = "CONCLAVE_DATA_DIR",
+        default_value = "./data",
+        global = true
+    )]
+    pub data_dir: PathBuf,
+    /// Print the server's JSON answer instead of the text form.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub action: AdminAction,
+}
+
+/// The actions. Contacts and moderators are identities (`sip:a@b`, `web:a`) or account
+/// ids (a bare id such as a Jami fingerprint means `account:<id>`).
+#[derive(Debug, Subcommand)]
+pub enum AdminAction {
+    /// Jami list-accounts: accounts with their display name and state.
+    ListAccounts,
+    /// Jami list-account-details: every account in GNU recutils format.
+    ListAccountDetails,
+    /// Jami list-contacts: each account's allowed contacts.
+    ListContacts,
+    /// Jami list-moderators: each account's moderators.
+    ListModerators,
+    /// Jami add-moderator CONTACT ACCOUNT.
+    AddModerator { contact: String, account: String },
+    /// Jami ban-contact CONTACT [ACCOUNT]: without an account, banned from all of them
+    /// (a server-wide ban); banned contacts lose moderation rights.
+    BanContact {
+        contact: String,
+        account: Option<String>,
+    },
+    /// Jami list-banned-contacts: per account, then server-wide.
+    ListBannedContacts,
+    /// Jami enable-account ACCOUNT.
+    EnableAccount { account: String },
+    /// Jami disable-account ACCOUNT: its sessions end, it cannot be reached.
+    DisableAccount { account: String },
+    /// Kamailio imc_list_rooms: every room with its owners and member count.
+    ListRooms,
+    /// Kamailio imc_list_members ROOM: who is present in a room.
+    ListMembers { room: String },
+}
+
+struct Client {
+    agent: ureq::Agent,
+    base: String,
+    token: String,
+}
+
+/// Percent-encodes one path segment (room names may hold spaces, `#`, `/`...).
+fn seg(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b':' | b'@') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Jami names contacts by fingerprint: a bare id is an account.
+fn principal(s: &str) -> String {
+    if s.contains(':') {
+        s.to_owned()
+    } else {
+        format!("account:{s}")
+    }
+}
+
+impl Client {
+    fn new(args: &AdminArgs) -> anyhow::Result<Client> {
+        let token = match &args.token {
+            Some(t) => t.clone(),
+            None => {
+                let path = args
+                    .token_file
+                    .clone()
+                    .unwrap_or_else(|| args.data_dir.join("admin-token"));
+                std::fs::read_to_string(&path)
+                    .with_context(|| {
+                        format!(
+                            "no admin token: pass --token or --token-file (tried {})",
+                            path.display()
+                        )
+                    })?
+                    .trim()
+                    .to_owned()
+            }
+        };
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .into();
+        Ok(Client {
+            agent,
+            base: args.server.trim_end_matches('/').to_owned(),
+            token,
+        })
+    }
+
+    fn request(&self, method: &str, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+        let url = format!("{}{}", self.base, path);
+        let auth = format!("Bearer {}", self.token);
+        let result = match (method, body) {
+            ("GET", _) => self.agent.get(&url).header("Authorization", &auth).call(),
+            ("DELETE", _) => self
+                .agent
+                .delete(&url)
+                .header("Authorization", &auth)
+                .call(),
+            (_, body) => self
+                .agent
+                .post(&url)
+                .header("Authorization", &auth)
+                .content_type("application/json")
+                .send(body.unwrap_or_else(|| json!({})).to_string()),
+        };
+        let mut resp = result.with_context(|| format!("{method} {url}"))?;
+        let status = resp.status();
+        let text = resp
+            .body_mut()
+            .read_to_string()
+            .with_context(|| format!("reading the answer to {method} {url}"))?;
+        let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        if !status.is_success() {
+            let code = value["error"]["code"].as_str().unwrap_or("?");
+            let message = value["error"]["message"].as_str().unwrap_or("");
+            bail!("{method} {path}: the server answered {status} {code}: {message}");
+        }
+        Ok(value)
+    }
+
+    fn accounts(&self) -> anyhow::Result<Vec<Value>> {
+        let v = self.request("GET", "/accounts", None)?;
+        Ok(v["accounts"].as_array().cloned().unwrap_or_default())
+    }
+}
+
+fn strs(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn id(a: &Value) -> &str {
+    a["account"].as_str().unwrap_or("?")
+}
+
+/// One recutils field; continuation lines start with `+ `.
+fn rec_field(out: &mut String, name: &str, value: &str) {
+    out.push_str(name);
+    out.push_str(": ");
+    out.push_str(&value.replace('\n', "\n+ "));
+    out.push('\n');
+}
+
+/// The recutils form of list-account-details (`.` in keys mapped to `_`, as Jami does).
+pub fn recutils(accounts: &[Value]) -> String {
+    let mut out = String::new();
+    for (i, a) in accounts.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        rec_field(&mut out, "Account_username", id(a));
+        rec_field(
+            &mut out,
+            "Account_displayName",
+            a["display_name"].as_str().unwrap_or(""),
+        );
+        rec_field(
+            &mut out,
+            "Account_enable",
+            &a["enabled"].as_bool().unwrap_or(false).to_string(),
+        );
+        rec_field(
+            &mut out,
+            "Account_rendezVous",
+            &a["rendezvous"].is_string().to_string(),
+        );
+        rec_field(
+            &mut out,
+            "Account_rendezVousRoom",
+            a["rendezvous"].as_str().unwrap_or(""),
+        );
+        rec_field(
+            &mut out,
+            "Account_contactsRestricted",
+            &a["contacts_restricted"]
+                .as_bool()
+                .unwrap_or(false)
+                .to_string(),
+        );
+        for x in strs(&a["identities"]) {
+            rec_field(&mut out, "Account_identity", &x);
+        }
+        for x in strs(&a["allowed_contacts"]) {
+            rec_field(&mut out, "Account_allowedContact", &x);
+        }
+        for x in strs(&a["moderators"]) {
+            rec_field(&mut out, "Account_moderator", &x);
+        }
+        for b in a["bans"].as_array().into_iter().flatten() {
+            rec_field(
+                &mut out,
+                "Account_bannedContact",
+                b["subject"].as_str().unwrap_or("?"),
+            );
+        }
+    }
+    out
+}
+
+fn bullet_list(out: &mut String, title: String, items: &[String]) {
+    out.push_str(&title);
+    out.push('\n');
+    for i in items {
+        out.push_str("  - ");
+        out.push_str(i);
+        out.push('\n');
+    }
+}
+
+/// Runs one admin action and prints its answer.
+pub fn run(args: AdminArgs) -> anyhow::Result<()> {
+    let c = Client::new(&args)?;
+    let mut out = String::new();
+    let raw: Value = match &args.action {
+        AdminAction::ListAccounts => {
+            let accounts = c.accounts()?;
+            if accounts.is_empty() {
+                out.push_str("There are no accounts.\n");
+            } else {
+                out.push_str("The following accounts are available:\n");
+                for a in &accounts {
+                    let name = a["display_name"]
+                        .as_str()
+                        .map(|n| format!(" ({n})"))
+                        .unwrap_or_default();
+                    let state = if a["enabled"].as_bool() == Some(false) {
+                        " [disabled]"
+                    } else {
+                        ""
+                    };
+                    out.push_str(&format!("  - {}{name}{state}\n", id(a)));
+                }
+            }
+            json!({ "accounts": accounts })
+        }
+        AdminAction::ListAccountDetails => {
+            let accounts = c.accounts()?;
+            out = recutils(&accounts);
+            json!({ "accounts": accounts })
+        }
+        AdminAction::ListContacts => {
+            let accounts = c.accounts()?;
+            for a in &accounts {
+                if a["contacts_restricted"].as_bool() == Some(true) {
+                    bullet_list(
+                        &mut out,
+                        format!("Allowed contacts for account {}:", id(a)),
+                        &strs(&a["allowed_contacts"]),
+                    );
+                } else {
+                    out.push_str(&format!(
+                        "Allowed contacts for account {}: anyone (no allow-list)\n",
+                        id(a)
+                    ));
+                }
+            }
+            json!({ "accounts": accounts })
+        }
+        AdminAction::ListModerators => {
+            let accounts = c.accounts()?;
+            for a in &accounts {
+                bullet_list(
+                    &mut out,
+                    format!("Moderators for account {}:", id(a)),
+                    &strs(&a["moderators"]),
+                );
+            }
+            json!({ "accounts": accounts })
+        }
+        AdminAction::AddModerator { contact, account } => {
+            let v = c.request(
+                "POST",
+                &format!("/accounts/{}/moderators", seg(account)),
+                Some(json!({ "moderator": principal(contact) })),
+            )?;
+            out.push_str(&format!(
+                "{} is a moderator of account {account}\n",
+                principal(contact)
+            ));
+            v
+        }
+        AdminAction::BanContact { contact, account } => {
+            let body = json!({ "subject": principal(contact) });
+            let v = match account {
+                Some(a) => c.request("POST", &format!("/accounts/{}/bans", seg(a)), Some(body))?,
+                None => c.request("POST", "/bans", Some(body))?,
+            };
+            match account {
+                Some(a) => out.push_str(&format!(
+                    "{} is banned from account {a}\n",
+                    principal(contact)
+                )),
+                None => out.push_str(&format!(
+                    "{} is banned from every account (server-wide)\n",
+                    principal(contact)
+                )),
+            }
+            v
+        }
+        AdminAction::ListBannedContacts => {
+            let accounts = c.accounts()?;
+            for a in &accounts {
+                let bans: Vec<String> = a["bans"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|b| b["subject"].as_str().unwrap_or("?").to_owned())
+                    .collect();
+                bullet_list(
+                    &mut out,
+                    format!("Banned contacts for account {}:", id(a)),
+                    &bans,
+                );
+            }
+            let server = c.request("GET", "/bans", None)?;
+            let bans: Vec<String> = server["bans"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|b| b["subject"].as_str().unwrap_or("?").to_owned())
+                .collect();
+            bullet_list(
+                &mut out,
+                "Banned from all accounts (server-wide):".to_owned(),
+                &bans,
+            );
+            json!({ "accounts": accounts, "server": server["bans"] })
+        }
+        AdminAction::EnableAccount { account } => {
+            let v = c.request("POST", &format!("/accounts/{}/enable", seg(account)), None)?;
+            out.push_str(&format!("account {account} enabled\n"));
+            v
+        }
+        AdminAction::DisableAccount { account } => {
+            let v = c.request("POST", &format!("/accounts/{}/disable", seg(account)), None)?;
+            out.push_str(&format!("account {account} disabled\n"));
+            v
+        }
+        AdminAction::ListRooms => {
+            let v = c.request("GET", "/rooms", None)?;
+            for r in v["rooms"].as_array().into_iter().flatten() {
+                out.push_str(&format!(
+                    "ROOM: {}\n  OWNER: {}\n  MEMBERS: {}\n",
+                    r["room"].as_str().unwrap_or("?"),
+                    strs(&r["owners"]).join(", "),
+                    r["members"].as_u64().unwrap_or(0),
+                ));
+            }
+            v
+        }
+        AdminAction::ListMembers { room } => {
+            let v = c.request("GET", &format!("/rooms/{}/members", seg(room)), None)?;
+            out.push_str(&format!("ROOM: {room}\n"));
+            for m in v["members"].as_array().into_iter().flatten() {
+                out.push_str(&format!(
+                    "  MEMBER: {}",
+                    m["principal"].as_str().unwrap_or("?")
+                ));
+                if let Some(role) = m["role"].as_str() {
+                    out.push_str(&format!(" ({role})"));
+                }
+                out.push('\n');
+            }
+            v
+        }
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&raw)?);
+    } else {
+        print!("{out}");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recutils_maps_keys_and_continues_lines() {
+        let a = json!([{"account": "f33", "display_name": "two\nlines", "enabled": true,
+            "rendezvous": "conf", "contacts_restricted": false, "identities": ["sip:a@b"],
+            "allowed_contacts": [], "moderators": ["account:1db"], "bans": [{"subject": "web:x"}]}]);
+        let text = recutils(a.as_array().map(Vec::as_slice).unwrap_or_default());
+        assert!(text.contains("Account_username: f33\n"));
+        assert!(text.contains("Account_displayName: two\n+ lines\n"));
+        assert!(text.contains("Account_rendezVous: true\n"));
+        assert!(text.contains("Account_moderator: account:1db\n"));
+        assert!(text.contains("Account_bannedContact: web:x\n"));
+    }
+
+    #[test]
+    fn jami_fingerprints_are_accounts_and_segments_are_encoded() {
+        assert_eq!(principal("1dbcb0f5"), "account:1dbcb0f5");
+        assert_eq!(principal("sip:a@b"), "sip:a@b");
+        assert_eq!(seg("a b/#"), "a%20b%2F%23");
+    }
+}

@@ -1,0 +1,450 @@
+//! `conclave serve` configuration: a TOML file (optional), every key overridable by a
+//! flag or a `CONCLAVE_*` environment variable (flag > env > file > default).
+//!
+//! | TOML key | flag | env |
+//! | --- | --- | --- |
+//! | `data_dir` | `--data-dir` | `CONCLAVE_DATA_DIR` |
+//! | `log` | `--log` | `CONCLAVE_LOG` |
+//! | `web.listen` | `--web-listen` | `CONCLAVE_WEB_LISTEN` |
+//! | `web.admin_token` | `--admin-token` | `CONCLAVE_ADMIN_TOKEN` |
+//! | `journal.sync` | `--journal-sync` | `CONCLAVE_JOURNAL_SYNC` |
+//! | `engine.checkpoint_every` | `--checkpoint-every` | `CONCLAVE_CHECKPOINT_EVERY` |
+//! | `engine.tick_interval_ms` | `--tick-interval-ms` | `CONCLAVE_TICK_INTERVAL_MS` |
+//! | `policy.<key>` | `--<key with dashes>` | `CONCLAVE_<KEY>` |
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use conclave_engine::{AutobanPolicy, Policy};
+use conclave_journal::SyncMode;
+use serde::Deserialize;
+
+/// Journal sync mode as written in configuration: `always`, `batch:<ms>` or `none`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncSpec(pub SyncMode);
+
+impl FromStr for SyncSpec {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "always" => Ok(SyncSpec(SyncMode::Always)),
+            "none" => Ok(SyncSpec(SyncMode::None)),
+            _ => match s.strip_prefix("batch:").map(str::parse::<u64>) {
+                Some(Ok(ms)) if ms > 0 && ms <= 60_000 => Ok(SyncSpec(SyncMode::Batch {
+                    max_delay: Duration::from_millis(ms),
+                })),
+                _ => Err(format!(
+                    "{s:?} is not a sync mode: use always, none or batch:<1..=60000 ms>"
+                )),
+            },
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for SyncSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// The file form; every key optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    data_dir: Option<PathBuf>,
+    log: Option<String>,
+    #[serde(default)]
+    web: WebFile,
+    #[serde(default)]
+    journal: JournalFile,
+    #[serde(default)]
+    engine: EngineFile,
+    #[serde(default)]
+    policy: PolicyKeys,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WebFile {
+    listen: Option<SocketAddr>,
+    admin_token: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JournalFile {
+    sync: Option<SyncSpec>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EngineFile {
+    checkpoint_every: Option<u64>,
+    tick_interval_ms: Option<u64>,
+}
+
+/// Policy keys: the same names in `[policy]`, as flags and as env vars.
+#[derive(Debug, Default, Clone, Deserialize, Args)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyKeys {
+    /// Sessions on the whole server at once (Mumble max-users) [default: 100].
+    #[arg(long, env = "CONCLAVE_MAX_USERS")]
+    pub max_users: Option<u32>,
+    /// Cap on members of any room (VROOM max_members) [default: 100].
+    #[arg(long, env = "CONCLAVE_MAX_MEMBERS")]
+    pub max_members: Option<u32>,
+    /// How deep rooms nest (Mumble channel-nesting-limit) [default: 10].
+    #[arg(long, env = "CONCLAVE_NESTING_LIMIT")]
+    pub nesting_limit: Option<u32>,
+    /// Longest chat message in characters [default: 5000].
+    #[arg(long, env = "CONCLAVE_TEXT_MESSAGE_LENGTH")]
+    pub text_message_length: Option<u32>,
+    /// Longest image message in bytes [default: 131072].
+    #[arg(long, env = "CONCLAVE_IMAGE_MESSAGE_LENGTH")]
+    pub image_message_length: Option<u32>,
+    /// Keep HTML in chat (true|false) [default: false].
+    #[arg(long, env = "CONCLAVE_ALLOW_HTML")]
+    pub allow_html: Option<bool>,
+    /// Failed joins that trigger an autoban; 0 disables [default: 10].
+    #[arg(long, env = "CONCLAVE_AUTOBAN_ATTEMPTS")]
+    pub autoban_attempts: Option<u32>,
+    /// Autoban window in seconds [default: 120].
+    #[arg(long, env = "CONCLAVE_AUTOBAN_TIMEFRAME_SECS")]
+    pub autoban_timeframe_secs: Option<u32>,
+    /// Autoban duration in seconds [default: 300].
+    #[arg(long, env = "CONCLAVE_AUTOBAN_DURATION_SECS")]
+    pub autoban_duration_secs: Option<u32>,
+    /// Store keyed hashes instead of remote addresses (true|false) [default: true].
+    #[arg(long, env = "CONCLAVE_OBFUSCATE_IPS")]
+    pub obfuscate_ips: Option<bool>,
+    /// Days personal content is kept; 0 forever, -1 none [default: 31].
+    #[arg(long, env = "CONCLAVE_LOG_DAYS", allow_negative_numbers = true)]
+    pub log_days: Option<i32>,
+    /// Names usable but not reservable, comma-separated (VROOM common_names).
+    #[arg(long, env = "CONCLAVE_COMMON_NAMES", value_delimiter = ',')]
+    pub common_names: Option<Vec<String>>,
+    /// Minutes of inactivity before an unreserved room expires; 0 never [default: 60].
+    #[arg(long, env = "CONCLAVE_INACTIVITY_TIMEOUT_MINS")]
+    pub inactivity_timeout_mins: Option<u32>,
+    /// Same for reserved rooms [default: 86400].
+    #[arg(long, env = "CONCLAVE_RESERVED_INACTIVITY_TIMEOUT_MINS")]
+    pub reserved_inactivity_timeout_mins: Option<u32>,
+    /// Default invitation lifetime in seconds [default: 604800].
+    #[arg(long, env = "CONCLAVE_INVITATION_TTL_SECS")]
+    pub invitation_ttl_secs: Option<u32>,
+    /// Longest ban or kick reason in characters [default: 500].
+    #[arg(long, env = "CONCLAVE_MAX_REASON_LEN")]
+    pub max_reason_len: Option<u32>,
+    /// Server welcome text (initial value; later changed through the API).
+    #[arg(long, env = "CONCLAVE_WELCOME_TEXT")]
+    pub welcome_text: Option<String>,
+    /// Server password in plaintext, hashed with argon2 at start (initial value).
+    #[arg(long, env = "CONCLAVE_SERVER_PASSWORD", hide_env_values = true)]
+    pub server_password: Option<String>,
+    /// Key for obfuscating addresses, 64 hex characters [default: generated and kept
+    /// in <data-dir>/ip-key].
+    #[arg(long, env = "CONCLAVE_IP_KEY", hide_env_values = true)]
+    pub ip_key: Option<String>,
+}
+
+/// Flags of `conclave serve` (each also read from its env var).
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// TOML configuration file (optional; see docs/api.md for the keys).
+    #[arg(long, env = "CONCLAVE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Data directory: journal/, projections/, admin-token, ip-key [default: ./data].
+    #[arg(long, env = "CONCLAVE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Log filter (tracing env-filter syntax) [default: info].
+    #[arg(long, env = "CONCLAVE_LOG")]
+    pub log: Option<String>,
+    /// Address of the REST API [default: 127.0.0.1:8080].
+    #[arg(long, env = "CONCLAVE_WEB_LISTEN")]
+    pub web_listen: Option<SocketAddr>,
+    /// Admin bearer token [default: generated on first start, kept in
+    /// <data-dir>/admin-token (mode 0600) and printed once].
+    #[arg(long, env = "CONCLAVE_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Journal sync mode: always | batch:<ms> | none [default: always].
+    #[arg(long, env = "CONCLAVE_JOURNAL_SYNC")]
+    pub journal_sync: Option<SyncSpec>,
+    /// Records between state checkpoints [default: 10000].
+    #[arg(long, env = "CONCLAVE_CHECKPOINT_EVERY")]
+    pub checkpoint_every: Option<u64>,
+    /// How often expiry is checked, in milliseconds [default: 1000].
+    #[arg(long, env = "CONCLAVE_TICK_INTERVAL_MS")]
+    pub tick_interval_ms: Option<u64>,
+    #[command(flatten)]
+    pub policy: PolicyKeys,
+}
+
+/// The merged configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub log: String,
+    pub web_listen: SocketAddr,
+    pub admin_token: Option<String>,
+    pub sync: SyncMode,
+    pub checkpoint_every: u64,
+    pub tick_interval: Duration,
+    /// Policy with everything but the server password hash filled in.
+    pub policy: Policy,
+    pub server_password: Option<String>,
+    pub ip_key: Option<[u8; 32]>,
+}
+
+fn parse_file(path: &Path) -> anyhow::Result<File> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the configuration file {}", path.display()))?;
+    toml::from_str(&text).map_err(|e| {
+        anyhow::anyhow!(
+            "bad configuration in {}: {}",
+            path.display(),
+            e.to_string().trim_end()
+        )
+    })
+}
+
+/// Later wins: `a.or(b)` where `a` is the higher-priority value.
+fn pick<T>(flag: Option<T>, file: Option<T>, default: T) -> T {
+    flag.or(file).unwrap_or(default)
+}
+
+pub fn parse_hex_key(s: &str) -> anyhow::Result<[u8; 32]> {
+    let s = s.trim();
+    if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        bail!("ip_key: expected 64 hex characters");
+    }
+    let mut out = [0u8; 32];
+    for (i, chunk) in s.as_bytes().chunks(2).enumerate() {
+        let pair = std::str::from_utf8(chunk).context("ip_key: not ASCII")?;
+        out[i] = u8::from_str_radix(pair, 16).context("ip_key: not hex")?;
+    }
+    Ok(out)
+}
+
+impl Config {
+    /// Merges defaults, the file and the flags/env (clap has merged those two already).
+    pub fn load(args: &ServeArgs) -> anyhow::Result<Config> {
+        let file = match &args.config {
+            Some(p) => parse_file(p)?,
+            None => File::default(),
+        };
+        let d = Policy::default();
+        let (f, a) = (&file.policy, &args.policy);
+        let policy = Policy {
+            max_users: pick(a.max_users, f.max_users, d.max_users),
+            max_members: pick(a.max_members, f.max_members, d.max_members),
+            nesting_limit: pick(a.nesting_limit, f.nesting_limit, d.nesting_limit),
+            text_message_length: pick(
+                a.text_message_length,
+                f.text_message_length,
+                d.text_message_length,
+            ),
+            image_message_length: pick(
+                a.image_message_length,
+                f.image_message_length,
+                d.image_message_length,
+            ),
+            allow_html: pick(a.allow_html, f.allow_html, d.allow_html),
+            autoban: AutobanPolicy {
+                attempts: pick(a.autoban_attempts, f.autoban_attempts, d.autoban.attempts),
+                timeframe_secs: pick(
+                    a.autoban_timeframe_secs,
+                    f.autoban_timeframe_secs,
+                    d.autoban.timeframe_secs,
+                ),
+                duration_secs: pick(
+                    a.autoban_duration_secs,
+                    f.autoban_duration_secs,
+                    d.autoban.duration_secs,
+                ),
+            },
+            obfuscate_ips: pick(a.obfuscate_ips, f.obfuscate_ips, d.obfuscate_ips),
+            log_days: pick(a.log_days, f.log_days, d.log_days),
+            common_names: pick(
+                a.common_names.clone(),
+                f.common_names.clone(),
+                d.common_names.clone(),
+            ),
+            inactivity_timeout_mins: pick(
+                a.inactivity_timeout_mins,
+                f.inactivity_timeout_mins,
+                d.inactivity_timeout_mins,
+            ),
+            reserved_inactivity_timeout_mins: pick(
+                a.reserved_inactivity_timeout_mins,
+                f.reserved_inactivity_timeout_mins,
+                d.reserved_inactivity_timeout_mins,
+            ),
+            invitation_ttl_secs: pick(
+                a.invitation_ttl_secs,
+                f.invitation_ttl_secs,
+                d.invitation_ttl_secs,
+            ),
+            server_password_hash: None,
+            welcome_text: pick(
+                a.welcome_text.clone(),
+                f.welcome_text.clone(),
+                d.welcome_text.clone(),
+            ),
+            max_reason_len: pick(a.max_reason_len, f.max_reason_len, d.max_reason_len),
+            ..d
+        };
+        if policy.max_users == 0 {
+            bail!("policy.max_users (--max-users): must be at least 1");
+        }
+        if policy.max_members == 0 {
+            bail!("policy.max_members (--max-members): must be at least 1");
+        }
+        if !(-1..=36_500).contains(&policy.log_days) {
+            bail!("policy.log_days (--log-days): must be -1..=36500");
+        }
+        let ip_key = a
+            .ip_key
+            .as_deref()
+            .or(f.ip_key.as_deref())
+            .map(parse_hex_key)
+            .transpose()
+            .context("policy.ip_key (--ip-key)")?;
+        let server_password = a.server_password.clone().or(f.server_password.clone());
+        if server_password.as_deref() == Some("") {
+            bail!("policy.server_password (--server-password): must not be empty (leave it out for none)");
+        }
+        let admin_token = args.admin_token.clone().or(file.web.admin_token);
+        if admin_token.as_deref().is_some_and(|t| t.len() < 16) {
+            bail!("web.admin_token (--admin-token): must be at least 16 characters");
+        }
+        let checkpoint_every = pick(args.checkpoint_every, file.engine.checkpoint_every, 10_000);
+        if checkpoint_every == 0 {
+            bail!("engine.checkpoint_every (--checkpoint-every): must be at least 1");
+        }
+        let tick_ms = pick(args.tick_interval_ms, file.engine.tick_interval_ms, 1000);
+        if !(10..=3_600_000).contains(&tick_ms) {
+            bail!("engine.tick_interval_ms (--tick-interval-ms): must be 10..=3600000");
+        }
+        Ok(Config {
+            data_dir: pick(
+                args.data_dir.clone(),
+                file.data_dir,
+                PathBuf::from("./data"),
+            ),
+            log: pick(args.log.clone(), file.log, "info".to_owned()),
+            web_listen: pick(
+                args.web_listen,
+                file.web.listen,
+                SocketAddr::from(([127, 0, 0, 1], 8080)),
+            ),
+            admin_token,
+            sync: pick(
+                args.journal_sync,
+                file.journal.sync,
+                SyncSpec(SyncMode::Always),
+            )
+            .0,
+            checkpoint_every,
+            tick_interval: Duration::from_millis(tick_ms),
+            policy,
+            server_password,
+            ip_key,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    fn args(extra: &[&str]) -> ServeArgs {
+        let mut v = vec!["x"];
+        v.extend_from_slice(extra);
+        Cli::try_parse_from(v).unwrap().serve
+    }
+
+    fn write(text: &str) -> (tempfile::TempDir, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, text).unwrap();
+        let s = p.to_string_lossy().into_owned();
+        (dir, s)
+    }
+
+    #[test]
+    fn defaults_follow_the_seeds() {
+        let c = Config::load(&args(&[])).unwrap();
+        assert_eq!(c.web_listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.data_dir, PathBuf::from("./data"));
+        assert_eq!(c.policy, Policy::default());
+        assert_eq!(c.sync, SyncMode::Always);
+    }
+
+    #[test]
+    fn flags_beat_the_file() {
+        let (_d, p) = write(
+            "data_dir = \"/tmp/x\"\n[web]\nlisten = \"127.0.0.1:9000\"\n[policy]\nmax_users = 7\nnesting_limit = 3\ncommon_names = [\"a\"]\n[journal]\nsync = \"batch:5\"\n",
+        );
+        let c = Config::load(&args(&[
+            "--config",
+            &p,
+            "--max-users",
+            "9",
+            "--log-days",
+            "-1",
+        ]))
+        .unwrap();
+        assert_eq!(c.policy.max_users, 9);
+        assert_eq!(c.policy.nesting_limit, 3);
+        assert_eq!(c.policy.log_days, -1);
+        assert_eq!(c.policy.common_names, vec!["a".to_owned()]);
+        assert_eq!(c.web_listen.port(), 9000);
+        assert_eq!(
+            c.sync,
+            SyncMode::Batch {
+                max_delay: Duration::from_millis(5)
+            }
+        );
+    }
+
+    #[test]
+    fn bad_configs_name_the_key() {
+        let (_d, p) = write("[policy]\nmax_userz = 7\n");
+        let e = format!("{:#}", Config::load(&args(&["--config", &p])).unwrap_err());
+        assert!(e.contains("max_userz"), "{e}");
+        let (_d, p) = write("[policy]\nmax_users = \"many\"\n");
+        let e = format!("{:#}", Config::load(&args(&["--config", &p])).unwrap_err());
+        assert!(e.contains("max_users"), "{e}");
+        let (_d, p) = write("[journal]\nsync = \"sometimes\"\n");
+        let e = format!("{:#}", Config::load(&args(&["--config", &p])).unwrap_err());
+        assert!(e.contains("sync") && e.contains("sometimes"), "{e}");
+        let e = format!(
+            "{:#}",
+            Config::load(&args(&["--max-users", "0"])).unwrap_err()
+        );
+        assert!(e.contains("max_users"), "{e}");
+        let e = format!(
+            "{:#}",
+            Config::load(&args(&["--ip-key", "xyz"])).unwrap_err()
+        );
+        assert!(e.contains("ip_key"), "{e}");
+        let e = format!(
+            "{:#}",
+            Config::load(&args(&["--config", "/nonexistent/c.toml"])).unwrap_err()
+        );
+        assert!(e.contains("/nonexistent/c.toml"), "{e}");
+    }
+}

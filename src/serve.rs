@@ -1,0 +1,167 @@
+//! `conclave serve`: the engine with its REST API, until SIGINT or SIGTERM.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use conclave_engine::service::{hash_password, Engine, EngineConfig};
+use conclave_engine::IpKey;
+use conclave_gateway_web::{
+    load_or_create_admin_token, router_with_status, AuthConfig, StatusSource,
+};
+use conclave_journal::JournalConfig;
+
+use crate::config::{Config, ServeArgs};
+
+/// Runs the server; returns once it has shut down cleanly.
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let config = Config::load(&args)?;
+    init_logging(&config.log)?;
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
+    let ip_key = match config.ip_key {
+        Some(k) => k,
+        None => load_or_create_ip_key(&config.data_dir.join("ip-key"))?,
+    };
+    let admin_token = match &config.admin_token {
+        Some(t) => t.clone(),
+        None => {
+            let path = config.data_dir.join("admin-token");
+            let (token, created) = load_or_create_admin_token(&path)
+                .with_context(|| format!("admin token file {}", path.display()))?;
+            if created {
+                // Printed once, on the first start; afterwards read it from the file.
+                let mut err = std::io::stderr().lock();
+                let _ = writeln!(
+                    err,
+                    "conclave: generated the admin token (saved in {}, mode 0600; shown only now):\n{token}",
+                    path.display()
+                );
+            }
+            token
+        }
+    };
+    let mut policy = config.policy.clone();
+    if let Some(pw) = &config.server_password {
+        policy.server_password_hash = Some(
+            hash_password(pw).map_err(|e| anyhow::anyhow!("hashing the server password: {e}"))?,
+        );
+    }
+    let engine_config = EngineConfig {
+        data_dir: config.data_dir.clone(),
+        policy,
+        ip_key: IpKey(ip_key),
+        journal: JournalConfig {
+            sync: config.sync,
+            ..JournalConfig::default()
+        },
+        checkpoint_every: config.checkpoint_every,
+        tick_interval: config.tick_interval,
+    };
+    let engine = Engine::open(engine_config)
+        .with_context(|| format!("opening the engine in {}", config.data_dir.display()))?;
+    tracing::info!(
+        data_dir = %config.data_dir.display(),
+        head = engine.head(),
+        "engine open"
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("conclave-rt")
+        .build()
+        .context("starting the async runtime")?;
+    let served = runtime.block_on(serve(engine.clone(), admin_token, config.web_listen));
+    // Finish in-flight commands and write a checkpoint, whatever happened above.
+    engine.shutdown();
+    tracing::info!(head = engine.head(), "stopped");
+    served
+}
+
+async fn serve(
+    engine: Engine,
+    admin_token: String,
+    listen: std::net::SocketAddr,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding the REST API to {listen}"))?;
+    let local = listener.local_addr().context("reading the bound address")?;
+    // Other gateways (NATS, later SIP and XMPP) add their status sources here.
+    let sources: Vec<Arc<dyn StatusSource>> = Vec::new();
+    let router = router_with_status(engine, AuthConfig::new(&admin_token), sources);
+    tracing::info!(%local, "REST API listening (SIP gateway not started: a later issue)");
+    println!("conclave: REST API on http://{local}");
+    let _ = std::io::stdout().flush();
+    conclave_gateway_web::serve(listener, router, shutdown_signal())
+        .await
+        .context("serving the REST API")
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+    tracing::info!("shutdown requested; finishing in-flight requests");
+}
+
+fn init_logging(filter: &str) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .with_context(|| format!("log (--log): invalid filter {filter:?}"))?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init()
+        .map_err(|e| anyhow::anyhow!("initializing logs: {e}"))
+}
+
+/// Reads the IP obfuscation key, or creates it (mode 0600) so that obfuscated
+/// addresses stay comparable across restarts (autoban by address needs that).
+fn load_or_create_ip_key(path: &Path) -> anyhow::Result<[u8; 32]> {
+    match std::fs::read_to_string(path) {
+        Ok(s) => crate::config::parse_hex_key(&s)
+            .with_context(|| format!("the IP key file {}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut key = [0u8; 32];
+            getrandom::fill(&mut key)
+                .map_err(|e| anyhow::anyhow!("no randomness for the IP key: {e}"))?;
+            let mut opts = std::fs::OpenOptions::new();
+            opts.write(true).create_new(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                opts.mode(0o600);
+            }
+            let mut f = opts
+                .open(path)
+                .with_context(|| format!("creating the IP key file {}", path.display()))?;
+            writeln!(f, "{}", conclave_journal::hex(&key))?;
+            f.sync_all()?;
+            Ok(key)
+        }
+        Err(e) => Err(e).with_context(|| format!("reading the IP key file {}", path.display())),
+    }
+}
