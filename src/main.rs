@@ -11,6 +11,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use conclave_journal::{hex, Journal, JournalConfig};
 
+mod replay_cmd;
+
 #[derive(Parser)]
 #[command(name = "conclave", version, about = "Event-sourced conference engine")]
 struct Cli {
@@ -32,6 +34,20 @@ enum Command {
         #[command(subcommand)]
         action: JournalAction,
     },
+    /// Point-in-time state and diffs, offline on a data directory.
+    Replay {
+        #[command(subcommand)]
+        action: replay_cmd::ReplayAction,
+    },
+    /// Timelines and forensic questions, offline on a data directory.
+    Audit {
+        #[command(subcommand)]
+        action: replay_cmd::AuditAction,
+    },
+    /// Compliance report for a period (json, csv, xlsx, rec, html).
+    Report(replay_cmd::ReportArgs),
+    /// Check an export bundle without a server.
+    VerifyBundle(replay_cmd::VerifyBundleArgs),
 }
 
 #[derive(Subcommand)]
@@ -41,12 +57,17 @@ enum JournalAction {
         /// The journal directory.
         #[arg(long, env = "CONCLAVE_DATA", default_value = "./data/journal")]
         data: PathBuf,
+        /// Also check a signed checkpoint (or an export bundle's) against the journal.
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
     },
     /// Print the head sequence number and group-commit counters.
     Head {
         #[arg(long, env = "CONCLAVE_DATA", default_value = "./data/journal")]
         data: PathBuf,
     },
+    #[command(flatten)]
+    Replay(replay_cmd::JournalReplayAction),
 }
 
 fn open_existing(data: &PathBuf) -> anyhow::Result<Journal> {
@@ -74,7 +95,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::run(*args).map(|()| ExitCode::SUCCESS),
         Command::Admin(args) => admin::run(args).map(|()| ExitCode::SUCCESS),
         Command::Journal { action } => match action {
-            JournalAction::Verify { data } => {
+            JournalAction::Verify {
+                data,
+                checkpoint: Some(file),
+            } => replay_cmd::verify_with_checkpoint(&data, &file),
+            JournalAction::Verify { data, .. } => {
                 let journal = open_existing(&data)?;
                 let report = journal.verify().context("verifying the journal")?;
                 let out = serde_json::json!({
@@ -100,6 +125,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("{}", journal.head());
                 Ok(ExitCode::SUCCESS)
             }
+            JournalAction::Replay(action) => replay_cmd::run_journal(action),
         },
+        Command::Replay { action } => replay_cmd::run_replay(action),
+        Command::Audit { action } => replay_cmd::run_audit(action),
+        Command::Report(args) => replay_cmd::run_report(args),
+        Command::VerifyBundle(args) => replay_cmd::run_verify_bundle(args),
     }
 }
