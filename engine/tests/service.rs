@@ -263,3 +263,38 @@ fn the_audit_view_filters_by_room_actor_subject_type_and_time() {
         .unwrap();
     assert_eq!(creates.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn room_passwords_are_checked_off_the_decider_and_still_decide() {
+    use conclave_engine::command::Secret;
+    use conclave_engine::service::hash_password;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(config(dir.path())).unwrap();
+    let mut cmd = create("vault", false);
+    if let Command::CreateRoom {
+        access_password_hash,
+        ..
+    } = &mut cmd
+    {
+        *access_password_hash = Some(hash_password("letmein").unwrap());
+    }
+    engine.execute(admin(cmd)).await.unwrap();
+    let with = |password: &str, session: &str| Command::Join {
+        room: room("vault"),
+        session: SessionId::parse(session).unwrap(),
+        credentials: Credentials {
+            password: Some(Secret::new(password)),
+            ..Credentials::default()
+        },
+    };
+    let err = engine
+        .execute(as_person("web:eve", with("guess", "e1")))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "auth.wrong_password");
+    engine
+        .execute(as_person("web:bob", with("letmein", "b1")))
+        .await
+        .unwrap();
+    assert_eq!(engine.read(|s| s.rooms[&room("vault")].members.len()), 1);
+}

@@ -45,7 +45,7 @@ use crate::tick::tick;
 
 use checkpoint::CheckpointStore;
 pub use metrics::{Metrics, MetricsSnapshot, LATENCY_BUCKETS};
-pub use password::{hash_password, Argon2Verifier};
+pub use password::{hash_password, Argon2Verifier, Prechecked};
 pub use records::from_record;
 
 /// How to run the engine.
@@ -178,7 +178,11 @@ pub(crate) struct Committed {
 type Reply = oneshot::Sender<Result<Outcome, EngineError>>;
 
 enum Job {
-    Command { req: Box<Request>, reply: Reply },
+    Command {
+        req: Box<Request>,
+        reply: Reply,
+        passwords: Prechecked,
+    },
     Tick,
 }
 
@@ -285,20 +289,73 @@ impl Engine {
     }
 
     /// Decides, journals and applies a command; answers once its events are durable.
+    /// Password attempts are verified on tokio's blocking pool first (see
+    /// [`Prechecked`]), never on the decider.
     pub async fn execute(&self, req: Request) -> Result<Outcome, EngineError> {
-        let rx = self.enqueue(req)?;
+        let (hashes, attempts) = self.password_work(&req.command);
+        let passwords = if attempts.is_empty() || hashes.is_empty() {
+            Prechecked::default()
+        } else {
+            tokio::task::spawn_blocking(move || Prechecked::compute(&hashes, &attempts))
+                .await
+                .unwrap_or_default()
+        };
+        let rx = self.enqueue(req, passwords)?;
         rx.await.map_err(|_| EngineError::Stopped)?
     }
 
     /// [`Engine::execute`] for threads outside an async runtime.
     pub fn execute_blocking(&self, req: Request) -> Result<Outcome, EngineError> {
-        let rx = self.enqueue(req)?;
+        let (hashes, attempts) = self.password_work(&req.command);
+        let rx = self.enqueue(req, Prechecked::compute(&hashes, &attempts))?;
         rx.blocking_recv().map_err(|_| EngineError::Stopped)?
+    }
+
+    /// The stored hashes a command's password attempts may be checked against (server
+    /// password, the target room's access and owner passwords) and the attempts.
+    fn password_work(&self, command: &Command) -> (Vec<String>, Vec<String>) {
+        let credentials = match command {
+            Command::Join { credentials, .. } | Command::CallAccount { credentials, .. } => {
+                credentials
+            }
+            _ => return (Vec::new(), Vec::new()),
+        };
+        let attempts: Vec<String> = [
+            &credentials.server_password,
+            &credentials.password,
+            &credentials.owner_password,
+        ]
+        .into_iter()
+        .flatten()
+        .map(|s| s.expose().to_owned())
+        .collect();
+        if attempts.is_empty() {
+            return (Vec::new(), Vec::new());
+        }
+        let hashes = self.read(|state| {
+            let room = match command {
+                Command::CallAccount { account, .. } => state
+                    .accounts
+                    .get(account)
+                    .and_then(|a| a.rendezvous.as_ref()),
+                _ => command.room(),
+            }
+            .and_then(|name| state.rooms.get(name));
+            let mut hashes: Vec<String> =
+                state.policy.server_password_hash.iter().cloned().collect();
+            if let Some(room) = room {
+                hashes.extend(room.config.access_password_hash.iter().cloned());
+                hashes.extend(room.reserved.iter().cloned());
+            }
+            hashes
+        });
+        (hashes, attempts)
     }
 
     fn enqueue(
         &self,
         req: Request,
+        passwords: Prechecked,
     ) -> Result<oneshot::Receiver<Result<Outcome, EngineError>>, EngineError> {
         let (reply, rx) = oneshot::channel();
         let jobs = lock(&self.inner.jobs);
@@ -306,6 +363,7 @@ impl Engine {
         tx.send(Job::Command {
             req: Box::new(req),
             reply,
+            passwords,
         })
         .map_err(|_| EngineError::Stopped)?;
         Ok(rx)
@@ -490,7 +548,6 @@ struct Decider {
     head: u64,
     last_now: DateTime<Utc>,
     pending: mpsc::Sender<Pending>,
-    verifier: Argon2Verifier,
     nonces: Nonces,
 }
 
@@ -505,7 +562,6 @@ fn decider(inner: Arc<Inner>, jobs: mpsc::Receiver<Job>, pending: mpsc::Sender<P
         head,
         last_now: DateTime::<Utc>::MIN_UTC,
         pending,
-        verifier: Argon2Verifier,
         nonces: Nonces::new(),
     };
     for job in jobs {
@@ -513,7 +569,11 @@ fn decider(inner: Arc<Inner>, jobs: mpsc::Receiver<Job>, pending: mpsc::Sender<P
             d.resync();
         }
         match job {
-            Job::Command { req, reply } => d.command(*req, reply),
+            Job::Command {
+                req,
+                reply,
+                passwords,
+            } => d.command(*req, reply, &passwords),
             Job::Tick => d.tick(),
         }
     }
@@ -542,7 +602,7 @@ impl Decider {
         tracing::warn!(head = self.head, "engine resynchronized with the journal");
     }
 
-    fn command(&mut self, req: Request, reply: Reply) {
+    fn command(&mut self, req: Request, reply: Reply, passwords: &Prechecked) {
         let started = Instant::now();
         let correlation_id = match req.correlation_id.clone() {
             Some(c) => c,
@@ -558,7 +618,7 @@ impl Decider {
             ip_key: self.inner.config.ip_key.clone(),
         };
         self.inner.metrics.command(req.command.name());
-        match decide(&self.working, &req.command, &ctx, &self.verifier) {
+        match decide(&self.working, &req.command, &ctx, passwords) {
             Ok(events) if events.is_empty() => {
                 let _ = self.pending.send(Pending::Answer {
                     reply,
