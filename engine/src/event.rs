@@ -16,6 +16,7 @@ use crate::model::{BanScope, PolicyChange, Role, RoomChange, RoomConfig};
 
 /// The aggregate an event belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum StreamId {
     /// Server-wide facts: policy, server bans, autoban.
     Server,
@@ -37,6 +38,7 @@ impl fmt::Display for StreamId {
 
 /// Why a join was refused. Journaled so forensics and autoban can see every attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum DenyReason {
     /// A room, account, server or automatic ban applies.
     Banned,
@@ -93,6 +95,7 @@ impl DenyReason {
 
 /// Why a room was deleted by a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum DeleteReason {
     /// Its owner (or an operator) destroyed it.
     Destroyed,
@@ -104,6 +107,7 @@ pub enum DeleteReason {
 
 /// Why a session left.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum LeaveReason {
     /// The person left.
     Left,
@@ -113,6 +117,7 @@ pub enum LeaveReason {
 
 /// How a role change came about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum RoleVia {
     /// Someone granted it.
     Grant,
@@ -126,6 +131,7 @@ pub enum RoleVia {
 
 /// Why an invitation stopped being usable (VROOM `invalidate_invitation`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum InvalidationReason {
     /// Used (single-use invitations).
     Used,
@@ -138,6 +144,7 @@ pub enum InvalidationReason {
 /// What autoban counts and bans: an identity, or a (stored, usually obfuscated) remote
 /// address.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum AutobanKey {
     /// An identity.
     Identity(Address),

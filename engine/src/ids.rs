@@ -23,6 +23,7 @@ pub const MAX_ID_LEN: usize = 128;
 
 /// The protocol an identity address belongs to (its URI scheme).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Scheme {
     /// `sip:user@host` (SIP phones, SIP MESSAGE clients).
     Sip,

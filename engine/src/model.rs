@@ -8,6 +8,7 @@ use crate::ids::{AccountId, RoomName};
 /// A person's standing in a room (an affiliation when stored, a role when present).
 /// Ordered by power: `Visitor < Member < Moderator < Owner`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Listener: may be present, may not speak in chat (XMPP visitor, Mumble listener).
     Visitor,
@@ -34,6 +35,7 @@ impl Role {
 /// Where a ban applies. Jami's ban-contact bans from one account's conferences or, with no
 /// account given, from all of them; rooms add their own scope.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum BanScope {
     /// One room.
     Room(RoomName),
@@ -86,6 +88,7 @@ impl Default for RoomConfig {
 /// One change to a room's configuration; a configure command becomes one `room_modify`
 /// event per change so the audit log says exactly what changed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum RoomChange {
     /// Make the room invite-only or open.
     Private(bool),
@@ -133,6 +136,7 @@ impl RoomChange {
 
 /// A run-time change to the server policy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum PolicyChange {
     /// Set or clear the server password (argon2 PHC string).
     ServerPassword(Option<String>),
@@ -146,6 +150,7 @@ pub enum PolicyChange {
 
 /// Which password a credential check was about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum PasswordKind {
     /// Mumble server password.
     Server,

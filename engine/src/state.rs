@@ -59,6 +59,7 @@ pub struct Account {
 
 /// Whether a medium is open, closed by its owner, or closed by a moderator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Gate {
     /// Open.
     #[default]
@@ -110,6 +111,7 @@ pub struct Knock {
 
 /// Invitation lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum InvitationState {
     /// Issued, not answered.
     Pending,
