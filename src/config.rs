@@ -66,6 +66,8 @@ struct File {
     engine: EngineFile,
     #[serde(default)]
     policy: PolicyKeys,
+    #[serde(default)]
+    nats: crate::nats_cmd::NatsFile,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -182,6 +184,8 @@ pub struct ServeArgs {
     pub tick_interval_ms: Option<u64>,
     #[command(flatten)]
     pub policy: PolicyKeys,
+    #[command(flatten)]
+    pub nats: crate::nats_cmd::NatsFlags,
 }
 
 /// The merged configuration.
@@ -198,6 +202,8 @@ pub struct Config {
     pub policy: Policy,
     pub server_password: Option<String>,
     pub ip_key: Option<[u8; 32]>,
+    /// The NATS gateway, if a URL is configured (see docs/nats.md).
+    pub nats: Option<conclave_gateway_nats::NatsConfig>,
 }
 
 fn parse_file(path: &Path) -> anyhow::Result<File> {
@@ -330,12 +336,14 @@ impl Config {
         if !(10..=3_600_000).contains(&tick_ms) {
             bail!("engine.tick_interval_ms (--tick-interval-ms): must be 10..=3600000");
         }
+        let data_dir = pick(
+            args.data_dir.clone(),
+            file.data_dir.clone(),
+            PathBuf::from("./data"),
+        );
+        let nats = args.nats.resolve(&file.nats, &data_dir);
         Ok(Config {
-            data_dir: pick(
-                args.data_dir.clone(),
-                file.data_dir,
-                PathBuf::from("./data"),
-            ),
+            data_dir,
             log: pick(args.log.clone(), file.log, "info".to_owned()),
             web_listen: pick(
                 args.web_listen,
@@ -354,6 +362,7 @@ impl Config {
             policy,
             server_password,
             ip_key,
+            nats,
         })
     }
 }

@@ -2,6 +2,7 @@
 
 mod admin;
 mod config;
+mod nats_cmd;
 mod serve;
 
 use std::path::PathBuf;
@@ -29,6 +30,11 @@ enum Command {
     Serve(Box<config::ServeArgs>),
     /// Talk to a running server as its admin: Jami herd actions, Kamailio IMC MI commands.
     Admin(admin::AdminArgs),
+    /// The NATS gateway: `nats setup` creates the JetStream stream for the events.
+    Nats {
+        #[command(subcommand)]
+        action: nats_cmd::NatsAction,
+    },
     /// Inspect the journal directly (the server must not be running on it).
     Journal {
         #[command(subcommand)]
@@ -94,6 +100,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => serve::run(*args).map(|()| ExitCode::SUCCESS),
         Command::Admin(args) => admin::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Nats { action } => nats_cmd::run(action),
         Command::Journal { action } => match action {
             JournalAction::Verify {
                 data,

@@ -71,7 +71,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .thread_name("conclave-rt")
         .build()
         .context("starting the async runtime")?;
-    let served = runtime.block_on(serve(engine.clone(), admin_token, config.web_listen));
+    let served = runtime.block_on(serve(
+        engine.clone(),
+        admin_token,
+        config.web_listen,
+        config.nats.clone(),
+    ));
     // Finish in-flight commands and write a checkpoint, whatever happened above.
     engine.shutdown();
     tracing::info!(head = engine.head(), "stopped");
@@ -82,20 +87,30 @@ async fn serve(
     engine: Engine,
     admin_token: String,
     listen: std::net::SocketAddr,
+    nats: Option<conclave_gateway_nats::NatsConfig>,
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding the REST API to {listen}"))?;
     let local = listener.local_addr().context("reading the bound address")?;
     // Other gateways (NATS, later SIP and XMPP) add their status sources here.
-    let sources: Vec<Arc<dyn StatusSource>> = Vec::new();
+    let mut sources: Vec<Arc<dyn StatusSource>> = Vec::new();
+    let nats = crate::nats_cmd::start_gateway(engine.clone(), nats).await?;
+    if let Some((_, source)) = &nats {
+        sources.push(source.clone());
+    }
     let router = router_with_status(engine, AuthConfig::new(&admin_token), sources);
     tracing::info!(%local, "REST API listening (SIP gateway not started: a later issue)");
     println!("conclave: REST API on http://{local}");
     let _ = std::io::stdout().flush();
-    conclave_gateway_web::serve(listener, router, shutdown_signal())
+    let served = conclave_gateway_web::serve(listener, router, shutdown_signal())
         .await
-        .context("serving the REST API")
+        .context("serving the REST API");
+    // Let the outbox catch up briefly, then store its cursor.
+    if let Some((handle, _)) = nats {
+        handle.shutdown().await;
+    }
+    served
 }
 
 /// Resolves on SIGINT or SIGTERM.

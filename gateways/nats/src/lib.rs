@@ -190,6 +190,7 @@ impl Settings {
 pub struct NatsHandle {
     client: Client,
     reader: StatusReader,
+    cursor: watch::Receiver<u64>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -204,14 +205,32 @@ impl NatsHandle {
         self.reader.clone()
     }
 
+    /// Follows the acknowledged cursor (for waiting until a record is published).
+    pub fn cursor_watch(&self) -> watch::Receiver<u64> {
+        self.cursor.clone()
+    }
+
     /// The NATS client, e.g. for further subscriptions by the embedding program.
     pub fn client(&self) -> &Client {
         &self.client
     }
 
-    /// Stops publishing and serving commands, waits for in-flight acks, stores the
-    /// cursor and flushes the connection.
+    /// Stops serving commands and publishing, stores the cursor and flushes the
+    /// connection. While connected, first gives the outbox up to two seconds to publish
+    /// what is already journaled, so a clean stop leaves no lag behind.
     pub async fn shutdown(self) {
+        let mut cursor = self.cursor.clone();
+        let head = self.reader.journal.head();
+        if self.reader.shared.connected.load(Ordering::Relaxed) {
+            let caught_up = async {
+                while *cursor.borrow_and_update() < head {
+                    if cursor.changed().await.is_err() {
+                        return;
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(2), caught_up).await;
+        }
         self.stop.send_replace(true);
         for t in self.tasks {
             let _ = t.await;
@@ -289,6 +308,8 @@ pub async fn start(engine: Engine, config: NatsConfig) -> Result<NatsHandle, Nat
     let client = connect(&config.url, &settings, Some(shared.clone())).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
+    let (cursor_tx, cursor_rx) = watch::channel(cursor);
+    let cursor_watch = cursor_tx.subscribe();
 
     if !settings.credentials.is_empty() {
         let filter = format!("{}.cmd.>", settings.prefix);
@@ -313,7 +334,6 @@ pub async fn start(engine: Engine, config: NatsConfig) -> Result<NatsHandle, Nat
                 .max_ack_inflight(settings.window.max(1) * 2)
                 .build(client.clone())
         });
-        let (cursor_tx, cursor_rx) = watch::channel(cursor);
         let publisher = Publisher {
             journal: journal.clone(),
             client: client.clone(),
@@ -339,6 +359,7 @@ pub async fn start(engine: Engine, config: NatsConfig) -> Result<NatsHandle, Nat
             journal,
             jetstream: config.jetstream,
         },
+        cursor: cursor_watch,
         stop: stop_tx,
         tasks,
     })
