@@ -1,1 +1,347 @@
-fn main() {}
+//! Replay benchmark: rebuild rate over a journal of >= 1M events next to the raw sled
+//! scan of the same journal in the same run, and the latency of "state of room R at T".
+//!
+//! `cargo bench -p conclave-replay` (env: `REPLAY_BENCH_EVENTS`, default 1_000_000;
+//! `REPLAY_BENCH_DIR` to keep the journal between runs).
+//!
+//! The journal is written with the engine's own codec: a simulated server with 500 rooms
+//! and 20 000 identities over sip, xmpp and web (at most 12 sessions per room at once);
+//! joins, leaves, mutes, role grants,
+//! invitations and chat (chat bodies in the content side store).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use conclave_engine::codec;
+use conclave_engine::model::RoomConfig;
+use conclave_engine::{
+    Actor, Address, Event, EventKind, InvitationId, MessageId, Principal, Role, RoleVia, RoomName,
+    SessionId,
+};
+use conclave_journal::{AppendRequest, Journal, JournalConfig, Metadata, NewRecord, SyncMode};
+use conclave_replay::{IndexConfig, ReplayIndex};
+use hdrhistogram::Histogram;
+
+const ROOMS: usize = 500;
+const PEOPLE: usize = 20_000;
+
+/// A tiny deterministic generator (xorshift).
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+fn person(i: usize) -> Address {
+    let s = match i % 3 {
+        0 => format!("sip:user{i}@example.org"),
+        1 => format!("xmpp:user{i}@example.org"),
+        _ => format!("web:user{i}"),
+    };
+    Address::parse(&s).unwrap()
+}
+
+fn record(e: &Event, gateway: &str) -> NewRecord {
+    let enc = codec::encode(e).unwrap();
+    NewRecord {
+        stream: e.stream().to_string(),
+        event_type: enc.event_type.to_owned(),
+        schema_version: enc.schema_version,
+        timestamp: e.at,
+        payload: enc.payload,
+        content: enc.personal_content,
+        meta: Metadata {
+            actor: Some(e.actor.to_string()),
+            gateway: Some(gateway.into()),
+            protocol: Some(gateway.into()),
+            remote_addr: Some("h:0123456789abcdef0123456789abcdef".into()),
+            correlation_id: Some(format!("{:016x}", e.at.timestamp_micros())),
+            causation_id: None,
+        },
+    }
+}
+
+fn generate(journal: &Journal, events: u64, start: DateTime<Utc>) {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let rooms: Vec<RoomName> = (0..ROOMS)
+        .map(|i| RoomName::lookup(&format!("room{i}")).unwrap())
+        .collect();
+    // Who is in which room with which session.
+    let mut present: Vec<Vec<(usize, SessionId)>> = vec![Vec::new(); ROOMS];
+    let mut n = 0u64;
+    let mut batch = Vec::with_capacity(1000);
+    let mut session_no = 0u64;
+    let mut at = start;
+    let push = |e: Event, gw: &str, batch: &mut Vec<NewRecord>| {
+        batch.push(record(&e, gw));
+        if batch.len() == 1000 {
+            journal
+                .append_blocking(AppendRequest {
+                    records: std::mem::take(batch),
+                    ..AppendRequest::default()
+                })
+                .unwrap();
+        }
+    };
+    while n < events {
+        at += chrono::Duration::milliseconds(10);
+        let ev = |kind, actor: Actor| Event { at, actor, kind };
+        if (n as usize) < ROOMS {
+            let r = rooms[n as usize].clone();
+            push(
+                ev(
+                    EventKind::RoomCreated {
+                        room: r,
+                        parent: None,
+                        owner: Principal::Address(person(n as usize)),
+                        config: RoomConfig::default(),
+                    },
+                    Actor::Admin,
+                ),
+                "web",
+                &mut batch,
+            );
+            n += 1;
+            continue;
+        }
+        let ri = rng.below(ROOMS);
+        let room = rooms[ri].clone();
+        let roll = rng.below(100);
+        let kind_actor = if (roll < 30 && present[ri].len() < 12) || present[ri].is_empty() {
+            let who = rng.below(PEOPLE);
+            session_no += 1;
+            let session = SessionId::parse(&format!("s{session_no}")).unwrap();
+            present[ri].push((who, session.clone()));
+            let a = person(who);
+            (
+                EventKind::Joined {
+                    room,
+                    principal: Principal::Address(a.clone()),
+                    address: a.clone(),
+                    session,
+                    gateway: a.scheme().as_str().into(),
+                    role: Role::Member,
+                    remote: Some("h:0123456789abcdef0123456789abcdef".into()),
+                },
+                Actor::Identity(a),
+            )
+        } else {
+            let k = rng.below(present[ri].len());
+            let (who, session) = present[ri][k].clone();
+            let a = person(who);
+            let p = Principal::Address(a.clone());
+            let actor = Actor::Identity(a.clone());
+            match roll {
+                30..=54 => {
+                    present[ri].swap_remove(k);
+                    (
+                        EventKind::Left {
+                            room,
+                            principal: p,
+                            session,
+                            reason: conclave_engine::LeaveReason::Left,
+                        },
+                        actor,
+                    )
+                }
+                55..=64 => (
+                    EventKind::AudioMuted {
+                        room,
+                        subject: p,
+                        by_moderator: true,
+                    },
+                    Actor::Admin,
+                ),
+                65..=69 => (EventKind::AudioUnmuted { room, subject: p }, Actor::Admin),
+                70..=72 => (
+                    EventKind::RoleChanged {
+                        room,
+                        subject: p,
+                        from: None,
+                        to: Some(Role::Moderator),
+                        via: RoleVia::Grant,
+                    },
+                    Actor::Admin,
+                ),
+                73..=75 => (
+                    EventKind::InvitationIssued {
+                        room,
+                        invitation: InvitationId::parse(&format!("i{n}")).unwrap(),
+                        invitee: person(rng.below(PEOPLE)),
+                        expires_at: Some(at + chrono::Duration::days(7)),
+                        single_use: true,
+                    },
+                    actor,
+                ),
+                _ => (
+                    EventKind::MessagePosted {
+                        room,
+                        message: MessageId::parse(&format!("m{n}")).unwrap(),
+                        from: p,
+                        address: a,
+                        body: Some(format!("message number {n}")),
+                        html_stripped: false,
+                    },
+                    actor,
+                ),
+            }
+        };
+        let (kind, actor) = kind_actor;
+        push(ev(kind, actor), "web", &mut batch);
+        n += 1;
+    }
+    if !batch.is_empty() {
+        journal
+            .append_blocking(AppendRequest {
+                records: batch,
+                ..AppendRequest::default()
+            })
+            .unwrap();
+    }
+}
+
+fn rate(n: u64, d: Duration) -> String {
+    format!("{:>10.0}", n as f64 / d.as_secs_f64())
+}
+
+fn main() {
+    let events: u64 = std::env::var("REPLAY_BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = std::env::var("REPLAY_BENCH_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| tmp.path().join("journal"));
+    let config = JournalConfig {
+        sync: SyncMode::None,
+        ..JournalConfig::default()
+    };
+    let journal = Journal::open(&dir, config).unwrap();
+    let start = DateTime::from_timestamp(1_750_000_000, 0).unwrap();
+    if journal.head() < events {
+        let t = Instant::now();
+        generate(&journal, events - journal.head(), start);
+        println!("generated {} events in {:.1?}", journal.head(), t.elapsed());
+    }
+    let head = journal.head();
+
+    // Raw sled scan: every stored chunk value, bytes touched, nothing decoded.
+    let t = Instant::now();
+    let mut bytes = 0usize;
+    for chunk in journal.storage().chunks(1) {
+        let (_, v) = chunk.unwrap();
+        bytes += v.iter().step_by(64).map(|b| *b as usize).sum::<usize>() & 1;
+        bytes += v.len();
+    }
+    let raw = t.elapsed();
+    // Record scan: chunks decoded into records (what any reader pays).
+    let t = Instant::now();
+    let mut n = 0u64;
+    for r in journal.iter_from(1) {
+        r.unwrap();
+        n += 1;
+    }
+    let scan = t.elapsed();
+    assert_eq!(n, head);
+    // Decode only: records into engine events, no state.
+    let t = Instant::now();
+    for r in journal.iter_from(1) {
+        conclave_replay::decode_for_state(&journal, &r.unwrap()).unwrap();
+    }
+    let decode = t.elapsed();
+    // Rebuild: decode + evolve every event, keeping snapshots.
+    let t = Instant::now();
+    let index = ReplayIndex::build(&journal, IndexConfig::default()).unwrap();
+    let rebuild = t.elapsed();
+    // The same fold without snapshots: what the snapshots cost.
+    let t = Instant::now();
+    let bare = ReplayIndex::build(
+        &journal,
+        IndexConfig {
+            snapshot_every: u64::MAX,
+            ..IndexConfig::default()
+        },
+    )
+    .unwrap();
+    let fold = t.elapsed();
+    assert_eq!(bare.head(), head);
+    drop(bare);
+
+    println!();
+    println!("| pass over {head} events | time | events/s | vs raw sled scan |");
+    println!("| --- | ---: | ---: | ---: |");
+    println!(
+        "| raw sled scan ({} MiB of chunks) | {:.2?} | {} | 100% |",
+        bytes >> 20,
+        raw,
+        rate(head, raw)
+    );
+    println!(
+        "| record scan (decode chunks) | {:.2?} | {} | {:.0}% |",
+        scan,
+        rate(head, scan),
+        100.0 * raw.as_secs_f64() / scan.as_secs_f64()
+    );
+    println!(
+        "| decode only (records into engine events) | {:.2?} | {} | {:.0}% |",
+        decode,
+        rate(head, decode),
+        100.0 * raw.as_secs_f64() / decode.as_secs_f64()
+    );
+    println!(
+        "| fold (engine decode + evolve, no snapshots) | {:.2?} | {} | {:.0}% |",
+        fold,
+        rate(head, fold),
+        100.0 * raw.as_secs_f64() / fold.as_secs_f64()
+    );
+    println!(
+        "| rebuild (engine decode + evolve, {} snapshots) | {:.2?} | {} | {:.0}% |",
+        index.snapshot_count(),
+        rebuild,
+        rate(head, rebuild),
+        100.0 * raw.as_secs_f64() / rebuild.as_secs_f64()
+    );
+
+    // "State of room R at T" at random rooms and times.
+    let mut rng = Rng(42);
+    let mut room_hist = Histogram::<u64>::new(3).unwrap();
+    let mut server_hist = Histogram::<u64>::new(3).unwrap();
+    let span_ms = (head * 10) as i64;
+    for i in 0..300 {
+        let at = start + chrono::Duration::milliseconds(rng.below(span_ms as usize) as i64);
+        let room = RoomName::lookup(&format!("room{}", rng.below(ROOMS))).unwrap();
+        let t = Instant::now();
+        let seq = index.seq_at(at);
+        let view = index.room_at(&journal, &room, seq).unwrap();
+        room_hist.record(t.elapsed().as_micros() as u64).unwrap();
+        assert!(view.is_some() || seq < ROOMS as u64);
+        if i % 10 == 0 {
+            let t = Instant::now();
+            index.state_at(&journal, seq).unwrap();
+            server_hist.record(t.elapsed().as_micros() as u64).unwrap();
+        }
+    }
+    println!();
+    println!("| query (snapshot every 4096 records) | p50 | p99 | max |");
+    println!("| --- | ---: | ---: | ---: |");
+    for (name, h) in [
+        ("state of room R at T (300 random)", &room_hist),
+        ("whole server at T (30 random)", &server_hist),
+    ] {
+        println!(
+            "| {name} | {:.1} ms | {:.1} ms | {:.1} ms |",
+            h.value_at_quantile(0.5) as f64 / 1000.0,
+            h.value_at_quantile(0.99) as f64 / 1000.0,
+            h.max() as f64 / 1000.0
+        );
+    }
+}
