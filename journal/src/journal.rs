@@ -30,6 +30,8 @@ pub(crate) struct Shared {
     pub committed_hash: Mutex<Hash>,
     /// Set after a storage failure: every later write is refused.
     pub poisoned: Mutex<Option<String>>,
+    /// The stream index is complete up to here; later records are found by scanning.
+    pub indexed: AtomicU64,
 }
 
 impl Shared {
@@ -175,7 +177,9 @@ impl Journal {
             appends_committed: AtomicU64::new(0),
             committed_hash: Mutex::new(prev_hash),
             poisoned: Mutex::new(None),
+            indexed: AtomicU64::new(0),
         });
+        catch_up_index(&shared, committed)?;
         let (tx, rx) = mpsc::channel();
         let state = WriterState {
             next_seq,
@@ -237,10 +241,19 @@ impl Journal {
 
     /// A stream's current version (0 if it has no records or the index cannot be read).
     pub fn stream_version(&self, stream: &str) -> u64 {
-        self.shared()
+        let head = self.head();
+        let indexed = self.shared().indexed.load(Ordering::Acquire).min(head);
+        let mut version = self
+            .shared()
             .storage
-            .stream_head(stream, self.head())
-            .unwrap_or(0)
+            .stream_head(stream, indexed)
+            .unwrap_or(0);
+        for r in self.iter_range(indexed + 1, head).flatten() {
+            if r.stream == stream {
+                version = r.stream_version;
+            }
+        }
+        version
     }
 
     /// One record by sequence number.
@@ -275,9 +288,12 @@ impl Journal {
     /// A stream's records from `from_version` on (versions start at 1).
     pub fn read_stream(&self, stream: &str, from_version: u64) -> Result<Vec<Record>> {
         let head = self.head();
+        // Read the watermark first: the index answers up to it, a scan does the rest,
+        // so a record indexed meanwhile is neither missed nor returned twice.
+        let indexed = self.shared().indexed.load(Ordering::Acquire).min(head);
         let mut out = Vec::new();
         for (_, seq) in self.shared().storage.stream_entries(stream, from_version)? {
-            if seq > head {
+            if seq > indexed {
                 break;
             }
             let record = self.get(seq)?.ok_or_else(|| JournalError::Corrupt {
@@ -285,6 +301,12 @@ impl Journal {
                 reason: format!("indexed for stream {stream:?} but missing"),
             })?;
             out.push(record);
+        }
+        for record in self.iter_range(indexed + 1, head) {
+            let record = record?;
+            if record.stream == stream && record.stream_version >= from_version {
+                out.push(record);
+            }
         }
         Ok(out)
     }
@@ -326,6 +348,32 @@ impl Journal {
     pub fn storage(&self) -> &Arc<dyn Storage> {
         &self.shared().storage
     }
+}
+
+/// Indexes the records that were written but not indexed before the last stop, so the
+/// writer can trust the index for streams it has not seen since open.
+fn catch_up_index(shared: &Shared, head: u64) -> Result<()> {
+    let from = shared.storage.indexed_up_to()?.min(head) + 1;
+    let mut entries = Vec::new();
+    if from <= head {
+        for chunk in shared.storage.chunks(from) {
+            let (first, bytes) = chunk?;
+            let mut reader = ChunkReader::new(first, &bytes)?;
+            while let Some(r) = reader.next_record()? {
+                if r.seq >= from && r.seq <= head {
+                    entries.push((r.stream.to_owned(), r.stream_version, r.seq));
+                }
+            }
+        }
+        shared.storage.write(crate::storage::WriteBatch {
+            stream_index: entries,
+            indexed_up_to: Some(head),
+            ..Default::default()
+        })?;
+        shared.storage.flush()?;
+    }
+    shared.indexed.store(head, Ordering::Release);
+    Ok(())
 }
 
 /// Reads one record by sequence number straight from storage.

@@ -52,6 +52,12 @@ struct Staged {
     records: Vec<Record>,
 }
 
+/// Stream index entries of applied records, for the indexer.
+struct IndexWork {
+    entries: Vec<(String, u64, u64)>,
+    up_to: u64,
+}
+
 /// A group applied to storage, not yet durable.
 struct AppliedGroup {
     staged: Vec<Staged>,
@@ -73,10 +79,11 @@ fn poison(shared: &Shared, e: &JournalError) {
     p.get_or_insert_with(|| e.to_string());
 }
 
-/// The writer thread: runs the stager here and the flusher beside it.
+/// The writer thread: runs the stager here, the flusher and the indexer beside it.
 pub(crate) fn run(shared: Arc<Shared>, rx: Receiver<Pending>, mut st: WriterState) {
     let max_group = shared.config.max_group.max(1);
     let (to_flusher, applied) = mpsc::channel::<AppliedGroup>();
+    let (to_indexer, index_work) = mpsc::channel::<IndexWork>();
     std::thread::scope(|scope| {
         let flusher_shared = &*shared;
         let spawned = std::thread::Builder::new()
@@ -88,6 +95,16 @@ pub(crate) fn run(shared: Arc<Shared>, rx: Receiver<Pending>, mut st: WriterStat
                 &JournalError::Storage(format!("cannot start the flusher: {e}")),
             );
         }
+        let indexer_shared = &*shared;
+        let spawned = std::thread::Builder::new()
+            .name("journal-indexer".into())
+            .spawn_scoped(scope, move || indexer(indexer_shared, index_work));
+        if let Err(e) = spawned {
+            poison(
+                &shared,
+                &JournalError::Storage(format!("cannot start the indexer: {e}")),
+            );
+        }
         while let Ok(first) = rx.recv() {
             let mut group = vec![first];
             while group.len() < max_group {
@@ -96,7 +113,15 @@ pub(crate) fn run(shared: Arc<Shared>, rx: Receiver<Pending>, mut st: WriterStat
                     Err(_) => break,
                 }
             }
-            if let Some(done) = stage_group(&shared, &mut st, group) {
+            if let Some((done, index)) = stage_group(&shared, &mut st, group) {
+                // The index is derived data: it may trail the records (readers scan the
+                // short unindexed tail), so it stays off the durable path.
+                if to_indexer.send(index).is_err() {
+                    poison(
+                        &shared,
+                        &JournalError::Storage("the indexer stopped".into()),
+                    );
+                }
                 if let Err(mpsc::SendError(lost)) = to_flusher.send(done) {
                     let e = JournalError::Storage("the flusher stopped".into());
                     poison(&shared, &e);
@@ -107,7 +132,32 @@ pub(crate) fn run(shared: Arc<Shared>, rx: Receiver<Pending>, mut st: WriterStat
             }
         }
         drop(to_flusher);
+        drop(to_indexer);
     });
+}
+
+/// Writes stream index entries in batches and advances the indexed watermark.
+fn indexer(shared: &Shared, work: Receiver<IndexWork>) {
+    while let Ok(first) = work.recv() {
+        let mut up_to = first.up_to;
+        let mut entries = first.entries;
+        for more in work.try_iter() {
+            up_to = up_to.max(more.up_to);
+            entries.extend(more.entries);
+        }
+        let batch = WriteBatch {
+            stream_index: entries,
+            indexed_up_to: Some(up_to),
+            ..WriteBatch::default()
+        };
+        match shared.storage.write(batch) {
+            Ok(()) => shared.indexed.store(up_to, Ordering::Release),
+            Err(e) => {
+                poison(shared, &e);
+                return;
+            }
+        }
+    }
 }
 
 /// Makes applied groups durable (per sync mode), then acknowledges them in order.
@@ -229,8 +279,13 @@ fn mark_durable(
     }
 }
 
-/// Checks and applies one group; returns it for the flusher unless nothing was applied.
-fn stage_group(shared: &Shared, st: &mut WriterState, group: Vec<Pending>) -> Option<AppliedGroup> {
+/// Checks and applies one group; returns it for the flusher (and its stream index
+/// entries for the indexer) unless nothing was applied.
+fn stage_group(
+    shared: &Shared,
+    st: &mut WriterState,
+    group: Vec<Pending>,
+) -> Option<(AppliedGroup, IndexWork)> {
     if let Some(reason) = poisoned(shared) {
         for p in group {
             let _ = p.reply.send(Err(JournalError::Poisoned(reason.clone())));
@@ -280,6 +335,10 @@ fn stage_group(shared: &Shared, st: &mut WriterState, group: Vec<Pending>) -> Op
         return None;
     }
     batch.chunks = chunks.finish();
+    let index = IndexWork {
+        entries: std::mem::take(&mut batch.stream_index),
+        up_to: seq - 1,
+    };
     if let Err(e) = shared.storage.write(batch) {
         poison(shared, &e);
         for s in staged {
@@ -290,11 +349,14 @@ fn stage_group(shared: &Shared, st: &mut WriterState, group: Vec<Pending>) -> Op
     st.next_seq = seq;
     st.prev_hash = prev;
     st.heads.extend(overlay);
-    Some(AppliedGroup {
-        staged,
-        last_seq: seq - 1,
-        last_hash: prev,
-    })
+    Some((
+        AppliedGroup {
+            staged,
+            last_seq: seq - 1,
+            last_hash: prev,
+        },
+        index,
+    ))
 }
 
 /// Caches the stored versions of the streams a request touches, so [`stage`] can check

@@ -133,6 +133,22 @@ fn acknowledged_records_survive_sigkill() {
         }
         let report = j.verify().unwrap();
         assert!(report.is_ok(), "round {round}: {report:?}");
+        // The stream index (written off the durable path) caught up on open.
+        for w in 0..WRITERS {
+            let stream = format!("room:{w}");
+            let records = j.read_stream(&stream, 1).unwrap();
+            let versions: Vec<u64> = records.iter().map(|r| r.stream_version).collect();
+            assert_eq!(
+                versions,
+                (1..=versions.len() as u64).collect::<Vec<_>>(),
+                "round {round}"
+            );
+            assert_eq!(
+                j.stream_version(&stream),
+                versions.len() as u64,
+                "round {round}"
+            );
+        }
         // Appends continue after recovery.
         let next = j
             .append_blocking(one("room:after", ExpectedVersion::Any, b"after"))

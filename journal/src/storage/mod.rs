@@ -15,6 +15,8 @@ pub struct WriteBatch {
     pub chunks: Vec<(u64, Vec<u8>)>,
     /// (stream, stream version, seq) index entries.
     pub stream_index: Vec<(String, u64, u64)>,
+    /// When set, the stream index is complete up to this sequence number.
+    pub indexed_up_to: Option<u64>,
     /// (digest, salted content) side-store entries.
     pub content: Vec<(Hash, Vec<u8>)>,
 }
@@ -37,6 +39,8 @@ pub trait Storage: Send + Sync + 'static {
     fn stream_entries(&self, stream: &str, from_version: u64) -> Result<Vec<(u64, u64)>>;
     /// A stream's highest version among records with sequence at most `max_seq` (0 if none).
     fn stream_head(&self, stream: &str, max_seq: u64) -> Result<u64>;
+    /// The sequence number up to which the stream index is complete.
+    fn indexed_up_to(&self) -> Result<u64>;
     /// The salted content stored under a digest, if not purged.
     fn content(&self, digest: &Hash) -> Result<Option<Vec<u8>>>;
     /// Removes content durably; true if it was present.

@@ -5,6 +5,7 @@
 //! - `s` u16 stream length, stream bytes, version -> seq
 //! - `c` digest -> salt || content
 //! - `mlayout` -> layout version (u32)
+//! - `mindexed` -> the sequence number up to which the stream index is complete
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -17,6 +18,7 @@ const CHUNK: u8 = b'g';
 const STREAM: u8 = b's';
 const CONTENT: u8 = b'c';
 const LAYOUT_KEY: &[u8] = b"mlayout";
+const INDEXED_KEY: &[u8] = b"mindexed";
 
 /// The key layout version this build writes.
 pub(crate) const LAYOUT_VERSION: u32 = 1;
@@ -168,6 +170,9 @@ impl Storage for SledStorage {
             k.extend_from_slice(&version.to_be_bytes());
             b.insert(k, &seq.to_be_bytes()[..]);
         }
+        if let Some(up_to) = batch.indexed_up_to {
+            b.insert(INDEXED_KEY, &up_to.to_be_bytes()[..]);
+        }
         self.tree.apply_batch(b)?;
         Ok(())
     }
@@ -204,6 +209,13 @@ impl Storage for SledStorage {
             }
         }
         Ok(0)
+    }
+
+    fn indexed_up_to(&self) -> Result<u64> {
+        match self.tree.get(INDEXED_KEY)? {
+            Some(v) => be_u64(&v, "index marker"),
+            None => Ok(0),
+        }
     }
 
     fn content(&self, digest: &Hash) -> Result<Option<Vec<u8>>> {
