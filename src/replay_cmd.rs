@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
 use conclave_engine::{Actor, RoomName};
 use conclave_replay::offline::{self, OfflineJournal};
@@ -214,26 +214,7 @@ pub enum JournalReplayAction {
 
 /// Parses a UTC time: RFC 3339, a naive date-time (taken as UTC) or a date (midnight).
 pub fn parse_time(s: &str) -> anyhow::Result<DateTime<Utc>> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Ok(t.with_timezone(&Utc));
-    }
-    for f in [
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%d %H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M",
-        "%Y-%m-%d %H:%M",
-    ] {
-        if let Ok(t) = NaiveDateTime::parse_from_str(s, f) {
-            return Ok(t.and_utc());
-        }
-    }
-    if let Some(t) = NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .ok()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-    {
-        return Ok(t.and_utc());
-    }
-    bail!("cannot read {s:?} as a UTC time (use RFC 3339, e.g. 2025-01-31T09:00:00Z)")
+    Ok(conclave_replay::parse_time(s)?)
 }
 
 struct Opened {
@@ -599,9 +580,7 @@ pub fn run_journal(action: JournalReplayAction) -> anyhow::Result<ExitCode> {
         }
         JournalReplayAction::Erase { data, person } => {
             let (journal, _) = offline::open_write(&data.data)?;
-            let index = ReplayIndex::build(&journal, IndexConfig::default())?;
-            let out =
-                retention::erase_person(&journal, &index, &person, Utc::now(), &Actor::Admin)?;
+            let out = retention::erase_person(&journal, &person, Utc::now(), &Actor::Admin)?;
             print(&out)?;
             Ok(if out.chain.ok {
                 ExitCode::SUCCESS

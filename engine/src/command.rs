@@ -399,6 +399,23 @@ pub enum Command {
         /// The text.
         text: String,
     },
+
+    // ---- retention ----
+    /// Journal that personal content is about to be purged (retention or erasure).
+    /// Operator only. Issued by [`Engine::purge_content`](crate::service::Engine::purge_content)
+    /// after it has selected the records, and never accepted from outside (it is not
+    /// deserialized): a gateway must not be able to journal a purge that did not happen.
+    #[serde(skip_deserializing)]
+    RecordContentPurge {
+        /// The person whose content is erased; `None` for log-days retention.
+        subject: Option<Principal>,
+        /// Retention cut-off; `None` for an erasure.
+        before: Option<DateTime<Utc>>,
+        /// Records whose content will be removed (at least one).
+        records: u64,
+        /// The last journal record the selection covered.
+        up_to_seq: u64,
+    },
 }
 
 impl Command {
@@ -461,6 +478,7 @@ impl Command {
             Command::SetLogDays { .. } => "set_log_days",
             Command::SetObfuscateIps { .. } => "set_obfuscate_ips",
             Command::SetWelcomeText { .. } => "set_welcome_text",
+            Command::RecordContentPurge { .. } => "record_content_purge",
         }
     }
 
@@ -518,7 +536,9 @@ impl Command {
             | Command::Unban { subject, .. }
             | Command::Admit { subject, .. }
             | Command::RejectKnock { subject, .. } => Some(subject),
-            Command::LowerHand { subject, .. } => subject.as_ref(),
+            Command::LowerHand { subject, .. } | Command::RecordContentPurge { subject, .. } => {
+                subject.as_ref()
+            }
             Command::AllowContact { contact, .. } | Command::DisallowContact { contact, .. } => {
                 Some(contact)
             }

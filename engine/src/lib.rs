@@ -23,6 +23,7 @@ pub mod json;
 pub mod model;
 pub mod policy;
 pub mod rejection;
+pub mod retention;
 pub mod service;
 pub mod state;
 pub mod testing;
@@ -43,5 +44,6 @@ pub use ids::{
 pub use model::{BanScope, PasswordKind, PolicyChange, Role, RoomChange, RoomConfig};
 pub use policy::{AutobanPolicy, IpKey, Policy};
 pub use rejection::{http_status, sip_status, xmpp_condition, Rejected, Rejection};
+pub use retention::PurgeScope;
 pub use state::State;
 pub use tick::tick;

@@ -298,3 +298,144 @@ async fn room_passwords_are_checked_off_the_decider_and_still_decide() {
         .unwrap();
     assert_eq!(engine.read(|s| s.rooms[&room("vault")].members.len()), 1);
 }
+
+/// A meeting where bob (account `bob`, two linked identities) and carol chat.
+fn chatty(engine: &Engine) {
+    use conclave_engine::AccountId;
+    let bob = AccountId::parse("bob").unwrap();
+    engine
+        .execute_blocking(admin(Command::CreateAccount {
+            account: bob.clone(),
+            display_name: Some("BobExample".into()),
+        }))
+        .unwrap();
+    for a in ["sip:bob@example.org", "xmpp:bob@example.org"] {
+        engine
+            .execute_blocking(admin(Command::LinkIdentity {
+                account: bob.clone(),
+                address: Address::parse(a).unwrap(),
+            }))
+            .unwrap();
+    }
+    engine
+        .execute_blocking(admin(create("standup", false)))
+        .unwrap();
+    for (who, s, body) in [
+        ("xmpp:bob@example.org", "b1", "bob's secret"),
+        ("sip:carol@example.org", "c1", "carol's note"),
+    ] {
+        engine
+            .execute_blocking(as_person(who, join("standup", s)))
+            .unwrap();
+        engine
+            .execute_blocking(as_person(
+                who,
+                Command::PostMessage {
+                    room: room("standup"),
+                    body: body.into(),
+                },
+            ))
+            .unwrap();
+    }
+}
+
+fn chat_bodies(engine: &Engine) -> Vec<serde_json::Value> {
+    use conclave_engine::service::audit::AuditQuery;
+    engine
+        .audit(&AuditQuery {
+            event_type: Some("chat_message".into()),
+            ..Default::default()
+        })
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event["data"]["body"].clone())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erasure_goes_through_the_decider_and_the_chain_still_verifies() {
+    use conclave_engine::PurgeScope;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(config(dir.path())).unwrap();
+    let e = engine.clone();
+    tokio::task::spawn_blocking(move || chatty(&e))
+        .await
+        .unwrap();
+    assert_eq!(chat_bodies(&engine), ["bob's secret", "carol's note"]);
+    let head = engine.head();
+
+    // Someone who is not an operator: refused, audited, nothing scanned or purged.
+    let err = engine
+        .purge_content(
+            PurgeScope::Person(Principal::parse("sip:bob@example.org").unwrap()),
+            Actor::Identity(Address::parse("sip:carol@example.org").unwrap()),
+            origin(),
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "perm.not_admin");
+    assert_eq!(engine.head(), head + 1);
+    let denied = engine.journal().get(head + 1).unwrap().unwrap();
+    assert_eq!(denied.event_type, "api_action_denied");
+
+    // Erasing bob by his SIP identity takes his display name and the message he posted
+    // from XMPP; carol's message stays.
+    let out = engine
+        .purge_content(
+            PurgeScope::Person(Principal::parse("sip:bob@example.org").unwrap()),
+            Actor::Admin,
+            origin(),
+            Some("erase-1".into()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (out.action, out.records_selected, out.records_purged),
+        ("erasure", 2, 2)
+    );
+    assert_eq!(out.up_to_seq, head + 1);
+    let seq = out.journaled_seq.unwrap();
+    assert_eq!(seq, head + 2);
+    let fact = engine.journal().get(seq).unwrap().unwrap();
+    assert_eq!(fact.event_type, "content_purge");
+    assert_eq!(fact.meta.correlation_id.as_deref(), Some("erase-1"));
+    assert_eq!(engine.head(), seq);
+    assert_eq!(
+        chat_bodies(&engine),
+        [serde_json::Value::Null, "carol's note".into()]
+    );
+    let report = engine.journal().verify().unwrap();
+    assert!(report.is_ok());
+    assert_eq!(report.purged_content, 2);
+
+    // Again: nothing left to purge, nothing journaled.
+    let again = engine
+        .purge_content(
+            PurgeScope::Person(Principal::parse("account:bob").unwrap()),
+            Actor::Admin,
+            origin(),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!((again.records_selected, again.journaled_seq), (0, None));
+    assert_eq!(engine.head(), seq);
+
+    // Retention keeping nothing takes the rest; the engine keeps deciding afterwards.
+    let scope = PurgeScope::log_days(-1, chrono::Utc::now()).unwrap();
+    let out = engine
+        .purge_content(scope, Actor::Admin, origin(), None)
+        .await
+        .unwrap();
+    assert_eq!((out.action, out.records_purged), ("retention", 1));
+    assert_eq!(
+        chat_bodies(&engine),
+        [serde_json::Value::Null, serde_json::Value::Null]
+    );
+    engine
+        .execute(as_person("sip:dan@example.org", join("standup", "d1")))
+        .await
+        .unwrap();
+    assert!(engine.journal().verify().unwrap().is_ok());
+}

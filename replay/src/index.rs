@@ -15,7 +15,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use conclave_engine::model::RoomConfig;
 use conclave_engine::state::Room;
-use conclave_engine::{evolve, EventKind, Policy, RoomName, State};
+use conclave_engine::{evolve, Policy, RoomName, State};
 use conclave_journal::{Hash, Journal, ZERO_HASH};
 
 use crate::error::{ReplayError, Result};
@@ -90,9 +90,8 @@ impl ReplayIndex {
         for record in journal.iter_from(self.head + 1) {
             let record = record?;
             let event = decode_for_state(journal, &record)?;
-            if let EventKind::IdentityLinked { account, address } = &event.kind {
-                self.links
-                    .insert((format!("account:{account}"), address.to_string()));
+            if let Some(link) = conclave_engine::retention::link_of(&event) {
+                self.links.insert(link);
             }
             evolve(&mut self.last, &event);
             max = max.max(record.timestamp.timestamp_micros());
@@ -144,20 +143,7 @@ impl ReplayIndex {
     /// address), the account(s) any of its identities were ever linked to, and every
     /// identity ever linked to those accounts.
     pub fn person_names(&self, who: &str) -> BTreeSet<String> {
-        let mut names = BTreeSet::from([who.to_owned()]);
-        let accounts: BTreeSet<&String> = self
-            .links
-            .iter()
-            .filter(|(acc, addr)| acc == who || addr == who)
-            .map(|(acc, _)| acc)
-            .collect();
-        for (acc, addr) in &self.links {
-            if accounts.contains(acc) {
-                names.insert(acc.clone());
-                names.insert(addr.clone());
-            }
-        }
-        names
+        conclave_engine::retention::person_names(&self.links, who)
     }
 
     /// The time of record `seq` as the index saw it (the running maximum).

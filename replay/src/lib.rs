@@ -29,7 +29,34 @@ pub use error::{ReplayError, Result};
 pub use index::{IndexConfig, ReplayIndex};
 pub use walk::{decode, decode_for_state};
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
+
+/// Parses a UTC time as the CLI and the HTTP routes take it: RFC 3339, a naive
+/// date-time (taken as UTC) or a date (midnight).
+pub fn parse_time(s: &str) -> Result<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    for f in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M",
+    ] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(s, f) {
+            return Ok(t.and_utc());
+        }
+    }
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+        .ok_or_else(|| {
+            ReplayError::InvalidArgument(format!(
+                "cannot read {s:?} as a UTC time (use RFC 3339, e.g. 2025-01-31T09:00:00Z)"
+            ))
+        })
+}
 
 /// RFC 3339 in UTC with a `Z`, microseconds: the one date format of every output.
 pub fn fmt_time(t: DateTime<Utc>) -> String {

@@ -7,20 +7,23 @@
 //! person, how many records) *before* the content is removed, so no purge goes unrecorded;
 //! rerunning an interrupted action finishes it (purging is idempotent).
 //!
-//! These write to the journal, so they need the server stopped (or, later, go through
-//! the engine's API); they never run on a copy.
+//! This path appends to the journal directly, so it is for a stopped server only
+//! (`offline::open_write` refuses a locked journal). A running server purges through its
+//! engine (`Engine::purge_content`, served as `POST /replay/retention` and
+//! `POST /replay/erasure`), because the engine chains its appends on the journal head and
+//! no other writer may interleave. Both paths select records with the engine's
+//! [`select_content`], so they purge the same things.
 
-use std::collections::BTreeSet;
-
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use conclave_engine::codec;
-use conclave_engine::{Actor, Event, EventKind, Principal};
-use conclave_journal::{AppendRequest, ExpectedVersion, Hash, Journal, Metadata, NewRecord};
+use conclave_engine::service::purge::{purge_selected, select_content, Selection};
+use conclave_engine::service::EngineError;
+use conclave_engine::{Actor, Event, EventKind, Principal, PurgeScope};
+use conclave_journal::{AppendRequest, ExpectedVersion, Journal, Metadata, NewRecord};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ReplayError, Result};
 use crate::fmt_time;
-use crate::index::ReplayIndex;
 use crate::verify::{verify_chain, ChainCheck};
 
 /// What a retention or erasure run did.
@@ -38,52 +41,14 @@ pub struct RetentionOutcome {
     pub chain: ChainCheck,
 }
 
-/// Who a record's personal content belongs to, from its payload alone.
-fn owners(event: &Event) -> Vec<String> {
-    match &event.kind {
-        EventKind::AccountCreated { account, .. }
-        | EventKind::DisplayNameChanged { account, .. } => {
-            vec![format!("account:{account}")]
-        }
-        EventKind::MessagePosted { from, address, .. } => {
-            vec![from.to_string(), address.to_string()]
-        }
-        _ => Vec::new(),
-    }
-}
-
-/// Records with content still present, selected by `pick(record time, owners)`.
-fn select(
-    journal: &Journal,
-    mut pick: impl FnMut(DateTime<Utc>, &[String]) -> bool,
-) -> Result<Vec<Hash>> {
-    let mut out = Vec::new();
-    for record in journal.iter_from(1) {
-        let record = record?;
-        let Some(digest) = record.content_digest else {
-            continue;
-        };
-        let event = codec::decode(
-            &record.event_type,
-            record.schema_version,
-            &record.payload,
-            None,
-        )
-        .map_err(|e| ReplayError::Decode {
-            seq: record.seq,
-            reason: e.to_string(),
-        })?;
-        if !pick(record.timestamp, &owners(&event)) {
-            continue;
-        }
-        if matches!(
-            journal.content(&digest)?,
-            conclave_journal::Content::Present(_)
-        ) {
-            out.push(digest);
+impl From<EngineError> for ReplayError {
+    fn from(e: EngineError) -> Self {
+        match e {
+            EngineError::Journal(j) => ReplayError::Journal(j),
+            EngineError::Codec { seq, reason } => ReplayError::Decode { seq, reason },
+            other => ReplayError::Render(other.to_string()),
         }
     }
-    Ok(out)
 }
 
 fn journal_action(
@@ -125,14 +90,33 @@ fn journal_action(
     Ok(appended.last_seq())
 }
 
-fn purge_all(journal: &Journal, digests: &[Hash]) -> Result<u64> {
-    let mut n = 0;
-    for d in digests {
-        if journal.purge_content(d)? {
-            n += 1;
-        }
+/// Selects, journals (first), then purges; the shared tail of both actions.
+fn run(
+    journal: &Journal,
+    scope: Option<PurgeScope>,
+    now: DateTime<Utc>,
+    actor: &Actor,
+) -> Result<(Option<u64>, u64)> {
+    let Some(scope) = scope else {
+        return Ok((None, 0));
+    };
+    let Selection { digests, up_to_seq } = select_content(journal, &scope)?;
+    if digests.is_empty() {
+        return Ok((None, 0));
     }
-    Ok(n)
+    let (subject, before) = scope.fields();
+    let seq = journal_action(
+        journal,
+        actor,
+        now,
+        EventKind::ContentPurged {
+            subject,
+            before,
+            records: digests.len() as u64,
+            up_to_seq,
+        },
+    )?;
+    Ok((Some(seq), purge_selected(journal, &digests)?))
 }
 
 /// Purges content older than `log_days` days before `now` (0 keeps everything, -1 keeps
@@ -143,35 +127,16 @@ pub fn apply_log_days(
     now: DateTime<Utc>,
     actor: &Actor,
 ) -> Result<RetentionOutcome> {
-    let before = match log_days {
-        0 => None,
-        d if d < 0 => Some(now),
-        d => Some(now - Duration::days(i64::from(d))),
+    let scope = PurgeScope::log_days(log_days, now);
+    let before = match &scope {
+        Some(PurgeScope::Before(t)) => Some(fmt_time(*t)),
+        _ => None,
     };
-    let digests = match before {
-        None => Vec::new(),
-        Some(b) => select(journal, |t, _| t < b)?,
-    };
-    let journaled_seq = if digests.is_empty() {
-        None
-    } else {
-        Some(journal_action(
-            journal,
-            actor,
-            now,
-            EventKind::ContentPurged {
-                subject: None,
-                before,
-                records: digests.len() as u64,
-                up_to_seq: journal.head(),
-            },
-        )?)
-    };
-    let records_purged = purge_all(journal, &digests)?;
+    let (journaled_seq, records_purged) = run(journal, scope, now, actor)?;
     Ok(RetentionOutcome {
         action: "retention".into(),
         subject: None,
-        before: before.map(fmt_time),
+        before,
         records_purged,
         journaled_seq,
         chain: verify_chain(journal)?,
@@ -182,32 +147,13 @@ pub fn apply_log_days(
 /// under every identity ever linked to their account.
 pub fn erase_person(
     journal: &Journal,
-    index: &ReplayIndex,
     who: &str,
     now: DateTime<Utc>,
     actor: &Actor,
 ) -> Result<RetentionOutcome> {
     let subject = Principal::parse(who).map_err(ReplayError::InvalidArgument)?;
-    let names: BTreeSet<String> = index.person_names(who);
-    let digests = select(journal, |_, owners| {
-        owners.iter().any(|o| names.contains(o))
-    })?;
-    let journaled_seq = if digests.is_empty() {
-        None
-    } else {
-        Some(journal_action(
-            journal,
-            actor,
-            now,
-            EventKind::ContentPurged {
-                subject: Some(subject),
-                before: None,
-                records: digests.len() as u64,
-                up_to_seq: journal.head(),
-            },
-        )?)
-    };
-    let records_purged = purge_all(journal, &digests)?;
+    let (journaled_seq, records_purged) =
+        run(journal, Some(PurgeScope::Person(subject)), now, actor)?;
     Ok(RetentionOutcome {
         action: "erasure".into(),
         subject: Some(who.to_owned()),

@@ -388,7 +388,9 @@ pub fn export_bundle(
         )));
     }
     let from_seq = from_seq.max(1);
-    let head = journal.head();
+    // On a live journal records may land after the walk: a good chain is exported up to
+    // what the checkpoint signs, so the bundle ends where its signature does.
+    let head = if chain.ok { cp.seq } else { journal.head() };
     let prev_hash = if from_seq == 1 {
         ZERO_HASH
     } else {

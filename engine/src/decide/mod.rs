@@ -11,6 +11,7 @@ mod invitations;
 mod membership;
 mod moderation;
 mod policies;
+mod retention;
 mod roles;
 mod rooms;
 
@@ -125,6 +126,12 @@ fn dispatch(cx: &Cx<'_>, cmd: &Command) -> Decision {
         | C::SetLogDays { .. }
         | C::SetObfuscateIps { .. }
         | C::SetWelcomeText { .. } => policies::decide(cx, cmd),
+        C::RecordContentPurge {
+            subject,
+            before,
+            records,
+            up_to_seq,
+        } => retention::record_purge(cx, subject, before, *records, *up_to_seq),
     }
 }
 

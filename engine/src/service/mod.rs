@@ -17,6 +17,7 @@ pub mod audit;
 mod checkpoint;
 mod metrics;
 mod password;
+pub mod purge;
 mod records;
 
 use std::path::PathBuf;
@@ -46,6 +47,7 @@ use crate::tick::tick;
 use checkpoint::CheckpointStore;
 pub use metrics::{Metrics, MetricsSnapshot, LATENCY_BUCKETS};
 pub use password::{hash_password, Argon2Verifier, Prechecked};
+pub use purge::PurgeOutcome;
 pub use records::from_record;
 
 /// How to run the engine.
@@ -141,6 +143,10 @@ pub enum EngineError {
     Checkpoint(String),
     #[error("the engine is stopped")]
     Stopped,
+    /// Work moved to the blocking pool did not finish (it panicked or the runtime is
+    /// shutting down).
+    #[error("background task: {0}")]
+    Task(String),
 }
 
 impl EngineError {
@@ -153,6 +159,7 @@ impl EngineError {
             EngineError::Encode(_) => "engine.encode",
             EngineError::Checkpoint(_) => "engine.checkpoint",
             EngineError::Stopped => "engine.stopped",
+            EngineError::Task(_) => "engine.task",
         }
     }
 
@@ -390,6 +397,11 @@ impl Engine {
 
     pub fn journal(&self) -> &Journal {
         &self.inner.journal
+    }
+
+    /// The data directory (journal, projections; replay keeps its signing key here).
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.inner.config.data_dir
     }
 
     /// Queries the audit view (see [`audit::query`]).

@@ -14,5 +14,6 @@ mod moderation;
 mod passwords;
 mod policies;
 mod properties;
+mod retention;
 mod roles;
 mod rooms;
