@@ -4,7 +4,8 @@
 //! document at `/openapi.json`, `/about/health`, `/metrics`); [`serve`] runs it on a
 //! listener until a shutdown future resolves. Authentication: an admin bearer token for
 //! server-wide actions, participant bearer tokens issued at join (in memory only). Other
-//! gateways plug their status into health and metrics through [`StatusSource`].
+//! gateways plug their status into health and metrics through [`StatusSource`]. The
+//! `/replay/*` routes serve the replay library over the live journal (admin only).
 //! See docs/api.md for the reference.
 
 mod api;
@@ -13,6 +14,7 @@ pub mod error;
 mod extract;
 mod meta;
 mod query;
+mod replay_routes;
 pub mod routes;
 mod views;
 
@@ -59,6 +61,8 @@ pub struct App {
     status: Arc<Vec<Arc<dyn StatusSource>>>,
     openapi: Arc<Value>,
     started: Instant,
+    /// The replay index shared by the /replay routes.
+    replay: Arc<replay_routes::Cache>,
 }
 
 impl FromRequestParts<App> for App {
@@ -88,6 +92,7 @@ pub fn router_with_status(
         status: Arc::new(status),
         openapi: Arc::new(routes::openapi(&table)),
         started: Instant::now(),
+        replay: Arc::default(),
     };
     let mut router: Router<App> = Router::new();
     for r in table {

@@ -5,7 +5,7 @@ use axum::http::Method;
 use axum::routing::{delete, get, patch, post, put, MethodRouter};
 use serde_json::{json, Map, Value};
 
-use crate::{api, meta, query, App};
+use crate::{api, meta, query, replay_routes as rp, App};
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +33,8 @@ pub struct Route {
     pub response: Value,
     /// `(name, schema, description)` of query parameters.
     pub query: Vec<(&'static str, Value, &'static str)>,
+    /// Media types of the success answer; empty means JSON.
+    pub content: &'static [&'static str],
 }
 
 fn s() -> Value {
@@ -120,6 +122,7 @@ fn route(
         ok,
         response,
         query: Vec::new(),
+        content: &[],
     }
 }
 
@@ -269,7 +272,263 @@ pub fn table() -> Vec<Route> {
         ),
     ];
     t.push(audit);
+    t.extend(replay_table());
     t
+}
+
+fn time_param(name: &'static str, what: &'static str) -> (&'static str, Value, &'static str) {
+    (
+        name,
+        json!({"type": "string", "description": "RFC 3339, YYYY-MM-DDTHH:MM:SS or YYYY-MM-DD (UTC)"}),
+        what,
+    )
+}
+
+fn with_query(mut r: Route, query: Vec<(&'static str, Value, &'static str)>) -> Route {
+    r.query = query;
+    r
+}
+
+/// The replay routes (admin only): the replay library over the live journal.
+fn replay_table() -> Vec<Route> {
+    use Access::Admin;
+    let (g, p) = (Method::GET, Method::POST);
+    let room = ("room", s(), "room name");
+    let person = (
+        "person",
+        r("Principal"),
+        "`account:<id>` or an address; every identity ever linked to the account counts",
+    );
+    let seq = |name| (name, u(), "a journal sequence number (instead of the time)");
+    let period = || {
+        vec![
+            room.clone(),
+            time_param("from", "start, inclusive (default: the first record)"),
+            time_param("to", "end, inclusive (default: now)"),
+        ]
+    };
+    let obj_any = || json!({"type": "object"});
+    let mut report = with_query(
+        route(g.clone(), "/replay/report", get(rp::report), "replay", Admin, "Compliance report for a period: json, csv, xlsx, rec or html (downloads carry Content-Disposition)", None, 200, obj_any()),
+        {
+            let mut q = period();
+            q.push(("format", json!({"type": "string", "enum": ["json", "csv", "xlsx", "rec", "html"]}), "default json"));
+            q.push(("table", s(), "with format=csv: only this table (attendance, moderation, ...)"));
+            q
+        },
+    );
+    report.content = &[
+        "application/json",
+        "text/csv",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "text/plain",
+        "text/html",
+    ];
+    let mut bundle = with_query(
+        route(
+            g.clone(),
+            "/replay/bundle",
+            get(rp::bundle),
+            "replay",
+            Admin,
+            "Export bundle (JSON lines + signed checkpoint) for conclave verify-bundle",
+            None,
+            200,
+            json!({"type": "string"}),
+        ),
+        vec![
+            ("from_seq", u(), "first record (default 1)"),
+            (
+                "force",
+                b(),
+                "export a broken chain as stored (the checkpoint signs the good prefix)",
+            ),
+        ],
+    );
+    bundle.content = &["application/x-ndjson"];
+    vec![
+        with_query(
+            route(
+                g.clone(),
+                "/replay/state",
+                get(rp::state),
+                "replay",
+                Admin,
+                "State of a room (or the server) as of a time or sequence number",
+                None,
+                200,
+                obj_any(),
+            ),
+            vec![
+                room.clone(),
+                time_param("at", "as of this time (default: now)"),
+                seq("seq"),
+            ],
+        ),
+        with_query(
+            route(
+                g.clone(),
+                "/replay/diff",
+                get(rp::diff),
+                "replay",
+                Admin,
+                "What changed in a room between two moments",
+                None,
+                200,
+                obj_any(),
+            ),
+            vec![
+                ("room", s(), "room name (required)"),
+                time_param("from", "start time (default: the beginning)"),
+                seq("from_seq"),
+                time_param("to", "end time (default: now)"),
+                seq("to_seq"),
+            ],
+        ),
+        with_query(
+            route(
+                g.clone(),
+                "/replay/timeline",
+                get(rp::timeline),
+                "replay",
+                Admin,
+                "Events of a room, a person (all linked identities) or a moderator's actions",
+                None,
+                200,
+                obj_any(),
+            ),
+            vec![
+                room.clone(),
+                person.clone(),
+                ("moderator", r("Principal"), "actions taken by this person"),
+                time_param("from", "start, inclusive"),
+                time_param("to", "end, inclusive"),
+                (
+                    "limit",
+                    json!({"type": "integer", "minimum": 1, "maximum": rp::MAX_TIMELINE_LIMIT}),
+                    "default 1000",
+                ),
+            ],
+        ),
+        with_query(
+            route(
+                g.clone(),
+                "/replay/who-was-there",
+                get(rp::who_was_there),
+                "replay",
+                Admin,
+                "Who was present in a room at a moment, with sessions and protocols",
+                None,
+                200,
+                obj_any(),
+            ),
+            vec![
+                ("room", s(), "room name (required)"),
+                time_param("at", "the moment (default: now)"),
+                seq("seq"),
+            ],
+        ),
+        with_query(
+            route(
+                g.clone(),
+                "/replay/moderation",
+                get(rp::moderation),
+                "replay",
+                Admin,
+                "Who muted, kicked, banned whom, with the moderators in office then",
+                None,
+                200,
+                obj_any(),
+            ),
+            period(),
+        ),
+        with_query(
+            route(
+                g.clone(),
+                "/replay/denials",
+                get(rp::denials),
+                "replay",
+                Admin,
+                "Why joins were refused, with the ban or autoban that applied",
+                None,
+                200,
+                obj_any(),
+            ),
+            {
+                let mut q = period();
+                q.push(person.clone());
+                q
+            },
+        ),
+        with_query(
+            route(
+                g.clone(),
+                "/replay/invitations",
+                get(rp::invitations),
+                "replay",
+                Admin,
+                "Invitations issued, answered, used (by whom), expired",
+                None,
+                200,
+                obj_any(),
+            ),
+            period(),
+        ),
+        report,
+        route(
+            g.clone(),
+            "/replay/verify",
+            get(rp::verify_journal),
+            "replay",
+            Admin,
+            "Walk the hash chain; names the first bad record",
+            None,
+            200,
+            json!({"type": "object", "properties": {"ok": b(), "records_checked": u(), "head": u(), "last_good_hash": s(), "purged_content": u(), "first_failure": nullable(json!({"type": "object"}))}}),
+        ),
+        route(
+            p.clone(),
+            "/replay/checkpoint",
+            post(rp::checkpoint),
+            "replay",
+            Admin,
+            "Verify the chain and sign its head (ed25519)",
+            None,
+            200,
+            json!({"type": "object", "properties": {"checkpoint": obj_any(), "chain": obj_any()}}),
+        ),
+        bundle,
+        route(
+            p.clone(),
+            "/replay/retention",
+            post(rp::retention),
+            "replay",
+            Admin,
+            "Log-days retention now, through the engine (content_purge journaled first)",
+            Some(obj(
+                &[],
+                vec![(
+                    "days",
+                    nullable(
+                        json!({"type": "integer", "minimum": -1, "description": "days to keep; 0 forever, -1 none; default the policy's log_days"}),
+                    ),
+                )],
+            )),
+            200,
+            r("PurgeResult"),
+        ),
+        route(
+            p,
+            "/replay/erasure",
+            post(rp::erasure),
+            "replay",
+            Admin,
+            "Erase one person's personal content, every linked identity, through the engine",
+            Some(obj(&["person"], vec![("person", r("Principal"))])),
+            200,
+            r("PurgeResult"),
+        ),
+    ]
 }
 
 /// Builds the OpenAPI 3.1 document from the table.
@@ -288,15 +547,21 @@ pub fn openapi(routes: &[Route]) -> Value {
         params.extend(rt.query.iter().map(|(name, schema, desc)| {
             json!({"name": name, "in": "query", "required": false, "schema": schema, "description": desc})
         }));
-        let content_type = if rt.path == "/metrics" {
-            "text/plain; version=0.0.4"
+        let types: &[&str] = if rt.path == "/metrics" {
+            &["text/plain; version=0.0.4"]
+        } else if rt.content.is_empty() {
+            &["application/json"]
         } else {
-            "application/json"
+            rt.content
         };
+        let content: Map<String, Value> = types
+            .iter()
+            .map(|t| ((*t).to_owned(), json!({"schema": rt.response})))
+            .collect();
         let mut responses = Map::new();
         responses.insert(
             rt.ok.to_string(),
-            json!({"description": "success", "content": {content_type: {"schema": rt.response}}}),
+            json!({"description": "success", "content": content}),
         );
         if rt.path == "/about/health" {
             responses.insert("503".into(), json!({"description": "unhealthy", "content": {"application/json": {"schema": r("Health")}}}));
@@ -405,6 +670,11 @@ fn components() -> Value {
     let health = json!({"type": "object", "required": ["status"], "properties": {
         "status": {"enum": ["ok", "unhealthy"]}, "engine": s(), "journal_head": u(), "committed_head": u(),
         "uptime_secs": u(), "sources": {"type": "object"}}});
+    let purge = json!({"type": "object", "properties": {
+        "action": {"enum": ["retention", "erasure"]}, "subject": nullable(s()), "before": nullable(s()),
+        "records_selected": u(), "records_purged": u(), "up_to_seq": u(),
+        "journaled_seq": nullable(sd("the content_purge record; null when nothing matched")),
+        "correlation_id": nullable(s())}});
     let error = json!({"type": "object", "required": ["error"], "properties": {"error": {"type": "object",
         "required": ["code", "message", "correlation_id"], "properties": {
         "code": sd("stable code, e.g. membership.banned, input.invalid, auth.required"),
@@ -420,7 +690,7 @@ fn components() -> Value {
             "CreateRoomResult": create, "InvitationResult": invitation_result,
             "RoomSummary": summary, "RoomDetail": detail, "Member": member, "Ban": ban,
             "Invitation": invitation, "Account": account, "AuditEntry": audit,
-            "Health": health, "Error": error,
+            "Health": health, "Error": error, "PurgeResult": purge,
         }
     })
 }

@@ -1,0 +1,699 @@
+//! Replay over HTTP for a running server (admin token only): point-in-time state, diffs,
+//! timelines, forensic questions, compliance reports, verification, bundles, and
+//! retention/erasure through the engine.
+//!
+//! Reads use the replay library on the live journal (`engine.journal()`): readers never
+//! see past the acknowledged head, so this is safe while the engine appends. One index
+//! (snapshots of the folded state) is kept and extended with each request instead of
+//! refolding the whole journal; purges drop it, since its snapshots hold content that is
+//! now gone. Everything expensive runs on the blocking pool.
+
+use std::sync::{Mutex, MutexGuard};
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use conclave_engine::service::EngineError;
+use conclave_engine::{Actor, Origin, Principal, PurgeScope, RoomName};
+use conclave_journal::Journal;
+use conclave_replay::report::{self, Format, ReportQuery};
+use conclave_replay::timeline::{self, TimelineOf, TimelineQuery};
+use conclave_replay::{diff, fmt_time, verify, IndexConfig, ReplayError, ReplayIndex};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::api::{parse_principal, parse_room, require_admin};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Body, Ctx, QueryParams};
+use crate::App;
+
+/// Largest timeline page.
+pub const MAX_TIMELINE_LIMIT: usize = 10_000;
+/// Longest free-text query parameter (names, times).
+const MAX_PARAM: usize = 512;
+
+/// The shared replay index, built on first use.
+#[derive(Default)]
+pub struct Cache {
+    index: Mutex<Option<ReplayIndex>>,
+}
+
+impl Cache {
+    fn lock(&self) -> MutexGuard<'_, Option<ReplayIndex>> {
+        self.index.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Forgets the index (after a purge: its snapshots hold purged content).
+    fn invalidate(&self) {
+        *self.lock() = None;
+    }
+}
+
+/// The HTTP status of a replay failure; the code is the error's own stable code.
+fn replay_error(e: ReplayError) -> ApiError {
+    let status = match &e {
+        ReplayError::InvalidArgument(_) | ReplayError::Bundle { .. } => StatusCode::BAD_REQUEST,
+        ReplayError::Locked { .. } => StatusCode::CONFLICT,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    if status.is_server_error() {
+        tracing::error!(code = e.code(), error = %e, "replay error");
+    }
+    ApiError::new(status, e.code(), e.to_string())
+}
+
+fn task_error(e: tokio::task::JoinError) -> ApiError {
+    ApiError::internal(format!("replay task: {e}"))
+}
+
+/// Runs `f` against the live journal and the refreshed index, on the blocking pool.
+async fn with_index<T: Send + 'static>(
+    app: &App,
+    ctx: &Ctx,
+    f: impl FnOnce(&Journal, &ReplayIndex) -> Result<T, ReplayError> + Send + 'static,
+) -> ApiResult<T> {
+    let journal = app.engine.journal().clone();
+    let cache = app.replay.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut guard = cache.lock();
+        let index = match guard.take() {
+            Some(mut index) => {
+                index.refresh(&journal)?;
+                index
+            }
+            None => ReplayIndex::build(&journal, IndexConfig::default())?,
+        };
+        let index = guard.insert(index);
+        f(&journal, index)
+    })
+    .await
+    .map_err(task_error)?
+    .map_err(|e| replay_error(e).with_correlation(&ctx.correlation_id))
+}
+
+/// Runs `f` against the live journal on the blocking pool (no index needed).
+async fn with_journal<T: Send + 'static>(
+    app: &App,
+    ctx: &Ctx,
+    f: impl FnOnce(&Journal) -> Result<T, ReplayError> + Send + 'static,
+) -> ApiResult<T> {
+    let journal = app.engine.journal().clone();
+    tokio::task::spawn_blocking(move || f(&journal))
+        .await
+        .map_err(task_error)?
+        .map_err(|e| replay_error(e).with_correlation(&ctx.correlation_id))
+}
+
+fn bounded<'a>(field: &str, v: &'a Option<String>) -> ApiResult<Option<&'a str>> {
+    match v.as_deref() {
+        Some(s) if s.is_empty() || s.len() > MAX_PARAM => Err(ApiError::invalid(format!(
+            "{field}: must be 1..={MAX_PARAM} bytes"
+        ))),
+        other => Ok(other),
+    }
+}
+
+fn time(field: &str, v: &Option<String>) -> ApiResult<Option<DateTime<Utc>>> {
+    bounded(field, v)?
+        .map(|s| {
+            conclave_replay::parse_time(s).map_err(|e| ApiError::invalid(format!("{field}: {e}")))
+        })
+        .transpose()
+}
+
+fn room_param(v: &Option<String>) -> ApiResult<Option<RoomName>> {
+    bounded("room", v)?.map(parse_room).transpose()
+}
+
+fn person_param(field: &str, v: &Option<String>) -> ApiResult<Option<Principal>> {
+    bounded(field, v)?
+        .map(|s| parse_principal(field, s))
+        .transpose()
+}
+
+/// A moment: `at` (a time) or `seq`, not both; neither is the head.
+#[derive(Debug, Clone, Copy)]
+enum Moment {
+    Head,
+    At(DateTime<Utc>),
+    Seq(u64),
+}
+
+impl Moment {
+    fn parse(at_field: &str, at: &Option<String>, seq: Option<u64>) -> ApiResult<Moment> {
+        match (time(at_field, at)?, seq) {
+            (Some(_), Some(_)) => Err(ApiError::invalid(format!(
+                "{at_field} and its seq: give one, not both"
+            ))),
+            (Some(t), None) => Ok(Moment::At(t)),
+            (None, Some(s)) => Ok(Moment::Seq(s)),
+            (None, None) => Ok(Moment::Head),
+        }
+    }
+
+    fn resolve(self, index: &ReplayIndex, default: u64) -> u64 {
+        match self {
+            Moment::Head => default,
+            Moment::At(t) => index.seq_at(t),
+            Moment::Seq(s) => s,
+        }
+    }
+}
+
+// ---------- state and diff ----------
+
+/// `GET /replay/state` parameters.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateParams {
+    room: Option<String>,
+    at: Option<String>,
+    seq: Option<u64>,
+}
+
+pub async fn state(
+    app: App,
+    ctx: Ctx,
+    QueryParams(q): QueryParams<StateParams>,
+) -> ApiResult<Response> {
+    require_admin(&ctx)?;
+    let room = room_param(&q.room)?;
+    let moment = Moment::parse("at", &q.at, q.seq)?;
+    let found = with_index(&app, &ctx, move |j, index| {
+        let seq = moment.resolve(index, index.head());
+        Ok(match room {
+            Some(room) => index
+                .room_at(j, &room, seq)?
+                .map(|v| serde_json::to_value(v).map_err(|e| ReplayError::Render(e.to_string())))
+                .transpose()?
+                .ok_or((room, seq)),
+            None => Ok(serde_json::to_value(index.server_at(j, seq)?)
+                .map_err(|e| ReplayError::Render(e.to_string()))?),
+        })
+    })
+    .await?;
+    match found {
+        Ok(v) => Ok(Json(v).into_response()),
+        Err((room, seq)) => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "room.not_found",
+            format!("room {room} did not exist at record {seq}"),
+        )),
+    }
+}
+
+/// `GET /replay/diff` parameters.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiffParams {
+    room: Option<String>,
+    from: Option<String>,
+    from_seq: Option<u64>,
+    to: Option<String>,
+    to_seq: Option<u64>,
+}
+
+pub async fn diff(
+    app: App,
+    ctx: Ctx,
+    QueryParams(q): QueryParams<DiffParams>,
+) -> ApiResult<Json<Value>> {
+    require_admin(&ctx)?;
+    let room = room_param(&q.room)?.ok_or_else(|| ApiError::invalid("room: required"))?;
+    let from = Moment::parse("from", &q.from, q.from_seq)?;
+    let to = Moment::parse("to", &q.to, q.to_seq)?;
+    with_index(&app, &ctx, move |j, index| {
+        let a = from.resolve(index, 0);
+        let b = to.resolve(index, index.head());
+        let d = diff::room_diff(j, index, &room, a, b)?;
+        serde_json::to_value(d).map_err(|e| ReplayError::Render(e.to_string()))
+    })
+    .await
+    .map(Json)
+}
+
+// ---------- timelines and forensic questions ----------
+
+/// `GET /replay/timeline` parameters: at most one of room, person, moderator.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimelineParams {
+    room: Option<String>,
+    person: Option<String>,
+    moderator: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    limit: Option<usize>,
+}
+
+pub async fn timeline(
+    app: App,
+    ctx: Ctx,
+    QueryParams(q): QueryParams<TimelineParams>,
+) -> ApiResult<Json<Value>> {
+    require_admin(&ctx)?;
+    let room = room_param(&q.room)?;
+    let person = person_param("person", &q.person)?;
+    let moderator = person_param("moderator", &q.moderator)?;
+    let of = match (room, person, moderator) {
+        (None, None, None) => TimelineOf::All,
+        (Some(r), None, None) => TimelineOf::Room(r.to_string()),
+        (None, Some(p), None) => TimelineOf::Person(p.to_string()),
+        (None, None, Some(m)) => TimelineOf::Moderator(m.to_string()),
+        _ => {
+            return Err(ApiError::invalid(
+                "room, person, moderator: give at most one",
+            ))
+        }
+    };
+    let limit = q.limit.unwrap_or(1000);
+    if limit == 0 || limit > MAX_TIMELINE_LIMIT {
+        return Err(ApiError::invalid(format!(
+            "limit: must be 1..={MAX_TIMELINE_LIMIT}"
+        )));
+    }
+    let query = TimelineQuery {
+        of,
+        from: time("from", &q.from)?,
+        to: time("to", &q.to)?,
+        limit,
+    };
+    with_index(&app, &ctx, move |j, index| {
+        let t = timeline::timeline(j, index, &query)?;
+        serde_json::to_value(t).map_err(|e| ReplayError::Render(e.to_string()))
+    })
+    .await
+    .map(Json)
+}
+
+/// `GET /replay/who-was-there` parameters.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WhoParams {
+    room: Option<String>,
+    at: Option<String>,
+    seq: Option<u64>,
+}
+
+pub async fn who_was_there(
+    app: App,
+    ctx: Ctx,
+    QueryParams(q): QueryParams<WhoParams>,
+) -> ApiResult<Json<Value>> {
+    require_admin(&ctx)?;
+    let room = room_param(&q.room)?.ok_or_else(|| ApiError::invalid("room: required"))?;
+    let moment = Moment::parse("at", &q.at, q.seq)?;
+    with_index(&app, &ctx, move |j, index| {
+        let seq = moment.resolve(index, index.head());
+        let members = report::who_was_there(j, index, &room, seq)?;
+        Ok(json!({
+            "room": room.as_str(),
+            "seq": seq,
+            "at": index.time_of(seq).map(fmt_time),
+            "exists": members.is_some(),
+            "members": members.unwrap_or_default(),
+        }))
+    })
+    .await
+    .map(Json)
+}
+
+/// A period, optionally one room; a person for denials.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeriodParams {
+    room: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    person: Option<String>,
+    format: Option<String>,
+    /// For `format=csv`: only this table (one CSV document).
+    table: Option<String>,
+}
+
+/// A report query from the parameters: an open start is the journal's first record,
+/// an open end is now.
+struct Period {
+    room: Option<RoomName>,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+}
+
+impl Period {
+    fn parse(q: &PeriodParams) -> ApiResult<Period> {
+        let p = Period {
+            room: room_param(&q.room)?,
+            from: time("from", &q.from)?,
+            to: time("to", &q.to)?,
+        };
+        if let (Some(a), Some(b)) = (p.from, p.to) {
+            if a > b {
+                return Err(ApiError::invalid("from: after to"));
+            }
+        }
+        Ok(p)
+    }
+
+    fn build(self, j: &Journal, index: &ReplayIndex) -> Result<report::Report, ReplayError> {
+        let q = ReportQuery {
+            from: self
+                .from
+                .unwrap_or_else(|| index.time_of(1).unwrap_or_else(Utc::now)),
+            to: self.to.unwrap_or_else(Utc::now),
+            room: self.room.map(|r| r.to_string()),
+        };
+        report::build(j, index, &q)
+    }
+}
+
+fn only_period(q: &PeriodParams, route: &str, person: bool) -> ApiResult<()> {
+    if q.format.is_some() || q.table.is_some() || (q.person.is_some() && !person) {
+        return Err(ApiError::invalid(format!(
+            "{route} takes room, from, to{}",
+            if person { ", person" } else { "" }
+        )));
+    }
+    Ok(())
+}
+
+pub async fn moderation(
+    app: App,
+    ctx: Ctx,
+    QueryParams(q): QueryParams<PeriodParams>,
+) -> ApiResult<Json<Value>> {
+    require_admin(&ctx)?;
+    only_period(&q, "/replay/moderation", false)?;
+    let period = Period::parse(&q)?;
+    with_index(&app, &ctx, move |j, index| {
+        let rep = period.build(j, index)?;
+        Ok(json!({
+            "period": rep.period,
+            "actions": rep.moderation,
+            "per_moderator": rep.moderation_summary,
+        }))
+    })
+    .await
+    .map(Json)
+}
+
+pub async fn denials(
+    app: App,
+    ctx: Ctx,
+    QueryParams(q): QueryParams<PeriodParams>,
+) -> ApiResult<Json<Value>> {
+    require_admin(&ctx)?;
+    only_period(&q, "/replay/denials", true)?;
+    let person = person_param("person", &q.person)?;
+    let period = Period::parse(&q)?;
+    with_index(&app, &ctx, move |j, index| {
+        let names = person.map(|p| index.person_names(&p.to_string()));
+        let rep = period.build(j, index)?;
+        let denials: Vec<_> = rep
+            .denials
+            .into_iter()
+            .filter(|d| {
+                names
+                    .as_ref()
+                    .is_none_or(|n| n.contains(&d.person) || n.contains(&d.address))
+            })
+            .collect();
+        Ok(json!({ "period": rep.period, "denials": denials }))
+    })
+    .await
+    .map(Json)
+}
+
+pub async fn invitations(
+    app: App,
+    ctx: Ctx,
+    QueryParams(q): QueryParams<PeriodParams>,
+) -> ApiResult<Json<Value>> {
+    require_admin(&ctx)?;
+    only_period(&q, "/replay/invitations", false)?;
+    let period = Period::parse(&q)?;
+    with_index(&app, &ctx, move |j, index| {
+        let rep = period.build(j, index)?;
+        Ok(json!({
+            "period": rep.period,
+            "summary": rep.invitation_summary,
+            "invitations": rep.invitations,
+        }))
+    })
+    .await
+    .map(Json)
+}
+
+// ---------- reports ----------
+
+/// A rendered document with its type, and a file name when it is a download.
+fn document(bytes: Vec<u8>, content_type: &'static str, download: Option<String>) -> Response {
+    let mut resp = bytes.into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Some(name) =
+        download.and_then(|n| HeaderValue::from_str(&format!("attachment; filename=\"{n}\"")).ok())
+    {
+        h.insert(header::CONTENT_DISPOSITION, name);
+    }
+    resp
+}
+
+/// A file-name-safe stamp of a time (`20250301T093000Z`).
+fn stamp(t: &str) -> String {
+    t.chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .take(15)
+        .collect::<String>()
+        + "Z"
+}
+
+pub async fn report(
+    app: App,
+    ctx: Ctx,
+    QueryParams(q): QueryParams<PeriodParams>,
+) -> ApiResult<Response> {
+    require_admin(&ctx)?;
+    if q.person.is_some() {
+        return Err(ApiError::invalid(
+            "person: not a report parameter (see /replay/timeline)",
+        ));
+    }
+    let format: Format = bounded("format", &q.format)?
+        .unwrap_or("json")
+        .parse()
+        .map_err(|e: ReplayError| ApiError::invalid(format!("format: {e}")))?;
+    let table = bounded("table", &q.table)?.map(str::to_owned);
+    if table.is_some() && format != Format::Csv {
+        return Err(ApiError::invalid("table: only with format=csv"));
+    }
+    let period = Period::parse(&q)?;
+    let rendered = with_index(&app, &ctx, move |j, index| {
+        let rep = period.build(j, index)?;
+        let name = format!(
+            "conclave-report-{}-{}",
+            stamp(&rep.period.from),
+            stamp(&rep.period.to)
+        );
+        Ok(match format {
+            Format::Json => (rep.to_json()?.into_bytes(), "application/json", None),
+            Format::Html => (rep.to_html().into_bytes(), "text/html; charset=utf-8", None),
+            Format::Rec => (
+                rep.to_rec().into_bytes(),
+                "text/plain; charset=utf-8",
+                Some(format!("{name}.rec")),
+            ),
+            Format::Xlsx => (
+                rep.to_xlsx()?,
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                Some(format!("{name}.xlsx")),
+            ),
+            Format::Csv => {
+                let tables = rep.to_csv()?;
+                let text = match &table {
+                    Some(t) => {
+                        let known: Vec<&str> = tables.iter().map(|(n, _)| *n).collect();
+                        tables
+                            .iter()
+                            .find(|(n, _)| n == t)
+                            .map(|(_, text)| text.clone())
+                            .ok_or_else(|| {
+                                ReplayError::InvalidArgument(format!(
+                                    "table {t:?}: one of {}",
+                                    known.join(", ")
+                                ))
+                            })?
+                    }
+                    None => tables
+                        .into_iter()
+                        .map(|(n, text)| format!("# {n}\n{text}"))
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                };
+                let file = match &table {
+                    Some(t) => format!("{name}-{t}.csv"),
+                    None => format!("{name}.csv"),
+                };
+                (text.into_bytes(), "text/csv; charset=utf-8", Some(file))
+            }
+        })
+    })
+    .await?;
+    let (bytes, content_type, download) = rendered;
+    Ok(document(bytes, content_type, download))
+}
+
+// ---------- verification ----------
+
+pub async fn verify_journal(app: App, ctx: Ctx) -> ApiResult<Json<Value>> {
+    require_admin(&ctx)?;
+    with_journal(&app, &ctx, |j| {
+        let check = verify::verify_chain(j)?;
+        serde_json::to_value(check).map_err(|e| ReplayError::Render(e.to_string()))
+    })
+    .await
+    .map(Json)
+}
+
+pub async fn checkpoint(app: App, ctx: Ctx) -> ApiResult<Json<Value>> {
+    require_admin(&ctx)?;
+    let data_dir = app.engine.data_dir().to_path_buf();
+    with_journal(&app, &ctx, move |j| {
+        let key = verify::load_or_create_key(&data_dir)?;
+        let (cp, chain) = verify::checkpoint(j, &key, Utc::now())?;
+        Ok(json!({ "checkpoint": cp, "chain": chain }))
+    })
+    .await
+    .map(Json)
+}
+
+/// `GET /replay/bundle` parameters.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BundleParams {
+    from_seq: Option<u64>,
+    force: Option<bool>,
+}
+
+pub async fn bundle(
+    app: App,
+    ctx: Ctx,
+    QueryParams(q): QueryParams<BundleParams>,
+) -> ApiResult<Response> {
+    require_admin(&ctx)?;
+    let data_dir = app.engine.data_dir().to_path_buf();
+    let from_seq = q.from_seq.unwrap_or(1);
+    let force = q.force.unwrap_or(false);
+    let (bytes, summary) = with_journal(&app, &ctx, move |j| {
+        let key = verify::load_or_create_key(&data_dir)?;
+        let mut out = Vec::new();
+        let summary = verify::export_bundle(j, &key, from_seq, force, Utc::now(), &mut out)?;
+        Ok((out, summary))
+    })
+    .await?;
+    let name = format!(
+        "conclave-bundle-{}-{}.jsonl",
+        summary.from_seq, summary.to_seq
+    );
+    let mut resp = document(bytes, "application/x-ndjson", Some(name));
+    let h = resp.headers_mut();
+    h.insert(
+        "x-conclave-chain-ok",
+        HeaderValue::from_static(if summary.chain.ok { "true" } else { "false" }),
+    );
+    h.insert(
+        "x-conclave-bundle-records",
+        HeaderValue::from(summary.records),
+    );
+    Ok(resp)
+}
+
+// ---------- retention and erasure ----------
+
+/// `POST /replay/retention` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionBody {
+    /// Days to keep (0 forever, -1 none); default the policy's `log_days`.
+    days: Option<i32>,
+}
+
+/// `POST /replay/erasure` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErasureBody {
+    person: String,
+}
+
+fn origin(ctx: &Ctx) -> Origin {
+    Origin {
+        gateway: "web".into(),
+        protocol: "http".into(),
+        remote_addr: ctx.remote.map(|r| r.to_string()),
+    }
+}
+
+async fn purge(
+    app: &App,
+    ctx: &Ctx,
+    scope: Option<PurgeScope>,
+    action: &str,
+) -> ApiResult<Json<Value>> {
+    let Some(scope) = scope else {
+        return Ok(Json(json!({
+            "action": action, "records_selected": 0, "records_purged": 0,
+            "journaled_seq": null, "note": "log-days 0 keeps everything",
+        })));
+    };
+    let out = app
+        .engine
+        .purge_content(
+            scope,
+            Actor::Admin,
+            origin(ctx),
+            Some(ctx.correlation_id.clone()),
+        )
+        .await;
+    // Whatever happened, content may be gone: the index must not serve it again.
+    app.replay.invalidate();
+    let out =
+        out.map_err(|e: EngineError| ApiError::from(e).with_correlation(&ctx.correlation_id))?;
+    let (subject, before) = out.scope.fields();
+    Ok(Json(json!({
+        "action": out.action,
+        "subject": subject.map(|s| s.to_string()),
+        "before": before.map(fmt_time),
+        "records_selected": out.records_selected,
+        "records_purged": out.records_purged,
+        "up_to_seq": out.up_to_seq,
+        "journaled_seq": out.journaled_seq,
+        "correlation_id": out.correlation_id,
+    })))
+}
+
+pub async fn retention(app: App, ctx: Ctx, Body(b): Body<RetentionBody>) -> ApiResult<Json<Value>> {
+    require_admin(&ctx)?;
+    let days = match b.days {
+        Some(d) if d < -1 => {
+            return Err(ApiError::invalid(
+                "days: -1 (keep none), 0 (keep forever) or a number of days",
+            ))
+        }
+        Some(d) => d,
+        None => app.engine.read(|s| s.policy.log_days),
+    };
+    purge(
+        &app,
+        &ctx,
+        PurgeScope::log_days(days, Utc::now()),
+        "retention",
+    )
+    .await
+}
+
+pub async fn erasure(app: App, ctx: Ctx, Body(b): Body<ErasureBody>) -> ApiResult<Json<Value>> {
+    require_admin(&ctx)?;
+    let person = person_param("person", &Some(b.person))?
+        .ok_or_else(|| ApiError::invalid("person: required"))?;
+    purge(&app, &ctx, Some(PurgeScope::Person(person)), "erasure").await
+}
