@@ -77,7 +77,8 @@ pub enum AdminAction {
     ListMembers { room: String },
 }
 
-struct Client {
+/// A REST client with the admin token (also used by `journal retention|erase --server`).
+pub struct Client {
     agent: ureq::Agent,
     base: String,
     token: String,
@@ -107,13 +108,26 @@ fn principal(s: &str) -> String {
 
 impl Client {
     fn new(args: &AdminArgs) -> anyhow::Result<Client> {
-        let token = match &args.token {
-            Some(t) => t.clone(),
+        Client::connect(
+            &args.server,
+            args.token.clone(),
+            args.token_file.clone(),
+            &args.data_dir,
+        )
+    }
+
+    /// A client of `server` with `token`, or the token read from `token_file` (default
+    /// `<data_dir>/admin-token`).
+    pub fn connect(
+        server: &str,
+        token: Option<String>,
+        token_file: Option<PathBuf>,
+        data_dir: &std::path::Path,
+    ) -> anyhow::Result<Client> {
+        let token = match token {
+            Some(t) => t,
             None => {
-                let path = args
-                    .token_file
-                    .clone()
-                    .unwrap_or_else(|| args.data_dir.join("admin-token"));
+                let path = token_file.unwrap_or_else(|| data_dir.join("admin-token"));
                 std::fs::read_to_string(&path)
                     .with_context(|| {
                         format!(
@@ -132,12 +146,13 @@ impl Client {
             .into();
         Ok(Client {
             agent,
-            base: args.server.trim_end_matches('/').to_owned(),
+            base: server.trim_end_matches('/').to_owned(),
             token,
         })
     }
 
-    fn request(&self, method: &str, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+    /// Sends a request; a non-2xx answer is an error naming the server's code.
+    pub fn request(&self, method: &str, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
         let url = format!("{}{}", self.base, path);
         let auth = format!("Bearer {}", self.token);
         let result = match (method, body) {

@@ -4,7 +4,9 @@
 //! Queries run offline on a data directory (`--data`, default `./data`, or a journal
 //! directory itself). If a running server holds the journal's lock, the directory is
 //! copied to a temporary one and the copy is read: the original is never written.
-//! Retention and erasure write, so they refuse to run while a server holds the lock.
+//! Retention and erasure write, so offline they refuse to run while a server holds the
+//! lock; with `--server URL` they ask the running server's engine instead (the
+//! `/replay/retention` and `/replay/erasure` routes), which journals and purges safely.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -194,22 +196,78 @@ pub enum JournalReplayAction {
         #[arg(long)]
         out: Option<PathBuf>,
     },
-    /// Purge personal content older than the log-days retention (server stopped).
+    /// Purge personal content older than the log-days retention.
+    ///
+    /// Offline on a stopped server's data directory; with --server, through the running
+    /// server's engine (POST /replay/retention with the admin token), which is the only
+    /// way while it runs: the engine must be the journal's single writer.
     Retention {
         #[command(flatten)]
         data: DataArgs,
         /// Days to keep (0 forever, -1 none); default the journaled policy's.
         #[arg(long, allow_hyphen_values = true)]
         days: Option<i32>,
+        #[command(flatten)]
+        server: ServerArgs,
     },
-    /// Erase one person's personal content, all linked identities (server stopped).
+    /// Erase one person's personal content, all linked identities.
+    ///
+    /// Offline on a stopped server's data directory; with --server, through the running
+    /// server's engine (POST /replay/erasure with the admin token).
     Erase {
         #[command(flatten)]
         data: DataArgs,
         /// `account:<id>` or an address.
         #[arg(long)]
         person: String,
+        #[command(flatten)]
+        server: ServerArgs,
     },
+}
+
+/// A running server to send a purge to instead of writing the journal directly.
+#[derive(Args, Debug, Clone)]
+pub struct ServerArgs {
+    /// Base URL of the running server's REST API (e.g. http://127.0.0.1:8080).
+    #[arg(long)]
+    pub server: Option<String>,
+    /// Admin token [default: read from --token-file, else <data>/admin-token].
+    #[arg(long, env = "CONCLAVE_ADMIN_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// File holding the admin token.
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+}
+
+/// Sends a purge to the running server, printing its answer.
+fn purge_over_http(
+    data: &DataArgs,
+    server: &ServerArgs,
+    url: &str,
+    path: &str,
+    body: serde_json::Value,
+) -> anyhow::Result<ExitCode> {
+    let client = crate::admin::Client::connect(
+        url,
+        server.token.clone(),
+        server.token_file.clone(),
+        &data.data,
+    )?;
+    let answer = client.request("POST", path, Some(body))?;
+    print(&answer)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Opens for a purge, pointing at --server when a running server holds the journal.
+fn open_for_purge(data: &DataArgs) -> anyhow::Result<conclave_journal::Journal> {
+    match offline::open_write(&data.data) {
+        Ok((journal, _)) => Ok(journal),
+        Err(e @ conclave_replay::ReplayError::Locked { .. }) => Err(anyhow::anyhow!(
+            "{e}; on a running server purge through it: add --server URL (the admin token is read from {}/admin-token unless --token is given)",
+            data.data.display()
+        )),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Parses a UTC time: RFC 3339, a naive date-time (taken as UTC) or a date (midnight).
@@ -559,8 +617,17 @@ pub fn run_journal(action: JournalReplayAction) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        JournalReplayAction::Retention { data, days } => {
-            let (journal, _) = offline::open_write(&data.data)?;
+        JournalReplayAction::Retention { data, days, server } => {
+            if let Some(url) = &server.server {
+                return purge_over_http(
+                    &data,
+                    &server,
+                    url,
+                    "/replay/retention",
+                    serde_json::json!({ "days": days }),
+                );
+            }
+            let journal = open_for_purge(&data)?;
             let days = match days {
                 Some(d) => d,
                 None => {
@@ -578,8 +645,21 @@ pub fn run_journal(action: JournalReplayAction) -> anyhow::Result<ExitCode> {
                 ExitCode::from(1)
             })
         }
-        JournalReplayAction::Erase { data, person } => {
-            let (journal, _) = offline::open_write(&data.data)?;
+        JournalReplayAction::Erase {
+            data,
+            person,
+            server,
+        } => {
+            if let Some(url) = &server.server {
+                return purge_over_http(
+                    &data,
+                    &server,
+                    url,
+                    "/replay/erasure",
+                    serde_json::json!({ "person": person }),
+                );
+            }
+            let journal = open_for_purge(&data)?;
             let out = retention::erase_person(&journal, &person, Utc::now(), &Actor::Admin)?;
             print(&out)?;
             Ok(if out.chain.ok {
