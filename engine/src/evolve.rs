@@ -464,7 +464,22 @@ pub fn evolve(state: &mut State, event: &Event) {
         }
 
         // ---- retention: a record of what was purged; no state depends on it ----
-        E::ContentPurged { .. } => {}
+        // Erasure of a person also removes the personal content the state holds (the
+        // account's display name), so neither the live engine nor a checkpoint written
+        // after this keeps what the journal no longer has.
+        E::ContentPurged {
+            subject: Some(subject),
+            ..
+        } => {
+            let account = match subject {
+                Principal::Account(a) => Some(a.clone()),
+                Principal::Address(addr) => state.identities.get(addr).cloned(),
+            };
+            if let Some(acc) = account.and_then(|a| state.accounts.get_mut(&a)) {
+                acc.display_name = None;
+            }
+        }
+        E::ContentPurged { subject: None, .. } => {}
     }
 }
 

@@ -408,6 +408,16 @@ async fn erasure_goes_through_the_decider_and_the_chain_still_verifies() {
     let report = engine.journal().verify().unwrap();
     assert!(report.is_ok());
     assert_eq!(report.purged_content, 2);
+    // The live state forgets the display name too, and so does the next start.
+    let display_names = |engine: &Engine| {
+        engine.read(|s| {
+            s.accounts
+                .values()
+                .filter_map(|a| a.display_name.clone())
+                .collect::<Vec<_>>()
+        })
+    };
+    assert!(display_names(&engine).is_empty());
 
     // Again: nothing left to purge, nothing journaled.
     let again = engine

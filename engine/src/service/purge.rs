@@ -183,6 +183,10 @@ impl Engine {
             tokio::task::spawn_blocking(move || purge_selected(&journal, &selection.digests))
                 .await
                 .map_err(|e| EngineError::Task(format!("purge: {e}")))??;
+        // Replace the checkpoint at once: an older one may still hold purged content.
+        if let Err(e) = self.checkpoint() {
+            tracing::warn!(error = %e, "checkpoint after a purge failed");
+        }
         Ok(outcome)
     }
 }
