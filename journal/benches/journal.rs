@@ -51,6 +51,7 @@ fn request(writer: usize, i: usize) -> AppendRequest {
                 remote_addr: Some("k:3f2a9c".into()),
                 correlation_id: Some(format!("c-{writer}-{i}")),
                 causation_id: None,
+                authorized_by: None,
             },
         }],
     )

@@ -54,6 +54,8 @@ pub(crate) struct MetaV1<'a> {
     pub correlation_id: Option<&'a str>,
     #[serde(borrow)]
     pub causation_id: Option<&'a str>,
+    #[serde(borrow)]
+    pub authorized_by: Option<&'a str>,
 }
 
 fn config() -> bincode::config::Configuration {
@@ -78,6 +80,7 @@ impl<'a> RecordV1<'a> {
                 remote_addr: r.meta.remote_addr.as_deref(),
                 correlation_id: r.meta.correlation_id.as_deref(),
                 causation_id: r.meta.causation_id.as_deref(),
+                authorized_by: r.meta.authorized_by.as_deref(),
             },
             prev_hash: r.prev_hash,
             hash: r.hash,
@@ -110,6 +113,7 @@ impl<'a> RecordV1<'a> {
                 remote_addr: own(self.meta.remote_addr),
                 correlation_id: own(self.meta.correlation_id),
                 causation_id: own(self.meta.causation_id),
+                authorized_by: own(self.meta.authorized_by),
             },
             prev_hash: self.prev_hash,
             hash: self.hash,
@@ -146,6 +150,7 @@ impl<'a> RecordV1<'a> {
             m.remote_addr,
             m.correlation_id,
             m.causation_id,
+            m.authorized_by,
         ] {
             match field {
                 Some(s) => {

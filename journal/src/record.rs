@@ -24,6 +24,10 @@ pub struct Metadata {
     pub correlation_id: Option<String>,
     /// The record or message that caused this one.
     pub causation_id: Option<String>,
+    /// The credential that authorized the command when it is not the actor's own: an
+    /// operator (`admin`) or a service (`service:<name>`) acting as a person. Forensics
+    /// must be able to tell a person's own action from one made in their name.
+    pub authorized_by: Option<String>,
 }
 
 /// What a caller hands to [`crate::Journal::append`].

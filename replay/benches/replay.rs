@@ -65,6 +65,7 @@ fn record(e: &Event, gateway: &str) -> NewRecord {
             remote_addr: Some("h:0123456789abcdef0123456789abcdef".into()),
             correlation_id: Some(format!("{:016x}", e.at.timestamp_micros())),
             causation_id: None,
+            authorized_by: None,
         },
     }
 }

@@ -80,6 +80,7 @@ fn journal_action(
             remote_addr: None,
             correlation_id: None,
             causation_id: None,
+            authorized_by: None,
         },
     };
     let appended = journal.append_blocking(AppendRequest::to_stream(

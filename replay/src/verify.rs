@@ -258,6 +258,10 @@ pub struct BundleMeta {
     pub remote_addr: Option<String>,
     pub correlation_id: Option<String>,
     pub causation_id: Option<String>,
+    /// Who authorized the command when it is not the actor (an operator acting as a
+    /// person).
+    #[serde(default)]
+    pub authorized_by: Option<String>,
 }
 
 /// One record as exported: every field the chain hash covers, plus a readable view.
@@ -320,6 +324,7 @@ impl BundleRecord {
                 remote_addr: r.meta.remote_addr.clone(),
                 correlation_id: r.meta.correlation_id.clone(),
                 causation_id: r.meta.causation_id.clone(),
+                authorized_by: r.meta.authorized_by.clone(),
             },
             prev_hash: hex(&r.prev_hash),
             hash: hex(&r.hash),
@@ -352,6 +357,7 @@ impl BundleRecord {
                 remote_addr: self.meta.remote_addr.clone(),
                 correlation_id: self.meta.correlation_id.clone(),
                 causation_id: self.meta.causation_id.clone(),
+                authorized_by: self.meta.authorized_by.clone(),
             },
             prev_hash: unhex(&self.prev_hash).map_err(|e| format!("prev_hash: {e}"))?,
             hash: unhex(&self.hash).map_err(|e| format!("hash: {e}"))?,

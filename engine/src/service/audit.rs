@@ -49,6 +49,8 @@ pub struct AuditEntry {
     pub remote_addr: Option<String>,
     pub correlation_id: Option<String>,
     pub causation_id: Option<String>,
+    /// Who authorized it when not the actor (an operator acting as a person).
+    pub authorized_by: Option<String>,
     /// The event's JSON view (see [`crate::json::event_json`]).
     pub event: Value,
 }
@@ -131,6 +133,7 @@ fn matches(
         remote_addr: record.meta.remote_addr,
         correlation_id: record.meta.correlation_id,
         causation_id: record.meta.causation_id,
+        authorized_by: record.meta.authorized_by,
         event,
     }))
 }

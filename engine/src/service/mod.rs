@@ -90,6 +90,9 @@ pub struct Request {
     /// Set by gateways that have one (a request id); generated otherwise.
     pub correlation_id: Option<String>,
     pub causation_id: Option<String>,
+    /// The credential that authorized this command when it is not the actor's own
+    /// (`admin`, `service:<name>` acting as a person); journaled with the events.
+    pub authorized_by: Option<String>,
 }
 
 impl Request {
@@ -100,6 +103,7 @@ impl Request {
             origin,
             correlation_id: None,
             causation_id: None,
+            authorized_by: None,
         }
     }
 }
@@ -616,6 +620,7 @@ impl Decider {
 
     fn command(&mut self, req: Request, reply: Reply, passwords: &Prechecked) {
         let started = Instant::now();
+        let authorized_by = req.authorized_by.clone();
         let correlation_id = match req.correlation_id.clone() {
             Some(c) => c,
             None => self.nonces.correlation_id(),
@@ -641,7 +646,7 @@ impl Decider {
                     }),
                 });
             }
-            Ok(events) => self.submit(events, &ctx, Some(reply), None, started),
+            Ok(events) => self.submit(events, &ctx, authorized_by, Some(reply), None, started),
             Err(Rejected { rejection, record }) => {
                 self.inner.metrics.rejection(rejection.code());
                 if record.is_empty() {
@@ -654,7 +659,14 @@ impl Decider {
                         }),
                     });
                 } else {
-                    self.submit(record, &ctx, Some(reply), Some(rejection), started);
+                    self.submit(
+                        record,
+                        &ctx,
+                        authorized_by,
+                        Some(reply),
+                        Some(rejection),
+                        started,
+                    );
                 }
             }
         }
@@ -679,20 +691,21 @@ impl Decider {
             ids: self.nonces.seed(),
             ip_key: self.inner.config.ip_key.clone(),
         };
-        self.submit(events, &ctx, None, None, Instant::now());
+        self.submit(events, &ctx, None, None, None, Instant::now());
     }
 
     fn submit(
         &mut self,
         events: Vec<Event>,
         ctx: &Context,
+        authorized_by: Option<String>,
         reply: Option<Reply>,
         rejection: Option<Rejection>,
         started: Instant,
     ) {
         let mut records = Vec::with_capacity(events.len());
         for e in &events {
-            match records::to_record(e, ctx, &self.working) {
+            match records::to_record(e, ctx, &self.working, authorized_by.as_deref()) {
                 Ok(r) => records.push(r),
                 Err(err) => {
                     if let Some(reply) = reply {

@@ -145,6 +145,7 @@ impl Engine {
             origin: origin.clone(),
             correlation_id: correlation_id.clone(),
             causation_id: None,
+            authorized_by: None,
         };
         let mut outcome = PurgeOutcome {
             action: scope.action(),

@@ -17,6 +17,7 @@ pub(crate) fn to_record(
     event: &Event,
     ctx: &Context,
     state: &State,
+    authorized_by: Option<&str>,
 ) -> Result<NewRecord, CodecError> {
     let encoded = codec::encode(event)?;
     let remote_addr = ctx
@@ -39,6 +40,7 @@ pub(crate) fn to_record(
             remote_addr,
             correlation_id: Some(ctx.correlation_id.clone()),
             causation_id: ctx.causation_id.clone(),
+            authorized_by: authorized_by.map(str::to_owned),
         },
     })
 }

@@ -114,7 +114,6 @@ pub(crate) fn parse_request(
     };
     Ok(Request {
         command,
-        actor,
         origin: Origin {
             gateway: "nats".into(),
             protocol: "nats".into(),
@@ -122,6 +121,10 @@ pub(crate) fn parse_request(
         },
         correlation_id: short_id(h, headers::CORRELATION_ID)?,
         causation_id: short_id(h, headers::CAUSATION_ID)?,
+        // A service acting as a person: journal which service authorized it.
+        authorized_by: matches!(actor, Actor::Identity(_))
+            .then(|| format!("service:{}", cred.name)),
+        actor,
     })
 }
 

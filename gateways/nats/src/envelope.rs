@@ -75,6 +75,7 @@ pub fn envelope(journal: &Journal, prefix: &str, source: &str, record: &Record) 
                 },
                 "correlation_id": m.correlation_id,
                 "causation_id": m.causation_id,
+                "authorized_by": m.authorized_by,
             }),
         );
         obj.insert("seq".into(), json!(record.seq));

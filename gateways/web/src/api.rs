@@ -186,7 +186,6 @@ async fn entrant(app: &App, ctx: &Ctx, as_: Option<&str>) -> ApiResult<(Actor, C
 pub async fn run(app: &App, ctx: &Ctx, actor: Actor, command: Command) -> ApiResult<Outcome> {
     let req = Request {
         command,
-        actor,
         origin: Origin {
             gateway: "web".into(),
             protocol: "http".into(),
@@ -194,6 +193,10 @@ pub async fn run(app: &App, ctx: &Ctx, actor: Actor, command: Command) -> ApiRes
         },
         correlation_id: Some(ctx.correlation_id.clone()),
         causation_id: None,
+        // The admin token acting as a person (`as`): journal who really authorized it.
+        authorized_by: (matches!(ctx.caller, Caller::Admin) && actor != Actor::Admin)
+            .then(|| "admin".to_owned()),
+        actor,
     };
     let outcome = app
         .engine

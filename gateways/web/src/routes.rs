@@ -666,7 +666,7 @@ fn components() -> Value {
     let audit = json!({"type": "object", "properties": {"seq": u(), "at": s(), "stream": s(), "event_type": s(),
         "schema_version": u(), "actor": nullable(s()), "gateway": nullable(s()), "protocol": nullable(s()),
         "remote_addr": nullable(sd("keyed hash (h:...) when IP obfuscation is on")), "correlation_id": nullable(s()),
-        "causation_id": nullable(s()), "event": r("Event")}});
+        "causation_id": nullable(s()), "authorized_by": nullable(s()), "event": r("Event")}});
     let health = json!({"type": "object", "required": ["status"], "properties": {
         "status": {"enum": ["ok", "unhealthy"]}, "engine": s(), "journal_head": u(), "committed_head": u(),
         "uptime_secs": u(), "sources": {"type": "object"}}});

@@ -1332,3 +1332,42 @@ async fn health_and_metrics() {
         assert!(text.contains(needle), "missing {needle} in\n{text}");
     }
 }
+
+/// The admin acting as a person is journaled as such: the actor is the person, and the
+/// record says the admin token authorized it; a guest's own action says nothing more.
+#[tokio::test]
+async fn acting_as_a_person_is_journaled_with_who_authorized_it() {
+    let t = setup();
+    t.ok(
+        M::POST,
+        "/rooms",
+        None,
+        Some(json!({"room": "lab", "as": "web:alice"})),
+    )
+    .await;
+    t.ok(
+        M::POST,
+        "/rooms/lab/join",
+        Some(ADMIN),
+        Some(json!({"as": "sip:bob@example.org"})),
+    )
+    .await;
+    let audit = t.ok(M::GET, "/audit?room=lab", Some(ADMIN), None).await;
+    let entries = audit["entries"]
+        .as_array()
+        .or(audit.as_array())
+        .expect("entries");
+    let by_type = |ty: &str| {
+        entries
+            .iter()
+            .find(|e| e["event_type"] == ty)
+            .unwrap_or_else(|| panic!("no {ty} in {audit}"))
+            .clone()
+    };
+    let join = by_type("room_join");
+    assert_eq!(join["actor"], "sip:bob@example.org");
+    assert_eq!(join["authorized_by"], "admin");
+    let create = by_type("room_create");
+    assert_eq!(create["actor"], "web:alice");
+    assert!(create["authorized_by"].is_null());
+}

@@ -28,6 +28,7 @@ pub fn rec(stream: &str, ty: &str, payload: &[u8]) -> NewRecord {
             remote_addr: None,
             correlation_id: Some("c1".into()),
             causation_id: None,
+            authorized_by: None,
         },
     }
 }
