@@ -137,25 +137,63 @@ pub(crate) fn run(shared: Arc<Shared>, rx: Receiver<Pending>, mut st: WriterStat
 }
 
 /// Writes stream index entries in batches and advances the indexed watermark.
+///
+/// It writes at most every [`INDEX_EVERY`] (or once [`INDEX_BATCH`] entries wait), so
+/// its sled work does not compete with every flush; readers scan the short unindexed
+/// tail meanwhile.
 fn indexer(shared: &Shared, work: Receiver<IndexWork>) {
-    while let Ok(first) = work.recv() {
-        let mut up_to = first.up_to;
-        let mut entries = first.entries;
-        for more in work.try_iter() {
-            up_to = up_to.max(more.up_to);
-            entries.extend(more.entries);
-        }
-        let batch = WriteBatch {
-            stream_index: entries,
-            indexed_up_to: Some(up_to),
-            ..WriteBatch::default()
+    let mut entries: Vec<(String, u64, u64)> = Vec::new();
+    let mut up_to = 0u64;
+    let mut since: Option<Instant> = None;
+    loop {
+        let next = match since {
+            Some(t) => match work.recv_timeout(INDEX_EVERY.saturating_sub(t.elapsed())) {
+                Ok(w) => Some(w),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break,
+            },
+            None => match work.recv() {
+                Ok(w) => Some(w),
+                Err(_) => break,
+            },
         };
-        match shared.storage.write(batch) {
-            Ok(()) => shared.indexed.store(up_to, Ordering::Release),
-            Err(e) => {
-                poison(shared, &e);
+        if let Some(w) = next {
+            since.get_or_insert_with(Instant::now);
+            up_to = up_to.max(w.up_to);
+            entries.extend(w.entries);
+        }
+        let due = since.is_some_and(|t| t.elapsed() >= INDEX_EVERY) || entries.len() >= INDEX_BATCH;
+        if due {
+            since = None;
+            if !write_index(shared, std::mem::take(&mut entries), up_to) {
                 return;
             }
+        }
+    }
+    if !entries.is_empty() {
+        write_index(shared, entries, up_to);
+    }
+}
+
+/// How long index entries may wait before they are written.
+const INDEX_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+/// How many index entries may wait before they are written anyway.
+const INDEX_BATCH: usize = 16_384;
+
+fn write_index(shared: &Shared, entries: Vec<(String, u64, u64)>, up_to: u64) -> bool {
+    let batch = WriteBatch {
+        stream_index: entries,
+        indexed_up_to: Some(up_to),
+        ..WriteBatch::default()
+    };
+    match shared.storage.write(batch) {
+        Ok(()) => {
+            shared.indexed.store(up_to, Ordering::Release);
+            true
+        }
+        Err(e) => {
+            poison(shared, &e);
+            false
         }
     }
 }
