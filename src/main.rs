@@ -3,6 +3,7 @@
 mod admin;
 mod config;
 mod nats_cmd;
+mod replay_cmd;
 mod serve;
 
 use std::path::PathBuf;
@@ -11,8 +12,6 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use conclave_journal::{hex, Journal, JournalConfig};
-
-mod replay_cmd;
 
 #[derive(Parser)]
 #[command(name = "conclave", version, about = "Event-sourced conference engine")]
