@@ -311,3 +311,11 @@ pub(crate) fn content_digest(salted: &[u8]) -> Hash {
 
 /// Length of the random salt stored in front of personal content.
 pub(crate) const CONTENT_SALT_LEN: usize = 16;
+
+/// The content inside stored `salt || content`, if it matches `digest`.
+pub(crate) fn unsalt<'a>(salted: &'a [u8], digest: &Hash) -> Option<&'a [u8]> {
+    if salted.len() < CONTENT_SALT_LEN || content_digest(salted) != *digest {
+        return None;
+    }
+    Some(&salted[CONTENT_SALT_LEN..])
+}

@@ -8,7 +8,7 @@ use std::thread::JoinHandle;
 
 use tokio::sync::{oneshot, watch};
 
-use crate::codec::{self, ChunkReader, CONTENT_SALT_LEN};
+use crate::codec::{self, ChunkReader};
 use crate::config::JournalConfig;
 use crate::error::{JournalError, Result};
 use crate::record::{AppendRequest, Appended, Hash, Record, ZERO_HASH};
@@ -321,14 +321,12 @@ impl Journal {
     pub fn content(&self, digest: &Hash) -> Result<Content> {
         match self.shared().storage.content(digest)? {
             None => Ok(Content::Purged),
-            Some(salted) => {
-                if salted.len() < CONTENT_SALT_LEN || codec::content_digest(&salted) != *digest {
-                    return Err(JournalError::ContentCorrupt {
-                        digest: hex(digest),
-                    });
-                }
-                Ok(Content::Present(salted[CONTENT_SALT_LEN..].to_vec()))
-            }
+            Some(salted) => match codec::unsalt(&salted, digest) {
+                Some(content) => Ok(Content::Present(content.to_vec())),
+                None => Err(JournalError::ContentCorrupt {
+                    digest: hex(digest),
+                }),
+            },
         }
     }
 

@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::mpsc;
 
-use crate::codec::{self, ChunkReader, CONTENT_SALT_LEN};
+use crate::codec::{self, ChunkReader};
 use crate::error::Result;
 use crate::record::{Hash, ZERO_HASH};
 use crate::storage::Storage;
@@ -263,9 +263,7 @@ impl Verifier<'_> {
                 match self.storage.content(digest)? {
                     None => self.report.purged_content += 1,
                     Some(salted) => {
-                        if salted.len() < CONTENT_SALT_LEN
-                            || codec::content_digest(&salted) != *digest
-                        {
+                        if codec::unsalt(&salted, digest).is_none() {
                             return self.fail(VerifyProblem::ContentMismatch);
                         }
                     }
