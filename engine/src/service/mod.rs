@@ -228,6 +228,20 @@ struct Inner {
     clock_stop: Mutex<Option<mpsc::Sender<()>>>,
 }
 
+impl Inner {
+    /// The committed state, for reading.
+    fn committed(&self) -> std::sync::RwLockReadGuard<'_, Committed> {
+        self.committed.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Saves the committed state with the sequence and hash it covers.
+    fn checkpoint(&self) -> Result<u64, EngineError> {
+        let c = self.committed();
+        self.checkpoints.save(c.head, &c.head_hash, &c.state)?;
+        Ok(c.head)
+    }
+}
+
 /// Shuts the engine down when the last [`Engine`] handle goes away (the engine's own
 /// threads hold the inner state, not this guard).
 struct Running(Arc<Inner>);
@@ -382,21 +396,12 @@ impl Engine {
 
     /// Reads the committed state (durable facts only).
     pub fn read<R>(&self, f: impl FnOnce(&State) -> R) -> R {
-        let c = self
-            .inner
-            .committed
-            .read()
-            .unwrap_or_else(|p| p.into_inner());
-        f(&c.state)
+        f(&self.inner.committed().state)
     }
 
     /// The sequence number the committed state covers.
     pub fn head(&self) -> u64 {
-        self.inner
-            .committed
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .head
+        self.inner.committed().head
     }
 
     pub fn journal(&self) -> &Journal {
@@ -425,15 +430,7 @@ impl Engine {
 
     /// Writes a checkpoint of the committed state now.
     pub fn checkpoint(&self) -> Result<u64, EngineError> {
-        let c = self
-            .inner
-            .committed
-            .read()
-            .unwrap_or_else(|p| p.into_inner());
-        self.inner
-            .checkpoints
-            .save(c.head, &c.head_hash, &c.state)?;
-        Ok(c.head)
+        self.inner.checkpoint()
     }
 
     /// Stops accepting commands, finishes what is in flight, writes a checkpoint and
@@ -453,8 +450,7 @@ fn shutdown(inner: &Inner) {
     for t in threads {
         let _ = t.join();
     }
-    let c = inner.committed.read().unwrap_or_else(|p| p.into_inner());
-    if let Err(e) = inner.checkpoints.save(c.head, &c.head_hash, &c.state) {
+    if let Err(e) = inner.checkpoint() {
         tracing::warn!(error = %e, "final checkpoint failed");
     }
 }
@@ -569,7 +565,7 @@ struct Decider {
 
 fn decider(inner: Arc<Inner>, jobs: mpsc::Receiver<Job>, pending: mpsc::Sender<Pending>) {
     let (working, head) = {
-        let c = inner.committed.read().unwrap_or_else(|p| p.into_inner());
+        let c = inner.committed();
         (c.state.clone(), c.head)
     };
     let mut d = Decider {
@@ -608,11 +604,7 @@ impl Decider {
             let _ = rx.recv();
         }
         self.inner.failed.store(false, Ordering::Release);
-        let c = self
-            .inner
-            .committed
-            .read()
-            .unwrap_or_else(|p| p.into_inner());
+        let c = self.inner.committed();
         self.working = c.state.clone();
         self.head = c.head;
         tracing::warn!(head = self.head, "engine resynchronized with the journal");
@@ -799,8 +791,7 @@ fn completer(inner: Arc<Inner>, pending: mpsc::Receiver<Pending>) {
                 }
                 if since_checkpoint >= inner.config.checkpoint_every {
                     since_checkpoint = 0;
-                    let c = inner.committed.read().unwrap_or_else(|p| p.into_inner());
-                    if let Err(e) = inner.checkpoints.save(c.head, &c.head_hash, &c.state) {
+                    if let Err(e) = inner.checkpoint() {
                         tracing::warn!(error = %e, "checkpoint failed");
                     }
                 }

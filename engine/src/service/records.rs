@@ -6,7 +6,6 @@ use conclave_journal::{Content, Journal, Metadata, NewRecord, Record};
 use crate::codec::{self, CodecError};
 use crate::context::Context;
 use crate::event::Event;
-use crate::policy::stored_remote_addr;
 use crate::state::State;
 
 use super::EngineError;
@@ -20,11 +19,7 @@ pub(crate) fn to_record(
     authorized_by: Option<&str>,
 ) -> Result<NewRecord, CodecError> {
     let encoded = codec::encode(event)?;
-    let remote_addr = ctx
-        .origin
-        .remote_addr
-        .as_deref()
-        .map(|raw| stored_remote_addr(raw, state.policy.obfuscate_ips, &ctx.ip_key));
+    let meta = ctx.record_meta(&state.policy);
     let nonempty = |s: &str| (!s.is_empty()).then(|| s.to_owned());
     Ok(NewRecord {
         stream: event.stream().to_string(),
@@ -35,11 +30,11 @@ pub(crate) fn to_record(
         content: encoded.personal_content,
         meta: Metadata {
             actor: Some(event.actor.to_string()),
-            gateway: nonempty(&ctx.origin.gateway),
-            protocol: nonempty(&ctx.origin.protocol),
-            remote_addr,
-            correlation_id: Some(ctx.correlation_id.clone()),
-            causation_id: ctx.causation_id.clone(),
+            gateway: nonempty(&meta.gateway),
+            protocol: nonempty(&meta.protocol),
+            remote_addr: meta.remote,
+            correlation_id: Some(meta.correlation_id),
+            causation_id: meta.causation_id,
             authorized_by: authorized_by.map(str::to_owned),
         },
     })
