@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::error::Result;
 use crate::fmt_time;
 use crate::index::ReplayIndex;
-use crate::view::{autoban_key, scope_name};
+use crate::view::{autoban_key, ban_terms, scope_name};
 use crate::walk::decode;
 
 /// Shown where personal content was removed by retention or erasure.
@@ -309,15 +309,8 @@ pub fn describe(e: &Event, had_content: bool) -> (Option<String>, String) {
         } => (
             who(subject),
             format!(
-                "{subject} banned from {}{}{}",
-                scope_name(scope),
-                until
-                    .map(|u| format!(" until {}", fmt_time(u)))
-                    .unwrap_or_default(),
-                reason
-                    .as_ref()
-                    .map(|r| format!(": {r}"))
-                    .unwrap_or_default()
+                "{subject} banned from {}",
+                ban_terms(scope, *until, reason.as_deref())
             ),
         ),
         E::Unbanned {

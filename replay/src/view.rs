@@ -169,6 +169,19 @@ pub fn scope_name(s: &BanScope) -> String {
     }
 }
 
+/// A ban's scope, end and reason as reports and timelines show them:
+/// `room:lobby until 2026-01-01T00:00:00Z: spam`.
+pub fn ban_terms(scope: &BanScope, until: Option<DateTime<Utc>>, reason: Option<&str>) -> String {
+    format!(
+        "{}{}{}",
+        scope_name(scope),
+        until
+            .map(|u| format!(" until {}", fmt_time(u)))
+            .unwrap_or_default(),
+        reason.map(|r| format!(": {r}")).unwrap_or_default()
+    )
+}
+
 /// The protocol of an identity: its URI scheme.
 pub fn protocol_of(a: &Address) -> &'static str {
     a.scheme().as_str()

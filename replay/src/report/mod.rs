@@ -28,7 +28,7 @@ use crate::error::Result;
 use crate::fmt_time;
 use crate::index::ReplayIndex;
 use crate::timeline::{describe, personal_content};
-use crate::view::{autoban_key, invitation_state, protocol_of, scope_name};
+use crate::view::{autoban_key, ban_terms, invitation_state, protocol_of, scope_name};
 use crate::walk::decode;
 
 /// Which period, optionally one room.
@@ -393,17 +393,7 @@ fn moderation(
             scope_room(scope),
             "ban".into(),
             Some(subject.clone()),
-            format!(
-                "{}{}{}",
-                scope_name(scope),
-                until
-                    .map(|u| format!(" until {}", fmt_time(u)))
-                    .unwrap_or_default(),
-                reason
-                    .as_ref()
-                    .map(|r| format!(": {r}"))
-                    .unwrap_or_default()
-            ),
+            ban_terms(scope, *until, reason.as_deref()),
         ),
         E::Unbanned {
             scope,
