@@ -18,8 +18,10 @@ use crate::record::{Hash, Metadata, Record};
 /// The newest chunk format this build writes and reads.
 pub(crate) const CHUNK_FORMAT: u8 = 1;
 
-/// Chunks are cut at this size so no single stored value grows without bound.
-pub(crate) const MAX_CHUNK_BYTES: usize = 256 * 1024;
+/// A chunk holding more than one record never grows past this size; a single record
+/// larger than it gets a chunk of its own. Small enough that a storage node of 17
+/// full chunks stays under sled's 2 MiB blob threshold (see `storage::sled_backend`).
+pub(crate) const MAX_CHUNK_BYTES: usize = 64 * 1024;
 
 /// Storage form of a record, format 1, borrowed from a record or from chunk bytes.
 /// Never reorder or change these fields: add a new format instead.
@@ -188,13 +190,9 @@ impl ChunkWriter {
         ChunkWriter { chunks: Vec::new() }
     }
 
-    /// Appends a record, starting a new chunk when the current one is full.
+    /// Appends a record, starting a new chunk when it would not fit in the current one.
     pub fn push(&mut self, r: &Record) -> Result<()> {
-        let start_new = match self.chunks.last() {
-            None => true,
-            Some((_, bytes)) => bytes.len() >= MAX_CHUNK_BYTES,
-        };
-        if start_new {
+        if self.chunks.is_empty() {
             self.chunks.push((r.seq, vec![CHUNK_FORMAT]));
         }
         let Some((_, out)) = self.chunks.last_mut() else {
@@ -207,6 +205,13 @@ impl ChunkWriter {
         let len = u32::try_from(out.len() - len_at - 4)
             .map_err(|_| JournalError::InvalidRecord("record larger than 4 GiB".into()))?;
         out[len_at..len_at + 4].copy_from_slice(&len.to_le_bytes());
+        // Over the limit with earlier records in it: move this record to a new chunk.
+        if out.len() > MAX_CHUNK_BYTES && len_at > 1 {
+            let mut moved = vec![CHUNK_FORMAT];
+            moved.extend_from_slice(&out[len_at..]);
+            out.truncate(len_at);
+            self.chunks.push((r.seq, moved));
+        }
         Ok(())
     }
 

@@ -2,6 +2,14 @@
 
 use std::time::Duration;
 
+/// The highest `max_record_bytes` a journal opens with. sled writes larger log items to
+/// blob files that it never fsyncs; with this bound no stored value, and no storage node
+/// of such values, reaches that size (see `storage::sled_backend`).
+pub const MAX_RECORD_BYTES_LIMIT: usize = 96 * 1024;
+
+/// Longest stream name, in bytes: stream names are part of index keys.
+pub const MAX_STREAM_BYTES: usize = 1024;
+
 /// When an append is acknowledged relative to the disk flush.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum SyncMode {
@@ -24,7 +32,8 @@ pub struct JournalConfig {
     pub cache_capacity: u64,
     /// Most append requests folded into one group commit.
     pub max_group: usize,
-    /// Largest accepted record (payload + content + names), in bytes.
+    /// Largest accepted record (payload, content, stream, type and metadata), in bytes;
+    /// at most [`MAX_RECORD_BYTES_LIMIT`].
     pub max_record_bytes: usize,
 }
 
@@ -34,7 +43,7 @@ impl Default for JournalConfig {
             sync: SyncMode::Always,
             cache_capacity: 64 * 1024 * 1024,
             max_group: 1024,
-            max_record_bytes: 4 * 1024 * 1024,
+            max_record_bytes: 64 * 1024,
         }
     }
 }

@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 use tokio::sync::{oneshot, watch};
 
 use crate::codec::{self, ChunkReader};
-use crate::config::JournalConfig;
+use crate::config::{JournalConfig, MAX_RECORD_BYTES_LIMIT};
 use crate::error::{JournalError, Result};
 use crate::record::{AppendRequest, Appended, Hash, Record, ZERO_HASH};
 use crate::storage::{ChunkIter, SledStorage, Storage};
@@ -122,6 +122,15 @@ pub struct Journal {
 impl Journal {
     /// Opens or creates the sled journal in directory `path`.
     pub fn open(path: impl AsRef<Path>, config: JournalConfig) -> Result<Journal> {
+        if config.max_record_bytes > MAX_RECORD_BYTES_LIMIT {
+            return Err(JournalError::Open {
+                path: path.as_ref().display().to_string(),
+                reason: format!(
+                    "max_record_bytes {} is above the limit of {MAX_RECORD_BYTES_LIMIT}",
+                    config.max_record_bytes
+                ),
+            });
+        }
         let storage = SledStorage::open(path.as_ref(), config.cache_capacity)?;
         Self::with_storage(Arc::new(storage), config)
     }
@@ -349,30 +358,53 @@ impl Journal {
 }
 
 /// Indexes the records that were written but not indexed before the last stop, so the
-/// writer can trust the index for streams it has not seen since open.
+/// writer can trust the index for streams it has not seen since open. A watermark past
+/// the head (index entries that outlived their records) drops the index and rebuilds it,
+/// since stale runs could otherwise overlap new ones.
 fn catch_up_index(shared: &Shared, head: u64) -> Result<()> {
-    let from = shared.storage.indexed_up_to()?.min(head) + 1;
-    let mut entries = Vec::new();
+    let mut indexed = shared.storage.indexed_up_to()?;
+    if indexed > head {
+        tracing::warn!(
+            indexed,
+            head,
+            "stream index ahead of the journal; rebuilding it"
+        );
+        shared.storage.clear_stream_index()?;
+        indexed = 0;
+    }
+    let from = indexed + 1;
     if from <= head {
+        let mut entries = Vec::new();
+        let write_entries = |entries: &mut Vec<(String, u64, u64)>, up_to: u64| {
+            shared.storage.write(crate::storage::WriteBatch {
+                stream_index: std::mem::take(entries),
+                indexed_up_to: Some(up_to),
+                ..Default::default()
+            })
+        };
         for chunk in shared.storage.chunks(from) {
             let (first, bytes) = chunk?;
             let mut reader = ChunkReader::new(first, &bytes)?;
+            let mut last = 0;
             while let Some(r) = reader.next_record()? {
                 if r.seq >= from && r.seq <= head {
                     entries.push((r.stream.to_owned(), r.stream_version, r.seq));
+                    last = r.seq;
                 }
             }
+            if entries.len() >= CATCH_UP_BATCH {
+                write_entries(&mut entries, last)?;
+            }
         }
-        shared.storage.write(crate::storage::WriteBatch {
-            stream_index: entries,
-            indexed_up_to: Some(head),
-            ..Default::default()
-        })?;
+        write_entries(&mut entries, head)?;
         shared.storage.flush()?;
     }
     shared.indexed.store(head, Ordering::Release);
     Ok(())
 }
+
+/// Index entries written per batch while catching up, to bound memory on a long backlog.
+const CATCH_UP_BATCH: usize = 65_536;
 
 /// Reads one record by sequence number straight from storage.
 fn read_one(storage: &dyn Storage, seq: u64) -> Result<Option<Record>> {

@@ -25,7 +25,7 @@ mod verify;
 mod writer;
 
 pub use codec::chain_hash;
-pub use config::{JournalConfig, SyncMode};
+pub use config::{JournalConfig, SyncMode, MAX_RECORD_BYTES_LIMIT, MAX_STREAM_BYTES};
 pub use error::{JournalError, Result};
 pub use journal::{hex, AppendTicket, Content, Journal, JournalStats};
 pub use record::{

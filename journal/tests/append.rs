@@ -212,3 +212,79 @@ fn a_pipelined_writer_chains_appends_on_the_head() {
     });
     assert_eq!(j.head(), 1);
 }
+
+/// sled 0.34 stores a log item over a quarter segment (a large value, or a whole tree
+/// node when it rewrites one) as a separate file that it never fsyncs; the journal's
+/// limits must keep every write below that size, whatever the records look like.
+#[test]
+fn no_write_becomes_an_unsynced_sled_blob_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = Journal::open(dir.path(), config(SyncMode::None)).unwrap();
+    let max = conclave_journal::JournalConfig::default().max_record_bytes;
+    let big = |stream: &str, fill: u8| {
+        let mut r = rec(stream, "big", &[]);
+        r.payload = vec![fill; max - stream.len() - "big".len() - 64];
+        r
+    };
+    // Full chunks of small records, chunks of one maximal record, and maximal content.
+    for i in 0..120u8 {
+        let stream = format!("room:{i}");
+        let records = (0..200).map(|_| rec(&stream, "small", &[i; 400])).collect();
+        j.append_blocking(AppendRequest::to_stream(
+            stream.as_str(),
+            ExpectedVersion::Any,
+            records,
+        ))
+        .unwrap();
+        j.append_blocking(AppendRequest::to_stream(
+            stream.as_str(),
+            ExpectedVersion::Any,
+            vec![big(&stream, i)],
+        ))
+        .unwrap();
+        let mut with_content = rec(&stream, "said", b"");
+        with_content.content = Some(vec![i; max - 200]);
+        j.append_blocking(AppendRequest::to_stream(
+            stream.as_str(),
+            ExpectedVersion::Any,
+            vec![with_content],
+        ))
+        .unwrap();
+    }
+    drop(j);
+    let j = Journal::open(dir.path(), config(SyncMode::None)).unwrap();
+    assert!(j.verify().unwrap().is_ok());
+    let blobs: Vec<_> = std::fs::read_dir(dir.path().join("blobs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(blobs.is_empty(), "sled wrote blob files: {blobs:?}");
+}
+
+#[test]
+fn a_record_size_limit_above_what_storage_can_sync_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(SyncMode::Always);
+    cfg.max_record_bytes = conclave_journal::MAX_RECORD_BYTES_LIMIT + 1;
+    let err = Journal::open(dir.path(), cfg).err().unwrap();
+    assert_eq!(err.code(), "journal.open_failed");
+    assert!(err.to_string().contains("max_record_bytes"), "{err}");
+}
+
+#[test]
+fn a_database_created_with_sleds_old_segment_size_still_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = conclave_journal::storage::sled_config(dir.path(), 8 * 1024 * 1024)
+        .segment_size(512 * 1024)
+        .open()
+        .unwrap();
+    db.open_tree("journal").unwrap();
+    db.flush().unwrap();
+    drop(db);
+    let j = Journal::open(dir.path(), config(SyncMode::Always)).unwrap();
+    j.append_blocking(one("room:a", ExpectedVersion::NoStream, b"x"))
+        .unwrap();
+    drop(j);
+    let j = Journal::open(dir.path(), config(SyncMode::Always)).unwrap();
+    assert_eq!(j.stream_version("room:a"), 1);
+}

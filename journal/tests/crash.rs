@@ -36,8 +36,8 @@ fn crash_child_appender() {
                         req.records[0].content = Some(format!("said {i}").into_bytes());
                     }
                     if i % 50 == 7 {
-                        // Large enough that sled stores the chunk as a separate blob.
-                        req.records[0].payload = vec![w as u8; 300 * 1024];
+                        // Near the record size limit, so chunks reach their size limit.
+                        req.records[0].payload = vec![w as u8; 60 * 1024];
                     }
                     let done = j.append_blocking(req).unwrap();
                     let r = &done.records[0];

@@ -182,7 +182,7 @@ fn a_journal_from_a_newer_layout_is_refused_on_open() {
         err,
         JournalError::UnsupportedLayout {
             found: 7,
-            supported: 1
+            supported: 2
         }
     );
 }

@@ -1,9 +1,10 @@
 //! Where records live. The journal logic (sequencing, chaining, group commit) sits above
 //! this trait; a backend only stores bytes atomically and durably on `flush`.
 
+mod index_run;
 mod sled_backend;
 
-pub use sled_backend::SledStorage;
+pub use sled_backend::{sled_config, SledStorage};
 
 use crate::error::Result;
 use crate::record::Hash;
@@ -41,6 +42,8 @@ pub trait Storage: Send + Sync + 'static {
     fn stream_head(&self, stream: &str, max_seq: u64) -> Result<u64>;
     /// The sequence number up to which the stream index is complete.
     fn indexed_up_to(&self) -> Result<u64>;
+    /// Drops the whole stream index and resets its watermark to 0, for a rebuild.
+    fn clear_stream_index(&self) -> Result<()>;
     /// The salted content stored under a digest, if not purged.
     fn content(&self, digest: &Hash) -> Result<Option<Vec<u8>>>;
     /// Removes content durably; true if it was present.

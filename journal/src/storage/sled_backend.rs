@@ -2,7 +2,7 @@
 //!
 //! Key layout (all integers big-endian so byte order is numeric order):
 //! - `g` first seq -> chunk of records
-//! - `s` u16 stream length, stream bytes, version -> seq
+//! - `s` u16 stream length, stream bytes, first version -> run of seqs (see `index_run`)
 //! - `c` digest -> salt || content
 //! - `mlayout` -> layout version (u32)
 //! - `mindexed` -> the sequence number up to which the stream index is complete
@@ -10,7 +10,9 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::{ChunkIter, Storage, WriteBatch};
+use std::collections::HashMap;
+
+use super::{index_run, ChunkIter, Storage, WriteBatch};
 use crate::error::{JournalError, Result};
 use crate::record::Hash;
 
@@ -20,8 +22,21 @@ const CONTENT: u8 = b'c';
 const LAYOUT_KEY: &[u8] = b"mlayout";
 const INDEXED_KEY: &[u8] = b"mindexed";
 
-/// The key layout version this build writes.
-pub(crate) const LAYOUT_VERSION: u32 = 1;
+/// The key layout version this build writes. Version 1 had one stream index key per
+/// record; version 2 stores runs. The index is derived data, so a version 1 database is
+/// upgraded on open by dropping its index and letting the journal rebuild it.
+pub(crate) const LAYOUT_VERSION: u32 = 2;
+
+/// sled's segment (log buffer) size. sled stores any log item larger than a quarter of a
+/// segment (a value, or a whole tree node when it rewrites one) as a separate "blob"
+/// file, and sled 0.34 never fsyncs blob files: a power cut could lose a blob the synced
+/// log points to. With 8 MiB segments the threshold is 2 MiB, and the journal's limits
+/// (chunk size, record size, stream name length) keep every node of at most 17 entries
+/// below it, so no blob is ever written.
+pub(crate) const SEGMENT_SIZE: usize = 8 * 1024 * 1024;
+/// The segment size of databases created before [`SEGMENT_SIZE`] was set; sled refuses
+/// to open a database with another size than it was created with.
+const LEGACY_SEGMENT_SIZE: usize = 512 * 1024;
 
 /// The file beside the database that remembers the last durable head.
 const HEAD_MARKER: &str = "conclave-head";
@@ -73,15 +88,28 @@ impl SledStorage {
             reason,
         };
         // sled can panic on some corrupt files instead of returning an error; a corrupt
-        // database must surface as an error that names the path, never as a crash.
-        let opened = std::panic::catch_unwind(|| {
-            sled::Config::new()
-                .path(path)
-                .cache_capacity(cache_capacity)
-                .mode(sled::Mode::HighThroughput)
-                .flush_every_ms(Some(1000))
-                .open()
-        });
+        // database must surface as an error that names the path, never as a crash. The
+        // attempt consumes its config, so nothing a panic may have half-changed is reused.
+        let open = |config: sled::Config| {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open()))
+        };
+        let opened = match open(sled_config(path, cache_capacity)) {
+            Ok(Err(sled::Error::Unsupported(why))) => {
+                match open(sled_config(path, cache_capacity).segment_size(LEGACY_SEGMENT_SIZE)) {
+                    Ok(Ok(db)) => {
+                        tracing::warn!(
+                            path = %path.display(),
+                            "journal database was created with sled's old 512 KiB segments, where \
+                             large tree nodes go to blob files that sled does not fsync: a power \
+                             cut can lose them; recreate the database to use 8 MiB segments"
+                        );
+                        Ok(Ok(db))
+                    }
+                    _ => Ok(Err(sled::Error::Unsupported(why))),
+                }
+            }
+            other => other,
+        };
         let db = match opened {
             Ok(Ok(db)) => db,
             Ok(Err(e)) => return Err(open_err(e.to_string())),
@@ -106,6 +134,11 @@ impl SledStorage {
                         supported: LAYOUT_VERSION,
                     });
                 }
+                if found < LAYOUT_VERSION {
+                    clear_stream_index(&tree, Some(LAYOUT_VERSION))
+                        .map_err(|e| open_err(format!("upgrading the stream index: {e}")))?;
+                    db.flush().map_err(|e| open_err(e.to_string()))?;
+                }
             }
             None => {
                 tree.insert(LAYOUT_KEY, &LAYOUT_VERSION.to_be_bytes())
@@ -120,10 +153,71 @@ impl SledStorage {
         })
     }
 
+    /// The directory sled stores the database in.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
     /// The underlying tree, for tests that tamper with stored bytes.
     #[doc(hidden)]
     pub fn raw_tree(&self) -> &sled::Tree {
         &self.tree
+    }
+}
+
+/// The sled settings of a journal database; public so that benchmarks compare the
+/// journal with raw sled on the same configuration.
+pub fn sled_config(path: &Path, cache_capacity: u64) -> sled::Config {
+    sled::Config::new()
+        .path(path)
+        .cache_capacity(cache_capacity)
+        .segment_size(SEGMENT_SIZE)
+        .mode(sled::Mode::HighThroughput)
+        .flush_every_ms(Some(1000))
+}
+
+/// Removes every stream index key and resets the watermark in one batch, optionally
+/// stamping a new layout version with it.
+fn clear_stream_index(tree: &sled::Tree, layout: Option<u32>) -> Result<()> {
+    let mut b = sled::Batch::default();
+    for k in tree.scan_prefix([STREAM]).keys() {
+        b.remove(k?);
+    }
+    b.insert(INDEXED_KEY, &0u64.to_be_bytes()[..]);
+    if let Some(v) = layout {
+        b.insert(LAYOUT_KEY, &v.to_be_bytes()[..]);
+    }
+    tree.apply_batch(b)?;
+    Ok(())
+}
+
+fn run_damage(stream: &str, version: u64, why: String) -> JournalError {
+    JournalError::Storage(format!(
+        "stream index run of {stream:?} at version {version}: {why}"
+    ))
+}
+
+impl SledStorage {
+    /// Every index run of `stream` whose key is at or after `from_key`, decoded:
+    /// (first version, seqs).
+    fn runs_from(
+        &self,
+        stream: &str,
+        prefix: &[u8],
+        from_key: Vec<u8>,
+    ) -> impl Iterator<Item = Result<(u64, Vec<u64>)>> + '_ {
+        let plen = prefix.len();
+        let prefix = prefix.to_vec();
+        let stream = stream.to_owned();
+        self.tree
+            .range(from_key..)
+            .take_while(move |kv| kv.as_ref().map_or(true, |(k, _)| k.starts_with(&prefix)))
+            .map(move |kv| {
+                let (k, v) = kv?;
+                let first = be_u64(&k[plen..], "stream key")?;
+                let seqs = index_run::decode(&v).map_err(|why| run_damage(&stream, first, why))?;
+                Ok((first, seqs))
+            })
     }
 }
 
@@ -165,10 +259,18 @@ impl Storage for SledStorage {
         for (seq, bytes) in batch.chunks {
             b.insert(&chunk_key(seq)[..], bytes);
         }
-        for (stream, version, seq) in batch.stream_index {
-            let mut k = stream_prefix(&stream)?;
-            k.extend_from_slice(&version.to_be_bytes());
-            b.insert(k, &seq.to_be_bytes()[..]);
+        let mut by_stream: HashMap<&str, Vec<(u64, u64)>> = HashMap::new();
+        for (stream, version, seq) in &batch.stream_index {
+            by_stream.entry(stream).or_default().push((*version, *seq));
+        }
+        for (stream, mut entries) in by_stream {
+            entries.sort_unstable();
+            let prefix = stream_prefix(stream)?;
+            for (first, seqs) in index_run::split(&entries) {
+                let mut k = prefix.clone();
+                k.extend_from_slice(&first.to_be_bytes());
+                b.insert(k, index_run::encode(&seqs));
+            }
         }
         if let Some(up_to) = batch.indexed_up_to {
             b.insert(INDEXED_KEY, &up_to.to_be_bytes()[..]);
@@ -184,18 +286,28 @@ impl Storage for SledStorage {
 
     fn stream_entries(&self, stream: &str, from_version: u64) -> Result<Vec<(u64, u64)>> {
         let prefix = stream_prefix(stream)?;
-        let mut start = prefix.clone();
-        start.extend_from_slice(&from_version.to_be_bytes());
+        let key_at = |version: u64| {
+            let mut k = prefix.clone();
+            k.extend_from_slice(&version.to_be_bytes());
+            k
+        };
+        // The run holding `from_version` starts at or before it.
+        let start = match self
+            .tree
+            .range(key_at(0)..=key_at(from_version))
+            .next_back()
+        {
+            Some(kv) => kv?.0.to_vec(),
+            None => key_at(from_version),
+        };
         let mut out = Vec::new();
-        for kv in self.tree.range(start..) {
-            let (k, v) = kv?;
-            if !k.starts_with(&prefix) {
-                break;
-            }
-            out.push((
-                be_u64(&k[prefix.len()..], "stream key")?,
-                be_u64(&v, "stream entry")?,
-            ));
+        for run in self.runs_from(stream, &prefix, start) {
+            let (first, seqs) = run?;
+            out.extend(
+                (first..)
+                    .zip(seqs)
+                    .filter(|(version, _)| *version >= from_version),
+            );
         }
         Ok(out)
     }
@@ -204,11 +316,17 @@ impl Storage for SledStorage {
         let prefix = stream_prefix(stream)?;
         for kv in self.tree.scan_prefix(&prefix).rev() {
             let (k, v) = kv?;
-            if be_u64(&v, "stream entry")? <= max_seq {
-                return be_u64(&k[prefix.len()..], "stream key");
+            let first = be_u64(&k[prefix.len()..], "stream key")?;
+            let seqs = index_run::decode(&v).map_err(|why| run_damage(stream, first, why))?;
+            if let Some(i) = seqs.iter().rposition(|&seq| seq <= max_seq) {
+                return Ok(first + i as u64);
             }
         }
         Ok(0)
+    }
+
+    fn clear_stream_index(&self) -> Result<()> {
+        clear_stream_index(&self.tree, None)
     }
 
     fn indexed_up_to(&self) -> Result<u64> {
