@@ -103,7 +103,7 @@ pub struct PolicyKeys {
     /// How deep rooms nest (Mumble channel-nesting-limit) [default: 10].
     #[arg(long, env = "CONCLAVE_NESTING_LIMIT")]
     pub nesting_limit: Option<u32>,
-    /// Longest chat message in characters [default: 5000].
+    /// Longest chat message in characters, at most 12000 [default: 5000].
     #[arg(long, env = "CONCLAVE_TEXT_MESSAGE_LENGTH")]
     pub text_message_length: Option<u32>,
     /// Longest image message in bytes [default: 131072].
@@ -139,7 +139,7 @@ pub struct PolicyKeys {
     /// Default invitation lifetime in seconds [default: 604800].
     #[arg(long, env = "CONCLAVE_INVITATION_TTL_SECS")]
     pub invitation_ttl_secs: Option<u32>,
-    /// Longest ban or kick reason in characters [default: 500].
+    /// Longest ban or kick reason in characters, at most 4000 [default: 500].
     #[arg(long, env = "CONCLAVE_MAX_REASON_LEN")]
     pub max_reason_len: Option<u32>,
     /// Server welcome text (initial value; later changed through the API).
@@ -219,6 +219,12 @@ fn parse_file(path: &Path) -> anyhow::Result<File> {
 }
 
 /// Later wins: `a.or(b)` where `a` is the higher-priority value.
+/// Highest `text_message_length`: 4 bytes a character stays under the journal's
+/// default 64 KiB record limit with room for the record's other fields.
+const MAX_TEXT_CHARS: u32 = 12_000;
+/// Highest `max_reason_len`, on the same grounds.
+const MAX_REASON_CHARS: u32 = 4_000;
+
 fn pick<T>(flag: Option<T>, file: Option<T>, default: T) -> T {
     flag.or(file).unwrap_or(default)
 }
@@ -312,6 +318,16 @@ impl Config {
         }
         if !(-1..=36_500).contains(&policy.log_days) {
             bail!("policy.log_days (--log-days): must be -1..=36500");
+        }
+        // A chat message or welcome text is one journal record; at up to four bytes a
+        // character it must fit the journal's record limit with room for the rest.
+        if !(1..=MAX_TEXT_CHARS).contains(&policy.text_message_length) {
+            bail!(
+                "policy.text_message_length (--text-message-length): must be 1..={MAX_TEXT_CHARS}"
+            );
+        }
+        if !(1..=MAX_REASON_CHARS).contains(&policy.max_reason_len) {
+            bail!("policy.max_reason_len (--max-reason-len): must be 1..={MAX_REASON_CHARS}");
         }
         let ip_key = a
             .ip_key
@@ -445,6 +461,11 @@ mod tests {
             Config::load(&args(&["--max-users", "0"])).unwrap_err()
         );
         assert!(e.contains("max_users"), "{e}");
+        let e = format!(
+            "{:#}",
+            Config::load(&args(&["--text-message-length", "100000"])).unwrap_err()
+        );
+        assert!(e.contains("text_message_length"), "{e}");
         let e = format!(
             "{:#}",
             Config::load(&args(&["--ip-key", "xyz"])).unwrap_err()
