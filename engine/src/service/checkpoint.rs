@@ -35,7 +35,32 @@ fn err(e: impl std::fmt::Display) -> EngineError {
 }
 
 impl CheckpointStore {
+    /// Opens the store. Checkpoints are derived data, so a store that cannot be opened
+    /// (damaged files; sled keeps large values in blob files it does not fsync, which a
+    /// power cut can lose) is moved aside, kept for inspection, and started afresh.
     pub fn open(dir: &Path) -> Result<Self, EngineError> {
+        match Self::open_existing(dir) {
+            Ok(store) => Ok(store),
+            Err(e) => {
+                let aside = dir.with_extension(format!(
+                    "damaged-{}",
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs())
+                ));
+                tracing::warn!(
+                    error = %e,
+                    moved_to = %aside.display(),
+                    "cannot open the checkpoint store; moving it aside and rebuilding from the journal"
+                );
+                std::fs::rename(dir, &aside)
+                    .map_err(|e| err(format!("moving {} aside: {e}", dir.display())))?;
+                Self::open_existing(dir)
+            }
+        }
+    }
+
+    fn open_existing(dir: &Path) -> Result<Self, EngineError> {
         let opened = std::panic::catch_unwind(|| {
             sled::Config::new()
                 .path(dir)
@@ -143,5 +168,27 @@ mod tests {
         let mut other_build = good.clone();
         other_build[4] ^= 1;
         assert!(decode(&other_build).is_err());
+    }
+
+    #[test]
+    fn a_store_that_cannot_be_opened_is_moved_aside_and_started_afresh() {
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("projections");
+        {
+            let store = CheckpointStore::open(&dir).unwrap();
+            store.save(42, &[7; 32], &State::default()).unwrap();
+        }
+        std::fs::write(dir.join("conf"), b"segment_size: banana\n").unwrap();
+        std::fs::write(dir.join("db"), vec![0xa5; 4096]).unwrap();
+        let store = CheckpointStore::open(&dir).unwrap();
+        assert!(store.load().is_none());
+        store.save(43, &[8; 32], &State::default()).unwrap();
+        assert_eq!(store.load().unwrap().seq, 43);
+        let aside: Vec<_> = std::fs::read_dir(parent.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("projections.damaged-"))
+            .collect();
+        assert_eq!(aside.len(), 1, "{aside:?}");
     }
 }
