@@ -2,7 +2,8 @@
 //! next to the journal's own durable append rate in the same run, and cold start.
 //!
 //! Run: `cargo bench -p conclave-engine --bench engine` (`BENCH_SCALE=0.2` for a quick
-//! pass, `BENCH_COLD_EVENTS=1000000` for the cold-start journal size).
+//! pass, `BENCH_COLD_EVENTS=1000000` for the cold-start journal size, 0 to skip it;
+//! `BENCH_CLIENTS=256` for one row only).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Instant;
@@ -67,6 +68,7 @@ fn toggle(i: usize, n: usize) -> Request {
 
 struct Run {
     per_sec: f64,
+    avg_group: f64,
     p50_us: u64,
     p99_us: u64,
     record_bytes: usize,
@@ -102,6 +104,7 @@ fn engine_run(rt: &tokio::runtime::Runtime, clients: usize, total: usize) -> Run
         all
     });
     let elapsed = started.elapsed().as_secs_f64();
+    let stats = engine.journal().stats();
     let last = engine
         .journal()
         .get(engine.journal().head())
@@ -115,6 +118,7 @@ fn engine_run(rt: &tokio::runtime::Runtime, clients: usize, total: usize) -> Run
         + last.meta.correlation_id.as_ref().map_or(0, String::len);
     Run {
         per_sec: (clients * per_client) as f64 / elapsed,
+        avg_group: stats.appends as f64 / stats.groups.max(1) as f64,
         p50_us: hist.value_at_quantile(0.5),
         p99_us: hist.value_at_quantile(0.99),
         record_bytes,
@@ -122,7 +126,13 @@ fn engine_run(rt: &tokio::runtime::Runtime, clients: usize, total: usize) -> Run
 }
 
 /// The journal alone: the same number of writers appending records of the same size.
-fn journal_run(rt: &tokio::runtime::Runtime, writers: usize, total: usize, bytes: usize) -> f64 {
+/// Returns appends/s and the average group commit size.
+fn journal_run(
+    rt: &tokio::runtime::Runtime,
+    writers: usize,
+    total: usize,
+    bytes: usize,
+) -> (f64, f64) {
     let dir = tempfile::tempdir().unwrap();
     let j = Journal::open(dir.path(), JournalConfig::default()).unwrap();
     let per_writer = (total / writers).max(1);
@@ -157,7 +167,11 @@ fn journal_run(rt: &tokio::runtime::Runtime, writers: usize, total: usize, bytes
             t.await.unwrap();
         }
     });
-    (writers * per_writer) as f64 / started.elapsed().as_secs_f64()
+    let stats = j.stats();
+    (
+        (writers * per_writer) as f64 / started.elapsed().as_secs_f64(),
+        stats.appends as f64 / stats.groups.max(1) as f64,
+    )
 }
 
 /// Builds a journal of `events` engine events (fast, not durable), then measures how long
@@ -220,15 +234,22 @@ fn main() {
         scale()
     );
     println!();
-    println!("| clients (one room each) | engine commands/s | p50 | p99 | journal alone, same writers and record size | engine / journal |");
+    println!("| clients (one room each) | engine commands/s (avg group) | p50 | p99 | journal alone, same writers and record size (avg group) | engine / journal |");
     println!("| --- | --- | --- | --- | --- | --- |");
+    let only: Option<usize> = std::env::var("BENCH_CLIENTS")
+        .ok()
+        .and_then(|s| s.parse().ok());
     for (clients, total) in [(1, 2_000), (16, 20_000), (256, 100_000)] {
+        if only.is_some_and(|n| n != clients) {
+            continue;
+        }
         let total = scaled(total);
         let e = engine_run(&rt, clients, total);
-        let j = journal_run(&rt, clients, total, e.record_bytes);
+        let (j, j_group) = journal_run(&rt, clients, total, e.record_bytes);
         println!(
-            "| {clients} | {:.0}/s | {} us | {} us | {:.0}/s | {:.0}% |",
+            "| {clients} | {:.0}/s ({:.1}) | {} us | {} us | {:.0}/s ({j_group:.1}) | {:.0}% |",
             e.per_sec,
+            e.avg_group,
             e.p50_us,
             e.p99_us,
             j,
@@ -239,6 +260,9 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| scaled(1_000_000));
+    if events == 0 {
+        return;
+    }
     let (head, with, without) = cold_start(events);
     println!();
     println!("| cold start, {head} events in the journal | time to open the engine |");
