@@ -195,6 +195,51 @@ async fn concurrent_commands_are_serialized_and_all_durable() {
     assert!(engine.journal().verify().unwrap().is_ok());
 }
 
+/// The decider batches concurrent commands into one journal append; a command whose
+/// record the journal would refuse must fail alone, not take its batch with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_the_journal_would_refuse_fails_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.journal.max_record_bytes = 2_000;
+    let engine = Engine::open(cfg).unwrap();
+    engine.execute(admin(create("big", false))).await.unwrap();
+    for i in 0..32 {
+        let who = format!("web:user{i}");
+        engine
+            .execute(as_person(&who, join("big", &format!("s{i}"))))
+            .await
+            .unwrap();
+    }
+    for round in 0..3 {
+        let mut tasks = Vec::new();
+        for i in 0..32 {
+            let engine = engine.clone();
+            tasks.push(tokio::spawn(async move {
+                let body = if i == 13 {
+                    "x".repeat(1_900)
+                } else {
+                    format!("hello {round}")
+                };
+                let who = format!("web:user{i}");
+                let post = Command::PostMessage {
+                    room: room("big"),
+                    body,
+                };
+                (i, engine.execute(as_person(&who, post)).await)
+            }));
+        }
+        for t in tasks {
+            match t.await.unwrap() {
+                (13, result) => assert_eq!(result.unwrap_err().code(), "journal.invalid_record"),
+                (i, result) => assert!(result.is_ok(), "user{i}: {:?}", result.err()),
+            }
+        }
+    }
+    assert_eq!(engine.head(), engine.journal().head());
+    assert!(engine.journal().verify().unwrap().is_ok());
+}
+
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {

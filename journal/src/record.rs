@@ -3,6 +3,9 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::config::MAX_STREAM_BYTES;
+use crate::error::{JournalError, Result};
+
 /// A blake3 digest (record hashes, content digests).
 pub type Hash = [u8; 32];
 
@@ -46,6 +49,50 @@ pub struct NewRecord {
     /// Personal content kept in the purgeable side store; the chain covers its digest.
     pub content: Option<Vec<u8>>,
     pub meta: Metadata,
+}
+
+impl NewRecord {
+    /// Checks what the journal checks before it accepts the record (non-empty names,
+    /// stream name length, total size against `max_bytes`), so that a caller batching
+    /// several requests can refuse a bad one alone.
+    pub fn validate(&self, max_bytes: usize) -> Result<()> {
+        let r = self;
+        if r.stream.is_empty() {
+            return Err(JournalError::InvalidRecord("empty stream name".into()));
+        }
+        if r.stream.len() > MAX_STREAM_BYTES {
+            return Err(JournalError::InvalidRecord(format!(
+                "stream name longer than {MAX_STREAM_BYTES} bytes"
+            )));
+        }
+        if r.event_type.is_empty() {
+            return Err(JournalError::InvalidRecord("empty event type".into()));
+        }
+        let m = &r.meta;
+        let meta = [
+            &m.actor,
+            &m.gateway,
+            &m.protocol,
+            &m.remote_addr,
+            &m.correlation_id,
+            &m.causation_id,
+            &m.authorized_by,
+        ]
+        .iter()
+        .map(|field| field.as_ref().map_or(0, String::len))
+        .sum::<usize>();
+        let size = r.stream.len()
+            + r.event_type.len()
+            + r.payload.len()
+            + r.content.as_ref().map_or(0, Vec::len)
+            + meta;
+        if size > max_bytes {
+            return Err(JournalError::InvalidRecord(format!(
+                "record of {size} bytes exceeds the limit of {max_bytes}"
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// The stream version an append expects, checked atomically with the write.

@@ -24,7 +24,7 @@ use std::time::Instant;
 use tokio::sync::oneshot;
 
 use crate::codec::{self, ChunkWriter, CONTENT_SALT_LEN};
-use crate::config::{SyncMode, MAX_STREAM_BYTES};
+use crate::config::SyncMode;
 use crate::error::{JournalError, Result};
 use crate::journal::Shared;
 use crate::record::{AppendRequest, Appended, Hash, Record};
@@ -453,7 +453,7 @@ fn stage(
         }
     }
     for new in &req.records {
-        validate(new, shared.config.max_record_bytes)?;
+        new.validate(shared.config.max_record_bytes)?;
     }
     let mut records = Vec::with_capacity(req.records.len());
     let mut index = Vec::with_capacity(req.records.len());
@@ -497,42 +497,4 @@ fn stage(
     batch.stream_index.extend(index);
     batch.content.extend(content);
     Ok((records, local))
-}
-
-fn validate(r: &crate::record::NewRecord, max_bytes: usize) -> Result<()> {
-    if r.stream.is_empty() {
-        return Err(JournalError::InvalidRecord("empty stream name".into()));
-    }
-    if r.stream.len() > MAX_STREAM_BYTES {
-        return Err(JournalError::InvalidRecord(format!(
-            "stream name longer than {MAX_STREAM_BYTES} bytes"
-        )));
-    }
-    if r.event_type.is_empty() {
-        return Err(JournalError::InvalidRecord("empty event type".into()));
-    }
-    let m = &r.meta;
-    let meta = [
-        &m.actor,
-        &m.gateway,
-        &m.protocol,
-        &m.remote_addr,
-        &m.correlation_id,
-        &m.causation_id,
-        &m.authorized_by,
-    ]
-    .iter()
-    .map(|field| field.as_ref().map_or(0, String::len))
-    .sum::<usize>();
-    let size = r.stream.len()
-        + r.event_type.len()
-        + r.payload.len()
-        + r.content.as_ref().map_or(0, Vec::len)
-        + meta;
-    if size > max_bytes {
-        return Err(JournalError::InvalidRecord(format!(
-            "record of {size} bytes exceeds the limit of {max_bytes}"
-        )));
-    }
-    Ok(())
 }

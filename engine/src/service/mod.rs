@@ -199,14 +199,11 @@ enum Job {
 
 /// What the completer waits for, in submission order.
 enum Pending {
+    /// One journal append holding the records of every journaled command in `decided`,
+    /// in order.
     Append {
         ticket: AppendTicket,
-        events: Vec<Event>,
-        correlation_id: String,
-        /// The caller, if any, and the rejection to answer with after journaling.
-        reply: Option<Reply>,
-        rejection: Option<Rejection>,
-        started: Instant,
+        decided: Vec<Decided>,
     },
     Answer {
         reply: Reply,
@@ -214,6 +211,29 @@ enum Pending {
     },
     Barrier(mpsc::Sender<()>),
 }
+
+/// One decided job in a batch, answered once everything before it is durable.
+enum Decided {
+    /// Its events are records of the batch's append.
+    Journaled {
+        events: Vec<Event>,
+        correlation_id: String,
+        /// The caller, if any, and the rejection to answer with after journaling.
+        reply: Option<Reply>,
+        rejection: Option<Rejection>,
+        started: Instant,
+    },
+    /// An answer that needs no record (a refusal, a command that changed nothing), sent
+    /// in order so it never reveals a decision that is not yet durable.
+    Answer {
+        reply: Reply,
+        result: Result<Outcome, EngineError>,
+    },
+}
+
+/// Most jobs decided into one journal append. The decider takes only what is already
+/// queued, so a batch never waits for more work.
+const MAX_BATCH: usize = 256;
 
 struct Inner {
     journal: Journal,
@@ -557,10 +577,14 @@ impl Nonces {
 struct Decider {
     inner: Arc<Inner>,
     working: State,
+    /// The head once everything submitted so far is durable.
     head: u64,
     last_now: DateTime<Utc>,
     pending: mpsc::Sender<Pending>,
     nonces: Nonces,
+    /// Records and decisions of the batch being built, not yet submitted.
+    records: Vec<conclave_journal::NewRecord>,
+    decided: Vec<Decided>,
 }
 
 fn decider(inner: Arc<Inner>, jobs: mpsc::Receiver<Job>, pending: mpsc::Sender<Pending>) {
@@ -575,19 +599,20 @@ fn decider(inner: Arc<Inner>, jobs: mpsc::Receiver<Job>, pending: mpsc::Sender<P
         last_now: DateTime::<Utc>::MIN_UTC,
         pending,
         nonces: Nonces::new(),
+        records: Vec::new(),
+        decided: Vec::new(),
     };
-    for job in jobs {
+    // Decide everything already queued, then submit it as one append: the journal and
+    // the completer then handle one request and one wake-up per batch, not per command.
+    while let Ok(first) = jobs.recv() {
         if d.inner.failed.load(Ordering::Acquire) {
             d.resync();
         }
-        match job {
-            Job::Command {
-                req,
-                reply,
-                passwords,
-            } => d.command(*req, reply, &passwords),
-            Job::Tick => d.tick(),
+        d.job(first);
+        for job in jobs.try_iter().take(MAX_BATCH - 1) {
+            d.job(job);
         }
+        d.submit();
     }
 }
 
@@ -629,20 +654,21 @@ impl Decider {
         self.inner.metrics.command(req.command.name());
         match decide(&self.working, &req.command, &ctx, passwords) {
             Ok(events) if events.is_empty() => {
-                let _ = self.pending.send(Pending::Answer {
+                let head = self.speculative_head();
+                self.decided.push(Decided::Answer {
                     reply,
                     result: Ok(Outcome {
                         correlation_id,
                         events: Vec::new(),
-                        head: self.head,
+                        head,
                     }),
                 });
             }
-            Ok(events) => self.submit(events, &ctx, authorized_by, Some(reply), None, started),
+            Ok(events) => self.stage(events, &ctx, authorized_by, Some(reply), None, started),
             Err(Rejected { rejection, record }) => {
                 self.inner.metrics.rejection(rejection.code());
                 if record.is_empty() {
-                    let _ = self.pending.send(Pending::Answer {
+                    self.decided.push(Decided::Answer {
                         reply,
                         result: Err(EngineError::Rejected {
                             rejection,
@@ -651,7 +677,7 @@ impl Decider {
                         }),
                     });
                 } else {
-                    self.submit(
+                    self.stage(
                         record,
                         &ctx,
                         authorized_by,
@@ -662,6 +688,22 @@ impl Decider {
                 }
             }
         }
+    }
+
+    fn job(&mut self, job: Job) {
+        match job {
+            Job::Command {
+                req,
+                reply,
+                passwords,
+            } => self.command(*req, reply, &passwords),
+            Job::Tick => self.tick(),
+        }
+    }
+
+    /// The head once the batch so far is durable.
+    fn speculative_head(&self) -> u64 {
+        self.head + self.records.len() as u64
     }
 
     fn tick(&mut self) {
@@ -683,10 +725,11 @@ impl Decider {
             ids: self.nonces.seed(),
             ip_key: self.inner.config.ip_key.clone(),
         };
-        self.submit(events, &ctx, None, None, None, Instant::now());
+        self.stage(events, &ctx, None, None, None, Instant::now());
     }
 
-    fn submit(
+    /// Adds a decision's records to the batch and its events to the working state.
+    fn stage(
         &mut self,
         events: Vec<Event>,
         ctx: &Context,
@@ -696,19 +739,50 @@ impl Decider {
         started: Instant,
     ) {
         let mut records = Vec::with_capacity(events.len());
+        let max_bytes = self.inner.config.journal.max_record_bytes;
         for e in &events {
-            match records::to_record(e, ctx, &self.working, authorized_by.as_deref()) {
+            // A record the journal would refuse is refused here, alone: in the batch's
+            // append it would fail every command batched with it.
+            let record = records::to_record(e, ctx, &self.working, authorized_by.as_deref())
+                .map_err(|err| EngineError::Encode(err.to_string()))
+                .and_then(|r| r.validate(max_bytes).map(|()| r).map_err(EngineError::from));
+            match record {
                 Ok(r) => records.push(r),
                 Err(err) => {
                     if let Some(reply) = reply {
-                        let _ = self.pending.send(Pending::Answer {
+                        self.decided.push(Decided::Answer {
                             reply,
-                            result: Err(EngineError::Encode(err.to_string())),
+                            result: Err(err),
                         });
                     }
                     return;
                 }
             }
+        }
+        for e in &events {
+            evolve(&mut self.working, e);
+        }
+        self.records.extend(records);
+        self.decided.push(Decided::Journaled {
+            events,
+            correlation_id: ctx.correlation_id.clone(),
+            reply,
+            rejection,
+            started,
+        });
+    }
+
+    /// Submits the batch as one append chained on the head, and hands it to the completer.
+    fn submit(&mut self) {
+        let decided = std::mem::take(&mut self.decided);
+        let records = std::mem::take(&mut self.records);
+        if records.is_empty() {
+            for d in decided {
+                if let Decided::Answer { reply, result } = d {
+                    let _ = self.pending.send(Pending::Answer { reply, result });
+                }
+            }
+            return;
         }
         let n = records.len() as u64;
         let req = AppendRequest {
@@ -716,30 +790,26 @@ impl Decider {
             expected_head: Some(self.head),
             records,
         };
-        let ticket = match self.inner.journal.submit(req) {
-            Ok(t) => t,
-            Err(e) => {
-                if let Some(reply) = reply {
-                    let _ = self.pending.send(Pending::Answer {
-                        reply,
-                        result: Err(e.into()),
-                    });
-                }
-                return;
+        match self.inner.journal.submit(req) {
+            Ok(ticket) => {
+                self.head += n;
+                let _ = self.pending.send(Pending::Append { ticket, decided });
             }
-        };
-        for e in &events {
-            evolve(&mut self.working, e);
+            Err(e) => {
+                // The working state already holds the batch's events: start over from
+                // the committed state before the next decision.
+                self.inner.failed.store(true, Ordering::Release);
+                for d in decided {
+                    let (reply, result) = match d {
+                        Decided::Journaled { reply, .. } => (reply, Err(e.clone().into())),
+                        Decided::Answer { reply, result } => (Some(reply), result),
+                    };
+                    if let Some(reply) = reply {
+                        let _ = self.pending.send(Pending::Answer { reply, result });
+                    }
+                }
+            }
         }
-        self.head += n;
-        let _ = self.pending.send(Pending::Append {
-            ticket,
-            events,
-            correlation_id: ctx.correlation_id.clone(),
-            reply,
-            rejection,
-            started,
-        });
     }
 }
 
@@ -753,40 +823,19 @@ fn completer(inner: Arc<Inner>, pending: mpsc::Receiver<Pending>) {
             Pending::Answer { reply, result } => {
                 let _ = reply.send(result);
             }
-            Pending::Append {
-                ticket,
-                events,
-                correlation_id,
-                reply,
-                rejection,
-                started,
-            } => {
-                let result = match ticket.wait() {
+            Pending::Append { ticket, decided } => {
+                let answers = match ticket.wait() {
                     Ok(appended) => {
-                        let applied = apply(&inner, &appended.records, events);
-                        since_checkpoint += applied.len() as u64;
-                        inner.metrics.committed(started.elapsed());
-                        let head = appended.last_seq();
-                        match rejection {
-                            None => Ok(Outcome {
-                                correlation_id,
-                                events: applied,
-                                head,
-                            }),
-                            Some(rejection) => Err(EngineError::Rejected {
-                                rejection,
-                                correlation_id,
-                                recorded: applied.iter().map(|a| a.seq).collect(),
-                            }),
-                        }
+                        since_checkpoint += appended.records.len() as u64;
+                        apply(&inner, &appended.records, decided)
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "append failed; resynchronizing");
                         inner.failed.store(true, Ordering::Release);
-                        Err(EngineError::Journal(e))
+                        failed(decided, &e)
                     }
                 };
-                if let Some(reply) = reply {
+                for (reply, result) in answers {
                     let _ = reply.send(result);
                 }
                 if since_checkpoint >= inner.config.checkpoint_every {
@@ -800,21 +849,74 @@ fn completer(inner: Arc<Inner>, pending: mpsc::Receiver<Pending>) {
     }
 }
 
-/// Applies acknowledged events to the committed state.
-fn apply(inner: &Inner, records: &[conclave_journal::Record], events: Vec<Event>) -> Vec<Applied> {
+/// Applies a durable batch to the committed state under one lock and returns the
+/// answers, to be sent once the lock is released.
+fn apply(
+    inner: &Inner,
+    records: &[conclave_journal::Record],
+    decided: Vec<Decided>,
+) -> Vec<(Reply, Result<Outcome, EngineError>)> {
+    let mut answers = Vec::with_capacity(decided.len());
+    let mut records = records.iter();
     let mut c = inner.committed.write().unwrap_or_else(|p| p.into_inner());
-    let mut applied = Vec::with_capacity(events.len());
-    for (record, event) in records.iter().zip(events) {
-        evolve(&mut c.state, &event);
-        c.head = record.seq;
-        c.head_hash = record.hash;
-        applied.push(Applied {
-            seq: record.seq,
-            stream: record.stream.clone(),
-            event,
-        });
+    for d in decided {
+        let (events, correlation_id, reply, rejection, started) = match d {
+            Decided::Answer { reply, result } => {
+                answers.push((reply, result));
+                continue;
+            }
+            Decided::Journaled {
+                events,
+                correlation_id,
+                reply,
+                rejection,
+                started,
+            } => (events, correlation_id, reply, rejection, started),
+        };
+        let mut applied = Vec::with_capacity(events.len());
+        // Events first: zip stops at the first side that ends, so the batch's records
+        // iterator is not advanced past this command's records.
+        for (event, record) in events.into_iter().zip(records.by_ref()) {
+            evolve(&mut c.state, &event);
+            c.head = record.seq;
+            c.head_hash = record.hash;
+            applied.push(Applied {
+                seq: record.seq,
+                stream: record.stream.clone(),
+                event,
+            });
+        }
+        inner.metrics.committed(started.elapsed());
+        let Some(reply) = reply else { continue };
+        let result = match rejection {
+            None => Ok(Outcome {
+                correlation_id,
+                events: applied,
+                head: c.head,
+            }),
+            Some(rejection) => Err(EngineError::Rejected {
+                rejection,
+                correlation_id,
+                recorded: applied.iter().map(|a| a.seq).collect(),
+            }),
+        };
+        answers.push((reply, result));
     }
-    applied
+    answers
+}
+
+/// The answers of a batch whose append failed: its journaled commands fail with the
+/// journal's error, answers decided alongside them stand.
+fn failed(decided: Vec<Decided>, e: &JournalError) -> Vec<(Reply, Result<Outcome, EngineError>)> {
+    decided
+        .into_iter()
+        .filter_map(|d| match d {
+            Decided::Journaled { reply, .. } => {
+                reply.map(|r| (r, Err(EngineError::Journal(e.clone()))))
+            }
+            Decided::Answer { reply, result } => Some((reply, result)),
+        })
+        .collect()
 }
 
 /// Drives expiry: asks the decider to tick until the engine stops.
