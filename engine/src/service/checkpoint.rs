@@ -95,18 +95,30 @@ impl CheckpointStore {
         }
     }
 
+    /// Encodes and stores a checkpoint in one call.
+    #[cfg(test)]
     pub fn save(&self, seq: u64, hash: &Hash, state: &State) -> Result<(), EngineError> {
-        let mut out = vec![FORMAT];
-        out.extend_from_slice(&(BUILD.len() as u16).to_be_bytes());
-        out.extend_from_slice(BUILD.as_bytes());
-        out.extend_from_slice(&seq.to_be_bytes());
-        out.extend_from_slice(hash);
-        bincode::serde::encode_into_std_write(state, &mut out, bincode::config::standard())
-            .map_err(err)?;
-        self.tree.insert(KEY, out).map_err(err)?;
+        self.store(encode(seq, hash, state)?)
+    }
+
+    /// Stores an encoded checkpoint durably, replacing the previous one.
+    pub fn store(&self, bytes: Vec<u8>) -> Result<(), EngineError> {
+        self.tree.insert(KEY, bytes).map_err(err)?;
         self.db.flush().map_err(err)?;
         Ok(())
     }
+}
+
+/// The stored form of a checkpoint of `state`, which covers the journal up to `seq`.
+pub(crate) fn encode(seq: u64, hash: &Hash, state: &State) -> Result<Vec<u8>, EngineError> {
+    let mut out = vec![FORMAT];
+    out.extend_from_slice(&(BUILD.len() as u16).to_be_bytes());
+    out.extend_from_slice(BUILD.as_bytes());
+    out.extend_from_slice(&seq.to_be_bytes());
+    out.extend_from_slice(hash);
+    bincode::serde::encode_into_std_write(state, &mut out, bincode::config::standard())
+        .map_err(err)?;
+    Ok(out)
 }
 
 fn decode(bytes: &[u8]) -> Result<Checkpoint, String> {

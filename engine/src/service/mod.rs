@@ -243,6 +243,7 @@ struct Inner {
     metrics: Metrics,
     config: EngineConfig,
     checkpoints: CheckpointStore,
+    checkpointing: Mutex<()>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     /// Dropping it wakes and ends the clock thread.
     clock_stop: Mutex<Option<mpsc::Sender<()>>>,
@@ -255,10 +256,18 @@ impl Inner {
     }
 
     /// Saves the committed state with the sequence and hash it covers.
+    /// Writes a checkpoint of the committed state. The state is encoded under the read
+    /// lock, which is released before the disk write. One checkpoint at a time, so an
+    /// older state never overwrites a newer one (after a purge, the newer one is the one
+    /// without the purged content).
     fn checkpoint(&self) -> Result<u64, EngineError> {
-        let c = self.committed();
-        self.checkpoints.save(c.head, &c.head_hash, &c.state)?;
-        Ok(c.head)
+        let _one_at_a_time = lock(&self.checkpointing);
+        let (head, bytes) = {
+            let c = self.committed();
+            (c.head, checkpoint::encode(c.head, &c.head_hash, &c.state)?)
+        };
+        self.checkpoints.store(bytes)?;
+        Ok(head)
     }
 }
 
@@ -302,6 +311,7 @@ impl Engine {
             metrics: Metrics::default(),
             config,
             checkpoints,
+            checkpointing: Mutex::new(()),
             threads: Mutex::new(Vec::new()),
             clock_stop: Mutex::new(None),
         });
@@ -313,10 +323,23 @@ impl Engine {
                 decider(inner, rx, pending_tx)
             })?);
         }
+        // Periodic checkpoints run beside the completer, which only asks for one; a
+        // request while one is being written is dropped (the next one covers it).
+        let (checkpoint_tx, checkpoint_rx) = mpsc::sync_channel::<()>(1);
         {
             let inner = inner.clone();
             threads.push(spawn("engine-completer", move || {
-                completer(inner, pending_rx)
+                completer(inner, pending_rx, checkpoint_tx)
+            })?);
+        }
+        {
+            let inner = inner.clone();
+            threads.push(spawn("engine-checkpoint", move || {
+                for () in checkpoint_rx {
+                    if let Err(e) = inner.checkpoint() {
+                        tracing::warn!(error = %e, "checkpoint failed");
+                    }
+                }
             })?);
         }
         {
@@ -813,7 +836,11 @@ impl Decider {
     }
 }
 
-fn completer(inner: Arc<Inner>, pending: mpsc::Receiver<Pending>) {
+fn completer(
+    inner: Arc<Inner>,
+    pending: mpsc::Receiver<Pending>,
+    checkpoint: mpsc::SyncSender<()>,
+) {
     let mut since_checkpoint = 0u64;
     for item in pending {
         match item {
@@ -840,9 +867,7 @@ fn completer(inner: Arc<Inner>, pending: mpsc::Receiver<Pending>) {
                 }
                 if since_checkpoint >= inner.config.checkpoint_every {
                     since_checkpoint = 0;
-                    if let Err(e) = inner.checkpoint() {
-                        tracing::warn!(error = %e, "checkpoint failed");
-                    }
+                    let _ = checkpoint.try_send(());
                 }
             }
         }
