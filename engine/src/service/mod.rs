@@ -233,7 +233,7 @@ enum Decided {
 
 /// Most jobs decided into one journal append. The decider takes only what is already
 /// queued, so a batch never waits for more work.
-const MAX_BATCH: usize = 256;
+const MAX_BATCH: usize = 64;
 
 struct Inner {
     journal: Journal,
