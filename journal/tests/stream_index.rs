@@ -186,6 +186,12 @@ fn a_damaged_run_is_a_typed_error_naming_the_stream() {
         matches!(err, JournalError::Storage(ref m) if m.contains("room:b") && m.contains("truncated")),
         "{err}"
     );
+    // A run whose versions would pass u64::MAX is damage too, not an overflow.
+    raw.raw_tree()
+        .insert(stream_key("room:b", u64::MAX), &[0x01, 0x05, 0x01][..])
+        .unwrap();
+    let err = j.storage().stream_head("room:b", u64::MAX).unwrap_err();
+    assert!(err.to_string().contains("overflow"), "{err}");
     // Other streams are unaffected.
     assert_eq!(
         j.read_stream("room:1", 1).unwrap(),

@@ -7,10 +7,9 @@
 //! - `mlayout` -> layout version (u32)
 //! - `mindexed` -> the sequence number up to which the stream index is complete
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-
-use std::collections::HashMap;
 
 use super::{index_run, ChunkIter, Storage, WriteBatch};
 use crate::error::{JournalError, Result};
@@ -153,11 +152,6 @@ impl SledStorage {
         })
     }
 
-    /// The directory sled stores the database in.
-    pub fn path(&self) -> &Path {
-        &self.dir
-    }
-
     /// The underlying tree, for tests that tamper with stored bytes.
     #[doc(hidden)]
     pub fn raw_tree(&self) -> &sled::Tree {
@@ -191,10 +185,20 @@ fn clear_stream_index(tree: &sled::Tree, layout: Option<u32>) -> Result<()> {
     Ok(())
 }
 
-fn run_damage(stream: &str, version: u64, why: String) -> JournalError {
-    JournalError::Storage(format!(
-        "stream index run of {stream:?} at version {version}: {why}"
-    ))
+/// Decodes one stored run of `stream` (its key after the stream prefix, and its value):
+/// (first version, seqs). Damaged bytes give an error naming the stream, never a panic.
+fn decode_run(stream: &str, version_key: &[u8], value: &[u8]) -> Result<(u64, Vec<u64>)> {
+    let first = be_u64(version_key, "stream key")?;
+    let damage = |why: String| {
+        JournalError::Storage(format!(
+            "stream index run of {stream:?} at version {first}: {why}"
+        ))
+    };
+    let seqs = index_run::decode(value).map_err(damage)?;
+    if first.checked_add(seqs.len() as u64).is_none() {
+        return Err(damage("versions overflow".into()));
+    }
+    Ok((first, seqs))
 }
 
 impl SledStorage {
@@ -214,9 +218,7 @@ impl SledStorage {
             .take_while(move |kv| kv.as_ref().map_or(true, |(k, _)| k.starts_with(&prefix)))
             .map(move |kv| {
                 let (k, v) = kv?;
-                let first = be_u64(&k[plen..], "stream key")?;
-                let seqs = index_run::decode(&v).map_err(|why| run_damage(&stream, first, why))?;
-                Ok((first, seqs))
+                decode_run(&stream, &k[plen..], &v)
             })
     }
 }
@@ -316,8 +318,7 @@ impl Storage for SledStorage {
         let prefix = stream_prefix(stream)?;
         for kv in self.tree.scan_prefix(&prefix).rev() {
             let (k, v) = kv?;
-            let first = be_u64(&k[prefix.len()..], "stream key")?;
-            let seqs = index_run::decode(&v).map_err(|why| run_damage(stream, first, why))?;
+            let (first, seqs) = decode_run(stream, &k[prefix.len()..], &v)?;
             if let Some(i) = seqs.iter().rposition(|&seq| seq <= max_seq) {
                 return Ok(first + i as u64);
             }
