@@ -18,7 +18,8 @@ use crate::config::{Config, ServeArgs};
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let config = Config::load(&args)?;
     init_logging(&config.log)?;
-    std::fs::create_dir_all(&config.data_dir)
+    // Durably: a power cut must not lose the data directory with the admin token in it.
+    conclave_journal::durable::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
     let ip_key = match config.ip_key {
         Some(k) => k,
@@ -163,18 +164,9 @@ fn load_or_create_ip_key(path: &Path) -> anyhow::Result<[u8; 32]> {
             let mut key = [0u8; 32];
             getrandom::fill(&mut key)
                 .map_err(|e| anyhow::anyhow!("no randomness for the IP key: {e}"))?;
-            let mut opts = std::fs::OpenOptions::new();
-            opts.write(true).create_new(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                opts.mode(0o600);
-            }
-            let mut f = opts
-                .open(path)
+            let text = format!("{}\n", conclave_journal::hex(&key));
+            conclave_journal::durable::create_private_file(path, text.as_bytes())
                 .with_context(|| format!("creating the IP key file {}", path.display()))?;
-            writeln!(f, "{}", conclave_journal::hex(&key))?;
-            f.sync_all()?;
             Ok(key)
         }
         Err(e) => Err(e).with_context(|| format!("reading the IP key file {}", path.display())),

@@ -16,6 +16,7 @@
 
 mod codec;
 mod config;
+pub mod durable;
 mod error;
 mod journal;
 mod record;

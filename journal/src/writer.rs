@@ -220,6 +220,13 @@ fn flusher(shared: &Shared, applied: Receiver<AppliedGroup>) {
         };
         let mut groups: Vec<AppliedGroup> = first.into_iter().collect();
         groups.extend(applied.try_iter());
+        // Groups staged before a failure are in the tree but may never become durable:
+        // once poisoned, nothing more is acknowledged; reopening decides what stands.
+        if let Some(reason) = poisoned(shared) {
+            fail(groups, &JournalError::Poisoned(reason));
+            dirty_since = None;
+            continue;
+        }
         let last = groups.last().map(|g| (g.last_seq, g.last_hash));
         match shared.config.sync {
             SyncMode::Always => {
@@ -233,11 +240,7 @@ fn flusher(shared: &Shared, applied: Receiver<AppliedGroup>) {
                     }
                     Err(e) => {
                         poison(shared, &e);
-                        for g in groups {
-                            for s in g.staged {
-                                let _ = s.reply.send(Err(e.clone()));
-                            }
-                        }
+                        fail(groups, &e);
                         continue;
                     }
                 }
@@ -276,6 +279,15 @@ fn flusher(shared: &Shared, applied: Receiver<AppliedGroup>) {
                 );
             }
             Err(e) => tracing::error!(error = %e, "final journal flush failed"),
+        }
+    }
+}
+
+/// Answers every request of `groups` with `e`.
+fn fail(groups: Vec<AppliedGroup>, e: &JournalError) {
+    for g in groups {
+        for s in g.staged {
+            let _ = s.reply.send(Err(e.clone()));
         }
     }
 }

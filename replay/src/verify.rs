@@ -134,16 +134,11 @@ pub fn load_or_create_key(data_dir: &Path) -> Result<SigningKey> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let mut seed = [0u8; 32];
             getrandom::fill(&mut seed).map_err(|e| key_err(format!("no OS randomness: {e}")))?;
-            let mut opts = std::fs::OpenOptions::new();
-            opts.write(true).create_new(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                opts.mode(0o600);
-            }
-            let mut f = opts.open(&path).map_err(|e| key_err(e.to_string()))?;
-            writeln!(f, "{}", hex(&seed)).map_err(|e| key_err(e.to_string()))?;
-            f.sync_all().map_err(|e| key_err(e.to_string()))?;
+            conclave_journal::durable::create_private_file(
+                &path,
+                format!("{}\n", hex(&seed)).as_bytes(),
+            )
+            .map_err(|e| key_err(e.to_string()))?;
             Ok(SigningKey::from_bytes(&seed))
         }
         Err(e) => Err(key_err(e.to_string())),

@@ -6,6 +6,7 @@
 
 use std::path::Path;
 
+use conclave_journal::durable::SledSync;
 use conclave_journal::Hash;
 
 use super::EngineError;
@@ -21,6 +22,8 @@ const KEY: &[u8] = b"state";
 pub(crate) struct CheckpointStore {
     db: sled::Db,
     tree: sled::Tree,
+    /// A checkpoint the engine trusts must be durable, not only flushed.
+    sync: SledSync,
 }
 
 /// A loaded checkpoint.
@@ -36,8 +39,8 @@ fn err(e: impl std::fmt::Display) -> EngineError {
 
 impl CheckpointStore {
     /// Opens the store. Checkpoints are derived data, so a store that cannot be opened
-    /// (damaged files; sled keeps large values in blob files it does not fsync, which a
-    /// power cut can lose) is moved aside, kept for inspection, and started afresh.
+    /// (damaged files, or files from a build that did not make them durable) is moved
+    /// aside, kept for inspection, and started afresh.
     pub fn open(dir: &Path) -> Result<Self, EngineError> {
         match Self::open_existing(dir) {
             Ok(store) => Ok(store),
@@ -72,8 +75,9 @@ impl CheckpointStore {
             Ok(Err(e)) => return Err(err(format!("{}: {e}", dir.display()))),
             Err(_) => return Err(err(format!("{}: corrupt database", dir.display()))),
         };
+        let sync = SledSync::open(dir).map_err(err)?;
         let tree = db.open_tree("checkpoints").map_err(err)?;
-        Ok(CheckpointStore { db, tree })
+        Ok(CheckpointStore { db, tree, sync })
     }
 
     /// The stored checkpoint, or `None` if there is none usable.
@@ -104,7 +108,7 @@ impl CheckpointStore {
     /// Stores an encoded checkpoint durably, replacing the previous one.
     pub fn store(&self, bytes: Vec<u8>) -> Result<(), EngineError> {
         self.tree.insert(KEY, bytes).map_err(err)?;
-        self.db.flush().map_err(err)?;
+        self.sync.flush(&self.db).map_err(err)?;
         Ok(())
     }
 }

@@ -297,7 +297,7 @@ impl Engine {
     /// obfuscation, welcome text): once the journal holds state, their journaled values
     /// win, and configuration provides only their initial values.
     pub fn open(config: EngineConfig) -> Result<Engine, EngineError> {
-        std::fs::create_dir_all(&config.data_dir)
+        conclave_journal::durable::create_dir_all(&config.data_dir)
             .map_err(|e| EngineError::Checkpoint(format!("{}: {e}", config.data_dir.display())))?;
         let journal = Journal::open(config.data_dir.join("journal"), config.journal.clone())?;
         let checkpoints = CheckpointStore::open(&config.data_dir.join("projections"))?;

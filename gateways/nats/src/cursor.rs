@@ -6,9 +6,10 @@
 //! one. The format is one line, `conclave-nats-cursor 1 <seq>`, so a damaged or foreign
 //! file is refused instead of misread.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::fs;
 use std::path::{Path, PathBuf};
+
+use conclave_journal::durable;
 
 use crate::error::NatsError;
 
@@ -64,25 +65,9 @@ impl CursorFile {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        fs::create_dir_all(&dir).map_err(|e| self.err(e))?;
-        let mut tmp_name = self.path.file_name().unwrap_or_default().to_os_string();
-        tmp_name.push(".tmp");
-        let tmp = dir.join(tmp_name);
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)
-            .map_err(|e| self.err(e))?;
-        f.write_all(format!("{MAGIC} {VERSION} {seq}\n").as_bytes())
-            .map_err(|e| self.err(e))?;
-        f.sync_all().map_err(|e| self.err(e))?;
-        drop(f);
-        fs::rename(&tmp, &self.path).map_err(|e| self.err(e))?;
-        File::open(&dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| self.err(e))?;
-        Ok(())
+        durable::create_dir_all(&dir).map_err(|e| self.err(e))?;
+        durable::replace_file(&self.path, format!("{MAGIC} {VERSION} {seq}\n").as_bytes())
+            .map_err(|e| self.err(e))
     }
 }
 

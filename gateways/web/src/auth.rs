@@ -7,7 +7,6 @@
 //! owner password).
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -71,19 +70,9 @@ pub fn load_or_create_admin_token(path: &Path) -> std::io::Result<(String, bool)
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let token = random_token().map_err(|e| std::io::Error::other(e.to_string()))?;
             if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)?;
+                conclave_journal::durable::create_dir_all(dir)?;
             }
-            let mut opts = std::fs::OpenOptions::new();
-            opts.write(true).create_new(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                opts.mode(0o600);
-            }
-            let mut f = opts.open(path)?;
-            f.write_all(token.as_bytes())?;
-            f.write_all(b"\n")?;
-            f.sync_all()?;
+            conclave_journal::durable::create_private_file(path, format!("{token}\n").as_bytes())?;
             Ok((token, true))
         }
         Err(e) => Err(e),

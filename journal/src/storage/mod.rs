@@ -1,9 +1,11 @@
 //! Where records live. The journal logic (sequencing, chaining, group commit) sits above
 //! this trait; a backend only stores bytes atomically and durably on `flush`.
 
+mod faults;
 mod index_run;
 mod sled_backend;
 
+pub use faults::FaultyStorage;
 pub use sled_backend::{sled_config, SledStorage};
 
 use crate::error::Result;

@@ -8,10 +8,10 @@
 //! - `mindexed` -> the sequence number up to which the stream index is complete
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::{index_run, ChunkIter, Storage, WriteBatch};
+use crate::durable::{self, SledSync};
 use crate::error::{JournalError, Result};
 use crate::record::Hash;
 
@@ -46,6 +46,8 @@ pub struct SledStorage {
     db: sled::Db,
     tree: sled::Tree,
     dir: PathBuf,
+    /// Turns sled's flush into a durable one.
+    sync: SledSync,
 }
 
 pub(crate) fn chunk_key(seq: u64) -> [u8; 9] {
@@ -118,6 +120,11 @@ impl SledStorage {
                 ))
             }
         };
+        let sync = SledSync::open(path).map_err(|e| open_err(format!("syncing: {e}")))?;
+        let flush = |db: &sled::Db| {
+            sync.flush(db)
+                .map_err(|e| open_err(format!("flushing: {e}")))
+        };
         let tree = db
             .open_tree("journal")
             .map_err(|e| open_err(e.to_string()))?;
@@ -136,19 +143,20 @@ impl SledStorage {
                 if found < LAYOUT_VERSION {
                     clear_stream_index(&tree, Some(LAYOUT_VERSION))
                         .map_err(|e| open_err(format!("upgrading the stream index: {e}")))?;
-                    db.flush().map_err(|e| open_err(e.to_string()))?;
+                    flush(&db)?;
                 }
             }
             None => {
                 tree.insert(LAYOUT_KEY, &LAYOUT_VERSION.to_be_bytes())
                     .map_err(|e| open_err(e.to_string()))?;
-                db.flush().map_err(|e| open_err(e.to_string()))?;
+                flush(&db)?;
             }
         }
         Ok(SledStorage {
             db,
             tree,
             dir: path.to_path_buf(),
+            sync,
         })
     }
 
@@ -282,8 +290,9 @@ impl Storage for SledStorage {
     }
 
     fn flush(&self) -> Result<()> {
-        self.db.flush()?;
-        Ok(())
+        self.sync
+            .flush(&self.db)
+            .map_err(|e| JournalError::Storage(format!("durable flush: {e}")))
     }
 
     fn stream_entries(&self, stream: &str, from_version: u64) -> Result<Vec<(u64, u64)>> {
@@ -343,7 +352,7 @@ impl Storage for SledStorage {
 
     fn purge_content(&self, digest: &Hash) -> Result<bool> {
         let existed = self.tree.remove(content_key(digest))?.is_some();
-        self.db.flush()?;
+        self.flush()?;
         Ok(existed)
     }
 
@@ -352,13 +361,10 @@ impl Storage for SledStorage {
             "{HEAD_MARKER_MAGIC}\nseq {seq}\nhash {}\n",
             crate::journal::hex(hash)
         );
-        let tmp = self.dir.join(format!("{HEAD_MARKER}.tmp"));
-        let io = |e: std::io::Error| JournalError::Storage(format!("head marker: {e}"));
-        let mut f = std::fs::File::create(&tmp).map_err(io)?;
-        f.write_all(text.as_bytes()).map_err(io)?;
-        f.sync_all().map_err(io)?;
-        std::fs::rename(&tmp, self.dir.join(HEAD_MARKER)).map_err(io)?;
-        Ok(())
+        // The directory fsync that makes the marker's new name durable also makes
+        // durable the snapshot files sled renames in the same directory.
+        durable::replace_file(&self.dir.join(HEAD_MARKER), text.as_bytes())
+            .map_err(|e| JournalError::Storage(format!("head marker: {e}")))
     }
 
     fn durable_head(&self) -> Result<Option<(u64, Hash)>> {
