@@ -142,17 +142,34 @@ fn raw_sled(path: &std::path::Path, default_segments: bool) -> sled::Db {
     config.open().unwrap()
 }
 
+/// What raw sled's flush is followed by.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum RawSync {
+    /// `Db::flush` alone: the log written, then only `sync_file_range`.
+    SledFlush,
+    /// `Db::flush`, then `fdatasync` of the log file: durable across a power cut, the
+    /// same system calls as the journal's flush.
+    Fdatasync,
+}
+
 /// Raw sled: insert `batch` values of `bytes` each as one batch, flush, repeat. The
 /// better of the journal's sled settings and sled's default segment size.
-fn raw_sled_batched(batch: usize, bytes: usize, total: usize) -> f64 {
-    let journal_settings = raw_sled_batched_with(batch, bytes, total, false);
-    let default_segments = raw_sled_batched_with(batch, bytes, total, true);
+fn raw_sled_batched(batch: usize, bytes: usize, total: usize, sync: RawSync) -> f64 {
+    let journal_settings = raw_sled_batched_with(batch, bytes, total, false, sync);
+    let default_segments = raw_sled_batched_with(batch, bytes, total, true, sync);
     journal_settings.max(default_segments)
 }
 
-fn raw_sled_batched_with(batch: usize, bytes: usize, total: usize, default_segments: bool) -> f64 {
+fn raw_sled_batched_with(
+    batch: usize,
+    bytes: usize,
+    total: usize,
+    default_segments: bool,
+    sync: RawSync,
+) -> f64 {
     let dir = tempfile::tempdir().unwrap();
     let db = raw_sled(dir.path(), default_segments);
+    let log = std::fs::File::open(dir.path().join("db")).unwrap();
     let tree = db.open_tree("raw").unwrap();
     let value = vec![7u8; bytes];
     let started = Instant::now();
@@ -165,8 +182,28 @@ fn raw_sled_batched_with(batch: usize, bytes: usize, total: usize, default_segme
         }
         tree.apply_batch(b).unwrap();
         db.flush().unwrap();
+        if sync == RawSync::Fdatasync {
+            log.sync_data().unwrap();
+        }
     }
     seq as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Latency of `n` appends made one after the other by a single writer: (p50, p99) in
+/// microseconds.
+fn single_writer_latency(rt: &tokio::runtime::Runtime, n: usize) -> (u64, u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let j = Journal::open(dir.path(), config(SyncMode::Always)).unwrap();
+    let mut hist = Histogram::<u64>::new(3).unwrap();
+    rt.block_on(async {
+        for i in 0..n {
+            let t = Instant::now();
+            j.append(request(0, i, Streams::PerWriter)).await.unwrap();
+            hist.record((t.elapsed().as_micros() as u64).max(1))
+                .unwrap();
+        }
+    });
+    (hist.value_at_quantile(0.5), hist.value_at_quantile(0.99))
 }
 
 fn latency_at_load(rt: &tokio::runtime::Runtime, rate: u64, seconds: u64) -> (u64, u64, u64) {
@@ -298,16 +335,18 @@ fn main() {
     };
     for &(writers, total, streams, label) in write_runs {
         let total = scaled(total);
-        // (ratio, journal, raw, group) of each round; the median round is printed.
-        let mut runs: Vec<(f64, f64, f64, f64)> = (0..rounds())
+        // (ratio, journal, raw durable, group, raw flush only) of each round; the median
+        // round is printed.
+        let mut runs: Vec<(f64, f64, f64, f64, f64)> = (0..rounds())
             .map(|_| {
                 let t = durable_appends(&rt, writers, total, streams);
                 if writers == 1 {
                     record_bytes = t.record_bytes;
                 }
                 let group = t.avg_group.round().max(1.0) as usize;
-                let raw = raw_sled_batched(group, record_bytes, total);
-                (t.per_sec / raw, t.per_sec, raw, t.avg_group)
+                let raw = raw_sled_batched(group, record_bytes, total, RawSync::Fdatasync);
+                let flush_only = raw_sled_batched(group, record_bytes, total, RawSync::SledFlush);
+                (t.per_sec / raw, t.per_sec, raw, t.avg_group, flush_only)
             })
             .collect();
         runs.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -315,9 +354,9 @@ fn main() {
             .iter()
             .map(|r| format!("{:.0}%", 100.0 * r.0))
             .collect();
-        let (ratio, per_sec, raw, avg_group) = runs[runs.len() / 2];
+        let (ratio, per_sec, raw, avg_group, flush_only) = runs[runs.len() / 2];
         println!(
-            "| durable appends, {writers} writers{label} (avg group {avg_group:.1}) | {per_sec:.0}/s | raw sled insert+flush, batches of {:.0}: {raw:.0}/s | {:.0}% (rounds: {}) |",
+            "| durable appends, {writers} writers{label} (avg group {avg_group:.1}) | {per_sec:.0}/s | raw sled insert+flush+fdatasync, batches of {:.0}: {raw:.0}/s (flush without fdatasync: {flush_only:.0}/s) | {:.0}% (rounds: {}) |",
             avg_group.round().max(1.0),
             100.0 * ratio,
             all.join(", ")
@@ -327,6 +366,9 @@ fn main() {
         return;
     }
     if !only_verify {
+        let n = scaled(2_000);
+        let (p50, p99) = single_writer_latency(&rt, n);
+        println!("| append latency, 1 writer, one append at a time ({n} appends) | p50 {p50} us, p99 {p99} us | | |");
         let (p50, p99, n) = latency_at_load(&rt, 1_000, (3.0 * scale()).ceil() as u64);
         println!("| append latency at 1000 appends/s offered ({n} appends) | p50 {p50} us, p99 {p99} us | | |");
     }

@@ -112,6 +112,13 @@ impl SledSync {
             log,
             synced_blobs: Mutex::new(HashSet::new()),
         };
+        // sled writes `conf` when it creates a database and never syncs it; without
+        // it the database cannot be opened again.
+        match File::open(dir.join("conf")) {
+            Ok(conf) => conf.sync_all()?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
         sync.sync_blobs()?;
         if dir.join("blobs").is_dir() {
             sync_dir(&dir.join("blobs"))?;
