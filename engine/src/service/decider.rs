@@ -1,0 +1,263 @@
+//! The decider thread: decides commands against the working state and submits each
+//! batch's events as one journal append chained on the head.
+
+use std::sync::atomic::Ordering;
+use std::sync::{mpsc, Arc};
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use conclave_journal::AppendRequest;
+
+use super::nonces::Nonces;
+use super::pipeline::{Decided, Job, Pending, Reply, MAX_BATCH};
+use super::{records, EngineError, Inner, Outcome, Prechecked, Request};
+use crate::context::{Actor, Context, Origin};
+use crate::decide::decide;
+use crate::event::Event;
+use crate::evolve::evolve;
+use crate::rejection::{Rejected, Rejection};
+use crate::state::State;
+use crate::tick::tick;
+
+pub(super) struct Decider {
+    inner: Arc<Inner>,
+    working: State,
+    /// The head once everything submitted so far is durable.
+    head: u64,
+    last_now: DateTime<Utc>,
+    pending: mpsc::Sender<Pending>,
+    nonces: Nonces,
+    /// Records and decisions of the batch being built, not yet submitted.
+    records: Vec<conclave_journal::NewRecord>,
+    decided: Vec<Decided>,
+}
+
+pub(super) fn decider(
+    inner: Arc<Inner>,
+    jobs: mpsc::Receiver<Job>,
+    pending: mpsc::Sender<Pending>,
+) {
+    let (working, head) = {
+        let c = inner.committed();
+        (c.state.clone(), c.head)
+    };
+    let mut d = Decider {
+        inner,
+        working,
+        head,
+        last_now: DateTime::<Utc>::MIN_UTC,
+        pending,
+        nonces: Nonces::new(),
+        records: Vec::new(),
+        decided: Vec::new(),
+    };
+    // Decide everything already queued, then submit it as one append: the journal and
+    // the completer then handle one request and one wake-up per batch, not per command.
+    while let Ok(first) = jobs.recv() {
+        if d.inner.failed.load(Ordering::Acquire) {
+            d.resync();
+        }
+        d.job(first);
+        for job in jobs.try_iter().take(MAX_BATCH - 1) {
+            d.job(job);
+        }
+        d.submit();
+    }
+}
+
+impl Decider {
+    /// Time never goes backwards in the journal, even if the system clock does.
+    fn now(&mut self) -> DateTime<Utc> {
+        self.last_now = self.last_now.max(Utc::now());
+        self.last_now
+    }
+
+    fn resync(&mut self) {
+        let (tx, rx) = mpsc::channel();
+        if self.pending.send(Pending::Barrier(tx)).is_ok() {
+            let _ = rx.recv();
+        }
+        self.inner.failed.store(false, Ordering::Release);
+        let c = self.inner.committed();
+        self.working = c.state.clone();
+        self.head = c.head;
+        tracing::warn!(head = self.head, "engine resynchronized with the journal");
+    }
+
+    fn command(&mut self, req: Request, reply: Reply, passwords: &Prechecked) {
+        let started = Instant::now();
+        let authorized_by = req.authorized_by.clone();
+        let correlation_id = match req.correlation_id.clone() {
+            Some(c) => c,
+            None => self.nonces.correlation_id(),
+        };
+        let ctx = Context {
+            actor: req.actor,
+            origin: req.origin,
+            now: self.now(),
+            correlation_id: correlation_id.clone(),
+            causation_id: req.causation_id,
+            ids: self.nonces.seed(),
+            ip_key: self.inner.config.ip_key.clone(),
+        };
+        self.inner.metrics.command(req.command.name());
+        match decide(&self.working, &req.command, &ctx, passwords) {
+            Ok(events) if events.is_empty() => {
+                let head = self.speculative_head();
+                self.decided.push(Decided::Answer {
+                    reply,
+                    result: Ok(Outcome {
+                        correlation_id,
+                        events: Vec::new(),
+                        head,
+                    }),
+                });
+            }
+            Ok(events) => self.stage(events, &ctx, authorized_by, Some(reply), None, started),
+            Err(Rejected { rejection, record }) => {
+                self.inner.metrics.rejection(rejection.code());
+                if record.is_empty() {
+                    self.decided.push(Decided::Answer {
+                        reply,
+                        result: Err(EngineError::Rejected {
+                            rejection,
+                            correlation_id,
+                            recorded: Vec::new(),
+                        }),
+                    });
+                } else {
+                    self.stage(
+                        record,
+                        &ctx,
+                        authorized_by,
+                        Some(reply),
+                        Some(rejection),
+                        started,
+                    );
+                }
+            }
+        }
+    }
+
+    fn job(&mut self, job: Job) {
+        match job {
+            Job::Command {
+                req,
+                reply,
+                passwords,
+            } => self.command(*req, reply, &passwords),
+            Job::Tick => self.tick(),
+        }
+    }
+
+    /// The head once the batch so far is durable.
+    fn speculative_head(&self) -> u64 {
+        self.head + self.records.len() as u64
+    }
+
+    fn tick(&mut self) {
+        let now = self.now();
+        let events = tick(&self.working, now);
+        if events.is_empty() {
+            return;
+        }
+        let ctx = Context {
+            actor: Actor::Service("clock".into()),
+            origin: Origin {
+                gateway: "engine".into(),
+                protocol: "internal".into(),
+                remote_addr: None,
+            },
+            now,
+            correlation_id: self.nonces.correlation_id(),
+            causation_id: None,
+            ids: self.nonces.seed(),
+            ip_key: self.inner.config.ip_key.clone(),
+        };
+        self.stage(events, &ctx, None, None, None, Instant::now());
+    }
+
+    /// Adds a decision's records to the batch and its events to the working state.
+    fn stage(
+        &mut self,
+        events: Vec<Event>,
+        ctx: &Context,
+        authorized_by: Option<String>,
+        reply: Option<Reply>,
+        rejection: Option<Rejection>,
+        started: Instant,
+    ) {
+        let mut records = Vec::with_capacity(events.len());
+        let max_bytes = self.inner.config.journal.max_record_bytes;
+        for e in &events {
+            // A record the journal would refuse is refused here, alone: in the batch's
+            // append it would fail every command batched with it.
+            let record = records::to_record(e, ctx, &self.working, authorized_by.as_deref())
+                .map_err(|err| EngineError::Encode(err.to_string()))
+                .and_then(|r| r.validate(max_bytes).map(|()| r).map_err(EngineError::from));
+            match record {
+                Ok(r) => records.push(r),
+                Err(err) => {
+                    if let Some(reply) = reply {
+                        self.decided.push(Decided::Answer {
+                            reply,
+                            result: Err(err),
+                        });
+                    }
+                    return;
+                }
+            }
+        }
+        for e in &events {
+            evolve(&mut self.working, e);
+        }
+        self.records.extend(records);
+        self.decided.push(Decided::Journaled {
+            events,
+            correlation_id: ctx.correlation_id.clone(),
+            reply,
+            rejection,
+            started,
+        });
+    }
+
+    /// Submits the batch as one append chained on the head, and hands it to the completer.
+    fn submit(&mut self) {
+        let decided = std::mem::take(&mut self.decided);
+        let records = std::mem::take(&mut self.records);
+        if records.is_empty() {
+            for d in decided {
+                if let Decided::Answer { reply, result } = d {
+                    let _ = self.pending.send(Pending::Answer { reply, result });
+                }
+            }
+            return;
+        }
+        let n = records.len() as u64;
+        let req = AppendRequest {
+            expected: Vec::new(),
+            expected_head: Some(self.head),
+            records,
+        };
+        match self.inner.journal.submit(req) {
+            Ok(ticket) => {
+                self.head += n;
+                let _ = self.pending.send(Pending::Append { ticket, decided });
+            }
+            Err(e) => {
+                // The working state already holds the batch's events: start over from
+                // the committed state before the next decision.
+                self.inner.failed.store(true, Ordering::Release);
+                for d in decided {
+                    let (reply, result) = match d {
+                        Decided::Journaled { reply, .. } => (reply, Err(e.clone().into())),
+                        Decided::Answer { reply, result } => (Some(reply), result),
+                    };
+                    if let Some(reply) = reply {
+                        let _ = self.pending.send(Pending::Answer { reply, result });
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! Why a command did not take effect, with stable codes.
+
+use conclave_journal::JournalError;
+use thiserror::Error;
+
+use crate::rejection::{http_status, Rejection};
+
+/// Why a command did not take effect.
+#[derive(Debug, Clone, Error)]
+pub enum EngineError {
+    /// The domain refused it; `recorded` are the sequence numbers of the events journaled
+    /// anyway (the denial itself, autoban consequences).
+    #[error("{rejection}")]
+    Rejected {
+        rejection: Rejection,
+        correlation_id: String,
+        recorded: Vec<u64>,
+    },
+    #[error("journal: {0}")]
+    Journal(#[from] JournalError),
+    #[error("record {seq} cannot be decoded: {reason}")]
+    Codec { seq: u64, reason: String },
+    #[error("cannot encode an event: {0}")]
+    Encode(String),
+    #[error("checkpoint: {0}")]
+    Checkpoint(String),
+    #[error("the engine is stopped")]
+    Stopped,
+    /// Work moved to the blocking pool did not finish (it panicked or the runtime is
+    /// shutting down).
+    #[error("background task: {0}")]
+    Task(String),
+}
+
+impl EngineError {
+    /// The stable code: the rejection's own code for domain refusals.
+    pub fn code(&self) -> &str {
+        match self {
+            EngineError::Rejected { rejection, .. } => rejection.code(),
+            EngineError::Journal(e) => e.code(),
+            EngineError::Codec { .. } => "engine.codec",
+            EngineError::Encode(_) => "engine.encode",
+            EngineError::Checkpoint(_) => "engine.checkpoint",
+            EngineError::Stopped => "engine.stopped",
+            EngineError::Task(_) => "engine.task",
+        }
+    }
+
+    /// The HTTP status a web gateway answers with.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            EngineError::Rejected { rejection, .. } => http_status(rejection.code()),
+            EngineError::Journal(
+                JournalError::HeadConflict { .. } | JournalError::Conflict { .. },
+            ) => 503,
+            _ => 500,
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! What flows from the caller to the decider, and from the decider to the completer.
+
+use std::sync::mpsc;
+use std::time::Instant;
+
+use conclave_journal::AppendTicket;
+use tokio::sync::oneshot;
+
+use super::{EngineError, Outcome, Prechecked, Request};
+use crate::event::Event;
+use crate::rejection::Rejection;
+
+pub(super) type Reply = oneshot::Sender<Result<Outcome, EngineError>>;
+
+pub(super) enum Job {
+    Command {
+        req: Box<Request>,
+        reply: Reply,
+        passwords: Prechecked,
+    },
+    Tick,
+}
+
+/// What the completer waits for, in submission order.
+pub(super) enum Pending {
+    /// One journal append holding the records of every journaled command in `decided`,
+    /// in order.
+    Append {
+        ticket: AppendTicket,
+        decided: Vec<Decided>,
+    },
+    Answer {
+        reply: Reply,
+        result: Result<Outcome, EngineError>,
+    },
+    Barrier(mpsc::Sender<()>),
+}
+
+/// One decided job in a batch, answered once everything before it is durable.
+pub(super) enum Decided {
+    /// Its events are records of the batch's append.
+    Journaled {
+        events: Vec<Event>,
+        correlation_id: String,
+        /// The caller, if any, and the rejection to answer with after journaling.
+        reply: Option<Reply>,
+        rejection: Option<Rejection>,
+        started: Instant,
+    },
+    /// An answer that needs no record (a refusal, a command that changed nothing), sent
+    /// in order so it never reveals a decision that is not yet durable.
+    Answer {
+        reply: Reply,
+        result: Result<Outcome, EngineError>,
+    },
+}
+
+/// Most jobs decided into one journal append. The decider takes only what is already
+/// queued, so a batch never waits for more work.
+pub(super) const MAX_BATCH: usize = 64;
