@@ -59,6 +59,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         },
         checkpoint_every: config.checkpoint_every,
         tick_interval: config.tick_interval,
+        ..EngineConfig::new(&config.data_dir)
     };
     let engine = Engine::open(engine_config)
         .with_context(|| format!("opening the engine in {}", config.data_dir.display()))?;

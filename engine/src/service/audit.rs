@@ -119,27 +119,35 @@ fn matches(
             return Ok(None);
         }
     }
-    Ok(Some(AuditEntry {
-        seq: record.seq,
-        at: record
-            .timestamp
-            .to_rfc3339_opts(SecondsFormat::Micros, true),
-        stream: record.stream,
-        event_type: record.event_type,
-        schema_version: record.schema_version,
-        actor: record.meta.actor,
-        gateway: record.meta.gateway,
-        protocol: record.meta.protocol,
-        remote_addr: record.meta.remote_addr,
-        correlation_id: record.meta.correlation_id,
-        causation_id: record.meta.causation_id,
-        authorized_by: record.meta.authorized_by,
-        event,
-    }))
+    Ok(Some(AuditEntry::new(&record, event)))
+}
+
+impl AuditEntry {
+    /// The audit line of a record whose event has the JSON view `event`.
+    pub fn new(record: &Record, event: Value) -> Self {
+        let meta = &record.meta;
+        AuditEntry {
+            seq: record.seq,
+            at: record
+                .timestamp
+                .to_rfc3339_opts(SecondsFormat::Micros, true),
+            stream: record.stream.clone(),
+            event_type: record.event_type.clone(),
+            schema_version: record.schema_version,
+            actor: meta.actor.clone(),
+            gateway: meta.gateway.clone(),
+            protocol: meta.protocol.clone(),
+            remote_addr: meta.remote_addr.clone(),
+            correlation_id: meta.correlation_id.clone(),
+            causation_id: meta.causation_id.clone(),
+            authorized_by: meta.authorized_by.clone(),
+            event,
+        }
+    }
 }
 
 /// Whether a string equal to `who` appears anywhere in `v`.
-fn mentions(v: &Value, who: &str) -> bool {
+pub(crate) fn mentions(v: &Value, who: &str) -> bool {
     match v {
         Value::String(s) => s == who,
         Value::Array(a) => a.iter().any(|x| mentions(x, who)),

@@ -7,7 +7,7 @@ use std::sync::{mpsc, Arc};
 use conclave_journal::JournalError;
 
 use super::pipeline::{Decided, Pending, Reply};
-use super::{Applied, EngineError, Inner, Outcome};
+use super::{Applied, EngineError, FeedEvent, Inner, Outcome};
 use crate::evolve::evolve;
 
 pub(super) fn completer(
@@ -28,7 +28,10 @@ pub(super) fn completer(
                 let answers = match ticket.wait() {
                     Ok(appended) => {
                         since_checkpoint += appended.records.len() as u64;
-                        apply(&inner, &appended.records, decided)
+                        let (answers, committed) = apply(&inner, appended.records, decided);
+                        // Subscribers see the events before any caller hears of them.
+                        inner.feed.push(committed);
+                        answers
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "append failed; resynchronizing");
@@ -48,15 +51,18 @@ pub(super) fn completer(
     }
 }
 
+type Answers = Vec<(Reply, Result<Outcome, EngineError>)>;
+
 /// Applies a durable batch to the committed state under one lock and returns the
-/// answers, to be sent once the lock is released.
+/// answers, to be sent once the lock is released, and the events for the feed.
 fn apply(
     inner: &Inner,
-    records: &[conclave_journal::Record],
+    records: Vec<conclave_journal::Record>,
     decided: Vec<Decided>,
-) -> Vec<(Reply, Result<Outcome, EngineError>)> {
+) -> (Answers, Vec<FeedEvent>) {
     let mut answers = Vec::with_capacity(decided.len());
-    let mut records = records.iter();
+    let mut committed = Vec::with_capacity(records.len());
+    let mut records = records.into_iter();
     let mut c = inner.committed.write().unwrap_or_else(|p| p.into_inner());
     for d in decided {
         let (events, correlation_id, reply, rejection, started) = match d {
@@ -82,8 +88,9 @@ fn apply(
             applied.push(Applied {
                 seq: record.seq,
                 stream: record.stream.clone(),
-                event,
+                event: event.clone(),
             });
+            committed.push(FeedEvent::new(record, event));
         }
         inner.metrics.committed(started.elapsed());
         let Some(reply) = reply else { continue };
@@ -101,12 +108,12 @@ fn apply(
         };
         answers.push((reply, result));
     }
-    answers
+    (answers, committed)
 }
 
 /// The answers of a batch whose append failed: its journaled commands fail with the
 /// journal's error, answers decided alongside them stand.
-fn failed(decided: Vec<Decided>, e: &JournalError) -> Vec<(Reply, Result<Outcome, EngineError>)> {
+fn failed(decided: Vec<Decided>, e: &JournalError) -> Answers {
     decided
         .into_iter()
         .filter_map(|d| match d {

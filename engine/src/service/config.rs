@@ -21,11 +21,14 @@ pub struct EngineConfig {
     pub checkpoint_every: u64,
     /// How often expiry (rooms, invitations, bans) is checked.
     pub tick_interval: Duration,
+    /// Recent events the committed feed keeps in memory for live subscribers; one
+    /// further behind reads the journal.
+    pub feed_capacity: usize,
 }
 
 impl EngineConfig {
     /// Defaults for a data directory: seed policy, checkpoints every 10 000 records,
-    /// expiry checked every second.
+    /// expiry checked every second, 16 384 events in the feed's memory.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         EngineConfig {
             data_dir: data_dir.into(),
@@ -34,6 +37,7 @@ impl EngineConfig {
             journal: JournalConfig::default(),
             checkpoint_every: 10_000,
             tick_interval: Duration::from_secs(1),
+            feed_capacity: super::feed::DEFAULT_FEED_CAPACITY,
         }
     }
 }

@@ -20,6 +20,7 @@ mod completer;
 mod config;
 mod decider;
 mod error;
+pub mod feed;
 mod metrics;
 mod nonces;
 mod password;
@@ -45,6 +46,8 @@ use completer::completer;
 pub use config::EngineConfig;
 use decider::decider;
 pub use error::EngineError;
+use feed::Feed;
+pub use feed::{FeedEvent, FeedFilter, FeedSubscription};
 pub use metrics::{Metrics, MetricsSnapshot, LATENCY_BUCKETS};
 pub use password::{hash_password, Argon2Verifier, Prechecked};
 use pipeline::Job;
@@ -63,6 +66,8 @@ pub(crate) struct Committed {
 struct Inner {
     journal: Journal,
     committed: RwLock<Committed>,
+    /// Committed events for subscribers, fed by the completer after each apply.
+    feed: Arc<Feed>,
     jobs: Mutex<Option<mpsc::Sender<Job>>>,
     failed: AtomicBool,
     metrics: Metrics,
@@ -128,9 +133,11 @@ impl Engine {
         let checkpoints = CheckpointStore::open(&config.data_dir.join("projections"))?;
         let committed = rebuild(&journal, &checkpoints, &config.policy)?;
         let (tx, rx) = mpsc::channel();
+        let feed = Arc::new(Feed::new(committed.head, config.feed_capacity));
         let inner = Arc::new(Inner {
             journal,
             committed: RwLock::new(committed),
+            feed,
             jobs: Mutex::new(Some(tx)),
             failed: AtomicBool::new(false),
             metrics: Metrics::default(),
@@ -272,6 +279,22 @@ impl Engine {
         self.inner.committed().head
     }
 
+    /// Committed events from sequence `from` on (1 for everything), in journal order,
+    /// each delivered once the committed state includes it; only those `filter` lets
+    /// through. A client that resumes from [`FeedSubscription::position`] sees every
+    /// later event exactly once.
+    pub fn subscribe(&self, from: u64, filter: FeedFilter) -> FeedSubscription {
+        self.inner
+            .feed
+            .subscribe(self.inner.journal.clone(), from, filter)
+    }
+
+    /// Resolves once the committed state covers sequence `seq` (read-your-writes for a
+    /// gateway that learnt of an event by another path).
+    pub async fn wait_for(&self, seq: u64) -> Result<(), EngineError> {
+        self.inner.feed.wait_for(seq).await
+    }
+
     pub fn journal(&self) -> &Journal {
         &self.inner.journal
     }
@@ -318,6 +341,8 @@ fn shutdown(inner: &Inner) {
     for t in threads {
         let _ = t.join();
     }
+    // The completer has pushed its last events: subscribers drain them, then end.
+    inner.feed.close();
     if let Err(e) = inner.checkpoint() {
         tracing::warn!(error = %e, "final checkpoint failed");
     }
