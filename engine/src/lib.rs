@@ -12,6 +12,7 @@
 //! [`Context`]; password checks go through an injected [`PasswordVerifier`].
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod access;
 pub mod codec;
 pub mod command;
 pub mod context;

@@ -365,6 +365,40 @@ impl State {
         self.rooms.get(room).map(|r| &r.members)
     }
 
+    /// Whether a right granted to `identity` in `room` still stands: the room exists, the
+    /// person is neither banned there (room, account or server scope) nor on a disabled
+    /// account, and, for a right bound to a session, that session is present in the
+    /// room or waiting in its lobby. Gateways revoke what they issued on such a right
+    /// (a web token, later a dialog or an occupancy) once this turns false, whichever
+    /// gateway's command ended it.
+    pub fn grant_holds(
+        &self,
+        room: &RoomName,
+        identity: &Address,
+        session: Option<&SessionId>,
+        now: DateTime<Utc>,
+    ) -> bool {
+        let Some(r) = self.rooms.get(room) else {
+            return false;
+        };
+        let p = self.principal_of(identity);
+        if self.is_banned_in(room, &p, now) || self.account_of(&p).is_some_and(|a| !a.enabled) {
+            return false;
+        }
+        let Some(session) = session else {
+            return true;
+        };
+        let present = r.members.get(&p).is_some_and(|m| {
+            m.sessions
+                .get(session)
+                .is_some_and(|presence| &presence.address == identity)
+        });
+        present
+            || r.lobby
+                .get(&p)
+                .is_some_and(|k| &k.session == session && &k.address == identity)
+    }
+
     /// Rooms with at least one member (Kamailio `active_rooms` statistic).
     pub fn active_rooms(&self) -> usize {
         self.rooms

@@ -24,10 +24,14 @@ def free_port() -> int:
 class Server:
     """One `conclave serve` process; can be stopped and started again on the same data."""
 
-    def __init__(self, binary: str, data_dir: Path, log_dir: Path):
+    def __init__(self, binary: str, data_dir: Path, log_dir: Path, sync: str = "always",
+                 env: dict | None = None):
         self.binary = binary
         self.data_dir = data_dir
         self.log_dir = log_dir
+        self.sync = sync
+        # Extra environment for the server process (the power-cut shim uses it).
+        self.env = env or {}
         self.proc = None
         self.port = None
         self.starts = 0
@@ -51,9 +55,10 @@ class Server:
             err = open(self.log_dir / f"server-{self.starts}.err", "w")
             env = {k: v for k, v in os.environ.items() if not k.startswith("CONCLAVE_")}
             env["CONCLAVE_LOG"] = "info"
+            env.update(self.env)
             self.proc = subprocess.Popen(
                 [self.binary, "serve", "--data-dir", str(self.data_dir),
-                 "--web-listen", f"127.0.0.1:{self.port}", "--journal-sync", "always"],
+                 "--web-listen", f"127.0.0.1:{self.port}", "--journal-sync", self.sync],
                 stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env,
             )
             if self._wait_ready(timeout):

@@ -19,7 +19,6 @@ use crate::command::Command;
 use crate::context::{Actor, Context, PasswordVerifier};
 use crate::event::{Event, EventKind};
 use crate::ids::{Address, Principal, RoomName};
-use crate::model::Role;
 use crate::rejection::{Rejected, Rejection};
 use crate::state::{Room, State};
 
@@ -135,27 +134,7 @@ fn dispatch(cx: &Cx<'_>, cmd: &Command) -> Decision {
     }
 }
 
-/// How much an actor may do in a room. Operators outrank everyone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) enum Rank {
-    Nobody,
-    Visitor,
-    Member,
-    Moderator,
-    Owner,
-    Operator,
-}
-
-impl From<Role> for Rank {
-    fn from(r: Role) -> Self {
-        match r {
-            Role::Visitor => Rank::Visitor,
-            Role::Member => Rank::Member,
-            Role::Moderator => Rank::Moderator,
-            Role::Owner => Rank::Owner,
-        }
-    }
-}
+pub(crate) use crate::access::Rank;
 
 /// Everything a decision reads, bundled.
 pub(crate) struct Cx<'a> {
@@ -217,30 +196,9 @@ impl<'a> Cx<'a> {
             })
     }
 
-    /// The rank of a principal in a room (not of an operator). Banned people and
-    /// disabled accounts have none: a ban strips moderation rights (Jami).
+    /// The rank of a principal in a room (not of an operator); see [`State::rank_in`].
     pub fn rank_of(&self, name: &RoomName, room: &Room, p: &Principal) -> Rank {
-        if self.state.is_banned_in(name, p, self.ctx.now) {
-            return Rank::Nobody;
-        }
-        if self.state.account_of(p).is_some_and(|a| !a.enabled) {
-            return Rank::Nobody;
-        }
-        let present = room.members.contains_key(p);
-        let mut rank = match room.affiliations.get(p) {
-            Some(r) => Rank::from(*r),
-            None if present => room.config.default_role.map_or(Rank::Visitor, Rank::from),
-            None => Rank::Nobody,
-        };
-        if self.state.is_account_moderator(room, p) {
-            rank = rank.max(Rank::Moderator);
-        }
-        if let (Some(acc), Principal::Account(pa)) = (&room.account, p) {
-            if acc == pa {
-                rank = rank.max(Rank::Owner);
-            }
-        }
-        rank
+        self.state.rank_in(name, room, p, self.ctx.now)
     }
 
     /// The actor's rank in a room.

@@ -4,9 +4,11 @@
 //! constant-time equality, participant tokens by digest lookup, so response timing says
 //! nothing about a token's bytes. Participant tokens live in memory only: a restart
 //! forgets them (people join again; owners of reserved rooms regain ownership with the
-//! owner password).
+//! owner password). A token stands for a right in the engine (see
+//! `State::grant_holds`): it is refused as soon as that right ends, and
+//! `revocation.rs` removes it when the committed feed shows the event that ended it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -44,6 +46,15 @@ impl AuthConfig {
         // blake3::Hash's equality is constant-time.
         blake3::hash(token.as_bytes()) == self.admin_digest
     }
+}
+
+/// The answer to a token whose right has ended.
+pub(crate) fn revoked() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "auth.token_revoked",
+        "this token's session has ended (left, kicked, banned, expired, or the room is gone); join again",
+    )
 }
 
 /// 256 random bits as 64 lowercase hex characters.
@@ -111,6 +122,12 @@ pub enum Caller {
 #[derive(Default)]
 struct Registry {
     tokens: HashMap<[u8; 32], Participant>,
+    /// The tokens of each room, so an event in one room checks only that room's.
+    by_room: HashMap<RoomName, HashSet<[u8; 32]>>,
+    /// Recently revoked tokens (at most [`REMEMBER_REVOKED`]), so their bearers hear
+    /// why their token stopped working rather than that it never did.
+    revoked: std::collections::VecDeque<[u8; 32]>,
+    revoked_set: HashSet<[u8; 32]>,
     /// Live tokens (and pending anonymous claims) per identity: a claimed guest name
     /// cannot be claimed again by someone else while its holder has a token.
     claims: HashMap<Address, usize>,
@@ -137,7 +154,31 @@ impl Drop for Claim {
     }
 }
 
+/// How many revoked tokens are remembered for a clearer refusal.
+const REMEMBER_REVOKED: usize = 16_384;
+
 impl Registry {
+    fn remove(&mut self, digest: &[u8; 32]) -> bool {
+        let Some(p) = self.tokens.remove(digest) else {
+            return false;
+        };
+        if self.revoked.len() == REMEMBER_REVOKED {
+            if let Some(old) = self.revoked.pop_front() {
+                self.revoked_set.remove(&old);
+            }
+        }
+        self.revoked.push_back(*digest);
+        self.revoked_set.insert(*digest);
+        if let Some(set) = self.by_room.get_mut(&p.room) {
+            set.remove(digest);
+            if set.is_empty() {
+                self.by_room.remove(&p.room);
+            }
+        }
+        self.release(&p.identity);
+        true
+    }
+
     fn release(&mut self, a: &Address) {
         if let Some(n) = self.claims.get_mut(a) {
             *n = n.saturating_sub(1);
@@ -176,11 +217,13 @@ impl Tokens {
             return Ok(Caller::Admin);
         }
         let digest = *blake3::hash(token.as_bytes()).as_bytes();
-        match self.lock().tokens.get(&digest) {
+        let r = self.lock();
+        match r.tokens.get(&digest) {
             Some(who) => Ok(Caller::Participant {
                 digest,
                 who: who.clone(),
             }),
+            None if r.revoked_set.contains(&digest) => Err(revoked()),
             None => Err(bad()),
         }
     }
@@ -226,32 +269,54 @@ impl Tokens {
         if claim.identity.take().is_none() {
             *r.claims.entry(who.identity.clone()).or_default() += 1;
         }
+        r.by_room
+            .entry(who.room.clone())
+            .or_default()
+            .insert(digest);
         r.tokens.insert(digest, who);
         Ok(token)
     }
 
     /// Revokes one token.
     pub fn revoke(&self, digest: &[u8; 32]) {
-        let mut r = self.lock();
-        if let Some(p) = r.tokens.remove(digest) {
-            r.release(&p.identity);
-        }
+        self.lock().remove(digest);
     }
 
     /// Drops tokens whose room no longer exists (called when a room goes).
     pub fn forget_room(&self, room: &RoomName) {
-        let mut r = self.lock();
-        let gone: Vec<[u8; 32]> = r
-            .tokens
-            .iter()
-            .filter(|(_, p)| &p.room == room)
-            .map(|(d, _)| *d)
+        self.revoke_unless(Some(room), |_| false);
+    }
+
+    /// Revokes the tokens of `room` (of every room with `None`) for which `holds` says
+    /// the right they stand for has ended; returns how many. `holds` runs without the
+    /// registry's lock held, so it may read the engine.
+    pub fn revoke_unless(
+        &self,
+        room: Option<&RoomName>,
+        holds: impl Fn(&Participant) -> bool,
+    ) -> usize {
+        let candidates: Vec<([u8; 32], Participant)> = {
+            let r = self.lock();
+            let digests: Vec<[u8; 32]> = match room {
+                Some(room) => r
+                    .by_room
+                    .get(room)
+                    .map(|s| s.iter().copied().collect())
+                    .unwrap_or_default(),
+                None => r.tokens.keys().copied().collect(),
+            };
+            digests
+                .into_iter()
+                .filter_map(|d| r.tokens.get(&d).map(|p| (d, p.clone())))
+                .collect()
+        };
+        let ended: Vec<[u8; 32]> = candidates
+            .into_iter()
+            .filter(|(_, p)| !holds(p))
+            .map(|(d, _)| d)
             .collect();
-        for d in gone {
-            if let Some(p) = r.tokens.remove(&d) {
-                r.release(&p.identity);
-            }
-        }
+        let mut r = self.lock();
+        ended.iter().filter(|d| r.remove(d)).count()
     }
 
     /// Live tokens (for /metrics).

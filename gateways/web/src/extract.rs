@@ -97,6 +97,7 @@ impl FromRequestParts<App> for Ctx {
         let caller = state
             .tokens
             .caller(&state.auth, &parts.headers)
+            .and_then(|c| crate::revocation::still_valid(state, c))
             .map_err(|e| e.with_correlation(&correlation_id))?;
         Ok(Ctx {
             caller,

@@ -15,6 +15,7 @@ mod extract;
 mod meta;
 mod query;
 mod replay_routes;
+mod revocation;
 pub mod routes;
 mod views;
 
@@ -85,10 +86,15 @@ pub fn router_with_status(
     status: Vec<Arc<dyn StatusSource>>,
 ) -> Router {
     let table = routes::table();
+    let tokens = auth::Tokens::default();
+    // Outside a runtime (never in the server) tokens are still checked at every use.
+    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        rt.spawn(revocation::follow(engine.clone(), tokens.clone()));
+    }
     let app = App {
         engine,
         auth,
-        tokens: auth::Tokens::default(),
+        tokens,
         status: Arc::new(status),
         openapi: Arc::new(routes::openapi(&table)),
         started: Instant::now(),

@@ -2,7 +2,7 @@
 
 use axum::Json;
 use chrono::{DateTime, Utc};
-use conclave_engine::model::Role;
+use conclave_engine::access::{Sight, Viewer};
 use conclave_engine::service::audit::AuditQuery;
 use conclave_engine::state::Room;
 use conclave_engine::{RoomName, State};
@@ -16,34 +16,18 @@ use crate::extract::{Ctx, PathParams, QueryParams};
 use crate::views;
 use crate::App;
 
-/// How much of a room the caller may see.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Sight {
-    Public,
-    Participant,
-    Moderator,
-}
-
-fn sight(st: &State, ctx: &Ctx, name: &RoomName, room: &Room) -> Sight {
-    match &ctx.caller {
-        Caller::Admin => Sight::Moderator,
-        Caller::Participant { who, .. } if &who.room == name => {
-            let p = st.principal_of(&who.identity);
-            let now = Utc::now();
-            let moderates = !st.is_banned_in(name, &p, now)
-                && (room
-                    .affiliations
-                    .get(&p)
-                    .is_some_and(|r| *r >= Role::Moderator)
-                    || st.is_account_moderator(room, &p));
-            if moderates {
-                Sight::Moderator
-            } else {
-                Sight::Participant
-            }
-        }
-        _ => Sight::Public,
-    }
+/// What the caller may see of a room, as the engine answers it.
+pub(crate) fn sight(st: &State, ctx: &Ctx, name: &RoomName) -> Option<Sight> {
+    let viewer = match &ctx.caller {
+        Caller::Admin => Viewer::Operator,
+        Caller::Participant { who, .. } => Viewer::Holder {
+            room: &who.room,
+            identity: &who.identity,
+            session: who.session.as_ref(),
+        },
+        Caller::Anonymous => Viewer::Stranger,
+    };
+    st.sight(name, viewer, Utc::now())
 }
 
 /// Runs `f` on a room the caller may see at least at `need`.
@@ -56,17 +40,18 @@ fn with_room<R>(
 ) -> ApiResult<R> {
     let name = parse_room(room)?;
     app.engine.read(|st| {
-        let Some(r) = st.rooms.get(&name) else {
+        // A private room does not exist for strangers.
+        let (Some(r), Some(s)) = (st.rooms.get(&name), sight(st, ctx, &name)) else {
             return Err(not_found(&name));
         };
-        let s = sight(st, ctx, &name, r);
-        // Private rooms do not exist for outsiders.
-        if s == Sight::Public && r.config.private {
-            return Err(not_found(&name));
-        }
         if s < need {
             return Err(match (&ctx.caller, need) {
                 (Caller::Anonymous, _) => ApiError::unauthenticated(),
+                _ if s == Sight::Waiting => ApiError::new(
+                    axum::http::StatusCode::FORBIDDEN,
+                    "lobby.waiting",
+                    "you are waiting in the lobby; a moderator has to admit you first",
+                ),
                 (_, Sight::Moderator) => ApiError::new(
                     axum::http::StatusCode::FORBIDDEN,
                     "perm.not_moderator",

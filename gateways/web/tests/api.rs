@@ -285,24 +285,24 @@ async fn a_whole_meeting() {
     let bans = t.ok(M::GET, "/rooms/standup/bans", Some(&bob), None).await;
     assert_eq!(bans["bans"][0]["subject"], "web:carol");
     assert!(bans["bans"][0]["until"].is_string());
-    // Rejoin with her own token: refused as banned.
+    // The kick ended her session, so her token is dead.
     t.err(
         M::POST,
         "/rooms/standup/join",
         Some(&carol),
         Some(json!({})),
-        403,
-        "membership.banned",
+        401,
+        "auth.token_revoked",
     )
     .await;
-    // Nobody else can take her name while her token lives.
+    // Coming back under the same name: refused as banned.
     t.err(
         M::POST,
         "/rooms/standup/join",
         None,
         Some(json!({"as": "web:carol"})),
-        409,
-        "auth.identity_claimed",
+        403,
+        "membership.banned",
     )
     .await;
     t.ok(M::DELETE, "/rooms/standup/bans/web:carol", Some(&bob), None)
@@ -343,7 +343,7 @@ async fn a_whole_meeting() {
     t.ok(M::POST, "/rooms/standup/leave", Some(&bob), None)
         .await;
     // Leaving revoked Bob's token.
-    t.err(M::GET, "/me", Some(&bob), None, 401, "auth.invalid_token")
+    t.err(M::GET, "/me", Some(&bob), None, 401, "auth.token_revoked")
         .await;
     t.ok(M::DELETE, "/rooms/standup", Some(&alice), None).await;
     t.err(
@@ -356,7 +356,7 @@ async fn a_whole_meeting() {
     )
     .await;
     // Destroying the room dropped its tokens.
-    t.err(M::GET, "/me", Some(&alice), None, 401, "auth.invalid_token")
+    t.err(M::GET, "/me", Some(&alice), None, 401, "auth.token_revoked")
         .await;
 }
 
@@ -446,6 +446,16 @@ async fn room_configuration_lobby_and_roles() {
     );
     let lobby = t.ok(M::GET, "/rooms/ops/lobby", Some(&alice), None).await;
     assert_eq!(lobby["lobby"][0]["principal"], "web:eve");
+    // Waiting in the lobby shows no roster.
+    t.err(
+        M::GET,
+        "/rooms/ops/members",
+        Some(&eve),
+        None,
+        403,
+        "lobby.waiting",
+    )
+    .await;
     t.err(
         M::GET,
         "/rooms/ops/lobby",
@@ -464,6 +474,7 @@ async fn room_configuration_lobby_and_roles() {
     .await;
     let me = t.ok(M::GET, "/me", Some(&eve), None).await;
     assert_eq!(me["room"], "ops");
+    t.ok(M::GET, "/rooms/ops/members", Some(&eve), None).await;
     t.err(
         M::POST,
         "/rooms/ops/reject",
