@@ -179,7 +179,9 @@ pub struct ServeArgs {
     /// Records between state checkpoints [default: 10000].
     #[arg(long, env = "CONCLAVE_CHECKPOINT_EVERY")]
     pub checkpoint_every: Option<u64>,
-    /// How often expiry is checked, in milliseconds [default: 1000].
+    /// The longest the engine waits without re-reading its clock and looking for the next
+    /// expiry, in milliseconds; a safety net only: expiry comes at its deadline
+    /// [default: 1000].
     #[arg(long, env = "CONCLAVE_TICK_INTERVAL_MS")]
     pub tick_interval_ms: Option<u64>,
     #[command(flatten)]

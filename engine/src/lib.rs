@@ -4,7 +4,8 @@
 //! The core is pure (no I/O, no clock, no randomness):
 //! - [`decide()`]`(&State, &Command, &Context, &dyn PasswordVerifier) -> Result<Vec<Event>, Rejected>`
 //! - [`evolve()`]`(&mut State, &Event)`, infallible; replay is evolve folded over the journal
-//! - [`tick()`]`(&State, now) -> Vec<Event>` for expiry driven by the service's clock
+//! - [`tick()`]`(&State, now) -> Vec<Event>` for expiry driven by the service's clock, and
+//!   [`next_deadline()`]`(&State, now)`, the instant the next expiry falls due
 //! - [`codec`]: versioned storage records with upcasters; domain types are not the
 //!   storage format
 //!
@@ -47,4 +48,4 @@ pub use policy::{AutobanPolicy, IpKey, Policy};
 pub use rejection::{http_status, sip_status, xmpp_condition, Rejected, Rejection};
 pub use retention::PurgeScope;
 pub use state::State;
-pub use tick::tick;
+pub use tick::{next_deadline, tick};

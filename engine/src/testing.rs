@@ -1,9 +1,24 @@
 //! Test support shared by this crate's tests and by other crates' (gateways, replay):
-//! a fake password verifier and one sample of every event kind.
+//! a fake password verifier, one sample of every event kind, and a test clock with a
+//! way to move it and know the engine has caught up ([`advance`]).
 //!
 //! Not for production: [`FakeVerifier`] compares plaintext.
+//!
+//! An engine on a test clock, given / when / then:
+//! ```no_run
+//! # async fn example() -> Result<(), conclave_engine::service::EngineError> {
+//! use chrono::TimeDelta;
+//! use conclave_engine::service::{Engine, EngineConfig};
+//! use conclave_engine::testing::{advance, test_clock};
+//!
+//! let clock = test_clock();
+//! let engine = Engine::open(EngineConfig::new("/tmp/data").with_clock(clock.clone()))?;
+//! // ... commands that start timers (a room left empty, an invitation, a timed ban) ...
+//! let expired = advance(&engine, &clock, TimeDelta::minutes(60)).await?;
+//! # Ok(()) }
+//! ```
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::context::{Actor, PasswordVerifier};
 use crate::event::{
@@ -12,6 +27,71 @@ use crate::event::{
 };
 use crate::ids::{AccountId, Address, InvitationId, MessageId, Principal, RoomName, SessionId};
 use crate::model::{BanScope, PolicyChange, Role, RoomChange, RoomConfig};
+use crate::service::{from_record, Applied, Engine, EngineError, TestClock};
+use crate::tick::CLOCK;
+
+/// The instant [`test_clock`] starts at: 2025-06-15T15:06:40Z (the domain tests' `t0`).
+// A literal in range: no input reaches this expect.
+#[allow(clippy::expect_used)]
+pub fn t0() -> DateTime<Utc> {
+    DateTime::from_timestamp(1_750_000_000, 0).expect("valid time")
+}
+
+/// A [`TestClock`] reading [`t0`]. Give a clone to the engine
+/// ([`EngineConfig::with_clock`](crate::service::EngineConfig::with_clock)) and move the
+/// other with [`advance`].
+pub fn test_clock() -> TestClock {
+    TestClock::new(t0())
+}
+
+/// Moves `clock` by `by` and returns once `engine` has ticked at the new time and
+/// committed whatever fell due, with the time-driven events (actor `clock`) committed
+/// since the call, in journal order: empty when nothing was due. Nothing waits in real
+/// time, and whether the engine's clock thread or this call ran the tick, the result is
+/// the same.
+pub async fn advance(
+    engine: &Engine,
+    clock: &TestClock,
+    by: TimeDelta,
+) -> Result<Vec<Applied>, EngineError> {
+    let from = engine.head() + 1;
+    clock.advance(by);
+    let head = engine.tick_now().await?.head;
+    clock_events(engine, from, head)
+}
+
+/// [`advance`] for threads outside an async runtime.
+pub fn advance_blocking(
+    engine: &Engine,
+    clock: &TestClock,
+    by: TimeDelta,
+) -> Result<Vec<Applied>, EngineError> {
+    let from = engine.head() + 1;
+    clock.advance(by);
+    let head = engine.tick_now_blocking()?.head;
+    clock_events(engine, from, head)
+}
+
+/// The committed events from `from` to `to` whose actor is the clock.
+fn clock_events(engine: &Engine, from: u64, to: u64) -> Result<Vec<Applied>, EngineError> {
+    if from > to {
+        return Ok(Vec::new());
+    }
+    let journal = engine.journal();
+    let clock = Actor::Service(CLOCK.to_owned());
+    let mut out = Vec::new();
+    for record in journal.read_range(from, to)? {
+        let event = from_record(journal, &record)?;
+        if event.actor == clock {
+            out.push(Applied {
+                seq: record.seq,
+                stream: record.stream,
+                event,
+            });
+        }
+    }
+    Ok(out)
+}
 
 /// Accepts `attempt` when the stored "hash" is `fake$<attempt>`. Deterministic and
 /// instant; never use outside tests.

@@ -1,96 +1,342 @@
-//! `tick`: the passage of time as events. The service calls it periodically with the
-//! current time and appends what it returns, so expiry is journaled like everything
-//! else and replay never needs a clock.
+//! `tick`: the passage of time as events. The service calls it with the current time
+//! when a deadline comes and appends what it returns, so expiry is journaled like
+//! everything else and replay never needs a clock.
+//!
+//! Every time-driven change is a [`Timer`]: the instant something falls due ([`Due`]).
+//! [`tick`] turns the timers due at `now` into events; [`next_deadline`] is the earliest
+//! timer, so the service can sleep until then instead of polling. Both walk the one list
+//! [`for_each_timer`] makes, so they cannot disagree about what is due.
+//!
+//! To add a kind of deadline (leases, say): add a [`Due`] variant, list its timers in
+//! [`for_each_timer`] and say in [`Due::event`] which event it becomes. Its event must
+//! remove the timer when evolved (or move it later), or the clock would tick again at
+//! once; the property tests in `engine/tests/deadlines.rs` check both rules for every
+//! kind.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::context::Actor;
-use crate::event::{Event, EventKind, InvalidationReason};
+use crate::event::{AutobanKey, Event, EventKind, InvalidationReason};
+use crate::ids::{AccountId, InvitationId, Principal, RoomName};
 use crate::model::BanScope;
 use crate::state::State;
 
 /// The actor named on time-driven events.
 pub const CLOCK: &str = "clock";
 
-/// Everything that has expired at `now`: invitations, bans (room, account, server),
-/// autobans, and rooms idle past their inactivity timeout (VROOM: reserved rooms use
-/// their own timeout, 0 = never). A room expires only when empty, without sub-rooms and
-/// not serving as an account's rendezvous room.
-pub fn tick(state: &State, now: DateTime<Utc>) -> Vec<Event> {
-    let actor = Actor::Service(CLOCK.to_owned());
-    let ev = |kind| Event {
-        at: now,
-        actor: actor.clone(),
-        kind,
-    };
-    let mut out = Vec::new();
-    for (name, room) in &state.rooms {
-        for (id, inv) in &room.invitations {
-            if inv.is_open() && inv.expires_at.is_some_and(|e| e <= now) {
-                out.push(ev(EventKind::InvitationInvalidated {
-                    room: name.clone(),
-                    invitation: id.clone(),
-                    reason: InvalidationReason::Expired,
-                }));
-            }
-        }
-        for (p, ban) in &room.bans {
-            if !ban.active_at(now) {
-                out.push(ev(EventKind::Unbanned {
-                    scope: BanScope::Room(name.clone()),
-                    subject: p.clone(),
-                    expired: true,
-                }));
-            }
-        }
-    }
-    for (id, acc) in &state.accounts {
-        for (p, ban) in &acc.bans {
-            if !ban.active_at(now) {
-                out.push(ev(EventKind::Unbanned {
-                    scope: BanScope::Account(id.clone()),
-                    subject: p.clone(),
-                    expired: true,
-                }));
-            }
-        }
-    }
-    for (p, ban) in &state.server_bans {
-        if !ban.active_at(now) {
-            out.push(ev(EventKind::Unbanned {
-                scope: BanScope::Server,
-                subject: p.clone(),
+/// Something in the state that falls due at an instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timer<'a> {
+    /// From this instant on (inclusive), [`tick`] turns it into an event.
+    pub at: DateTime<Utc>,
+    pub due: Due<'a>,
+}
+
+/// What falls due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Due<'a> {
+    /// An open (pending or accepted) invitation reaches its expiry.
+    Invitation {
+        room: &'a RoomName,
+        invitation: &'a InvitationId,
+    },
+    /// A room ban with an end.
+    RoomBan {
+        room: &'a RoomName,
+        subject: &'a Principal,
+    },
+    /// An account ban (rendezvous conferences) with an end.
+    AccountBan {
+        account: &'a AccountId,
+        subject: &'a Principal,
+    },
+    /// A server ban with an end.
+    ServerBan { subject: &'a Principal },
+    /// An autoban ends.
+    Autoban { key: &'a AutobanKey },
+    /// A room that may expire (empty, without sub-rooms, not an account's rendezvous
+    /// room) reaches its inactivity timeout.
+    RoomIdle {
+        room: &'a RoomName,
+        last_activity: DateTime<Utc>,
+        reserved: bool,
+    },
+}
+
+impl Due<'_> {
+    /// The event it becomes when a tick at `now` finds it due.
+    pub fn event(&self, now: DateTime<Utc>) -> EventKind {
+        match *self {
+            Due::Invitation { room, invitation } => EventKind::InvitationInvalidated {
+                room: room.clone(),
+                invitation: invitation.clone(),
+                reason: InvalidationReason::Expired,
+            },
+            Due::RoomBan { room, subject } => EventKind::Unbanned {
+                scope: BanScope::Room(room.clone()),
+                subject: subject.clone(),
                 expired: true,
-            }));
+            },
+            Due::AccountBan { account, subject } => EventKind::Unbanned {
+                scope: BanScope::Account(account.clone()),
+                subject: subject.clone(),
+                expired: true,
+            },
+            Due::ServerBan { subject } => EventKind::Unbanned {
+                scope: BanScope::Server,
+                subject: subject.clone(),
+                expired: true,
+            },
+            Due::Autoban { key } => EventKind::AutobanLifted { key: key.clone() },
+            Due::RoomIdle {
+                room,
+                last_activity,
+                reserved,
+            } => {
+                let idle = now.signed_duration_since(last_activity).num_seconds();
+                EventKind::RoomExpired {
+                    room: room.clone(),
+                    idle_secs: u64::try_from(idle).unwrap_or(0),
+                    reserved,
+                }
+            }
+        }
+    }
+}
+
+/// Calls `f` with every timer in the state, in the order [`tick`] emits their events:
+/// per room (by name) its invitations then its bans; account bans; server bans;
+/// autobans; then idle rooms.
+///
+/// Invitations expire at `expires_at`, bans and autobans end at `until` (a ban without
+/// one never ends), and a room expires once it has been idle for its inactivity timeout
+/// (VROOM: reserved rooms use their own timeout, 0 = never), counted in whole seconds
+/// from its last activity.
+pub fn for_each_timer<'a>(state: &'a State, mut f: impl FnMut(Timer<'a>)) {
+    for (room, r) in &state.rooms {
+        for (invitation, inv) in &r.invitations {
+            if let (true, Some(at)) = (inv.is_open(), inv.expires_at) {
+                f(Timer {
+                    at,
+                    due: Due::Invitation { room, invitation },
+                });
+            }
+        }
+        for (subject, ban) in &r.bans {
+            if let Some(at) = ban.until {
+                f(Timer {
+                    at,
+                    due: Due::RoomBan { room, subject },
+                });
+            }
+        }
+    }
+    for (account, acc) in &state.accounts {
+        for (subject, ban) in &acc.bans {
+            if let Some(at) = ban.until {
+                f(Timer {
+                    at,
+                    due: Due::AccountBan { account, subject },
+                });
+            }
+        }
+    }
+    for (subject, ban) in &state.server_bans {
+        if let Some(at) = ban.until {
+            f(Timer {
+                at,
+                due: Due::ServerBan { subject },
+            });
         }
     }
     for (key, until) in &state.autobans {
-        if *until <= now {
-            out.push(ev(EventKind::AutobanLifted { key: key.clone() }));
-        }
+        f(Timer {
+            at: *until,
+            due: Due::Autoban { key },
+        });
     }
     let policy = &state.policy;
-    for (name, room) in &state.rooms {
-        let timeout_mins = if room.is_reserved() {
+    for (room, r) in &state.rooms {
+        let reserved = r.is_reserved();
+        let timeout_mins = if reserved {
             policy.reserved_inactivity_timeout_mins
         } else {
             policy.inactivity_timeout_mins
         };
         if timeout_mins == 0
-            || !room.members.is_empty()
-            || !room.children.is_empty()
-            || room.account.is_some()
+            || !r.members.is_empty()
+            || !r.children.is_empty()
+            || r.account.is_some()
         {
             continue;
         }
-        let idle = now.signed_duration_since(room.last_activity).num_seconds();
-        if idle >= i64::from(timeout_mins) * 60 {
-            out.push(ev(EventKind::RoomExpired {
-                room: name.clone(),
-                idle_secs: u64::try_from(idle).unwrap_or(0),
-                reserved: room.is_reserved(),
-            }));
+        // Past the end of time (a far-future last activity) it never expires.
+        let timeout = TimeDelta::seconds(i64::from(timeout_mins) * 60);
+        if let Some(at) = r.last_activity.checked_add_signed(timeout) {
+            f(Timer {
+                at,
+                due: Due::RoomIdle {
+                    room,
+                    last_activity: r.last_activity,
+                    reserved,
+                },
+            });
         }
     }
+}
+
+/// Everything that has expired at `now`: invitations, bans (room, account, server),
+/// autobans, and rooms idle past their inactivity timeout (see [`for_each_timer`]).
+pub fn tick(state: &State, now: DateTime<Utc>) -> Vec<Event> {
+    let actor = Actor::Service(CLOCK.to_owned());
+    let mut out = Vec::new();
+    for_each_timer(state, |t| {
+        if t.at <= now {
+            out.push(Event {
+                at: now,
+                actor: actor.clone(),
+                kind: t.due.event(now),
+            });
+        }
+    });
     out
+}
+
+/// The earliest instant, from `now` on, at which [`tick`] returns events: `Some(now)` when
+/// something is due already, `None` when nothing ever falls due without a command.
+/// Once reached, a deadline stays due until the tick's events are applied.
+pub fn next_deadline(state: &State, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let mut earliest: Option<DateTime<Utc>> = None;
+    for_each_timer(state, |t| {
+        earliest = Some(earliest.map_or(t.at, |e| e.min(t.at)));
+    });
+    earliest.map(|e| e.max(now))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::context::Actor;
+    use crate::ids::Address;
+    use crate::model::RoomConfig;
+    use crate::policy::Policy;
+    use crate::state::{Ban, Invitation, InvitationState, Room};
+
+    fn t0() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_750_000_000, 250_000_000).unwrap()
+    }
+
+    fn secs(n: i64) -> TimeDelta {
+        TimeDelta::seconds(n)
+    }
+
+    fn name(n: &str) -> RoomName {
+        RoomName::from_stored(n.into())
+    }
+
+    fn bob() -> Principal {
+        Principal::Address(Address::parse("sip:bob@example.org").unwrap())
+    }
+
+    fn ban(until: Option<DateTime<Utc>>) -> Ban {
+        Ban {
+            reason: None,
+            by: Actor::Admin,
+            at: t0(),
+            until,
+        }
+    }
+
+    /// A server with one empty room, idle since `t0`, that would expire after an hour.
+    fn server() -> State {
+        let mut s = State::new(Policy::default());
+        s.rooms.insert(
+            name("standup"),
+            Room::new(None, 0, t0(), RoomConfig::default()),
+        );
+        s
+    }
+
+    #[test]
+    fn nothing_timed_means_no_deadline() {
+        let mut s = server();
+        s.policy.inactivity_timeout_mins = 0;
+        s.server_bans.insert(bob(), ban(None));
+        assert_eq!(next_deadline(&s, t0()), None);
+        assert!(tick(&s, DateTime::<Utc>::MAX_UTC).is_empty());
+    }
+
+    #[test]
+    fn an_idle_room_is_due_after_its_timeout_to_the_nanosecond() {
+        let s = server();
+        let deadline = t0() + secs(3600);
+        assert_eq!(next_deadline(&s, t0()), Some(deadline));
+        assert!(tick(&s, deadline - TimeDelta::nanoseconds(1)).is_empty());
+        let events = tick(&s, deadline);
+        assert!(matches!(
+            &events[..],
+            [Event {
+                kind: EventKind::RoomExpired {
+                    idle_secs: 3600,
+                    reserved: false,
+                    ..
+                },
+                ..
+            }]
+        ));
+    }
+
+    #[test]
+    fn a_room_in_use_has_no_idle_deadline() {
+        let mut s = server();
+        let room = s.rooms.get_mut(&name("standup")).unwrap();
+        room.children.insert(name("breakout"));
+        assert_eq!(next_deadline(&s, t0()), None);
+    }
+
+    #[test]
+    fn reserved_rooms_use_their_own_timeout() {
+        let mut s = server();
+        s.rooms.get_mut(&name("standup")).unwrap().reserved = Some("fake$pw".into());
+        assert_eq!(next_deadline(&s, t0()), Some(t0() + secs(86_400 * 60)));
+        s.policy.reserved_inactivity_timeout_mins = 0;
+        assert_eq!(next_deadline(&s, t0()), None);
+    }
+
+    #[test]
+    fn the_earliest_timer_wins() {
+        let mut s = server();
+        s.server_bans.insert(bob(), ban(Some(t0() + secs(600))));
+        s.autobans
+            .insert(AutobanKey::Remote("h:1".into()), t0() + secs(300));
+        let room = s.rooms.get_mut(&name("standup")).unwrap();
+        room.bans.insert(bob(), ban(Some(t0() + secs(900))));
+        room.invitations.insert(
+            InvitationId::from_stored("i1".into()),
+            Invitation {
+                invitee: Address::parse("sip:carol@example.org").unwrap(),
+                by: Actor::Admin,
+                issued_at: t0(),
+                expires_at: Some(t0() + secs(120)),
+                single_use: true,
+                state: InvitationState::Pending,
+            },
+        );
+        assert_eq!(next_deadline(&s, t0()), Some(t0() + secs(120)));
+        // An invitation no longer open does not expire.
+        let room = s.rooms.get_mut(&name("standup")).unwrap();
+        for inv in room.invitations.values_mut() {
+            inv.state = InvitationState::Used;
+        }
+        assert_eq!(next_deadline(&s, t0()), Some(t0() + secs(300)));
+    }
+
+    #[test]
+    fn something_already_due_is_due_now() {
+        let mut s = server();
+        s.server_bans.insert(bob(), ban(Some(t0())));
+        let later = t0() + secs(5);
+        assert_eq!(next_deadline(&s, later), Some(later));
+        assert_eq!(tick(&s, later).len(), 1);
+    }
 }

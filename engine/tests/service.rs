@@ -257,10 +257,11 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
 fn the_audit_view_filters_by_room_actor_subject_type_and_time() {
     use conclave_engine::service::audit::AuditQuery;
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::open(config(dir.path())).unwrap();
+    let clock = conclave_engine::testing::test_clock();
+    let engine = Engine::open(config(dir.path()).with_clock(clock.clone())).unwrap();
     engine.execute_blocking(admin(create("a", false))).unwrap();
     engine.execute_blocking(admin(create("b", true))).unwrap();
-    let middle = chrono::Utc::now();
+    let middle = clock.advance(chrono::TimeDelta::seconds(1));
     engine
         .execute_blocking(as_person("sip:bob@example.org", join("a", "s1")))
         .unwrap();
@@ -478,7 +479,7 @@ async fn erasure_goes_through_the_decider_and_the_chain_still_verifies() {
     assert_eq!(engine.head(), seq);
 
     // Retention keeping nothing takes the rest; the engine keeps deciding afterwards.
-    let scope = PurgeScope::log_days(-1, chrono::Utc::now()).unwrap();
+    let scope = PurgeScope::log_days(-1, engine.now()).unwrap();
     let out = engine
         .purge_content(scope, Actor::Admin, origin(), None)
         .await

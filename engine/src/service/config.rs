@@ -1,11 +1,16 @@
 //! How to run the engine.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use conclave_journal::JournalConfig;
 
+use super::clock::{Clock, SystemClock};
 use crate::policy::{IpKey, Policy};
+
+/// The default [`EngineConfig::tick_interval`].
+pub const DEFAULT_TICK_INTERVAL: Duration = Duration::from_secs(60);
 
 /// How to run the engine.
 #[derive(Debug, Clone)]
@@ -19,7 +24,13 @@ pub struct EngineConfig {
     pub journal: JournalConfig,
     /// Records between state checkpoints.
     pub checkpoint_every: u64,
-    /// How often expiry (rooms, invitations, bans) is checked.
+    /// Where the engine reads the time: the system clock, or a
+    /// [`TestClock`](super::TestClock) that tests move by hand.
+    pub clock: Arc<dyn Clock>,
+    /// The longest the clock thread waits without reading the clock again and looking
+    /// for the next deadline. Expiry (rooms, invitations, bans, autobans) does not wait
+    /// for it: the clock thread sleeps until the next deadline and is woken by commits.
+    /// A safety net only, against a wall clock stepped forward or a missed wake-up.
     pub tick_interval: Duration,
     /// Recent events the committed feed keeps in memory for live subscribers; one
     /// further behind reads the journal.
@@ -27,8 +38,9 @@ pub struct EngineConfig {
 }
 
 impl EngineConfig {
-    /// Defaults for a data directory: seed policy, checkpoints every 10 000 records,
-    /// expiry checked every second, 16 384 events in the feed's memory.
+    /// Defaults for a data directory: seed policy, the system clock, checkpoints every
+    /// 10 000 records, the clock re-checked at least every minute, 16 384 events in the
+    /// feed's memory.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         EngineConfig {
             data_dir: data_dir.into(),
@@ -36,8 +48,15 @@ impl EngineConfig {
             ip_key: IpKey([0; 32]),
             journal: JournalConfig::default(),
             checkpoint_every: 10_000,
-            tick_interval: Duration::from_secs(1),
+            clock: Arc::new(SystemClock),
+            tick_interval: DEFAULT_TICK_INTERVAL,
             feed_capacity: super::feed::DEFAULT_FEED_CAPACITY,
         }
+    }
+
+    /// The same configuration reading time from `clock`.
+    pub fn with_clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
     }
 }

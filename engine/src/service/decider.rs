@@ -66,9 +66,10 @@ pub(super) fn decider(
 }
 
 impl Decider {
-    /// Time never goes backwards in the journal, even if the system clock does.
+    /// The engine's clock ([`super::EngineConfig::clock`]), the only time the decider
+    /// reads. Time never goes backwards in the journal, even if the clock does.
     fn now(&mut self) -> DateTime<Utc> {
-        self.last_now = self.last_now.max(Utc::now());
+        self.last_now = self.last_now.max(self.inner.config.clock.now());
         self.last_now
     }
 
@@ -146,7 +147,7 @@ impl Decider {
                 reply,
                 passwords,
             } => self.command(*req, reply, &passwords),
-            Job::Tick => self.tick(),
+            Job::Tick(reply) => self.tick(reply),
         }
     }
 
@@ -155,10 +156,21 @@ impl Decider {
         self.head + self.records.len() as u64
     }
 
-    fn tick(&mut self) {
+    /// Expiry at the current time. The answer, like a command's, is sent once the tick's
+    /// events and everything decided before them are durable and applied.
+    fn tick(&mut self, reply: Reply) {
         let now = self.now();
         let events = tick(&self.working, now);
         if events.is_empty() {
+            let head = self.speculative_head();
+            self.decided.push(Decided::Answer {
+                reply,
+                result: Ok(Outcome {
+                    correlation_id: String::new(),
+                    events: Vec::new(),
+                    head,
+                }),
+            });
             return;
         }
         let ctx = Context {
@@ -174,7 +186,7 @@ impl Decider {
             ids: self.nonces.seed(),
             ip_key: self.inner.config.ip_key.clone(),
         };
-        self.stage(events, &ctx, None, None, None, Instant::now());
+        self.stage(events, &ctx, None, Some(reply), None, Instant::now());
     }
 
     /// Adds a decision's records to the batch and its events to the working state.

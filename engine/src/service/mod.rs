@@ -41,9 +41,10 @@ use crate::command::Command;
 use crate::state::State;
 
 use checkpoint::CheckpointStore;
-use clock::clock;
+use clock::{clock, Alarm};
+pub use clock::{Clock, SystemClock, TestClock};
 use completer::completer;
-pub use config::EngineConfig;
+pub use config::{EngineConfig, DEFAULT_TICK_INTERVAL};
 use decider::decider;
 pub use error::EngineError;
 use feed::Feed;
@@ -75,14 +76,21 @@ struct Inner {
     checkpoints: CheckpointStore,
     checkpointing: Mutex<()>,
     threads: Mutex<Vec<JoinHandle<()>>>,
-    /// Dropping it wakes and ends the clock thread.
-    clock_stop: Mutex<Option<mpsc::Sender<()>>>,
+    /// Wakes the clock thread; stopping it ends the thread.
+    alarm: Arc<Alarm>,
 }
 
 impl Inner {
     /// The committed state, for reading.
     fn committed(&self) -> std::sync::RwLockReadGuard<'_, Committed> {
         self.committed.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Asks the decider for a tick; `None` once the engine is stopping.
+    fn ask_tick(&self) -> Option<oneshot::Receiver<Result<Outcome, EngineError>>> {
+        let (reply, rx) = oneshot::channel();
+        lock(&self.jobs).as_ref()?.send(Job::Tick(reply)).ok()?;
+        Some(rx)
     }
 
     /// Saves the committed state with the sequence and hash it covers.
@@ -145,7 +153,7 @@ impl Engine {
             checkpoints,
             checkpointing: Mutex::new(()),
             threads: Mutex::new(Vec::new()),
-            clock_stop: Mutex::new(None),
+            alarm: Arc::new(Alarm::default()),
         });
         let (pending_tx, pending_rx) = mpsc::channel();
         let mut threads = Vec::new();
@@ -175,11 +183,8 @@ impl Engine {
             })?);
         }
         {
-            let weak = Arc::downgrade(&inner);
-            let every = inner.config.tick_interval;
-            let (stop_tx, stop_rx) = mpsc::channel();
-            *lock(&inner.clock_stop) = Some(stop_tx);
-            threads.push(spawn("engine-clock", move || clock(weak, every, stop_rx))?);
+            let inner = inner.clone();
+            threads.push(spawn("engine-clock", move || clock(inner))?);
         }
         *lock(&inner.threads) = threads;
         Ok(Engine {
@@ -269,6 +274,36 @@ impl Engine {
         Ok(rx)
     }
 
+    /// The engine's clock ([`EngineConfig::clock`]).
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.config.clock
+    }
+
+    /// The time on the engine's clock: what a gateway turns a duration into an instant
+    /// with (a ban for ten minutes). Events are stamped by the decider, never earlier than
+    /// the event before, even if the clock goes back.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.inner.config.clock.now()
+    }
+
+    /// Expires now whatever is due at the clock's current time, and resolves once the
+    /// tick's events and everything decided before it are committed. The clock thread
+    /// does this by itself when a deadline comes; a test on a [`TestClock`] calls it after
+    /// moving the clock to know, without waiting, that the engine has caught up with the
+    /// new time. The outcome lists this tick's events only: a tick the clock thread asked
+    /// for first may already have expired them ([`crate::testing::advance`] returns
+    /// both).
+    pub async fn tick_now(&self) -> Result<Outcome, EngineError> {
+        let answer = self.inner.ask_tick().ok_or(EngineError::Stopped)?;
+        answer.await.map_err(|_| EngineError::Stopped)?
+    }
+
+    /// [`Engine::tick_now`] for threads outside an async runtime.
+    pub fn tick_now_blocking(&self) -> Result<Outcome, EngineError> {
+        let answer = self.inner.ask_tick().ok_or(EngineError::Stopped)?;
+        answer.blocking_recv().map_err(|_| EngineError::Stopped)?
+    }
+
     /// Reads the committed state (durable facts only).
     pub fn read<R>(&self, f: impl FnOnce(&State) -> R) -> R {
         f(&self.inner.committed().state)
@@ -333,7 +368,7 @@ impl Engine {
 
 fn shutdown(inner: &Inner) {
     lock(&inner.jobs).take();
-    lock(&inner.clock_stop).take();
+    inner.alarm.stop();
     let threads = std::mem::take(&mut *lock(&inner.threads));
     if threads.is_empty() {
         return;

@@ -18,7 +18,9 @@ pub(super) enum Job {
         reply: Reply,
         passwords: Prechecked,
     },
-    Tick,
+    /// Expiry at the decider's current time, answered once its events (possibly none)
+    /// and everything decided before it are committed.
+    Tick(Reply),
 }
 
 /// What the completer waits for, in submission order.
