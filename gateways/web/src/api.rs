@@ -809,7 +809,10 @@ pub struct Ban {
 }
 
 impl Ban {
-    fn parts(self) -> ApiResult<(Principal, Option<String>, Option<DateTime<Utc>>)> {
+    fn parts(
+        self,
+        now: DateTime<Utc>,
+    ) -> ApiResult<(Principal, Option<String>, Option<DateTime<Utc>>)> {
         let subject = parse_principal("subject", &self.subject)?;
         let until = match (self.until, self.duration_secs) {
             (Some(_), Some(_)) => {
@@ -818,7 +821,7 @@ impl Ban {
                 ))
             }
             (Some(u), None) => Some(u),
-            (None, Some(d)) => Some(Utc::now() + Duration::seconds(i64::from(d))),
+            (None, Some(d)) => Some(now + Duration::seconds(i64::from(d))),
             (None, None) => None,
         };
         Ok((subject, self.reason, until))
@@ -832,7 +835,7 @@ async fn ban_in(
     scope: BanScope,
     b: Ban,
 ) -> ApiResult<Response> {
-    let (subject, reason, until) = b.parts()?;
+    let (subject, reason, until) = b.parts(app.engine.now())?;
     let o = run(
         app,
         ctx,

@@ -11,6 +11,7 @@
 mod api;
 pub mod auth;
 pub mod error;
+mod events;
 mod extract;
 mod meta;
 mod query;
@@ -64,6 +65,8 @@ pub struct App {
     started: Instant,
     /// The replay index shared by the /replay routes.
     replay: Arc<replay_routes::Cache>,
+    /// Open event streams (SSE and WebSocket), bounded.
+    streams: Arc<events::Slots>,
 }
 
 impl FromRequestParts<App> for App {
@@ -99,6 +102,7 @@ pub fn router_with_status(
         openapi: Arc::new(routes::openapi(&table)),
         started: Instant::now(),
         replay: Arc::default(),
+        streams: Arc::default(),
     };
     let mut router: Router<App> = Router::new();
     for r in table {

@@ -17,7 +17,7 @@ use crate::views;
 use crate::App;
 
 /// What the caller may see of a room, as the engine answers it.
-pub(crate) fn sight(st: &State, ctx: &Ctx, name: &RoomName) -> Option<Sight> {
+pub(crate) fn sight(st: &State, ctx: &Ctx, name: &RoomName, now: DateTime<Utc>) -> Option<Sight> {
     let viewer = match &ctx.caller {
         Caller::Admin => Viewer::Operator,
         Caller::Participant { who, .. } => Viewer::Holder {
@@ -27,7 +27,7 @@ pub(crate) fn sight(st: &State, ctx: &Ctx, name: &RoomName) -> Option<Sight> {
         },
         Caller::Anonymous => Viewer::Stranger,
     };
-    st.sight(name, viewer, Utc::now())
+    st.sight(name, viewer, now)
 }
 
 /// Runs `f` on a room the caller may see at least at `need`.
@@ -39,9 +39,10 @@ fn with_room<R>(
     f: impl FnOnce(&State, &RoomName, &Room, Sight) -> R,
 ) -> ApiResult<R> {
     let name = parse_room(room)?;
+    let now = app.engine.now();
     app.engine.read(|st| {
         // A private room does not exist for strangers.
-        let (Some(r), Some(s)) = (st.rooms.get(&name), sight(st, ctx, &name)) else {
+        let (Some(r), Some(s)) = (st.rooms.get(&name), sight(st, ctx, &name, now)) else {
             return Err(not_found(&name));
         };
         if s < need {
@@ -311,5 +312,66 @@ pub async fn audit(
         "entries": entries,
         "next_after": next_after,
         "complete": complete,
+    })))
+}
+
+/// Most chat messages one page of `GET /rooms/{room}/messages` returns.
+const MAX_MESSAGES_LIMIT: usize = 1000;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Messages {
+    after: Option<u64>,
+    limit: Option<usize>,
+}
+
+/// `GET /rooms/{room}/messages`: the room's chat, oldest first, paged by sequence.
+pub async fn list_messages(
+    app: App,
+    ctx: Ctx,
+    PathParams(room): PathParams<String>,
+    QueryParams(q): QueryParams<Messages>,
+) -> ApiResult<Json<Value>> {
+    let limit = q.limit.unwrap_or(100);
+    if limit == 0 || limit > MAX_MESSAGES_LIMIT {
+        return Err(ApiError::invalid(format!(
+            "limit: must be 1..={MAX_MESSAGES_LIMIT}"
+        )));
+    }
+    let name = with_room(&app, &ctx, &room, Sight::Participant, |_, n, _, _| {
+        n.clone()
+    })?;
+    let query = AuditQuery {
+        room: Some(name.as_str().to_owned()),
+        event_type: Some("chat_message".into()),
+        after_seq: q.after.unwrap_or(0),
+        limit,
+        ..AuditQuery::default()
+    };
+    let engine = app.engine.clone();
+    let entries = tokio::task::spawn_blocking(move || engine.audit(&query))
+        .await
+        .map_err(|e| ApiError::internal(format!("messages task: {e}")))?
+        .map_err(|e| ApiError::from(e).with_correlation(&ctx.correlation_id))?;
+    let next_after = entries.last().map(|e| e.seq);
+    let messages: Vec<Value> = entries
+        .into_iter()
+        .map(|e| {
+            let d = &e.event["data"];
+            json!({
+                "seq": e.seq,
+                "at": e.at,
+                "message": d["message"],
+                "from": d["from"],
+                "address": d["address"],
+                "body": d["body"],
+                "html_stripped": d["html_stripped"],
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "room": name.as_str(),
+        "messages": messages,
+        "next_after": next_after,
     })))
 }

@@ -685,7 +685,7 @@ pub async fn retention(app: App, ctx: Ctx, Body(b): Body<RetentionBody>) -> ApiR
     purge(
         &app,
         &ctx,
-        PurgeScope::log_days(days, Utc::now()),
+        PurgeScope::log_days(days, app.engine.now()),
         "retention",
     )
     .await

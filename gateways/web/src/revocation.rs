@@ -8,7 +8,6 @@
 //!   account), so they stop holding memory and guest names, and live event streams
 //!   opened with them close.
 
-use chrono::Utc;
 use conclave_engine::service::{Engine, EngineError, FeedFilter};
 use conclave_engine::{EventKind, RoomName};
 
@@ -18,7 +17,7 @@ use crate::App;
 
 /// Whether the right behind `who` still stands in the committed state.
 pub(crate) fn holds(engine: &Engine, who: &Participant) -> bool {
-    engine.read(|st| st.grant_holds(&who.room, &who.identity, who.session.as_ref(), Utc::now()))
+    engine.read(|st| st.grant_holds(&who.room, &who.identity, who.session.as_ref(), engine.now()))
 }
 
 /// Refuses (and forgets) a participant token whose right has ended.
@@ -34,7 +33,7 @@ pub(crate) fn still_valid(app: &App, caller: Caller) -> Result<Caller, ApiError>
 
 /// Where an event can end rights: nowhere, in its own room, or anywhere (server bans,
 /// accounts). An exhaustive match, so a new kind of event needs a decision here.
-fn reach(kind: &EventKind) -> Reach {
+pub(crate) fn reach(kind: &EventKind) -> Reach {
     use EventKind as E;
     match kind {
         E::Left { .. }
@@ -85,7 +84,7 @@ fn reach(kind: &EventKind) -> Reach {
     }
 }
 
-enum Reach {
+pub(crate) enum Reach {
     Nowhere,
     Room,
     Everywhere,

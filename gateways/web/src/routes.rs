@@ -5,7 +5,7 @@ use axum::http::Method;
 use axum::routing::{delete, get, patch, post, put, MethodRouter};
 use serde_json::{json, Map, Value};
 
-use crate::{api, meta, query, replay_routes as rp, App};
+use crate::{api, events, meta, query, replay_routes as rp, App};
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -272,8 +272,87 @@ pub fn table() -> Vec<Route> {
         ),
     ];
     t.push(audit);
+    t.extend(event_table());
     t.extend(replay_table());
     t
+}
+
+/// The committed event feed, live: SSE and WebSocket, and chat history.
+fn event_table() -> Vec<Route> {
+    use Access::{Admin, Token};
+    let g = Method::GET;
+    let stream_query = || {
+        vec![
+            ("from", u(), "first sequence number wanted (resume: the last `seq` received + 1); default: live events only"),
+            ("access_token", s(), "the bearer token, for clients that cannot send headers (EventSource, browser WebSocket)"),
+        ]
+    };
+    let event = r("FeedEvent");
+    let mut room_sse = with_query(
+        route(g.clone(), "/rooms/{room}/events", get(events::room_sse), "events", Token, "The room's committed events as Server-Sent Events (id = seq; Last-Event-ID resumes); a last `revoked` event when the token's session ends", None, 200, event.clone()),
+        stream_query(),
+    );
+    room_sse.content = &["text/event-stream"];
+    let mut all_sse = with_query(
+        route(
+            g.clone(),
+            "/events",
+            get(events::all_sse),
+            "events",
+            Admin,
+            "Every room's committed events as Server-Sent Events (admin)",
+            None,
+            200,
+            event.clone(),
+        ),
+        stream_query(),
+    );
+    all_sse.content = &["text/event-stream"];
+    let room_ws = with_query(
+        route(g.clone(), "/rooms/{room}/ws", get(events::room_ws), "events", Token, "The room's committed events over a WebSocket (one JSON text message each; close code 4001 when the token's session ends)", None, 101, event.clone()),
+        stream_query(),
+    );
+    let all_ws = with_query(
+        route(
+            g.clone(),
+            "/ws",
+            get(events::all_ws),
+            "events",
+            Admin,
+            "Every room's committed events over a WebSocket (admin)",
+            None,
+            101,
+            event,
+        ),
+        stream_query(),
+    );
+    let messages = with_query(
+        route(
+            g,
+            "/rooms/{room}/messages",
+            get(query::list_messages),
+            "chat",
+            Token,
+            "Chat history, oldest first, paged by sequence (participants and the admin)",
+            None,
+            200,
+            json!({"type": "object", "properties": {
+            "room": s(), "messages": {"type": "array", "items": r("ChatMessage")}, "next_after": nullable(u())}}),
+        ),
+        vec![
+            (
+                "after",
+                u(),
+                "only messages after this sequence number (paging)",
+            ),
+            (
+                "limit",
+                json!({"type": "integer", "minimum": 1, "maximum": 1000}),
+                "page size, default 100",
+            ),
+        ],
+    );
+    vec![room_sse, all_sse, room_ws, all_ws, messages]
 }
 
 fn time_param(name: &'static str, what: &'static str) -> (&'static str, Value, &'static str) {
@@ -667,6 +746,11 @@ fn components() -> Value {
         "schema_version": u(), "actor": nullable(s()), "gateway": nullable(s()), "protocol": nullable(s()),
         "remote_addr": nullable(sd("keyed hash (h:...) when IP obfuscation is on")), "correlation_id": nullable(s()),
         "causation_id": nullable(s()), "authorized_by": nullable(s()), "event": r("Event")}});
+    let feed_event = json!({"allOf": [r("AuditEntry"), {"type": "object", "properties": {
+        "stream_version": u()}, "description": "participants' streams leave out remote_addr"}]});
+    let chat = json!({"type": "object", "properties": {"seq": u(), "at": s(), "message": s(),
+        "from": s(), "address": s(), "body": nullable(sd("null once purged by retention or erasure")),
+        "html_stripped": b()}});
     let health = json!({"type": "object", "required": ["status"], "properties": {
         "status": {"enum": ["ok", "unhealthy"]}, "engine": s(), "journal_head": u(), "committed_head": u(),
         "uptime_secs": u(), "sources": {"type": "object"}}});
@@ -691,6 +775,7 @@ fn components() -> Value {
             "RoomSummary": summary, "RoomDetail": detail, "Member": member, "Ban": ban,
             "Invitation": invitation, "Account": account, "AuditEntry": audit,
             "Health": health, "Error": error, "PurgeResult": purge,
+            "FeedEvent": feed_event, "ChatMessage": chat,
         }
     })
 }
