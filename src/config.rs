@@ -130,6 +130,10 @@ pub struct PolicyKeys {
     /// Names usable but not reservable, comma-separated (VROOM common_names).
     #[arg(long, env = "CONCLAVE_COMMON_NAMES", value_delimiter = ',')]
     pub common_names: Option<Vec<String>>,
+    /// Seconds a session lives without a renewal from its gateway; 0: no leases
+    /// [default: 300].
+    #[arg(long, env = "CONCLAVE_SESSION_LEASE_SECS")]
+    pub session_lease_secs: Option<u32>,
     /// Minutes of inactivity before an unreserved room expires; 0 never [default: 60].
     #[arg(long, env = "CONCLAVE_INACTIVITY_TIMEOUT_MINS")]
     pub inactivity_timeout_mins: Option<u32>,
@@ -310,6 +314,11 @@ impl Config {
                 d.welcome_text.clone(),
             ),
             max_reason_len: pick(a.max_reason_len, f.max_reason_len, d.max_reason_len),
+            session_lease_secs: pick(
+                a.session_lease_secs,
+                f.session_lease_secs,
+                conclave_engine::policy::DEFAULT_SESSION_LEASE_SECS,
+            ),
             ..d
         };
         if policy.max_users == 0 {

@@ -219,6 +219,21 @@ pub enum Command {
         /// The session.
         session: SessionId,
     },
+    /// Keep a session alive: its gateway still holds it (a heartbeat, a re-REGISTER, an
+    /// XMPP presence, a WebSocket ping). Journals a renewal only once half the lease is
+    /// spent, so frequent renewals cost nothing.
+    RenewSession {
+        /// The room.
+        room: RoomName,
+        /// The session.
+        session: SessionId,
+    },
+    /// Operator only, sent by a gateway that (re)starts: none of its earlier sessions
+    /// survived, so each ends now (`gateway_restarted`) instead of lingering as a ghost.
+    EndGatewaySessions {
+        /// The gateway's name, as sessions record it (`web`, `sip`, `xmpp`, `nats`).
+        gateway: String,
+    },
 
     // ---- roles ----
     /// Grant a role (affiliation).
@@ -454,6 +469,8 @@ impl Command {
             Command::DestroyRoom { .. } => "destroy_room",
             Command::Join { .. } => "join",
             Command::Leave { .. } => "leave",
+            Command::RenewSession { .. } => "renew_session",
+            Command::EndGatewaySessions { .. } => "end_gateway_sessions",
             Command::GrantRole { .. } => "grant_role",
             Command::RevokeRole { .. } => "revoke_role",
             Command::Invite { .. } => "invite",
@@ -496,6 +513,7 @@ impl Command {
             | Command::DestroyRoom { room }
             | Command::Join { room, .. }
             | Command::Leave { room, .. }
+            | Command::RenewSession { room, .. }
             | Command::GrantRole { room, .. }
             | Command::RevokeRole { room, .. }
             | Command::Invite { room, .. }

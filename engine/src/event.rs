@@ -113,6 +113,10 @@ pub enum LeaveReason {
     Left,
     /// The gateway lost the session (hang-up, timeout) and reported it.
     Disconnected,
+    /// Its gateway stopped renewing its lease (a vanished client, a gateway gone).
+    LeaseExpired,
+    /// Its gateway restarted and announced that none of its sessions survived.
+    GatewayRestarted,
 }
 
 /// How a role change came about.
@@ -316,6 +320,19 @@ pub enum EventKind {
         role: Role,
         /// Stored remote address (obfuscated by policy).
         remote: Option<String>,
+    },
+    /// A session's lease was granted or renewed: it ends at `until` unless renewed
+    /// again (its gateway heartbeats; a SIP re-REGISTER, an XMPP presence, a WebSocket
+    /// ping). Renewals are journaled only when at least half the lease is spent.
+    SessionRenewed {
+        /// The room.
+        room: RoomName,
+        /// Who.
+        principal: Principal,
+        /// The session.
+        session: SessionId,
+        /// When the lease ends.
+        until: DateTime<Utc>,
     },
     /// A session left (VROOM `room_leave`).
     Left {
@@ -600,6 +617,7 @@ impl EventKind {
             | E::RoomDeleted { room, .. }
             | E::RoomExpired { room, .. }
             | E::Joined { room, .. }
+            | E::SessionRenewed { room, .. }
             | E::Left { room, .. }
             | E::JoinDenied { room, .. }
             | E::RoleChanged { room, .. }
@@ -658,6 +676,7 @@ impl EventKind {
             E::RoomDeleted { .. } => "room_delete",
             E::RoomExpired { .. } => "room_expire",
             E::Joined { .. } => "room_join",
+            E::SessionRenewed { .. } => "session_renew",
             E::Left { .. } => "room_leave",
             E::JoinDenied { reason, .. } => match reason {
                 DenyReason::RoomFull => "member_off_limit",

@@ -189,10 +189,25 @@ pub fn evolve(state: &mut State, event: &Event) {
                     gateway: gateway.clone(),
                     joined_at: at,
                     remote: remote.clone(),
+                    lease_until: None,
                 },
             );
             *online = online.saturating_add(1);
             r.last_activity = at;
+        }
+        E::SessionRenewed {
+            room,
+            session,
+            until,
+            ..
+        } => {
+            let presence = state.rooms.get_mut(room).and_then(|r| {
+                let holder = r.session_holder(session)?.clone();
+                r.members.get_mut(&holder)?.sessions.get_mut(session)
+            });
+            if let Some(p) = presence {
+                p.lease_until = Some(*until);
+            }
         }
         E::Left {
             room,

@@ -78,7 +78,18 @@ pub struct Policy {
     pub user_name_rule: NameRule,
     /// Longest ban / kick reason in characters.
     pub max_reason_len: u32,
+    /// How long a session lives without a renewal from its gateway, in seconds (0:
+    /// sessions without leases, which only end when someone ends them; the engine's
+    /// default, while the server's configuration defaults to
+    /// [`DEFAULT_SESSION_LEASE_SECS`]). A lease running out is a journaled leave
+    /// (`lease_expired`), so a client or gateway that vanished leaves no ghost behind,
+    /// across restarts too.
+    pub session_lease_secs: u32,
 }
+
+/// The session lease a server runs with unless configured otherwise: long enough for a
+/// REST client between two calls, short enough that a vanished one is gone in minutes.
+pub const DEFAULT_SESSION_LEASE_SECS: u32 = 300;
 
 impl Default for Policy {
     fn default() -> Self {
@@ -101,6 +112,7 @@ impl Default for Policy {
             room_name_rule: NameRule::mumble_channel(),
             user_name_rule: NameRule::mumble_user(),
             max_reason_len: 500,
+            session_lease_secs: 0,
         }
     }
 }

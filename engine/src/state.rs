@@ -81,6 +81,8 @@ pub struct Presence {
     pub joined_at: DateTime<Utc>,
     /// Stored remote address.
     pub remote: Option<String>,
+    /// When its lease ends unless renewed (`None`: a session without a lease).
+    pub lease_until: Option<DateTime<Utc>>,
 }
 
 /// A present person: their sessions and per-person media state.

@@ -112,7 +112,7 @@ impl PasswordVerifier for FakeVerifier {
 }
 
 /// Number of [`EventKind`] variants; [`variant_index`] is exhaustive over them.
-pub const EVENT_KIND_COUNT: usize = 43;
+pub const EVENT_KIND_COUNT: usize = 44;
 
 /// A dense index per variant, so tests can check that samples cover every kind (adding
 /// a variant breaks the exhaustive match here, which is the point).
@@ -162,6 +162,7 @@ pub fn variant_index(kind: &EventKind) -> usize {
         E::MessagePosted { .. } => 40,
         E::PolicyChanged { .. } => 41,
         E::ContentPurged { .. } => 42,
+        E::SessionRenewed { .. } => 43,
     }
 }
 
@@ -301,6 +302,12 @@ pub fn sample_events(p: &SampleParams) -> Vec<Event> {
             gateway: "sip".into(),
             role: Role::Moderator,
             remote: Some("h:0123".into()),
+        },
+        E::SessionRenewed {
+            room: room.clone(),
+            principal: acct.clone(),
+            session: session.clone(),
+            until: later,
         },
         E::Left {
             room: room.clone(),

@@ -16,8 +16,8 @@
 use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::context::Actor;
-use crate::event::{AutobanKey, Event, EventKind, InvalidationReason};
-use crate::ids::{AccountId, InvitationId, Principal, RoomName};
+use crate::event::{AutobanKey, Event, EventKind, InvalidationReason, LeaveReason};
+use crate::ids::{AccountId, InvitationId, Principal, RoomName, SessionId};
 use crate::model::BanScope;
 use crate::state::State;
 
@@ -54,6 +54,12 @@ pub enum Due<'a> {
     ServerBan { subject: &'a Principal },
     /// An autoban ends.
     Autoban { key: &'a AutobanKey },
+    /// A session's lease runs out: its gateway stopped renewing it.
+    Lease {
+        room: &'a RoomName,
+        principal: &'a Principal,
+        session: &'a SessionId,
+    },
     /// A room that may expire (empty, without sub-rooms, not an account's rendezvous
     /// room) reaches its inactivity timeout.
     RoomIdle {
@@ -88,6 +94,16 @@ impl Due<'_> {
                 expired: true,
             },
             Due::Autoban { key } => EventKind::AutobanLifted { key: key.clone() },
+            Due::Lease {
+                room,
+                principal,
+                session,
+            } => EventKind::Left {
+                room: room.clone(),
+                principal: principal.clone(),
+                session: session.clone(),
+                reason: LeaveReason::LeaseExpired,
+            },
             Due::RoomIdle {
                 room,
                 last_activity,
@@ -105,7 +121,7 @@ impl Due<'_> {
 }
 
 /// Calls `f` with every timer in the state, in the order [`tick`] emits their events:
-/// per room (by name) its invitations then its bans; account bans; server bans;
+/// per room (by name) its invitations, its bans, then its sessions' leases; account bans; server bans;
 /// autobans; then idle rooms.
 ///
 /// Invitations expire at `expires_at`, bans and autobans end at `until` (a ban without
@@ -128,6 +144,20 @@ pub fn for_each_timer<'a>(state: &'a State, mut f: impl FnMut(Timer<'a>)) {
                     at,
                     due: Due::RoomBan { room, subject },
                 });
+            }
+        }
+        for (principal, member) in &r.members {
+            for (session, presence) in &member.sessions {
+                if let Some(at) = presence.lease_until {
+                    f(Timer {
+                        at,
+                        due: Due::Lease {
+                            room,
+                            principal,
+                            session,
+                        },
+                    });
+                }
             }
         }
     }

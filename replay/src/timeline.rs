@@ -196,6 +196,18 @@ pub fn describe(e: &Event, had_content: bool) -> (Option<String>, String) {
                 role.as_str()
             ),
         ),
+        E::SessionRenewed {
+            room,
+            principal,
+            session,
+            until,
+        } => (
+            who(principal),
+            format!(
+                "{principal} kept session {session} in {room} alive until {}",
+                until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
+        ),
         E::Left {
             room,
             principal,

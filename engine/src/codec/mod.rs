@@ -107,6 +107,7 @@ pub const EVENT_TYPES: &[(&str, u16)] = &[
     ("room_expire", 1),
     ("room_join", 1),
     ("room_leave", 1),
+    ("session_renew", 1),
     ("join_denied", 1),
     ("member_off_limit", 1),
     ("no_role", 1),
@@ -483,7 +484,26 @@ pub fn encode(event: &Event) -> Result<Encoded, CodecError> {
                     reason: match reason {
                         LeaveReason::Left => v1::LeaveReason::Left,
                         LeaveReason::Disconnected => v1::LeaveReason::Disconnected,
+                        LeaveReason::LeaseExpired => v1::LeaveReason::LeaseExpired,
+                        LeaveReason::GatewayRestarted => v1::LeaveReason::GatewayRestarted,
                     },
+                },
+            ),
+        )?,
+        E::SessionRenewed {
+            room,
+            principal,
+            session,
+            until,
+        } => ser(
+            t,
+            &(
+                env,
+                v1::SessionRenewed {
+                    room: s(room),
+                    principal: principal_out(principal),
+                    session: s(session),
+                    until: time_out(*until),
                 },
             ),
         )?,
@@ -1124,7 +1144,21 @@ fn decode_current(
                     reason: match p.reason {
                         v1::LeaveReason::Left => LeaveReason::Left,
                         v1::LeaveReason::Disconnected => LeaveReason::Disconnected,
+                        v1::LeaveReason::LeaseExpired => LeaveReason::LeaseExpired,
+                        v1::LeaveReason::GatewayRestarted => LeaveReason::GatewayRestarted,
                     },
+                },
+            )
+        }
+        "session_renew" => {
+            let (env, p): (_, v1::SessionRenewed) = body(t, v, bytes)?;
+            (
+                env,
+                EventKind::SessionRenewed {
+                    room: room_in(p.room),
+                    principal: principal_in(p.principal)?,
+                    session: SessionId::from_stored(p.session),
+                    until: t_in(p.until)?,
                 },
             )
         }

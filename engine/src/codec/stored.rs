@@ -177,6 +177,10 @@ pub mod v1 {
         Left,
         /// Disconnected.
         Disconnected,
+        /// Lease expired (appended: earlier variants keep their stored index).
+        LeaseExpired,
+        /// Gateway restarted.
+        GatewayRestarted,
     }
 
     /// How a role changed.
@@ -327,6 +331,19 @@ pub mod v1 {
     }
 
     /// `room_leave`.
+    /// `session_renew`.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct SessionRenewed {
+        /// Room.
+        pub room: String,
+        /// Person.
+        pub principal: Principal,
+        /// Session.
+        pub session: String,
+        /// Lease end.
+        pub until: Time,
+    }
+
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
     pub struct Left {
         /// Room.

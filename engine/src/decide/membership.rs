@@ -333,13 +333,75 @@ pub(super) fn join(
     }
     events.push(cx.event(EventKind::Joined {
         room: name.clone(),
-        principal: p,
+        principal: p.clone(),
         address: at.address.clone(),
         session: session.clone(),
         gateway: cx.ctx.origin.gateway.clone(),
         role,
         remote: at.remote.clone(),
     }));
+    events.extend(lease(cx, name, &p, session));
+    Ok(events)
+}
+
+/// The lease a new session starts with, when the policy gives sessions leases.
+fn lease(cx: &Cx<'_>, room: &RoomName, p: &Principal, session: &SessionId) -> Option<Event> {
+    let secs = cx.state.policy.session_lease_secs;
+    (secs > 0).then(|| {
+        cx.event(EventKind::SessionRenewed {
+            room: room.clone(),
+            principal: p.clone(),
+            session: session.clone(),
+            until: cx.ctx.now + chrono::TimeDelta::seconds(i64::from(secs)),
+        })
+    })
+}
+
+/// Renew a session's lease: its holder, or an operator or service (a gateway) that
+/// holds it for them. Nothing is journaled while more than half the lease is left.
+pub(super) fn renew(cx: &Cx<'_>, name: &RoomName, session: &SessionId) -> Decision {
+    let room = cx.room(name)?;
+    let holder = room
+        .session_holder(session)
+        .ok_or(Rejection::SessionNotFound)?;
+    if !cx.ctx.actor.is_privileged() {
+        let (_, me) = cx.person()?;
+        if &me != holder {
+            return Err(Rejection::NotYours.into());
+        }
+    }
+    let secs = i64::from(cx.state.policy.session_lease_secs);
+    let until = room
+        .members
+        .get(holder)
+        .and_then(|m| m.sessions.get(session))
+        .and_then(|p| p.lease_until);
+    let half_spent = until.is_some_and(|u| u - cx.ctx.now <= chrono::TimeDelta::seconds(secs / 2));
+    // A session without a lease (joined while leases were off) gets one once they are on.
+    if secs == 0 || !(half_spent || until.is_none()) {
+        return Ok(Vec::new());
+    }
+    Ok(lease(cx, name, holder, session).into_iter().collect())
+}
+
+/// Operator only: end every session that came through `gateway` (it restarted).
+pub(super) fn end_gateway_sessions(cx: &Cx<'_>, gateway: &str) -> Decision {
+    cx.require_operator()?;
+    let mut events = Vec::new();
+    for (name, room) in &cx.state.rooms {
+        for (p, member) in &room.members {
+            for (session, presence) in &member.sessions {
+                if presence.gateway == gateway {
+                    events.push(cx.event(EventKind::Left {
+                        room: name.clone(),
+                        principal: p.clone(),
+                        session: session.clone(),
+                        reason: LeaveReason::GatewayRestarted,
+                    }));
+                }
+            }
+        }
+    }
     Ok(events)
 }
 
@@ -468,14 +530,17 @@ pub(super) fn admit(cx: &Cx<'_>, name: &RoomName, subject: &Principal) -> Decisi
         }),
         cx.event(EventKind::Joined {
             room: name.clone(),
-            principal: p,
+            principal: p.clone(),
             address: knock.address.clone(),
             session: knock.session.clone(),
             gateway: knock.gateway.clone(),
             role,
             remote: None,
         }),
-    ])
+    ]
+    .into_iter()
+    .chain(lease(cx, name, &p, &knock.session))
+    .collect())
 }
 
 /// Turn a knocking person away.

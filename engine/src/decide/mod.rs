@@ -97,6 +97,8 @@ fn dispatch(cx: &Cx<'_>, cmd: &Command) -> Decision {
             credentials,
         } => membership::join(cx, room, session, credentials),
         C::Leave { room, session } => membership::leave(cx, room, session),
+        C::RenewSession { room, session } => membership::renew(cx, room, session),
+        C::EndGatewaySessions { gateway } => membership::end_gateway_sessions(cx, gateway),
         C::Knock { room, session } => membership::knock(cx, room, session),
         C::Admit { room, subject } => membership::admit(cx, room, subject),
         C::RejectKnock { room, subject } => membership::reject_knock(cx, room, subject),

@@ -128,6 +128,8 @@ struct Registry {
     /// why their token stopped working rather than that it never did.
     revoked: std::collections::VecDeque<[u8; 32]>,
     revoked_set: HashSet<[u8; 32]>,
+    /// When each live token's session was last renewed.
+    renewed: HashMap<[u8; 32], std::time::Instant>,
     /// Live tokens (and pending anonymous claims) per identity: a claimed guest name
     /// cannot be claimed again by someone else while its holder has a token.
     claims: HashMap<Address, usize>,
@@ -162,6 +164,7 @@ impl Registry {
         let Some(p) = self.tokens.remove(digest) else {
             return false;
         };
+        self.renewed.remove(digest);
         if self.revoked.len() == REMEMBER_REVOKED {
             if let Some(old) = self.revoked.pop_front() {
                 self.revoked_set.remove(&old);
@@ -317,6 +320,23 @@ impl Tokens {
             .collect();
         let mut r = self.lock();
         ended.iter().filter(|d| r.remove(d)).count()
+    }
+
+    /// Whether the session behind a live token is due for a renewal (at most one per
+    /// `every`); marks it renewed if so.
+    pub fn due_for_renewal(&self, digest: &[u8; 32], every: std::time::Duration) -> bool {
+        let mut r = self.lock();
+        if !r.tokens.contains_key(digest) {
+            return false;
+        }
+        let now = std::time::Instant::now();
+        match r.renewed.get(digest) {
+            Some(at) if now.duration_since(*at) < every => false,
+            _ => {
+                r.renewed.insert(*digest, now);
+                true
+            }
+        }
     }
 
     /// Live tokens (for /metrics).

@@ -64,6 +64,8 @@ pub(crate) struct Slots {
 struct Slot {
     slots: Arc<Slots>,
     key: [u8; 32],
+    /// An open stream keeps its participant's session alive.
+    keeper: Option<crate::lease::Keeper>,
 }
 
 impl Slots {
@@ -93,6 +95,7 @@ impl Slots {
         Ok(Slot {
             slots: self.clone(),
             key,
+            keeper: None,
         })
     }
 }
@@ -242,11 +245,16 @@ fn current_sight(engine: &Engine, who: &Participant) -> Option<Sight> {
     })
 }
 
-/// A participant sees everything of an event but the stored remote address.
+/// A participant sees everything of an event but stored remote addresses: the record's
+/// and the one a join or denial carries (even as a keyed hash it would let participants
+/// follow one person across rooms).
 fn participant_view(e: &FeedEvent) -> Value {
     let mut v = e.json().clone();
     if let Value::Object(map) = &mut v {
         map.remove("remote_addr");
+        if let Some(Value::Object(data)) = map.get_mut("event").and_then(|ev| ev.get_mut("data")) {
+            data.remove("remote");
+        }
     }
     v
 }
@@ -319,7 +327,10 @@ fn follower(app: &App, caller: Caller, room: Option<RoomName>, from: u64) -> Api
             format!("room {room} does not exist"),
         ));
     }
-    let slot = app.streams.take(key)?;
+    let mut slot = app.streams.take(key)?;
+    slot.keeper = who
+        .as_ref()
+        .map(|w| crate::lease::Keeper::start(&app.engine, w));
     // Every room's events are read so that a server-wide ban or a disabled account,
     // which are not room events, still ends a participant's stream.
     Ok(Follower {

@@ -13,6 +13,7 @@ pub mod auth;
 pub mod error;
 mod events;
 mod extract;
+mod lease;
 mod meta;
 mod query;
 mod replay_routes;
@@ -35,6 +36,7 @@ use serde_json::Value;
 
 pub use auth::{load_or_create_admin_token, AuthConfig};
 pub use error::ApiError;
+pub use lease::end_previous_sessions;
 
 /// Largest accepted request body: commands are small, chat is capped at a few KiB.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;

@@ -27,6 +27,12 @@ pub(crate) fn still_valid(app: &App, caller: Caller) -> Result<Caller, ApiError>
             app.tokens.revoke(digest);
             return Err(crate::auth::revoked());
         }
+        // A token in use shows its session alive.
+        if let Some(every) = crate::lease::renew_every(&app.engine) {
+            if app.tokens.due_for_renewal(digest, every) {
+                crate::lease::renew_soon(&app.engine, who);
+            }
+        }
     }
     Ok(caller)
 }
@@ -63,6 +69,7 @@ pub(crate) fn reach(kind: &EventKind) -> Reach {
         | E::RoomReserved { .. }
         | E::RoomUnreserved { .. }
         | E::Joined { .. }
+        | E::SessionRenewed { .. }
         | E::JoinDenied { .. }
         | E::InvitationIssued { .. }
         | E::InvitationAnswered { .. }

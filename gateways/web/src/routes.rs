@@ -5,7 +5,7 @@ use axum::http::Method;
 use axum::routing::{delete, get, patch, post, put, MethodRouter};
 use serde_json::{json, Map, Value};
 
-use crate::{api, events, meta, query, replay_routes as rp, App};
+use crate::{api, events, lease, meta, query, replay_routes as rp, App};
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,6 +163,7 @@ pub fn table() -> Vec<Route> {
         // ---- membership ----
         route(p.clone(), "/rooms/{room}/join", post(api::join), "membership", Optional, "Join with one session; answers a participant bearer token", Some(entry_body()), 201, r("EntryResult")),
         route(p.clone(), "/rooms/{room}/leave", post(api::leave), "membership", Token, "Leave with a session (default: the token's); revokes that token", Some(obj(&[], vec![("session", nullable(s()))])), 200, cmd()),
+        route(p.clone(), "/rooms/{room}/heartbeat", post(lease::heartbeat), "membership", Token, "Keep the token's session alive (any use of the token, or an open event stream, does too); answers when its lease ends", None, 200, json!({"type": "object", "properties": {"room": s(), "session": nullable(s()), "lease_until": nullable(sd("RFC 3339; null for a session without a lease"))}})),
         route(g.clone(), "/rooms/{room}/members", get(query::list_members), "membership", Token, "Who is present (Kamailio imc_list_members)", None, 200, list("members", r("Member"))),
         route(p.clone(), "/rooms/{room}/knock", post(api::knock), "lobby", Optional, "Wait in the lobby; answers a token for the waiting session", Some(obj(&[], vec![("as", nullable(s())), ("session", nullable(s()))])), 201, r("EntryResult")),
         route(g.clone(), "/rooms/{room}/lobby", get(query::list_lobby), "lobby", Token, "Who waits in the lobby (moderator)", None, 200, list("lobby", json!({"type": "object"}))),

@@ -912,6 +912,8 @@ impl Builder {
             EventKind::Left { reason, .. } => match reason {
                 LeaveReason::Left => "left".to_owned(),
                 LeaveReason::Disconnected => "disconnected".to_owned(),
+                LeaveReason::LeaseExpired => "lease_expired".to_owned(),
+                LeaveReason::GatewayRestarted => "gateway_restarted".to_owned(),
             },
             _ => record.event_type.clone(),
         };
