@@ -431,6 +431,7 @@ def test_lobby_waiter_is_refused_the_roster_and_sees_only_their_own_events(serve
     feed.close()
     assert [(g["seq"], g["event_type"]) for g in got] == (
         [(knocked, "lobby_knock")] + [(e["seq"], e["type"]) for e in admitted["events"]]), got
-    assert [e["type"] for e in admitted["events"]] == ["lobby_admit", "room_join"]
+    # The server gives sessions a lease (default 300 s): the admission starts one.
+    assert [e["type"] for e in admitted["events"]] == ["lobby_admit", "room_join", "session_renew"]
     for g in got:
         assert_participant_message(g, room)

@@ -30,7 +30,8 @@ def test_a_whole_meeting_survives_a_restart(server):
     assert bob_join["role"] == "member"
     # An email invitation (bearer, single use) brings Carol.
     mail = call(server, "POST", "/rooms/standup/invitations", alice, {"invitee": "mailto:carol@example.org"}, expect=201)
-    carol = call(server, "POST", "/rooms/standup/join", json={"as": "web:carol", "invitation": mail["invitation"]}, expect=201)["token"]
+    carol_join = call(server, "POST", "/rooms/standup/join", json={"as": "web:carol", "invitation": mail["invitation"]}, expect=201)
+    carol, carol_key = carol_join["token"], carol_join["guest_key"]
     # Promote Bob to moderator (chairman).
     call(server, "POST", "/rooms/standup/roles", alice, {"subject": "web:bob", "role": "moderator"})
     # Bob mutes Carol; Carol cannot mute Bob.
@@ -42,8 +43,14 @@ def test_a_whole_meeting_survives_a_restart(server):
     # Kick, then ban.
     call(server, "POST", "/rooms/standup/kick", bob, {"subject": "web:carol", "reason": "noise"})
     call(server, "POST", "/rooms/standup/bans", bob, {"subject": "web:carol", "reason": "spam"}, expect=201)
-    # Rejoin refused, with the stable code.
-    err = call(server, "POST", "/rooms/standup/join", carol, {}, expect=403)
+    # The kick ended Carol's session: her token is dead.
+    err = call(server, "POST", "/rooms/standup/join", carol, {}, expect=401)
+    assert err["error"]["code"] == "auth.token_revoked"
+    # Her name is hers alone (it has standing in the room): without its key, refused.
+    err = call(server, "POST", "/rooms/standup/join", json={"as": "web:carol"}, expect=403)
+    assert err["error"]["code"] == "auth.guest_key_required"
+    # With it, the ban answers, with the stable code.
+    err = call(server, "POST", "/rooms/standup/join", json={"as": "web:carol", "guest_key": carol_key}, expect=403)
     assert err["error"]["code"] == "membership.banned"
 
     # The admin surface refuses the unauthenticated, and the admin CLI works.
@@ -104,12 +111,13 @@ def test_a_whole_meeting_survives_a_restart(server):
     # Participant tokens do not survive a restart.
     assert call(server, "GET", "/me", alice, expect=401)["error"]["code"] == "auth.invalid_token"
     # The ban still holds for the same identity.
-    err = call(server, "POST", "/rooms/standup/join", json={"as": "web:carol", "invitation": mail["invitation"]}, expect=403)
+    err = call(server, "POST", "/rooms/standup/join", json={"as": "web:carol", "guest_key": carol_key, "invitation": mail["invitation"]}, expect=403)
     assert err["error"]["code"] in ("membership.banned", "invitation.closed", "membership.not_invited")
     err = call(server, "POST", "/rooms/standup/join", admin, {"as": "web:carol"}, expect=403)
     assert err["error"]["code"] == "membership.banned"
     # The owner password of the reserved room brings ownership back; Alice destroys it.
-    again = call(server, "POST", "/rooms/standup/join", json={"as": "web:alice", "owner_password": "0wner-pw"}, expect=201)
+    # (Guest keys survive a restart: Alice's name is still hers.)
+    again = call(server, "POST", "/rooms/standup/join", json={"as": "web:alice", "guest_key": created["guest_key"], "owner_password": "0wner-pw"}, expect=201)
     assert again["role"] == "owner"
     call(server, "DELETE", "/rooms/standup", again["token"])
     err = call(server, "GET", "/rooms/standup", admin, expect=404)

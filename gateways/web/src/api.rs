@@ -142,11 +142,16 @@ pub fn require_admin(ctx: &Ctx) -> ApiResult<()> {
 /// Entering (create, join, knock, call, answer an invitation): the identity comes from
 /// a participant token, from the admin acting for anyone (`as`), or from an anonymous
 /// guest claiming a `web:` name nobody holds.
-async fn entrant(app: &App, ctx: &Ctx, as_: Option<&str>) -> ApiResult<(Actor, Claim)> {
+async fn entrant(
+    app: &App,
+    ctx: &Ctx,
+    as_: Option<&str>,
+    guest_key: Option<&str>,
+) -> ApiResult<(Actor, Claim, Option<String>)> {
     let claimed = as_.map(|a| parse_address("as", a)).transpose()?;
     match (&ctx.caller, claimed) {
-        (Caller::Admin, Some(a)) => Ok((Actor::Identity(a), app.tokens.no_claim())),
-        (Caller::Admin, None) => Ok((Actor::Admin, app.tokens.no_claim())),
+        (Caller::Admin, Some(a)) => Ok((Actor::Identity(a), app.tokens.no_claim(), None)),
+        (Caller::Admin, None) => Ok((Actor::Admin, app.tokens.no_claim(), None)),
         (Caller::Participant { who, .. }, claimed) => {
             if claimed.is_some_and(|a| a != who.identity) {
                 return Err(ApiError::new(
@@ -155,7 +160,11 @@ async fn entrant(app: &App, ctx: &Ctx, as_: Option<&str>) -> ApiResult<(Actor, C
                     "`as` differs from the identity of the bearer token",
                 ));
             }
-            Ok((Actor::Identity(who.identity.clone()), app.tokens.no_claim()))
+            Ok((
+                Actor::Identity(who.identity.clone()),
+                app.tokens.no_claim(),
+                None,
+            ))
         }
         (Caller::Anonymous, None) => Err(ApiError::invalid(
             "as: required without a token (a guest name such as \"web:alice\")",
@@ -175,8 +184,20 @@ async fn entrant(app: &App, ctx: &Ctx, as_: Option<&str>) -> ApiResult<(Actor, C
                     format!("{a} is linked to an account and cannot be claimed as a guest"),
                 ));
             }
+            // In use by a live token: 409. Otherwise a name with standing stays its
+            // first holder's (see guest.rs).
             let claim = app.tokens.claim(&a)?;
-            Ok((Actor::Identity(a), claim))
+            if app.engine.read(|s| crate::guest::has_standing(s, &a))
+                && !app.guests.verify(&a, guest_key)
+            {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "auth.guest_key_required",
+                    format!("{a} already has a role or a place in a room: present its guest_key (given with its first token) or pick another name"),
+                ));
+            }
+            let key = app.guests.key_for(&a);
+            Ok((Actor::Identity(a), claim, Some(key)))
         }
     }
 }
@@ -258,6 +279,7 @@ pub struct CreateRoom {
     room: String,
     #[serde(rename = "as")]
     as_: Option<String>,
+    guest_key: Option<String>,
     parent: Option<String>,
     #[serde(default)]
     private: bool,
@@ -279,7 +301,8 @@ pub async fn create_room(app: App, ctx: Ctx, Body(b): Body<CreateRoom>) -> ApiRe
         Some(p) => Some(hash("password", p).await?),
         None => None,
     };
-    let (actor, claim) = entrant(&app, &ctx, b.as_.as_deref()).await?;
+    let (actor, claim, guest_key) =
+        entrant(&app, &ctx, b.as_.as_deref(), b.guest_key.as_deref()).await?;
     let cmd = Command::CreateRoom {
         room: room.clone(),
         parent,
@@ -304,7 +327,7 @@ pub async fn create_room(app: App, ctx: Ctx, Body(b): Body<CreateRoom>) -> ApiRe
         let token = issue(&app, a, &room, None, claim)?;
         extra = json!({
             "room": room.as_str(), "owners": owner, "identity": a.to_string(),
-            "token": token, "token_type": "Bearer",
+            "token": token, "token_type": "Bearer", "guest_key": guest_key,
         });
     }
     Ok(answer(
@@ -443,6 +466,7 @@ pub async fn unreserve_room(
 pub struct Join {
     #[serde(rename = "as")]
     as_: Option<String>,
+    guest_key: Option<String>,
     session: Option<String>,
     password: Option<String>,
     owner_password: Option<String>,
@@ -473,6 +497,7 @@ fn entry_answer(
     room: &RoomName,
     session: &SessionId,
     token: String,
+    guest_key: Option<String>,
 ) -> Response {
     let (role, welcome, server_welcome) = app.engine.read(|s| {
         let r = s.rooms.get(room);
@@ -496,6 +521,7 @@ fn entry_answer(
                 "role": role.map(views::role),
                 "welcome_text": welcome,
                 "server_welcome_text": server_welcome,
+                "guest_key": guest_key,
             }),
         ),
     )
@@ -509,7 +535,8 @@ pub async fn join(
 ) -> ApiResult<Response> {
     let room = parse_room(&room)?;
     let session = parse_session(b.session.clone())?;
-    let (actor, claim) = entrant(&app, &ctx, b.as_.as_deref()).await?;
+    let (actor, claim, guest_key) =
+        entrant(&app, &ctx, b.as_.as_deref(), b.guest_key.as_deref()).await?;
     let Actor::Identity(identity) = actor.clone() else {
         return Err(ApiError::invalid(
             "as: the admin joins on behalf of an identity given in `as`",
@@ -522,7 +549,9 @@ pub async fn join(
     };
     let o = run(&app, &ctx, actor, cmd).await?;
     let token = issue(&app, &identity, &room, Some(session.clone()), claim)?;
-    Ok(entry_answer(&app, &o, &identity, &room, &session, token))
+    Ok(entry_answer(
+        &app, &o, &identity, &room, &session, token, guest_key,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -530,6 +559,7 @@ pub async fn join(
 pub struct Knock {
     #[serde(rename = "as")]
     as_: Option<String>,
+    guest_key: Option<String>,
     session: Option<String>,
 }
 
@@ -541,7 +571,8 @@ pub async fn knock(
 ) -> ApiResult<Response> {
     let room = parse_room(&room)?;
     let session = parse_session(b.session)?;
-    let (actor, claim) = entrant(&app, &ctx, b.as_.as_deref()).await?;
+    let (actor, claim, guest_key) =
+        entrant(&app, &ctx, b.as_.as_deref(), b.guest_key.as_deref()).await?;
     let Actor::Identity(identity) = actor.clone() else {
         return Err(ApiError::invalid(
             "as: the admin knocks on behalf of an identity given in `as`",
@@ -558,7 +589,9 @@ pub async fn knock(
     )
     .await?;
     let token = issue(&app, &identity, &room, Some(session.clone()), claim)?;
-    Ok(entry_answer(&app, &o, &identity, &room, &session, token))
+    Ok(entry_answer(
+        &app, &o, &identity, &room, &session, token, guest_key,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -692,6 +725,7 @@ pub async fn invite(
 pub struct Answer {
     #[serde(rename = "as")]
     as_: Option<String>,
+    guest_key: Option<String>,
 }
 
 async fn answer_invitation(
@@ -699,12 +733,12 @@ async fn answer_invitation(
     ctx: Ctx,
     room: String,
     invitation: String,
-    as_: Option<String>,
+    b: Answer,
     accept: bool,
 ) -> ApiResult<Response> {
     let room = parse_room(&room)?;
     let invitation = parse_invitation(&invitation)?;
-    let (actor, _claim) = entrant(&app, &ctx, as_.as_deref()).await?;
+    let (actor, _claim, _) = entrant(&app, &ctx, b.as_.as_deref(), b.guest_key.as_deref()).await?;
     let cmd = if accept {
         Command::AcceptInvitation { room, invitation }
     } else {
@@ -719,7 +753,7 @@ pub async fn accept_invitation(
     PathParams((room, inv)): PathParams<(String, String)>,
     Body(b): Body<Answer>,
 ) -> ApiResult<Response> {
-    answer_invitation(app, ctx, room, inv, b.as_, true).await
+    answer_invitation(app, ctx, room, inv, b, true).await
 }
 
 pub async fn deny_invitation(
@@ -728,7 +762,7 @@ pub async fn deny_invitation(
     PathParams((room, inv)): PathParams<(String, String)>,
     Body(b): Body<Answer>,
 ) -> ApiResult<Response> {
-    answer_invitation(app, ctx, room, inv, b.as_, false).await
+    answer_invitation(app, ctx, room, inv, b, false).await
 }
 
 pub async fn revoke_invitation(
@@ -1246,7 +1280,8 @@ pub async fn call_account(
 ) -> ApiResult<Response> {
     let account = parse_account(&account)?;
     let session = parse_session(b.session.clone())?;
-    let (actor, claim) = entrant(&app, &ctx, b.as_.as_deref()).await?;
+    let (actor, claim, guest_key) =
+        entrant(&app, &ctx, b.as_.as_deref(), b.guest_key.as_deref()).await?;
     let Actor::Identity(identity) = actor.clone() else {
         return Err(ApiError::invalid(
             "as: the admin calls on behalf of an identity given in `as`",
@@ -1271,7 +1306,9 @@ pub async fn call_account(
         })
         .ok_or_else(|| ApiError::internal("the call joined no room"))?;
     let token = issue(&app, &identity, &room, Some(session.clone()), claim)?;
-    Ok(entry_answer(&app, &o, &identity, &room, &session, token))
+    Ok(entry_answer(
+        &app, &o, &identity, &room, &session, token, guest_key,
+    ))
 }
 
 // ---------- server policy ----------

@@ -118,6 +118,13 @@ pub async fn heartbeat(
                 "this needs a token issued for this room",
             ))
         }
+        Caller::Admin if !app.engine.read(|st| st.rooms.contains_key(&room)) => {
+            return Err(ApiError::new(
+                axum::http::StatusCode::NOT_FOUND,
+                "room.not_found",
+                format!("room {room} does not exist"),
+            ))
+        }
         Caller::Admin => {
             return Err(ApiError::invalid(
                 "the admin token holds no session; heartbeats come with a participant token",

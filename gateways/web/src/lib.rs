@@ -13,6 +13,7 @@ pub mod auth;
 pub mod error;
 mod events;
 mod extract;
+mod guest;
 mod lease;
 mod meta;
 mod query;
@@ -69,6 +70,8 @@ pub struct App {
     replay: Arc<replay_routes::Cache>,
     /// Open event streams (SSE and WebSocket), bounded.
     streams: Arc<events::Slots>,
+    /// Keys that bind guest names with standing to their first holder.
+    guests: Arc<guest::GuestKeys>,
 }
 
 impl FromRequestParts<App> for App {
@@ -91,6 +94,7 @@ pub fn router_with_status(
     status: Vec<Arc<dyn StatusSource>>,
 ) -> Router {
     let table = routes::table();
+    let engine_dir = engine.data_dir().to_path_buf();
     let tokens = auth::Tokens::default();
     // Outside a runtime (never in the server) tokens are still checked at every use.
     if let Ok(rt) = tokio::runtime::Handle::try_current() {
@@ -105,6 +109,7 @@ pub fn router_with_status(
         started: Instant::now(),
         replay: Arc::default(),
         streams: Arc::default(),
+        guests: Arc::new(guest::GuestKeys::load(engine_dir.as_path())),
     };
     let mut router: Router<App> = Router::new();
     for r in table {

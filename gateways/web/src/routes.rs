@@ -89,6 +89,7 @@ fn entry_body() -> Value {
             ("owner_password", nullable(sd("owner password of a reserved room; grants the owner role"))),
             ("server_password", nullable(sd("server password"))),
             ("invitation", nullable(sd("invitation id"))),
+            ("guest_key", nullable(sd("the guest key of the `as` name, needed once that guest name has a role or a place in a room (returned with the name's first token)"))),
         ],
     )
 }
@@ -147,6 +148,7 @@ pub fn table() -> Vec<Route> {
             ("max_members", nullable(u())),
             ("welcome_text", nullable(s())),
             ("password", nullable(sd("access password (plaintext; stored as argon2)"))),
+            ("guest_key", nullable(sd("the guest key of the `as` name, once it has standing"))),
         ])), 201, r("CreateRoomResult")),
         route(g.clone(), "/rooms/{room}", get(query::get_room), "rooms", Optional, "A room: public summary, or details for its participants and the admin", None, 200, r("RoomDetail")),
         route(Method::PATCH, "/rooms/{room}", patch(api::configure_room), "rooms", Token, "Configure a room (owner); null clears a setting", Some(obj(&[], vec![
@@ -165,7 +167,7 @@ pub fn table() -> Vec<Route> {
         route(p.clone(), "/rooms/{room}/leave", post(api::leave), "membership", Token, "Leave with a session (default: the token's); revokes that token", Some(obj(&[], vec![("session", nullable(s()))])), 200, cmd()),
         route(p.clone(), "/rooms/{room}/heartbeat", post(lease::heartbeat), "membership", Token, "Keep the token's session alive (any use of the token, or an open event stream, does too); answers when its lease ends", None, 200, json!({"type": "object", "properties": {"room": s(), "session": nullable(s()), "lease_until": nullable(sd("RFC 3339; null for a session without a lease"))}})),
         route(g.clone(), "/rooms/{room}/members", get(query::list_members), "membership", Token, "Who is present (Kamailio imc_list_members)", None, 200, list("members", r("Member"))),
-        route(p.clone(), "/rooms/{room}/knock", post(api::knock), "lobby", Optional, "Wait in the lobby; answers a token for the waiting session", Some(obj(&[], vec![("as", nullable(s())), ("session", nullable(s()))])), 201, r("EntryResult")),
+        route(p.clone(), "/rooms/{room}/knock", post(api::knock), "lobby", Optional, "Wait in the lobby; answers a token for the waiting session", Some(obj(&[], vec![("as", nullable(s())), ("session", nullable(s())), ("guest_key", nullable(s()))])), 201, r("EntryResult")),
         route(g.clone(), "/rooms/{room}/lobby", get(query::list_lobby), "lobby", Token, "Who waits in the lobby (moderator)", None, 200, list("lobby", json!({"type": "object"}))),
         route(p.clone(), "/rooms/{room}/admit", post(api::admit), "lobby", Token, "Admit a knocking person (moderator)", Some(subject()), 200, cmd()),
         route(p.clone(), "/rooms/{room}/reject", post(api::reject_knock), "lobby", Token, "Turn a knocking person away (moderator)", Some(subject()), 200, cmd()),
@@ -176,8 +178,8 @@ pub fn table() -> Vec<Route> {
         // ---- invitations ----
         route(g.clone(), "/rooms/{room}/invitations", get(query::list_invitations), "invitations", Token, "Invitations of a room, every state (moderator)", None, 200, list("invitations", r("Invitation"))),
         route(p.clone(), "/rooms/{room}/invitations", post(api::invite), "invitations", Token, "Invite an identity or a mailto: address (single use by default)", Some(obj(&["invitee"], vec![("invitee", r("Address")), ("ttl_secs", nullable(u())), ("single_use", b())])), 201, r("InvitationResult")),
-        route(p.clone(), "/rooms/{room}/invitations/{invitation}/accept", post(api::accept_invitation), "invitations", Optional, "Accept (the invitee becomes a member)", Some(obj(&[], vec![("as", nullable(s()))])), 200, cmd()),
-        route(p.clone(), "/rooms/{room}/invitations/{invitation}/deny", post(api::deny_invitation), "invitations", Optional, "Decline", Some(obj(&[], vec![("as", nullable(s()))])), 200, cmd()),
+        route(p.clone(), "/rooms/{room}/invitations/{invitation}/accept", post(api::accept_invitation), "invitations", Optional, "Accept (the invitee becomes a member)", Some(obj(&[], vec![("as", nullable(s())), ("guest_key", nullable(s()))])), 200, cmd()),
+        route(p.clone(), "/rooms/{room}/invitations/{invitation}/deny", post(api::deny_invitation), "invitations", Optional, "Decline", Some(obj(&[], vec![("as", nullable(s())), ("guest_key", nullable(s()))])), 200, cmd()),
         route(d.clone(), "/rooms/{room}/invitations/{invitation}", delete(api::revoke_invitation), "invitations", Token, "Withdraw (issuer or moderator)", None, 200, cmd()),
         // ---- moderation ----
         route(p.clone(), "/rooms/{room}/mute", post(api::mute), "moderation", Token, "Mute audio (moderator, or oneself)", Some(subject()), 200, cmd()),
@@ -714,10 +716,12 @@ fn components() -> Value {
         "required": ["token", "token_type", "identity", "room", "session"], "properties": {
         "token": sd("participant bearer token (256 bits, in memory only: lost on restart)"),
         "token_type": json!({"const": "Bearer"}), "identity": s(), "room": s(), "session": s(),
-        "role": nullable(s()), "welcome_text": nullable(s()), "server_welcome_text": s()}}]});
+        "role": nullable(s()), "welcome_text": nullable(s()), "server_welcome_text": s(),
+        "guest_key": nullable(sd("for a guest name: the key to claim it again once it has standing (keep it; null for other identities)"))}}]});
     let create = json!({"allOf": [r("CommandResult"), {"type": "object", "required": ["room"], "properties": {
         "room": s(), "owners": {"type": "array", "items": s()}, "identity": s(),
-        "token": sd("present when an identity created the room"), "token_type": s()}}]});
+        "token": sd("present when an identity created the room"), "token_type": s(),
+        "guest_key": nullable(sd("for a guest creator: the key to claim the name again"))}}]});
     let invitation_result = json!({"allOf": [r("CommandResult"), {"type": "object", "properties": {
         "invitation": s(), "invitee": s(), "expires_at": nullable(s()), "single_use": b()}}]});
     let summary = json!({"type": "object", "properties": {

@@ -184,6 +184,7 @@ async fn a_whole_meeting() {
     assert_eq!(carol_join["session"], "tab-1");
     assert_eq!(carol_join["role"], "member");
     let carol = token(&carol_join);
+    let carol_key = carol_join["guest_key"].as_str().unwrap().to_owned();
     let me = t.ok(M::GET, "/me", Some(&carol), None).await;
     assert_eq!(me["identity"], "web:carol");
     // Carol is no moderator.
@@ -295,12 +296,22 @@ async fn a_whole_meeting() {
         "auth.token_revoked",
     )
     .await;
-    // Coming back under the same name: refused as banned.
+    // Nobody else may take her name: it has standing in the room.
     t.err(
         M::POST,
         "/rooms/standup/join",
         None,
         Some(json!({"as": "web:carol"})),
+        403,
+        "auth.guest_key_required",
+    )
+    .await;
+    // Coming back herself, with her guest key: refused as banned.
+    t.err(
+        M::POST,
+        "/rooms/standup/join",
+        None,
+        Some(json!({"as": "web:carol", "guest_key": carol_key})),
         403,
         "membership.banned",
     )
