@@ -24,6 +24,7 @@ pub mod ids;
 pub mod json;
 pub mod model;
 pub mod policy;
+pub mod protocol;
 pub mod rejection;
 pub mod retention;
 pub mod service;
@@ -45,7 +46,11 @@ pub use ids::{
 };
 pub use model::{BanScope, PasswordKind, PolicyChange, Role, RoomChange, RoomConfig};
 pub use policy::{AutobanPolicy, IpKey, Policy};
-pub use rejection::{http_status, sip_status, xmpp_condition, Rejected, Rejection};
+pub use protocol::{
+    journal_mapping, ErrorClass, ErrorMapping, ImcOutcome, SipStatus, XmppCondition, XmppError,
+    XmppErrorType,
+};
+pub use rejection::{Rejected, Rejection};
 pub use retention::PurgeScope;
 pub use state::State;
 pub use tick::{next_deadline, tick};

@@ -1,8 +1,9 @@
-//! Typed refusals with stable codes, and their protocol mappings.
+//! Typed refusals with stable codes.
 //!
 //! [`Rejection::code`] is a contract: gateways, clients, metrics and docs key on it, so a
-//! code never changes meaning once released. The mapping helpers give each gateway its
-//! protocol's answer for a code so that "banned" means the same on HTTP, SIP and XMPP.
+//! code never changes meaning once released. Each gateway's answer for a refusal (HTTP,
+//! SIP, XMPP, Kamailio IMC) comes from [`Rejection::mapping`] in [`crate::protocol`], so
+//! that "banned" means the same on every protocol.
 
 use chrono::{DateTime, Utc};
 use thiserror::Error;
@@ -312,109 +313,6 @@ impl Rejection {
     }
 }
 
-/// HTTP status for a code. 400 malformed input; 401 missing/wrong password (the client
-/// can retry with credentials); 403 refused by policy or rights; 404 unknown things;
-/// 409 state conflicts (exists, full, last owner); 410 expired or used invitations;
-/// 413 oversized messages; 422 well-formed but unacceptable values; 503 server full.
-pub fn http_status(code: &str) -> u16 {
-    match code {
-        "input.invalid" | "chat.empty" => 400,
-        "auth.password_required" | "auth.wrong_password" => 401,
-        "room.not_found"
-        | "room.parent_not_found"
-        | "invitation.not_found"
-        | "account.not_found"
-        | "ban.not_found"
-        | "membership.not_member"
-        | "membership.session_not_found"
-        | "membership.not_knocking" => 404,
-        "room.exists"
-        | "account.exists"
-        | "identity.already_linked"
-        | "membership.session_exists"
-        | "role.last_owner"
-        | "room.full"
-        | "room.not_reserved"
-        | "room.lobby_disabled"
-        | "identity.not_linked"
-        | "account.not_rendezvous" => 409,
-        "invitation.closed" | "invitation.expired" => 410,
-        "chat.too_long" => 413,
-        "room.nesting_limit" | "room.common_name" | "room.max_members" | "room.owner_required" => {
-            422
-        }
-        "server.full" => 503,
-        // auth.identity_required, perm.*, membership.banned / not_invited / no_role,
-        // room.locked, room.lobby, account.disabled, and anything unknown.
-        _ => 403,
-    }
-}
-
-/// SIP final response for a code (for INVITE / MESSAGE / SUBSCRIBE towards a room).
-/// 403 for refusals (SIP's 401/407 belong to digest authentication at the gateway, so a
-/// wrong room password is 403 too); 404 unknown room or member; 410 gone invitation;
-/// 413 oversized MESSAGE; 480 temporarily unavailable (lobby, disabled account: try
-/// later); 486 busy here (room full); 488 not acceptable (bad input); 503 server full.
-pub fn sip_status(code: &str) -> u16 {
-    match code {
-        "room.not_found"
-        | "room.parent_not_found"
-        | "account.not_found"
-        | "invitation.not_found"
-        | "membership.not_member"
-        | "membership.session_not_found"
-        | "membership.not_knocking"
-        | "ban.not_found" => 404,
-        "invitation.closed" | "invitation.expired" => 410,
-        "chat.too_long" => 413,
-        "room.lobby" | "account.disabled" | "account.not_rendezvous" => 480,
-        "room.full" => 486,
-        "input.invalid" | "chat.empty" => 488,
-        "server.full" => 503,
-        // SIP has no "conflict": existing rooms/accounts/sessions are plain refusals.
-        _ => 403,
-    }
-}
-
-/// XMPP stanza error condition (RFC 6120 §8.3.3) for a code, following XEP-0045 where it
-/// has a case: members-only → `registration-required`, banned → `forbidden`, wrong
-/// password → `not-authorized`, full room → `service-unavailable`, nickname/room taken →
-/// `conflict`.
-pub fn xmpp_condition(code: &str) -> &'static str {
-    match code {
-        "input.invalid" | "chat.empty" => "bad-request",
-        "auth.password_required" | "auth.wrong_password" => "not-authorized",
-        "room.not_found"
-        | "room.parent_not_found"
-        | "account.not_found"
-        | "invitation.not_found"
-        | "membership.not_member"
-        | "membership.session_not_found"
-        | "membership.not_knocking"
-        | "ban.not_found" => "item-not-found",
-        "room.exists"
-        | "account.exists"
-        | "identity.already_linked"
-        | "membership.session_exists" => "conflict",
-        "membership.not_invited" | "room.lobby" | "membership.no_role" => "registration-required",
-        "room.full" | "server.full" | "account.disabled" | "account.not_rendezvous" => {
-            "service-unavailable"
-        }
-        "invitation.closed" | "invitation.expired" => "gone",
-        "chat.too_long"
-        | "room.nesting_limit"
-        | "room.common_name"
-        | "room.max_members"
-        | "room.owner_required" => "not-acceptable",
-        "room.locked"
-        | "role.last_owner"
-        | "room.not_reserved"
-        | "room.lobby_disabled"
-        | "identity.not_linked" => "not-allowed",
-        _ => "forbidden",
-    }
-}
-
 /// A refused command, with the events that must still be journaled (a denied join, an
 /// `api_action_denied`, an autoban it triggered).
 ///
@@ -447,22 +345,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn codes_are_listed_and_mapped() {
+    fn codes_are_unique() {
         let mut seen = std::collections::BTreeSet::new();
         for code in Rejection::ALL_CODES {
             assert!(seen.insert(*code), "duplicate {code}");
-            let h = http_status(code);
-            assert!((400..600).contains(&h));
-            let s = sip_status(code);
-            assert!((400..700).contains(&s));
-            assert!(!xmpp_condition(code).is_empty());
         }
-        assert_eq!(http_status("membership.banned"), 403);
-        assert_eq!(sip_status("room.full"), 486);
-        assert_eq!(
-            xmpp_condition("membership.not_invited"),
-            "registration-required"
-        );
-        assert_eq!(xmpp_condition("auth.wrong_password"), "not-authorized");
     }
 }

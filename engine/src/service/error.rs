@@ -3,7 +3,7 @@
 use conclave_journal::JournalError;
 use thiserror::Error;
 
-use crate::rejection::{http_status, Rejection};
+use crate::rejection::Rejection;
 
 /// Why a command did not take effect.
 #[derive(Debug, Clone, Error)]
@@ -46,14 +46,10 @@ impl EngineError {
         }
     }
 
-    /// The HTTP status a web gateway answers with.
+    /// The HTTP status a web gateway answers with (`self.mapping().http`; the whole
+    /// mapping, SIP and XMPP included, is [`EngineError::mapping`] in
+    /// [`crate::protocol`]).
     pub fn http_status(&self) -> u16 {
-        match self {
-            EngineError::Rejected { rejection, .. } => http_status(rejection.code()),
-            EngineError::Journal(
-                JournalError::HeadConflict { .. } | JournalError::Conflict { .. },
-            ) => 503,
-            _ => 500,
-        }
+        self.mapping().http
     }
 }

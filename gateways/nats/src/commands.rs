@@ -145,12 +145,17 @@ pub(crate) fn outcome_json(command: &str, o: &Outcome) -> Value {
 }
 
 /// The reply to a refused command: `{"ok": false, "error": {"code", "message"}}`, plus
-/// what the engine journaled anyway (denials are recorded).
+/// what the engine journaled anyway (denials are recorded). When the engine cannot take
+/// the command now (stopping, resynchronizing, server full: the protocol mapping's
+/// `unavailable` class), `error.retry_after` says after how many seconds to retry.
 pub(crate) fn engine_error_json(e: &EngineError) -> Value {
     let mut v = json!({
         "ok": false,
         "error": {"code": e.code(), "message": e.to_string()},
     });
+    if let Some(secs) = e.mapping().retry_after {
+        v["error"]["retry_after"] = json!(secs);
+    }
     if let EngineError::Rejected {
         correlation_id,
         recorded,
@@ -388,5 +393,20 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.code(), "nats.bad_header");
+    }
+
+    #[test]
+    fn engine_errors_carry_a_retry_hint_when_unavailable() {
+        let v = engine_error_json(&EngineError::Stopped);
+        assert_eq!(v["error"]["code"], "engine.stopped");
+        assert_eq!(v["error"]["retry_after"], 30);
+        let v = engine_error_json(&EngineError::Rejected {
+            rejection: conclave_engine::Rejection::NotModerator,
+            correlation_id: "c".into(),
+            recorded: vec![4],
+        });
+        assert_eq!(v["error"]["code"], "perm.not_moderator");
+        assert!(v["error"].get("retry_after").is_none());
+        assert_eq!(v["recorded"], json!([4]));
     }
 }

@@ -267,7 +267,8 @@ impl Tokens {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "auth.too_many_tokens",
                 "too many participant tokens are in use; try again later",
-            ));
+            )
+            .with_retry_after(30));
         }
         if claim.identity.take().is_none() {
             *r.claims.entry(who.identity.clone()).or_default() += 1;
