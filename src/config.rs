@@ -134,6 +134,9 @@ pub struct PolicyKeys {
     /// [default: 300].
     #[arg(long, env = "CONCLAVE_SESSION_LEASE_SECS")]
     pub session_lease_secs: Option<u32>,
+    /// Sessions one identity may hold at once across rooms; 0 no limit [default: 16].
+    #[arg(long, env = "CONCLAVE_MAX_SESSIONS_PER_IDENTITY")]
+    pub max_sessions_per_identity: Option<u32>,
     /// Minutes of inactivity before an unreserved room expires; 0 never [default: 60].
     #[arg(long, env = "CONCLAVE_INACTIVITY_TIMEOUT_MINS")]
     pub inactivity_timeout_mins: Option<u32>,
@@ -318,6 +321,11 @@ impl Config {
                 a.session_lease_secs,
                 f.session_lease_secs,
                 conclave_engine::policy::DEFAULT_SESSION_LEASE_SECS,
+            ),
+            max_sessions_per_identity: pick(
+                a.max_sessions_per_identity,
+                f.max_sessions_per_identity,
+                16,
             ),
             ..d
         };

@@ -85,6 +85,10 @@ pub struct Policy {
     /// (`lease_expired`), so a client or gateway that vanished leaves no ghost behind,
     /// across restarts too.
     pub session_lease_secs: u32,
+    /// Sessions one identity may hold at once, across rooms (0: no limit, the engine's
+    /// default; the server's configuration defaults to 16): one person, or one stolen
+    /// guest name, cannot fill the server.
+    pub max_sessions_per_identity: u32,
 }
 
 /// The session lease a server runs with unless configured otherwise: long enough for a
@@ -113,6 +117,7 @@ impl Default for Policy {
             user_name_rule: NameRule::mumble_user(),
             max_reason_len: 500,
             session_lease_secs: 0,
+            max_sessions_per_identity: 0,
         }
     }
 }

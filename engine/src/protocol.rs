@@ -466,6 +466,14 @@ impl Rejection {
                 imc: I::Notice,
                 retry_after: Some(RETRY_LATER_SECS),
             },
+            // A quota of the person, not of the server: 429 on HTTP; 486 Busy Here on
+            // SIP (this user is busy enough); resource-constraint/wait on XMPP.
+            R::TooManySessions { .. } => refused(
+                429,
+                S::BusyHere,
+                xmpp(X::ResourceConstraint, T::Wait),
+                I::Notice,
+            ),
             // XEP-0045's locked room (entry refused to all but its owner until it is
             // unlocked): item-not-found/cancel, which MUC clients report as a locked room.
             R::Locked => refused(

@@ -75,6 +75,12 @@ pub enum Rejection {
         /// The limit.
         max: u32,
     },
+    /// The identity already holds as many sessions as the policy allows one identity.
+    #[error("this identity already holds {max} sessions")]
+    TooManySessions {
+        /// The limit.
+        max: u32,
+    },
     /// Locked room.
     #[error("room is locked")]
     Locked,
@@ -215,6 +221,7 @@ impl Rejection {
         "room.owner_required",
         "room.full",
         "server.full",
+        "membership.too_many_sessions",
         "room.locked",
         "room.lobby",
         "room.lobby_disabled",
@@ -266,6 +273,7 @@ impl Rejection {
             R::OwnerRequired => "room.owner_required",
             R::RoomFull { .. } => "room.full",
             R::ServerFull { .. } => "server.full",
+            R::TooManySessions { .. } => "membership.too_many_sessions",
             R::Locked => "room.locked",
             R::LobbyRequired => "room.lobby",
             R::LobbyDisabled => "room.lobby_disabled",

@@ -225,3 +225,62 @@ fn only_an_operator_ends_a_gateways_sessions() {
     assert!(err.code().starts_with("perm."), "{}", err.code());
     assert!(present(&engine));
 }
+
+#[test]
+fn an_identity_holds_at_most_its_share_of_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = EngineConfig::new(dir.path()).with_clock(test_clock());
+    c.policy = Policy {
+        max_sessions_per_identity: 2,
+        ..Policy::default()
+    };
+    let engine = Engine::open(c).unwrap();
+    given_bob_present_without_lease(&engine);
+    let join = |s: &str| {
+        engine.execute_blocking(Request::new(
+            Command::Join {
+                room: room(),
+                session: session(s),
+                credentials: Credentials::default(),
+            },
+            bob(),
+            origin("sip"),
+        ))
+    };
+    join("s2").unwrap();
+    let err = join("s3").unwrap_err();
+    assert_eq!(err.code(), "membership.too_many_sessions");
+    assert_eq!(err.http_status(), 429);
+}
+
+/// Given a room and Bob present with session `s1`, on an engine without leases.
+fn given_bob_present_without_lease(engine: &Engine) {
+    engine
+        .execute_blocking(Request::new(
+            Command::CreateRoom {
+                room: room(),
+                parent: None,
+                private: false,
+                owner: Some(Principal::Address(
+                    Address::parse("sip:alice@example.org").unwrap(),
+                )),
+                max_members: None,
+                welcome_text: None,
+                access_password_hash: None,
+            },
+            Actor::Admin,
+            origin("test"),
+        ))
+        .unwrap();
+    engine
+        .execute_blocking(Request::new(
+            Command::Join {
+                room: room(),
+                session: session("s1"),
+                credentials: Credentials::default(),
+            },
+            bob(),
+            origin("sip"),
+        ))
+        .unwrap();
+}

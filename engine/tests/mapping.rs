@@ -89,6 +89,7 @@ fn all_rejections() -> Vec<Rejection> {
             max: 4096,
         },
         R::MessageEmpty,
+        R::TooManySessions { max: 16 },
     ]
 }
 
@@ -142,9 +143,10 @@ fn rejection_index(r: &Rejection) -> usize {
         R::BanNotFound => 42,
         R::MessageTooLong { .. } => 43,
         R::MessageEmpty => 44,
+        R::TooManySessions { .. } => 45,
     }
 }
-const REJECTION_VARIANTS: usize = 45;
+const REJECTION_VARIANTS: usize = 46;
 
 /// One value of every `JournalError` variant, in `journal_index` order.
 fn all_journal_errors() -> Vec<JournalError> {

@@ -201,9 +201,14 @@ impl<'a, 'c> Attempt<'a, 'c> {
                 .contains(&Principal::Address(self.address.clone()))
     }
 
-    /// Capacity: room member limit (new people only), then server session limit.
+    /// Capacity: the identity's own session limit, the room member limit (new people
+    /// only), then the server session limit.
     fn capacity(&self) -> Result<(), Rejected> {
         let st = self.cx.state;
+        let per_identity = st.policy.max_sessions_per_identity;
+        if per_identity > 0 && sessions_of(st, &self.address) >= per_identity as usize {
+            return Err(Rejection::TooManySessions { max: per_identity }.into());
+        }
         let max = self.room.max_members(&st.policy);
         if !self.room.members.contains_key(&self.principal)
             && self.room.members.len() >= max as usize
@@ -220,6 +225,16 @@ impl<'a, 'c> Attempt<'a, 'c> {
         }
         Ok(())
     }
+}
+
+/// How many sessions `address` holds, across every room.
+fn sessions_of(st: &crate::state::State, address: &Address) -> usize {
+    st.rooms
+        .values()
+        .flat_map(|r| r.members.values())
+        .flat_map(|m| m.sessions.values())
+        .filter(|p| &p.address == address)
+        .count()
 }
 
 /// Join a room with one session.
