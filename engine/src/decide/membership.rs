@@ -206,7 +206,7 @@ impl<'a, 'c> Attempt<'a, 'c> {
     fn capacity(&self) -> Result<(), Rejected> {
         let st = self.cx.state;
         let per_identity = st.policy.max_sessions_per_identity;
-        if per_identity > 0 && sessions_of(st, &self.address) >= per_identity as usize {
+        if per_identity > 0 && sessions_of(st, self.address) >= per_identity as usize {
             return Err(Rejection::TooManySessions { max: per_identity }.into());
         }
         let max = self.room.max_members(&st.policy);
