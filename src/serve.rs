@@ -101,14 +101,8 @@ async fn serve(
     if let Some((_, source)) = &nats {
         sources.push(source.clone());
     }
-    // The web gateway's tokens did not survive the last stop: end its sessions now, so
-    // no ghost holds a seat until its lease runs out.
-    let ended = conclave_gateway_web::end_previous_sessions(&engine)
-        .await
-        .context("ending the web sessions of the previous run")?;
-    if ended > 0 {
-        tracing::info!(ended, "ended the web sessions of the previous run");
-    }
+    // Web sessions survive a restart with their signed tokens; one whose client is gone
+    // ends when its lease runs out.
     let router = router_with_status(engine, AuthConfig::new(&admin_token), sources);
     tracing::info!(%local, "REST API listening (SIP gateway not started: a later issue)");
     println!("conclave: REST API on http://{local}");

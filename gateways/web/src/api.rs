@@ -260,12 +260,14 @@ fn issue(
     session: Option<SessionId>,
     claim: Claim,
 ) -> ApiResult<String> {
+    let now = Utc::now();
     app.tokens.issue(
         Participant {
             identity: identity.clone(),
             room: room.clone(),
             session,
-            issued_at: Utc::now(),
+            issued_at: now,
+            expires_at: now + crate::token::TOKEN_TTL,
         },
         claim,
     )

@@ -48,6 +48,23 @@ impl AuthConfig {
     }
 }
 
+fn too_many() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "auth.too_many_tokens",
+        "too many participant tokens are in use; try again later",
+    )
+    .with_retry_after(30)
+}
+
+fn expired() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "auth.token_expired",
+        "this token has expired; join again",
+    )
+}
+
 /// The answer to a token whose right has ended.
 pub(crate) fn revoked() -> ApiError {
     ApiError::new(
@@ -101,6 +118,8 @@ pub struct Participant {
     pub session: Option<SessionId>,
     /// When it was issued.
     pub issued_at: DateTime<Utc>,
+    /// When it stops being valid (its right may end sooner).
+    pub expires_at: DateTime<Utc>,
 }
 
 /// The caller of one request.
@@ -136,9 +155,17 @@ struct Registry {
 }
 
 /// The in-memory participant token registry.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Tokens {
     inner: Arc<Mutex<Registry>>,
+    signer: Arc<crate::token::TokenSigner>,
+}
+
+impl Default for Tokens {
+    /// A registry whose tokens are signed with a secret of this process only.
+    fn default() -> Self {
+        Tokens::new(crate::token::TokenSigner::ephemeral())
+    }
 }
 
 /// Holds a guest name while a join is decided; dropping it without
@@ -160,6 +187,16 @@ impl Drop for Claim {
 const REMEMBER_REVOKED: usize = 16_384;
 
 impl Registry {
+    /// Registers a live token; it holds its identity's name while it lives.
+    fn insert(&mut self, digest: [u8; 32], who: Participant) {
+        *self.claims.entry(who.identity.clone()).or_default() += 1;
+        self.by_room
+            .entry(who.room.clone())
+            .or_default()
+            .insert(digest);
+        self.tokens.insert(digest, who);
+    }
+
     fn remove(&mut self, digest: &[u8; 32]) -> bool {
         let Some(p) = self.tokens.remove(digest) else {
             return false;
@@ -193,6 +230,14 @@ impl Registry {
 }
 
 impl Tokens {
+    /// A registry signing tokens with `signer`.
+    pub fn new(signer: crate::token::TokenSigner) -> Self {
+        Tokens {
+            inner: Arc::default(),
+            signer: Arc::new(signer),
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Registry> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -206,7 +251,7 @@ impl Tokens {
             ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "auth.invalid_token",
-                "the bearer token is not valid (participant tokens do not survive a restart)",
+                "the bearer token is not valid",
             )
         };
         let value = value.to_str().map_err(|_| bad())?;
@@ -214,20 +259,39 @@ impl Tokens {
             .strip_prefix("Bearer ")
             .or_else(|| value.strip_prefix("bearer "))
             .map(str::trim)
-            .filter(|t| !t.is_empty() && t.len() <= 256)
+            .filter(|t| !t.is_empty() && t.len() <= 1024)
             .ok_or_else(bad)?;
         if auth.is_admin(token) {
             return Ok(Caller::Admin);
         }
         let digest = *blake3::hash(token.as_bytes()).as_bytes();
-        let r = self.lock();
-        match r.tokens.get(&digest) {
-            Some(who) => Ok(Caller::Participant {
+        let now = Utc::now();
+        let mut r = self.lock();
+        if r.revoked_set.contains(&digest) {
+            return Err(revoked());
+        }
+        if let Some(who) = r.tokens.get(&digest) {
+            if who.expires_at <= now {
+                r.remove(&digest);
+                return Err(expired());
+            }
+            return Ok(Caller::Participant {
                 digest,
                 who: who.clone(),
-            }),
-            None if r.revoked_set.contains(&digest) => Err(revoked()),
-            None => Err(bad()),
+            });
+        }
+        // Not seen by this process: a token from before a restart is taken back into
+        // the registry if this server signed it and it has not expired.
+        match self.signer.verify(token, now) {
+            Ok(who) => {
+                if r.tokens.len() >= MAX_PARTICIPANT_TOKENS {
+                    return Err(too_many());
+                }
+                r.insert(digest, who.clone());
+                Ok(Caller::Participant { digest, who })
+            }
+            Err(crate::token::Invalid::Expired) => Err(expired()),
+            Err(crate::token::Invalid::Forged) => Err(bad()),
         }
     }
 
@@ -258,26 +322,20 @@ impl Tokens {
 
     /// Issues a fresh token for `who`, consuming the claim (if any) into it.
     pub fn issue(&self, who: Participant, mut claim: Claim) -> Result<String, ApiError> {
-        let token =
-            random_token().map_err(|e| ApiError::internal(format!("no randomness: {e}")))?;
+        let token = self
+            .signer
+            .sign(&who)
+            .map_err(|e| ApiError::internal(format!("no randomness: {e}")))?;
         let digest = *blake3::hash(token.as_bytes()).as_bytes();
         let mut r = self.lock();
         if r.tokens.len() >= MAX_PARTICIPANT_TOKENS {
-            return Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "auth.too_many_tokens",
-                "too many participant tokens are in use; try again later",
-            )
-            .with_retry_after(30));
+            return Err(too_many());
         }
-        if claim.identity.take().is_none() {
-            *r.claims.entry(who.identity.clone()).or_default() += 1;
+        // The claim's hold on the name passes to the token.
+        if claim.identity.take().is_some() {
+            r.release(&who.identity);
         }
-        r.by_room
-            .entry(who.room.clone())
-            .or_default()
-            .insert(digest);
-        r.tokens.insert(digest, who);
+        r.insert(digest, who);
         Ok(token)
     }
 
@@ -369,9 +427,10 @@ mod tests {
             room: RoomName::lookup("r").unwrap(),
             session: None,
             issued_at: Utc::now(),
+            expires_at: Utc::now() + crate::token::TOKEN_TTL,
         };
         let tok = t.issue(who, c).unwrap();
-        assert_eq!(tok.len(), 64);
+        assert!(tok.starts_with("cv1."), "{tok}");
         assert!(t.claim(&a).is_err());
         let mut h = HeaderMap::new();
         h.insert("authorization", format!("Bearer {tok}").parse().unwrap());

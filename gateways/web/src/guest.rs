@@ -25,14 +25,8 @@ impl GuestKeys {
     /// directory that cannot hold it gets a secret for this run only: guest keys then
     /// stop working at the next restart, and that is logged.
     pub(crate) fn load(data_dir: &Path) -> GuestKeys {
-        match load_or_create(&data_dir.join(KEY_FILE)) {
-            Ok(secret) => GuestKeys { secret },
-            Err(e) => {
-                tracing::error!(error = %e, "no guest key secret in the data directory; guest keys last this run only");
-                let mut secret = [0u8; 32];
-                let _ = getrandom::fill(&mut secret);
-                GuestKeys { secret }
-            }
+        GuestKeys {
+            secret: load_secret(&data_dir.join(KEY_FILE)),
         }
     }
 
@@ -51,6 +45,18 @@ impl GuestKeys {
         let want = blake3::hash(self.key_for(a).as_bytes());
         blake3::hash(p.as_bytes()) == want
     }
+}
+
+/// A 32-byte secret kept in `path` (created private and durable on first use), or, if
+/// the file cannot be read or written, a secret for this run only (logged): what it
+/// protects then lasts until the next restart.
+pub(crate) fn load_secret(path: &Path) -> [u8; 32] {
+    load_or_create(path).unwrap_or_else(|e| {
+        tracing::error!(error = %e, path = %path.display(), "cannot keep a secret in the data directory; using one for this run only");
+        let mut secret = [0u8; 32];
+        let _ = getrandom::fill(&mut secret);
+        secret
+    })
 }
 
 fn load_or_create(path: &Path) -> std::io::Result<[u8; 32]> {

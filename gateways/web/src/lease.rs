@@ -1,6 +1,7 @@
 //! Keeping web sessions alive: the web gateway renews a session's lease while its token
-//! is in use (any request, an open event stream, an explicit heartbeat), and at start it
-//! ends the sessions of its previous run, whose tokens died with it.
+//! is in use (any request, an open event stream, an explicit heartbeat). Tokens survive a
+//! restart (they are signed), so the web gateway's sessions do too; one whose client is
+//! gone ends when its lease runs out.
 //!
 //! Renewals are cheap twice over: this module asks the engine at most every quarter of
 //! the lease per token, and the engine journals a renewal only once half the lease is
@@ -85,19 +86,6 @@ impl Drop for Keeper {
             h.abort();
         }
     }
-}
-
-/// Ends the sessions that came through the web gateway before this start: their tokens
-/// lived in the previous process's memory, so nobody can act for them any more.
-pub async fn end_previous_sessions(engine: &Engine) -> Result<usize, EngineError> {
-    let req = Request::new(
-        Command::EndGatewaySessions {
-            gateway: "web".into(),
-        },
-        Actor::Admin,
-        origin(),
-    );
-    engine.execute(req).await.map(|o| o.events.len())
 }
 
 /// `POST /rooms/{room}/heartbeat`: keeps the token's session alive and says until when.

@@ -20,6 +20,7 @@ mod query;
 mod replay_routes;
 mod revocation;
 pub mod routes;
+pub mod token;
 mod views;
 
 use std::convert::Infallible;
@@ -37,7 +38,6 @@ use serde_json::Value;
 
 pub use auth::{load_or_create_admin_token, AuthConfig};
 pub use error::ApiError;
-pub use lease::end_previous_sessions;
 
 /// Largest accepted request body: commands are small, chat is capped at a few KiB.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -95,7 +95,7 @@ pub fn router_with_status(
 ) -> Router {
     let table = routes::table();
     let engine_dir = engine.data_dir().to_path_buf();
-    let tokens = auth::Tokens::default();
+    let tokens = auth::Tokens::new(token::TokenSigner::load(&engine_dir));
     // Outside a runtime (never in the server) tokens are still checked at every use.
     if let Ok(rt) = tokio::runtime::Handle::try_current() {
         rt.spawn(revocation::follow(engine.clone(), tokens.clone()));

@@ -1,6 +1,6 @@
 //! Web sessions on a virtual clock: a heartbeat keeps a session alive, a session nobody
-//! keeps alive ends when its lease runs out and its token with it, and a restart of the
-//! web gateway ends its previous sessions.
+//! keeps alive ends when its lease runs out and its token with it, and a token and its
+//! session survive a restart.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use axum::body::Body;
@@ -10,7 +10,7 @@ use chrono::TimeDelta;
 use conclave_engine::service::{Engine, EngineConfig, TestClock};
 use conclave_engine::testing::{advance, t0, test_clock};
 use conclave_engine::Policy;
-use conclave_gateway_web::{end_previous_sessions, router, AuthConfig};
+use conclave_gateway_web::{router, AuthConfig};
 use conclave_journal::SyncMode;
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
@@ -132,11 +132,34 @@ async fn a_session_nobody_keeps_alive_ends_and_its_token_with_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_restart_of_the_web_gateway_ends_its_previous_sessions() {
+async fn a_token_and_its_session_survive_a_restart() {
     let clock = test_clock();
-    let (router, engine, _dir) = setup(&clock);
-    bob_joins(&router).await;
+    let (router, engine, dir) = setup(&clock);
+    let bob = bob_joins(&router).await;
+    engine.shutdown();
+    drop((router, engine));
+    let mut config = EngineConfig::new(dir.path()).with_clock(clock.clone());
+    config.journal.sync = SyncMode::None;
+    config.policy = Policy {
+        session_lease_secs: 300,
+        ..Policy::default()
+    };
+    let engine = Engine::open(config).unwrap();
+    let router = conclave_gateway_web::router(engine.clone(), AuthConfig::new(ADMIN));
+    let (s, v) = call(&router, Method::GET, "/me", Some(&bob), json!({})).await;
+    assert_eq!((s, v["identity"].as_str()), (200, Some("web:bob")), "{v}");
     assert_eq!(engine.read(|st| st.online), 1);
-    assert_eq!(end_previous_sessions(&engine).await.unwrap(), 1);
-    assert_eq!(engine.read(|st| st.online), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_token_is_refused() {
+    let clock = test_clock();
+    let (router, _engine, _dir) = setup(&clock);
+    let bob = bob_joins(&router).await;
+    let forged = format!("{}0", &bob[..bob.len() - 1]);
+    let (s, v) = call(&router, Method::GET, "/me", Some(&forged), json!({})).await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (401, Some("auth.invalid_token"))
+    );
 }
