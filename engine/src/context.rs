@@ -104,6 +104,9 @@ pub struct Context {
     pub ids: IdSeed,
     /// Key for obfuscating remote addresses (from configuration).
     pub ip_key: IpKey,
+    /// The address schemes the gateway may act for (`None`: any; see
+    /// [`crate::service::GatewayHandle`]).
+    pub scope: Option<std::sync::Arc<[crate::ids::Scheme]>>,
 }
 
 impl Context {
@@ -119,6 +122,7 @@ impl Context {
             correlation_id,
             causation_id: None,
             ip_key: IpKey([0; 32]),
+            scope: None,
         }
     }
 }

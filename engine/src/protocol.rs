@@ -474,6 +474,11 @@ impl Rejection {
                 xmpp(X::ResourceConstraint, T::Wait),
                 I::Notice,
             ),
+            // A gateway bug or a forged request, refused like any permission: 403 /
+            // 403 Forbidden / forbidden+auth.
+            R::OutOfScope { .. } => {
+                refused(403, S::Forbidden, xmpp(X::Forbidden, T::Auth), I::Notice)
+            }
             // XEP-0045's locked room (entry refused to all but its owner until it is
             // unlocked): item-not-found/cancel, which MUC clients report as a locked room.
             R::Locked => refused(

@@ -81,6 +81,15 @@ pub enum Rejection {
         /// The limit.
         max: u32,
     },
+    /// A gateway acted for an identity outside its scope (a SIP gateway for an xmpp:
+    /// address).
+    #[error("the {gateway} gateway may not act for {scheme}: identities")]
+    OutOfScope {
+        /// The gateway.
+        gateway: String,
+        /// The scheme of the identity it tried to act for.
+        scheme: String,
+    },
     /// Locked room.
     #[error("room is locked")]
     Locked,
@@ -222,6 +231,7 @@ impl Rejection {
         "room.full",
         "server.full",
         "membership.too_many_sessions",
+        "perm.out_of_scope",
         "room.locked",
         "room.lobby",
         "room.lobby_disabled",
@@ -274,6 +284,7 @@ impl Rejection {
             R::RoomFull { .. } => "room.full",
             R::ServerFull { .. } => "server.full",
             R::TooManySessions { .. } => "membership.too_many_sessions",
+            R::OutOfScope { .. } => "perm.out_of_scope",
             R::Locked => "room.locked",
             R::LobbyRequired => "room.lobby",
             R::LobbyDisabled => "room.lobby_disabled",

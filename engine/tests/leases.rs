@@ -284,3 +284,31 @@ fn given_bob_present_without_lease(engine: &Engine) {
         ))
         .unwrap();
 }
+
+#[test]
+fn a_gateway_acts_only_for_identities_of_its_scope() {
+    use conclave_engine::service::GatewayScope;
+    use conclave_engine::Scheme;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path(), &test_clock());
+    given_bob_present(&engine, "sip");
+    let sip = engine.gateway(GatewayScope {
+        name: "sip".into(),
+        schemes: vec![Scheme::Sip],
+    });
+    let raise = |who: &str| {
+        sip.execute_blocking(Request::new(
+            Command::RaiseHand { room: room() },
+            Actor::Identity(Address::parse(who).unwrap()),
+            origin("forged"),
+        ))
+    };
+    raise("sip:bob@example.org").unwrap();
+    let head = engine.head();
+    let err = raise("xmpp:bob@example.org").unwrap_err();
+    assert_eq!(err.code(), "perm.out_of_scope");
+    // The attempt is journaled, under the gateway's own name.
+    let denial = engine.journal().get(head + 1).unwrap().unwrap();
+    assert_eq!(denial.event_type, "api_action_denied");
+    assert_eq!(denial.meta.gateway.as_deref(), Some("sip"));
+}

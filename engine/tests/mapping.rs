@@ -90,6 +90,10 @@ fn all_rejections() -> Vec<Rejection> {
         },
         R::MessageEmpty,
         R::TooManySessions { max: 16 },
+        R::OutOfScope {
+            gateway: "sip".into(),
+            scheme: "xmpp".into(),
+        },
     ]
 }
 
@@ -144,9 +148,10 @@ fn rejection_index(r: &Rejection) -> usize {
         R::MessageTooLong { .. } => 43,
         R::MessageEmpty => 44,
         R::TooManySessions { .. } => 45,
+        R::OutOfScope { .. } => 46,
     }
 }
-const REJECTION_VARIANTS: usize = 46;
+const REJECTION_VARIANTS: usize = 47;
 
 /// One value of every `JournalError` variant, in `journal_index` order.
 fn all_journal_errors() -> Vec<JournalError> {

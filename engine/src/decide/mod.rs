@@ -46,7 +46,7 @@ pub fn decide(
         ctx,
         verifier,
     };
-    let result = dispatch(&cx, cmd);
+    let result = in_scope(ctx).and_then(|()| dispatch(&cx, cmd));
     match result {
         Err(mut r) if r.rejection.is_permission() && r.record.is_empty() => {
             // VROOM's api_action_denied: refused attempts to use rights one lacks are
@@ -62,6 +62,22 @@ pub fn decide(
         }
         other => other,
     }
+}
+
+/// A gateway acts only for identities of its own schemes (the SIP gateway for sip:, the
+/// XMPP gateway for xmpp:): anything else is a bug or a forgery, refused and journaled.
+fn in_scope(ctx: &Context) -> Result<(), Rejected> {
+    let (Some(scope), Actor::Identity(a)) = (&ctx.scope, &ctx.actor) else {
+        return Ok(());
+    };
+    if scope.contains(&a.scheme()) {
+        return Ok(());
+    }
+    Err(Rejection::OutOfScope {
+        gateway: ctx.origin.gateway.clone(),
+        scheme: a.scheme().as_str().to_owned(),
+    }
+    .into())
 }
 
 fn dispatch(cx: &Cx<'_>, cmd: &Command) -> Decision {

@@ -100,6 +100,7 @@ impl Decider {
             causation_id: req.causation_id,
             ids: self.nonces.seed(),
             ip_key: self.inner.config.ip_key.clone(),
+            scope: req.scope,
         };
         self.inner.metrics.command(req.command.name());
         match decide(&self.working, &req.command, &ctx, passwords) {
@@ -185,6 +186,7 @@ impl Decider {
             causation_id: None,
             ids: self.nonces.seed(),
             ip_key: self.inner.config.ip_key.clone(),
+            scope: None,
         };
         self.stage(events, &ctx, None, Some(reply), None, Instant::now());
     }

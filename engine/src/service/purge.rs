@@ -146,6 +146,7 @@ impl Engine {
             correlation_id: correlation_id.clone(),
             causation_id: None,
             authorized_by: None,
+            scope: None,
         };
         let mut outcome = PurgeOutcome {
             action: scope.action(),

@@ -16,6 +16,9 @@ pub struct Request {
     /// The credential that authorized this command when it is not the actor's own
     /// (`admin`, `service:<name>` acting as a person); journaled with the events.
     pub authorized_by: Option<String>,
+    /// The address schemes the sending gateway may act for; set by
+    /// [`super::GatewayHandle`] (`None`: any).
+    pub scope: Option<std::sync::Arc<[crate::ids::Scheme]>>,
 }
 
 impl Request {
@@ -27,6 +30,7 @@ impl Request {
             correlation_id: None,
             causation_id: None,
             authorized_by: None,
+            scope: None,
         }
     }
 }

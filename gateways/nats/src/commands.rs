@@ -125,6 +125,9 @@ pub(crate) fn parse_request(
         authorized_by: matches!(actor, Actor::Identity(_))
             .then(|| format!("service:{}", cred.name)),
         actor,
+        // Services act for people of any scheme by the operator's policy (their
+        // credential's `act_as` rule), not by a protocol of their own.
+        scope: None,
     })
 }
 

@@ -218,6 +218,10 @@ pub async fn run(app: &App, ctx: &Ctx, actor: Actor, command: Command) -> ApiRes
         authorized_by: (matches!(ctx.caller, Caller::Admin) && actor != Actor::Admin)
             .then(|| "admin".to_owned()),
         actor,
+        // Unscoped: the web gateway lets anonymous guests claim only web: names
+        // (`entrant`), and any other identity comes with the admin's authority or a
+        // token issued under it.
+        scope: None,
     };
     let outcome = app
         .engine
