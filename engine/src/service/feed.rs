@@ -12,6 +12,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
 
 use conclave_journal::{Journal, Record};
 use serde_json::Value;
@@ -34,6 +35,12 @@ const HISTORY_CHUNK: u64 = 256;
 pub struct FeedEvent {
     pub record: Record,
     pub event: Event,
+    /// When this `FeedEvent` was built. Live: by the completer, right after applying the
+    /// event to the committed state (the rest of its batch is applied, then the batch is
+    /// pushed into the ring), so `committed_at.elapsed()` on receipt is the subscriber's
+    /// lag behind the committed state. Read back from the journal by a subscriber behind
+    /// the ring or starting in the past: the time it was read, not when it committed.
+    pub committed_at: Instant,
     json: OnceLock<Value>,
 }
 
@@ -42,6 +49,7 @@ impl FeedEvent {
         FeedEvent {
             record,
             event,
+            committed_at: Instant::now(),
             json: OnceLock::new(),
         }
     }
