@@ -128,7 +128,7 @@ fn subscriber(
                         from_journal += 1;
                     }
                     if json {
-                        std::hint::black_box(e.json());
+                        std::hint::black_box(e.text(conclave_engine::service::FeedView::Participant));
                     }
                     assert_eq!(e.seq(), last + 1);
                     last = e.seq();

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use conclave_engine::command::Command;
-use conclave_engine::service::{Engine, EngineConfig, EngineError, FeedFilter, Request};
+use conclave_engine::service::{Engine, EngineConfig, EngineError, FeedFilter, FeedView, Request};
 use conclave_engine::{Actor, Address, Credentials, Origin, Principal, RoomName, SessionId};
 use proptest::prelude::*;
 
@@ -176,10 +176,19 @@ fn a_subscription_from_the_past_reads_history_then_follows_live() {
     let mut sub = engine.subscribe(2, FeedFilter::all());
     let first = rt.block_on(sub.next()).unwrap();
     assert_eq!(first.seq(), 2);
-    assert_eq!(first.json()["seq"], 2);
-    assert_eq!(first.json()["stream_version"], 2);
-    assert_eq!(first.json()["actor"], "sip:user1@example.org");
-    assert_eq!(first.json()["event"]["type"], "room_join");
+    assert_eq!(first.json(FeedView::Full)["seq"], 2);
+    // Participants never see stored remote addresses.
+    let participant = first.json(FeedView::Participant);
+    assert!(participant.get("remote_addr").is_none());
+    assert!(participant["event"]["data"].get("remote").is_none());
+    assert!(first.json(FeedView::Full).get("remote_addr").is_some());
+    assert_eq!(
+        &*first.text(FeedView::Participant),
+        participant.to_string().as_str()
+    );
+    assert_eq!(first.json(FeedView::Full)["stream_version"], 2);
+    assert_eq!(first.json(FeedView::Full)["actor"], "sip:user1@example.org");
+    assert_eq!(first.json(FeedView::Full)["event"]["type"], "room_join");
     for seq in 3..=4 {
         assert_eq!(rt.block_on(sub.next()).unwrap().seq(), seq);
     }

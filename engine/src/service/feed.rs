@@ -41,7 +41,22 @@ pub struct FeedEvent {
     /// lag behind the committed state. Read back from the journal by a subscriber behind
     /// the ring or starting in the past: the time it was read, not when it committed.
     pub committed_at: Instant,
-    json: OnceLock<Value>,
+    /// The serialized views, each made once by the first subscriber that asks. Text, not
+    /// a JSON tree: every stream sends text, and whoever drops the last reference (the
+    /// ring, evicting it) frees one buffer, not a tree of them.
+    full: OnceLock<Arc<str>>,
+    participant: OnceLock<Arc<str>>,
+}
+
+/// Who an event's JSON is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeedView {
+    /// Operators: everything, the stored remote address included.
+    Full,
+    /// Participants: everything but stored remote addresses (the record's, and the one
+    /// a join or denial carries: even as a keyed hash it would let participants follow
+    /// one person across rooms).
+    Participant,
 }
 
 impl FeedEvent {
@@ -50,7 +65,8 @@ impl FeedEvent {
             record,
             event,
             committed_at: Instant::now(),
-            json: OnceLock::new(),
+            full: OnceLock::new(),
+            participant: OnceLock::new(),
         }
     }
 
@@ -60,19 +76,36 @@ impl FeedEvent {
 
     /// The audit view of the event (`seq`, `at`, `stream`, `event_type`, metadata and
     /// the event's JSON view, as REST's audit pages and NATS show it) plus
-    /// `stream_version`. Computed once, by the first subscriber that asks.
-    pub fn json(&self) -> &Value {
-        self.json.get_or_init(|| {
-            let entry = AuditEntry::new(&self.record, event_json(&self.event));
-            let mut v = serde_json::to_value(entry).unwrap_or(Value::Null);
-            if let Value::Object(map) = &mut v {
-                map.insert(
-                    "stream_version".into(),
-                    Value::from(self.record.stream_version),
-                );
+    /// `stream_version`, as seen by `view`.
+    pub fn json(&self, view: FeedView) -> Value {
+        let entry = AuditEntry::new(&self.record, event_json(&self.event));
+        let mut v = serde_json::to_value(entry).unwrap_or(Value::Null);
+        if let Value::Object(map) = &mut v {
+            map.insert(
+                "stream_version".into(),
+                Value::from(self.record.stream_version),
+            );
+            if view == FeedView::Participant {
+                map.remove("remote_addr");
+                if let Some(Value::Object(data)) =
+                    map.get_mut("event").and_then(|e| e.get_mut("data"))
+                {
+                    data.remove("remote");
+                }
             }
-            v
-        })
+        }
+        v
+    }
+
+    /// [`FeedEvent::json`] serialized, made once per view and shared by every
+    /// subscriber.
+    pub fn text(&self, view: FeedView) -> Arc<str> {
+        let cell = match view {
+            FeedView::Full => &self.full,
+            FeedView::Participant => &self.participant,
+        };
+        cell.get_or_init(|| Arc::from(self.json(view).to_string()))
+            .clone()
     }
 
     /// Whether the event belongs to `room`'s stream.
@@ -87,7 +120,7 @@ impl FeedEvent {
     pub fn concerns(&self, who: &Address) -> bool {
         let who = who.to_string();
         self.record.meta.actor.as_deref() == Some(who.as_str())
-            || super::audit::mentions(&self.json()["event"]["data"], &who)
+            || super::audit::mentions(&event_json(&self.event)["data"], &who)
     }
 }
 
@@ -162,6 +195,9 @@ impl Feed {
     /// and moves the head past them.
     pub(crate) fn push(&self, events: impl IntoIterator<Item = FeedEvent>) {
         let mut head = None;
+        // Evicted events are dropped after the lock is released: freeing them is the
+        // costly part of a push.
+        let mut evicted = Vec::new();
         {
             let mut ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
             for e in events {
@@ -169,11 +205,11 @@ impl Feed {
                 if seq != ring.first + ring.events.len() as u64 {
                     // Not contiguous (cannot happen while the decider is the only
                     // writer): start over, so the ring never answers for a missing seq.
-                    ring.events.clear();
+                    evicted.extend(ring.events.drain(..));
                     ring.first = seq;
                 }
                 if ring.events.len() == ring.capacity {
-                    ring.events.pop_front();
+                    evicted.extend(ring.events.pop_front());
                     ring.first += 1;
                 }
                 ring.events.push_back(Arc::new(e));
@@ -183,6 +219,7 @@ impl Feed {
         if let Some(h) = head {
             self.head.send_replace(h);
         }
+        drop(evicted);
     }
 
     /// Wakes every subscriber and makes them end: the engine is stopping.

@@ -49,7 +49,7 @@ pub use config::{EngineConfig, DEFAULT_TICK_INTERVAL};
 use decider::decider;
 pub use error::EngineError;
 use feed::Feed;
-pub use feed::{FeedEvent, FeedFilter, FeedSubscription};
+pub use feed::{FeedEvent, FeedFilter, FeedSubscription, FeedView};
 pub use gateway::{GatewayHandle, GatewayScope};
 pub use metrics::{Metrics, MetricsSnapshot, LATENCY_BUCKETS};
 pub use password::{hash_password, Argon2Verifier, Prechecked};

@@ -21,7 +21,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use conclave_engine::access::{Sight, Viewer};
-use conclave_engine::service::{Engine, FeedEvent, FeedFilter, FeedSubscription};
+use conclave_engine::service::{Engine, FeedEvent, FeedFilter, FeedSubscription, FeedView};
 use conclave_engine::RoomName;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -121,7 +121,7 @@ impl Drop for Slot {
 enum Next {
     Event {
         seq: u64,
-        json: Value,
+        text: Arc<str>,
     },
     /// The token's right ended: the stream's last message.
     Revoked,
@@ -173,7 +173,7 @@ impl Follower {
                 if in_room {
                     return Next::Event {
                         seq: e.seq(),
-                        json: e.json().clone(),
+                        text: e.text(FeedView::Full),
                     };
                 }
                 continue;
@@ -188,7 +188,7 @@ impl Follower {
                     if in_room && e.concerns(&who.identity) {
                         return Next::Event {
                             seq: e.seq(),
-                            json: participant_view(&e),
+                            text: e.text(FeedView::Participant),
                         };
                     }
                     continue;
@@ -205,7 +205,7 @@ impl Follower {
             if visible {
                 return Next::Event {
                     seq: e.seq(),
-                    json: participant_view(&e),
+                    text: e.text(FeedView::Participant),
                 };
             }
         }
@@ -243,20 +243,6 @@ fn current_sight(engine: &Engine, who: &Participant) -> Option<Sight> {
             engine.now(),
         )
     })
-}
-
-/// A participant sees everything of an event but stored remote addresses: the record's
-/// and the one a join or denial carries (even as a keyed hash it would let participants
-/// follow one person across rooms).
-fn participant_view(e: &FeedEvent) -> Value {
-    let mut v = e.json().clone();
-    if let Value::Object(map) = &mut v {
-        map.remove("remote_addr");
-        if let Some(Value::Object(data)) = map.get_mut("event").and_then(|ev| ev.get_mut("data")) {
-            data.remove("remote");
-        }
-    }
-    v
 }
 
 fn revoked_json() -> Value {
@@ -348,9 +334,7 @@ fn sse(f: Follower) -> Response {
     let stream = futures_util::stream::unfold(Some(f), |f| async move {
         let mut f = f?;
         let event = match f.next().await {
-            Next::Event { seq, json } => SseEvent::default()
-                .id(seq.to_string())
-                .data(json.to_string()),
+            Next::Event { seq, text } => SseEvent::default().id(seq.to_string()).data(&*text),
             Next::Revoked => {
                 let last = SseEvent::default()
                     .event("revoked")
@@ -372,8 +356,8 @@ async fn ws_session(mut socket: WebSocket, mut f: Follower) {
     loop {
         tokio::select! {
             next = f.next() => match next {
-                Next::Event { json, .. } => {
-                    if socket.send(Message::Text(json.to_string().into())).await.is_err() {
+                Next::Event { text, .. } => {
+                    if socket.send(Message::Text((&*text).into())).await.is_err() {
                         return;
                     }
                 }
