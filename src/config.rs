@@ -325,7 +325,7 @@ impl Config {
             max_sessions_per_identity: pick(
                 a.max_sessions_per_identity,
                 f.max_sessions_per_identity,
-                16,
+                conclave_engine::policy::DEFAULT_MAX_SESSIONS_PER_IDENTITY,
             ),
             ..d
         };
@@ -433,7 +433,13 @@ mod tests {
         let c = Config::load(&args(&[])).unwrap();
         assert_eq!(c.web_listen.to_string(), "127.0.0.1:8080");
         assert_eq!(c.data_dir, PathBuf::from("./data"));
-        assert_eq!(c.policy, Policy::default());
+        // The engine's defaults, but for the two a server needs and pure decisions do not.
+        let expected = Policy {
+            session_lease_secs: conclave_engine::policy::DEFAULT_SESSION_LEASE_SECS,
+            max_sessions_per_identity: conclave_engine::policy::DEFAULT_MAX_SESSIONS_PER_IDENTITY,
+            ..Policy::default()
+        };
+        assert_eq!(c.policy, expected);
         assert_eq!(c.sync, SyncMode::Always);
     }
 

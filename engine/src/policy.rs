@@ -95,6 +95,10 @@ pub struct Policy {
 /// REST client between two calls, short enough that a vanished one is gone in minutes.
 pub const DEFAULT_SESSION_LEASE_SECS: u32 = 300;
 
+/// The sessions one identity may hold at once on a server unless configured otherwise:
+/// a person with a few devices and tabs, not a flood under one name.
+pub const DEFAULT_MAX_SESSIONS_PER_IDENTITY: u32 = 16;
+
 impl Default for Policy {
     fn default() -> Self {
         Policy {
