@@ -8,48 +8,14 @@ use std::thread::JoinHandle;
 
 use tokio::sync::{oneshot, watch};
 
-use crate::codec::{self, ChunkReader};
+use crate::codec::ChunkReader;
 use crate::config::{JournalConfig, MAX_RECORD_BYTES_LIMIT};
 use crate::error::{JournalError, Result};
-use crate::record::{AppendRequest, Appended, Hash, Record, ZERO_HASH};
-use crate::storage::{ChunkIter, SledStorage, Storage};
-use crate::subscription::Subscription;
-use crate::verify::{self, VerifyReport};
+use crate::reader::{read_one, Reader};
+use crate::record::{AppendRequest, Appended, Hash, ZERO_HASH};
+use crate::shared::Shared;
+use crate::storage::{SledStorage, Storage};
 use crate::writer::{self, Pending, WriterState};
-
-/// What readers and the writer share.
-pub(crate) struct Shared {
-    pub storage: Arc<dyn Storage>,
-    /// Highest acknowledged sequence: readers never see past it.
-    pub committed: AtomicU64,
-    pub head_tx: watch::Sender<u64>,
-    pub config: JournalConfig,
-    pub groups_committed: AtomicU64,
-    pub appends_committed: AtomicU64,
-    /// The hash of the committed head record.
-    pub committed_hash: Mutex<Hash>,
-    /// Set after a storage failure: every later write is refused.
-    pub poisoned: Mutex<Option<String>>,
-    /// The stream index is complete up to here; later records are found by scanning.
-    pub indexed: AtomicU64,
-}
-
-impl Shared {
-    pub(crate) fn set_committed(&self, seq: u64, hash: Hash) {
-        *self
-            .committed_hash
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = hash;
-        self.committed.store(seq, Ordering::Release);
-    }
-
-    pub(crate) fn committed_hash(&self) -> Hash {
-        *self
-            .committed_hash
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-    }
-}
 
 /// Counters since open: how well group commit is folding appends together.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +30,7 @@ pub struct JournalStats {
 
 struct Inner {
     shared: Arc<Shared>,
+    reader: Reader,
     tx: Option<mpsc::Sender<Pending>>,
     writer: Mutex<Option<JoinHandle<()>>>,
 }
@@ -110,7 +77,8 @@ impl std::future::Future for AppendTicket {
     }
 }
 
-/// A handle to an open journal. Cheap to clone; the last clone closes it.
+/// A handle to an open journal: appends, and every read of [`Reader`] (through `Deref`:
+/// a journal reads like its reader). Cheap to clone; the last clone closes it.
 ///
 /// Reads are blocking calls into storage (sled serves recent records from memory); call
 /// them from `spawn_blocking` where a long scan could stall an async runtime.
@@ -202,6 +170,7 @@ impl Journal {
             .map_err(|e| JournalError::Storage(format!("cannot start the writer thread: {e}")))?;
         Ok(Journal {
             inner: Arc::new(Inner {
+                reader: Reader::new(shared.clone()),
                 shared,
                 tx: Some(tx),
                 writer: Mutex::new(Some(handle)),
@@ -211,6 +180,12 @@ impl Journal {
 
     fn shared(&self) -> &Shared {
         &self.inner.shared
+    }
+
+    /// Read access that does not keep the writer alive (for subscriptions and other
+    /// long-lived readers).
+    pub fn reader(&self) -> Reader {
+        self.inner.reader.clone()
     }
 
     /// Queues an append and returns at once; the ticket yields the outcome. Appends are
@@ -233,11 +208,6 @@ impl Journal {
         self.submit(req)?.wait()
     }
 
-    /// The highest acknowledged sequence number (0 when empty).
-    pub fn head(&self) -> u64 {
-        self.shared().committed.load(Ordering::Acquire)
-    }
-
     /// Group-commit counters since open.
     pub fn stats(&self) -> JournalStats {
         let s = self.shared();
@@ -248,106 +218,10 @@ impl Journal {
         }
     }
 
-    /// A stream's current version (0 if it has no records or the index cannot be read).
-    pub fn stream_version(&self, stream: &str) -> u64 {
-        let head = self.head();
-        let indexed = self.shared().indexed.load(Ordering::Acquire).min(head);
-        let mut version = self
-            .shared()
-            .storage
-            .stream_head(stream, indexed)
-            .unwrap_or(0);
-        for r in self.iter_range(indexed + 1, head).flatten() {
-            if r.stream == stream {
-                version = r.stream_version;
-            }
-        }
-        version
-    }
-
-    /// One record by sequence number.
-    pub fn get(&self, seq: u64) -> Result<Option<Record>> {
-        if seq == 0 || seq > self.head() {
-            return Ok(None);
-        }
-        read_one(self.shared().storage.as_ref(), seq)
-    }
-
-    /// Records with sequence numbers in `from..=to` (capped at the head).
-    pub fn read_range(&self, from: u64, to: u64) -> Result<Vec<Record>> {
-        self.iter_range(from, to).collect()
-    }
-
-    /// Iterates records from `from` up to the head as of this call.
-    pub fn iter_from(&self, from: u64) -> impl Iterator<Item = Result<Record>> + '_ {
-        self.iter_range(from, u64::MAX)
-    }
-
-    /// Iterates records in `from..=to`, capped at the head as of this call.
-    pub fn iter_range(&self, from: u64, to: u64) -> impl Iterator<Item = Result<Record>> + '_ {
-        RangeIter {
-            chunks: self.shared().storage.chunks(from.max(1)),
-            current: Vec::new().into_iter(),
-            from: from.max(1),
-            to: to.min(self.head()),
-            done: false,
-        }
-    }
-
-    /// A stream's records from `from_version` on (versions start at 1).
-    pub fn read_stream(&self, stream: &str, from_version: u64) -> Result<Vec<Record>> {
-        let head = self.head();
-        // Read the watermark first: the index answers up to it, a scan does the rest,
-        // so a record indexed meanwhile is neither missed nor returned twice.
-        let indexed = self.shared().indexed.load(Ordering::Acquire).min(head);
-        let mut out = Vec::new();
-        for (_, seq) in self.shared().storage.stream_entries(stream, from_version)? {
-            if seq > indexed {
-                break;
-            }
-            let record = self.get(seq)?.ok_or_else(|| JournalError::Corrupt {
-                seq,
-                reason: format!("indexed for stream {stream:?} but missing"),
-            })?;
-            out.push(record);
-        }
-        for record in self.iter_range(indexed + 1, head) {
-            let record = record?;
-            if record.stream == stream && record.stream_version >= from_version {
-                out.push(record);
-            }
-        }
-        Ok(out)
-    }
-
-    /// Every record from `from` on: first those on disk, then live ones as they are
-    /// acknowledged, with no gap and no duplicate at the hand-over.
-    pub fn subscribe(&self, from: u64) -> Subscription {
-        Subscription::new(self.clone(), self.shared().head_tx.subscribe(), from.max(1))
-    }
-
-    /// Reads personal content by digest, checking it against the digest.
-    pub fn content(&self, digest: &Hash) -> Result<Content> {
-        match self.shared().storage.content(digest)? {
-            None => Ok(Content::Purged),
-            Some(salted) => match codec::unsalt(&salted, digest) {
-                Some(content) => Ok(Content::Present(content.to_vec())),
-                None => Err(JournalError::ContentCorrupt {
-                    digest: hex(digest),
-                }),
-            },
-        }
-    }
-
     /// Removes personal content durably (retention, erasure). The record and the chain
     /// are untouched, so verification still passes. True if content was present.
     pub fn purge_content(&self, digest: &Hash) -> Result<bool> {
         self.shared().storage.purge_content(digest)
-    }
-
-    /// Walks the whole chain up to the head and reports the first bad record.
-    pub fn verify(&self) -> Result<VerifyReport> {
-        verify::verify(self.shared().storage.as_ref(), self.head())
     }
 
     /// The storage backend, for tools and tests.
@@ -406,96 +280,6 @@ fn catch_up_index(shared: &Shared, head: u64) -> Result<()> {
 /// Index entries written per batch while catching up, to bound memory on a long backlog.
 const CATCH_UP_BATCH: usize = 65_536;
 
-/// Reads one record by sequence number straight from storage.
-fn read_one(storage: &dyn Storage, seq: u64) -> Result<Option<Record>> {
-    let Some(chunk) = storage.chunks(seq).next() else {
-        return Ok(None);
-    };
-    let (first, bytes) = chunk?;
-    let mut reader = ChunkReader::new(first, &bytes)?;
-    while let Some(r) = reader.next_record()? {
-        if r.seq == seq {
-            return r.to_record().map(Some);
-        }
-    }
-    Ok(None)
-}
-
-/// Records of a sequence range, decoded chunk by chunk.
-struct RangeIter<'a> {
-    chunks: ChunkIter<'a>,
-    current: std::vec::IntoIter<Record>,
-    from: u64,
-    to: u64,
-    done: bool,
-}
-
-impl RangeIter<'_> {
-    fn decode_chunk(&mut self, first: u64, bytes: &[u8]) -> Result<()> {
-        let mut reader = ChunkReader::new(first, bytes)?;
-        let mut out = Vec::new();
-        while let Some(r) = reader.next_record()? {
-            if r.seq > self.to {
-                self.done = true;
-                break;
-            }
-            if r.seq >= self.from {
-                if r.seq != self.from {
-                    return Err(JournalError::Corrupt {
-                        seq: self.from,
-                        reason: format!("missing; the next stored record is {}", r.seq),
-                    });
-                }
-                out.push(r.to_record()?);
-                self.from += 1;
-            }
-        }
-        self.current = out.into_iter();
-        Ok(())
-    }
-}
-
-impl Iterator for RangeIter<'_> {
-    type Item = Result<Record>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            if let Some(r) = self.current.next() {
-                return Some(Ok(r));
-            }
-            if self.done || self.from > self.to {
-                return None;
-            }
-            let Some(next) = self.chunks.next() else {
-                self.done = true;
-                return Some(Err(JournalError::Corrupt {
-                    seq: self.from,
-                    reason: "acknowledged but not found in storage".into(),
-                }));
-            };
-            match next {
-                Err(e) => {
-                    self.done = true;
-                    return Some(Err(e));
-                }
-                Ok((first, bytes)) => {
-                    if first > self.to {
-                        self.done = true;
-                        return Some(Err(JournalError::Corrupt {
-                            seq: self.from,
-                            reason: "acknowledged but not found in storage".into(),
-                        }));
-                    }
-                    if let Err(e) = self.decode_chunk(first, &bytes) {
-                        self.done = true;
-                        return Some(Err(e));
-                    }
-                }
-            }
-        }
-    }
-}
-
 /// Lower-case hex of a digest, for messages, ids and exports. On the engine's per-command
 /// path (correlation ids), so without a formatter call per byte.
 pub fn hex(bytes: &[u8]) -> String {
@@ -506,6 +290,14 @@ pub fn hex(bytes: &[u8]) -> String {
         out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
     }
     out
+}
+
+impl std::ops::Deref for Journal {
+    type Target = Reader;
+
+    fn deref(&self) -> &Reader {
+        &self.inner.reader
+    }
 }
 
 #[cfg(test)]

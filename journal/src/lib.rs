@@ -19,7 +19,9 @@ mod config;
 pub mod durable;
 mod error;
 mod journal;
+mod reader;
 mod record;
+mod shared;
 pub mod storage;
 mod subscription;
 mod verify;
@@ -29,6 +31,7 @@ pub use codec::chain_hash;
 pub use config::{JournalConfig, SyncMode, MAX_RECORD_BYTES_LIMIT, MAX_STREAM_BYTES};
 pub use error::{JournalError, Result};
 pub use journal::{hex, AppendTicket, Content, Journal, JournalStats};
+pub use reader::Reader;
 pub use record::{
     AppendRequest, Appended, ExpectedVersion, Hash, Metadata, NewRecord, Record, ZERO_HASH,
 };

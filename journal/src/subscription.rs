@@ -10,7 +10,7 @@ use std::future::Future;
 use tokio::sync::watch;
 
 use crate::error::{JournalError, Result};
-use crate::journal::Journal;
+use crate::reader::Reader;
 use crate::record::Record;
 
 /// Records read from storage per refill.
@@ -19,14 +19,14 @@ const CHUNK: u64 = 512;
 /// An ordered stream of records from a starting sequence, never ending while the
 /// journal is open.
 pub struct Subscription {
-    journal: Journal,
+    journal: Reader,
     head_rx: watch::Receiver<u64>,
     next: u64,
     buffered: VecDeque<Record>,
 }
 
 impl Subscription {
-    pub(crate) fn new(journal: Journal, head_rx: watch::Receiver<u64>, from: u64) -> Self {
+    pub(crate) fn new(journal: Reader, head_rx: watch::Receiver<u64>, from: u64) -> Self {
         Subscription {
             journal,
             head_rx,

@@ -26,8 +26,8 @@ use tokio::sync::oneshot;
 use crate::codec::{self, ChunkWriter, CONTENT_SALT_LEN};
 use crate::config::SyncMode;
 use crate::error::{JournalError, Result};
-use crate::journal::Shared;
 use crate::record::{AppendRequest, Appended, Hash, Record};
+use crate::shared::Shared;
 use crate::storage::WriteBatch;
 
 /// One queued append and where to send its answer.

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
-use conclave_journal::{Journal, Record};
+use conclave_journal::{Reader, Record};
 use serde_json::Value;
 use tokio::sync::watch;
 
@@ -230,7 +230,7 @@ impl Feed {
 
     pub(crate) fn subscribe(
         self: &Arc<Self>,
-        journal: Journal,
+        journal: Reader,
         from: u64,
         filter: FeedFilter,
     ) -> FeedSubscription {
@@ -263,7 +263,7 @@ impl Feed {
 pub struct FeedSubscription {
     feed: Arc<Feed>,
     head_rx: watch::Receiver<u64>,
-    journal: Journal,
+    journal: Reader,
     /// The next sequence to look at.
     next: u64,
     filter: FeedFilter,

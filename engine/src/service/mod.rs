@@ -323,7 +323,7 @@ impl Engine {
     pub fn subscribe(&self, from: u64, filter: FeedFilter) -> FeedSubscription {
         self.inner
             .feed
-            .subscribe(self.inner.journal.clone(), from, filter)
+            .subscribe(self.inner.journal.reader(), from, filter)
     }
 
     /// Resolves once the committed state covers sequence `seq` (read-your-writes for a

@@ -1,7 +1,7 @@
 //! Between domain events and journal records: encoding with metadata, and decoding with
 //! the personal content fetched from the journal's side store.
 
-use conclave_journal::{Content, Journal, Metadata, NewRecord, Record};
+use conclave_journal::{Content, Metadata, NewRecord, Reader, Record};
 
 use crate::codec::{self, CodecError};
 use crate::context::Context;
@@ -41,7 +41,7 @@ pub(crate) fn to_record(
 }
 
 /// The domain event stored in a record; purged personal content decodes as absent.
-pub fn from_record(journal: &Journal, record: &Record) -> Result<Event, EngineError> {
+pub fn from_record(journal: &Reader, record: &Record) -> Result<Event, EngineError> {
     let content = match &record.content_digest {
         None => None,
         Some(digest) => match journal.content(digest)? {
