@@ -298,6 +298,17 @@ impl FeedSubscription {
         }
     }
 
+    /// The next matching event if it is committed already, without waiting (for batching
+    /// what is ready).
+    pub fn try_next(&mut self) -> Result<Option<Arc<FeedEvent>>, EngineError> {
+        while let Some(e) = self.take()? {
+            if self.filter.matches(&e) {
+                return Ok(Some(e));
+            }
+        }
+        Ok(None)
+    }
+
     /// The next committed event by sequence, matching or not, if the head has reached it.
     fn take(&mut self) -> Result<Option<Arc<FeedEvent>>, EngineError> {
         if let Some(e) = self.buffered.pop_front() {

@@ -5,8 +5,9 @@ use async_nats::HeaderMap;
 use bytes::Bytes;
 use chrono::SecondsFormat;
 use conclave_engine::json::event_json;
-use conclave_engine::service::from_record;
-use conclave_journal::{Journal, Record};
+use conclave_engine::service::{from_record, EngineError};
+use conclave_engine::Event;
+use conclave_journal::{Reader, Record};
 use serde_json::{json, Map, Value};
 
 use crate::subject::{encode_token, event_subject};
@@ -50,9 +51,24 @@ pub struct Envelope {
 /// Builds the message for `record`. A record the engine cannot decode (a newer schema,
 /// damage) is still published, with `data.data = null` and `data.decode_error`, so that
 /// the outbox never stalls and never skips a sequence number.
-pub fn envelope(journal: &Journal, prefix: &str, source: &str, record: &Record) -> Envelope {
-    let mut data = match from_record(journal, record) {
-        Ok(event) => event_json(&event),
+pub fn envelope(journal: &Reader, prefix: &str, source: &str, record: &Record) -> Envelope {
+    envelope_of(
+        prefix,
+        source,
+        record,
+        from_record(journal, record).as_ref(),
+    )
+}
+
+/// [`envelope`] for a record whose event is decoded already (the committed feed's).
+pub fn envelope_of(
+    prefix: &str,
+    source: &str,
+    record: &Record,
+    event: Result<&Event, &EngineError>,
+) -> Envelope {
+    let mut data = match event {
+        Ok(event) => event_json(event),
         Err(e) => json!({
             "type": record.event_type,
             "at": record.timestamp.to_rfc3339_opts(SecondsFormat::Micros, true),

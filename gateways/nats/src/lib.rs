@@ -1,8 +1,8 @@
 //! The NATS gateway: every journal record published to NATS in order, resumably, and
 //! engine commands served over request/reply.
 //!
-//! - [`start`] spawns the outbox publisher (driven by the journal's tail from a cursor
-//!   persisted beside the journal, see [`cursor`]) and the command responder on the
+//! - [`start`] spawns the outbox publisher (driven by the engine's committed feed from a
+//!   cursor persisted beside the journal, see [`cursor`]) and the command responder on the
 //!   current tokio runtime, and returns a [`NatsHandle`] with [`NatsHandle::status`] and
 //!   [`NatsHandle::shutdown`].
 //! - [`setup_stream`] creates or updates the JetStream stream that captures the events
@@ -335,7 +335,7 @@ pub async fn start(engine: Engine, config: NatsConfig) -> Result<NatsHandle, Nat
                 .build(client.clone())
         });
         let publisher = Publisher {
-            journal: journal.clone(),
+            engine: engine.clone(),
             client: client.clone(),
             js,
             settings: settings.clone(),

@@ -1,5 +1,7 @@
-//! The outbox: follows the journal from the persisted cursor and publishes every record,
-//! in order, advancing the cursor only on the server's word.
+//! The outbox: follows the engine's committed feed from the persisted cursor and
+//! publishes every record, in order, once the engine has applied it (so what a NATS
+//! subscriber learns, a REST read already shows), advancing the cursor only on the
+//! server's word.
 //!
 //! JetStream: the first record of a session is published alone and its PubAck awaited
 //! (it may be a duplicate of one acknowledged before a crash: `Nats-Msg-Id` makes the
@@ -23,17 +25,17 @@ use async_nats::connection::State;
 use async_nats::jetstream::context::{PublishAckFuture, PublishErrorKind};
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::{jetstream, Client};
-use conclave_journal::{Journal, Record, Subscription};
+use conclave_engine::service::{Engine, EngineError, FeedEvent, FeedFilter, FeedSubscription};
 use tokio::sync::watch;
 
 use crate::cursor::CursorFile;
-use crate::envelope::{envelope, Envelope};
+use crate::envelope::{envelope_of, Envelope};
 use crate::error::NatsError;
 use crate::status::Shared;
 use crate::Settings;
 
 pub(crate) struct Publisher {
-    pub journal: Journal,
+    pub engine: Engine,
     pub client: Client,
     pub js: Option<jetstream::Context>,
     pub settings: Arc<Settings>,
@@ -78,7 +80,7 @@ impl Publisher {
             return Ok(());
         }
         let cursor = self.shared.cursor.load(Ordering::Acquire);
-        let sub = self.journal.subscribe(cursor + 1);
+        let sub = self.engine.subscribe(cursor + 1, FeedFilter::all());
         match self.js.clone() {
             Some(js) => self.jetstream_session(&js, sub).await,
             None => self.core_session(sub).await,
@@ -102,19 +104,22 @@ impl Publisher {
     }
 
     /// The next record, or `None` once stopped.
-    async fn next_or_stop(&mut self, sub: &mut Subscription) -> Result<Option<Record>, NatsError> {
+    async fn next_or_stop(
+        &mut self,
+        sub: &mut FeedSubscription,
+    ) -> Result<Option<Arc<FeedEvent>>, NatsError> {
         tokio::select! {
-            r = sub.next() => Ok(Some(r?)),
+            r = sub.next() => Ok(Some(r.map_err(feed_error)?)),
             _ = self.stop.changed() => Ok(None),
         }
     }
 
-    fn envelope(&self, record: &Record) -> Envelope {
-        envelope(
-            &self.journal,
+    fn envelope(&self, e: &FeedEvent) -> Envelope {
+        envelope_of(
             &self.settings.prefix,
             &self.settings.source,
-            record,
+            &e.record,
+            Ok(&e.event),
         )
     }
 
@@ -127,7 +132,7 @@ impl Publisher {
     async fn jetstream_session(
         &mut self,
         js: &jetstream::Context,
-        mut sub: Subscription,
+        mut sub: FeedSubscription,
     ) -> Result<(), NatsError> {
         let mut inflight: VecDeque<(u64, PublishAckFuture)> = VecDeque::new();
         let mut pipelined = false;
@@ -139,15 +144,17 @@ impl Publisher {
                 };
                 let expect = pipelined.then_some(last_sent);
                 let fut = send_js(js, self.envelope(&record), expect).await?;
-                last_sent = record.seq;
-                inflight.push_back((record.seq, fut));
+                last_sent = record.seq();
+                inflight.push_back((record.seq(), fut));
             }
             if pipelined {
                 while inflight.len() < self.settings.window {
-                    let Some(record) = sub.try_next()? else { break };
+                    let Some(record) = sub.try_next().map_err(feed_error)? else {
+                        break;
+                    };
                     let fut = send_js(js, self.envelope(&record), Some(last_sent)).await?;
-                    last_sent = record.seq;
-                    inflight.push_back((record.seq, fut));
+                    last_sent = record.seq();
+                    inflight.push_back((record.seq(), fut));
                 }
             }
             let Some((seq, fut)) = inflight.pop_front() else {
@@ -162,7 +169,7 @@ impl Publisher {
         }
     }
 
-    async fn core_session(&mut self, mut sub: Subscription) -> Result<(), NatsError> {
+    async fn core_session(&mut self, mut sub: FeedSubscription) -> Result<(), NatsError> {
         let confirm_subject = format!("{}.outbox.confirm", self.settings.prefix);
         loop {
             let Some(first) = self.next_or_stop(&mut sub).await? else {
@@ -170,7 +177,7 @@ impl Publisher {
             };
             let mut batch = vec![first];
             while batch.len() < self.settings.window {
-                match sub.try_next()? {
+                match sub.try_next().map_err(feed_error)? {
                     Some(r) => batch.push(r),
                     None => break,
                 }
@@ -179,7 +186,7 @@ impl Publisher {
             for record in &batch {
                 if self.client.connection_state() != State::Connected {
                     return Err(NatsError::Publish {
-                        seq: record.seq,
+                        seq: record.seq(),
                         reason: "not connected".into(),
                     });
                 }
@@ -188,10 +195,10 @@ impl Publisher {
                     .publish_with_headers(env.subject, env.headers, env.payload)
                     .await
                     .map_err(|e| NatsError::Publish {
-                        seq: record.seq,
+                        seq: record.seq(),
                         reason: e.to_string(),
                     })?;
-                last = record.seq;
+                last = record.seq();
             }
             let req = async_nats::Request::new().timeout(Some(self.settings.ack_timeout));
             match self.client.send_request(confirm_subject.clone(), req).await {
@@ -275,5 +282,13 @@ pub(crate) async fn persist_cursor(
             return;
         }
         tokio::time::sleep(every).await;
+    }
+}
+
+/// The feed ends only when the engine stops; anything else is a read failure.
+fn feed_error(e: EngineError) -> NatsError {
+    match e {
+        EngineError::Journal(j) => NatsError::Journal(j),
+        other => NatsError::Subscribe(format!("committed feed: {other}")),
     }
 }
