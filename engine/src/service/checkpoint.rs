@@ -13,9 +13,40 @@ use super::EngineError;
 use crate::state::State;
 
 const FORMAT: u8 = 1;
-/// Checkpoints are only trusted by the build that wrote them: the state's shape is a
-/// domain type, not a stored format.
-const BUILD: &str = concat!(env!("CARGO_PKG_NAME"), " ", env!("CARGO_PKG_VERSION"));
+/// The sources that define the checkpointed state's shape and how events fold into it.
+/// A checkpoint is a bincode image of a domain type, not a versioned format: it is
+/// trusted only by a build whose state and `evolve` are those that wrote it, whatever
+/// the crate version says. Any change to these files (a comment included) changes the
+/// fingerprint, which costs one replay of the journal at the next start, never a
+/// misread state.
+const STATE_SOURCES: [&str; 7] = [
+    include_str!("../state.rs"),
+    include_str!("../evolve.rs"),
+    include_str!("../model.rs"),
+    include_str!("../policy.rs"),
+    include_str!("../ids.rs"),
+    include_str!("../event.rs"),
+    include_str!("../context.rs"),
+];
+
+/// `conclave-engine <version> state <first 16 hex digits of the sources' hash>`.
+fn build() -> &'static str {
+    static BUILD: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BUILD.get_or_init(|| {
+        let mut h = blake3::Hasher::new();
+        for s in STATE_SOURCES {
+            h.update(&(s.len() as u64).to_be_bytes());
+            h.update(s.as_bytes());
+        }
+        let digest = conclave_journal::hex(h.finalize().as_bytes());
+        format!(
+            "{} {} state {}",
+            env!("CARGO_PKG_NAME"),
+            env!("CARGO_PKG_VERSION"),
+            &digest[..16]
+        )
+    })
+}
 const KEY: &[u8] = b"state";
 
 /// Where checkpoints live: a small sled database beside the journal.
@@ -116,8 +147,9 @@ impl CheckpointStore {
 /// The stored form of a checkpoint of `state`, which covers the journal up to `seq`.
 pub(crate) fn encode(seq: u64, hash: &Hash, state: &State) -> Result<Vec<u8>, EngineError> {
     let mut out = vec![FORMAT];
-    out.extend_from_slice(&(BUILD.len() as u16).to_be_bytes());
-    out.extend_from_slice(BUILD.as_bytes());
+    let build = build();
+    out.extend_from_slice(&(build.len() as u16).to_be_bytes());
+    out.extend_from_slice(build.as_bytes());
     out.extend_from_slice(&seq.to_be_bytes());
     out.extend_from_slice(hash);
     bincode::serde::encode_into_std_write(state, &mut out, bincode::config::standard())
@@ -141,10 +173,11 @@ fn decode(bytes: &[u8]) -> Result<Checkpoint, String> {
     let len = take(&mut b, 2)?;
     let len = u16::from_be_bytes([len[0], len[1]]) as usize;
     let build = take(&mut b, len)?;
-    if build != BUILD.as_bytes() {
+    if build != self::build().as_bytes() {
         return Err(format!(
-            "written by {:?}, this is {BUILD:?}",
-            String::from_utf8_lossy(&build)
+            "written by {:?}, this is {:?}",
+            String::from_utf8_lossy(&build),
+            self::build()
         ));
     }
     let mut seq = [0u8; 8];
@@ -184,6 +217,21 @@ mod tests {
         let mut other_build = good.clone();
         other_build[4] ^= 1;
         assert!(decode(&other_build).is_err());
+    }
+
+    #[test]
+    fn a_checkpoint_of_another_state_shape_is_refused() {
+        let good = encode(42, &[7; 32], &State::default()).unwrap();
+        assert!(decode(&good).is_ok());
+        // The same crate version with other state sources: only the fingerprint differs.
+        let ours = build().as_bytes();
+        let at = good.windows(ours.len()).position(|w| w == ours).unwrap();
+        let mut other = good.clone();
+        let last = at + ours.len() - 1;
+        other[last] = if other[last] == b'0' { b'1' } else { b'0' };
+        let why = decode(&other).err().unwrap();
+        assert!(why.starts_with("written by"), "{why}");
+        assert!(build().contains(" state "), "{}", build());
     }
 
     #[test]
