@@ -39,7 +39,31 @@ impl<T: DeserializeOwned> FromRequest<App> for Body<T> {
         };
         serde_json::from_slice(bytes)
             .map(Body)
-            .map_err(|e| ApiError::invalid(format!("invalid JSON body: {e}")))
+            .map_err(|e| ApiError::invalid(format!("invalid JSON body: {}", describe(&e))))
+    }
+}
+
+/// serde's message, except where it would name one of our Rust types ("expected struct
+/// CreateRoom with 8 elements"): clients should read what JSON was expected, not how the
+/// server is built.
+fn describe(e: &serde_json::Error) -> String {
+    let msg = e.to_string();
+    let names_a_type = [
+        "expected struct",
+        "expected tuple struct",
+        "expected enum",
+        "expected unit struct",
+    ]
+    .iter()
+    .any(|p| msg.contains(p));
+    if names_a_type {
+        format!(
+            "expected a JSON object at line {} column {}",
+            e.line(),
+            e.column()
+        )
+    } else {
+        msg
     }
 }
 
