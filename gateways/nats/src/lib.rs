@@ -232,12 +232,26 @@ impl NatsHandle {
             let _ = tokio::time::timeout(Duration::from_secs(2), caught_up).await;
         }
         self.stop.send_replace(true);
-        for t in self.tasks {
-            let _ = t.await;
+        // Bounded whatever the server does: a stop must not wait for an unreachable NATS
+        // server (a cursor not stored at the end only means republished duplicates,
+        // which the stream drops by message id).
+        for mut t in self.tasks {
+            if tokio::time::timeout(STOP_GRACE, &mut t).await.is_err() {
+                tracing::warn!("a NATS task did not stop in time; abandoning it");
+                t.abort();
+            }
         }
-        let _ = self.client.flush().await;
+        if tokio::time::timeout(STOP_GRACE, self.client.flush())
+            .await
+            .is_err()
+        {
+            tracing::warn!("could not flush the NATS connection in time");
+        }
     }
 }
+
+/// How long each step of a stop may wait for the NATS server.
+const STOP_GRACE: Duration = Duration::from_secs(3);
 
 fn reconnect_delay(attempts: usize, min: Duration, max: Duration) -> Duration {
     let shift = attempts.saturating_sub(1).min(16) as u32;

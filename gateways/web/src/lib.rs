@@ -150,17 +150,41 @@ async fn security_headers(mut resp: axum::response::Response) -> axum::response:
     resp
 }
 
+/// How long in-flight requests get to finish once shutdown is asked for. Event streams
+/// never finish by themselves, so without a bound one open browser tab would keep the
+/// server from stopping; past it the remaining connections are closed (clients resume
+/// from their last event).
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Serves `router` on `listener` until `shutdown` resolves, then finishes in-flight
-/// requests. The TCP peer address reaches handlers (for the journal's origin metadata).
+/// requests for at most [`SHUTDOWN_GRACE`]. The TCP peer address reaches handlers (for
+/// the journal's origin metadata).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
+    let (asked_tx, asked_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown)
-    .await
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = asked_tx.send(());
+    });
+    let deadline = async move {
+        if asked_rx.await.is_ok() {
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        served = server => served,
+        () = deadline => {
+            tracing::warn!(grace = ?SHUTDOWN_GRACE, "closing the connections still open after the shutdown grace");
+            Ok(())
+        }
+    }
 }
