@@ -18,6 +18,12 @@ use crate::config::{Config, ServeArgs};
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let config = Config::load(&args)?;
     init_logging(&config.log)?;
+    // Every connection holds a descriptor: the usual soft limit of 1024 would stop the
+    // server accepting long before it runs out of anything else.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => tracing::info!(open_files = n, "open-file limit raised to the hard limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+    }
     // Durably: a power cut must not lose the data directory with the admin token in it.
     conclave_journal::durable::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;

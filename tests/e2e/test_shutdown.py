@@ -2,6 +2,7 @@
 server do: an event stream left open, a NATS server gone."""
 
 import os
+import resource
 import signal
 import subprocess
 import time
@@ -9,6 +10,7 @@ import time
 import pytest
 import requests
 
+from conftest import Server
 from nats_support import Conclave, NatsServer, nats_server_binary
 
 # The web gateway's grace for in-flight requests is 5 s, each NATS stop step 3 s.
@@ -63,3 +65,21 @@ def test_a_vanished_nats_server_does_not_hold_the_server(conclave_bin, tmp_path)
     finally:
         c.stop()
         ns.kill()
+
+
+def test_the_open_file_limit_is_raised_to_the_hard_limit(conclave_bin, tmp_path):
+    # Start it with a low soft limit, as many systems do (1024), inherited from here.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(256, hard), hard))
+    server = Server(conclave_bin, tmp_path / "data", tmp_path)
+    try:
+        server.start()
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    try:
+        limits = open(f"/proc/{server.proc.pid}/limits").read()
+        line = next(l for l in limits.splitlines() if l.startswith("Max open files"))
+        got_soft, got_hard = line.split()[3:5]
+        assert got_soft == got_hard, line
+    finally:
+        server.stop()
