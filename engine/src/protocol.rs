@@ -688,6 +688,8 @@ impl EngineError {
             EngineError::Journal(e) => journal_mapping(e),
             // Shutting down or restarting: retry against the next process.
             EngineError::Stopped => unavailable(X::ServiceUnavailable, RETRY_LATER_SECS),
+            // Overload: the costly part of a request (argon2) had no free slot in time.
+            EngineError::Busy(_) => unavailable(X::ResourceConstraint, RETRY_SOON_SECS),
             EngineError::Codec { .. }
             | EngineError::Encode(_)
             | EngineError::Checkpoint(_)

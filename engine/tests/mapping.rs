@@ -235,6 +235,7 @@ fn all_engine_errors() -> Vec<EngineError> {
         EngineError::Checkpoint("cannot open".into()),
         EngineError::Stopped,
         EngineError::Task("panicked".into()),
+        EngineError::Busy("password checks"),
     ]
 }
 
@@ -248,9 +249,10 @@ fn engine_index(e: &EngineError) -> usize {
         EngineError::Checkpoint(_) => 4,
         EngineError::Stopped => 5,
         EngineError::Task(_) => 6,
+        EngineError::Busy(_) => 7,
     }
 }
-const ENGINE_VARIANTS: usize = 7;
+const ENGINE_VARIANTS: usize = 8;
 
 /// Every code with its mapping: the rows of the docs table. Engine errors that wrap a
 /// rejection or a journal error are those rows, so they are not repeated.
@@ -490,6 +492,7 @@ fn server_side_failures_are_5xx() {
         ("engine.checkpoint", Internal),
         ("engine.stopped", Unavailable),
         ("engine.task", Internal),
+        ("engine.busy", Unavailable),
         ("journal.conflict", Unavailable),
         ("journal.head_conflict", Unavailable),
         ("journal.invalid_record", Internal),

@@ -237,6 +237,36 @@ fn sessions_of(st: &crate::state::State, address: &Address) -> usize {
         .count()
 }
 
+/// A verifier for decisions that must not reach a password check.
+struct NoPasswords;
+
+impl crate::context::PasswordVerifier for NoPasswords {
+    fn verify(&self, _: &str, _: &str) -> bool {
+        false
+    }
+}
+
+/// Whether a join with `session` would be refused before any password is checked: the
+/// room missing, the session taken, the account disabled, a ban or an autoban. The
+/// service asks first, so a stranger hammering a room they are barred from costs no
+/// argon2 at all; the checks are the join's own, so they cannot disagree.
+pub fn refused_before_passwords(
+    state: &crate::state::State,
+    ctx: &crate::context::Context,
+    name: &RoomName,
+    session: &SessionId,
+) -> bool {
+    let cx = Cx {
+        state,
+        ctx,
+        verifier: &NoPasswords,
+    };
+    let Ok(at) = Attempt::new(&cx, name) else {
+        return true;
+    };
+    at.room.session_holder(session).is_some() || at.account_disabled() || at.active_ban().is_some()
+}
+
 /// Join a room with one session.
 pub(super) fn join(
     cx: &Cx<'_>,

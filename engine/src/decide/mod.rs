@@ -23,6 +23,7 @@ use crate::rejection::{Rejected, Rejection};
 use crate::state::{Room, State};
 
 pub use chat::strip_html;
+pub use membership::refused_before_passwords;
 
 /// The outcome of [`decide`]: events to append, or a refusal carrying the events that
 /// must be journaled anyway (see [`Rejected`]).

@@ -30,6 +30,10 @@ pub enum EngineError {
     /// shutting down).
     #[error("background task: {0}")]
     Task(String),
+    /// Too much costly work is waiting (password checks): the request was not started
+    /// and may be retried shortly.
+    #[error("busy: too many {0} are waiting; try again shortly")]
+    Busy(&'static str),
 }
 
 impl EngineError {
@@ -43,6 +47,7 @@ impl EngineError {
             EngineError::Checkpoint(_) => "engine.checkpoint",
             EngineError::Stopped => "engine.stopped",
             EngineError::Task(_) => "engine.task",
+            EngineError::Busy(_) => "engine.busy",
         }
     }
 

@@ -17,6 +17,8 @@ pub struct Metrics {
     latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
     latency_count: AtomicU64,
     latency_sum_micros: AtomicU64,
+    password_checks: AtomicU64,
+    password_busy: AtomicU64,
 }
 
 /// A copy of the counters.
@@ -28,6 +30,10 @@ pub struct MetricsSnapshot {
     pub latency_buckets: Vec<u64>,
     pub latency_count: u64,
     pub latency_sum_secs: f64,
+    /// Requests whose passwords were checked (argon2 ran).
+    pub password_checks: u64,
+    /// Requests refused as busy because no password-check slot came free in time.
+    pub password_busy: u64,
 }
 
 impl Metrics {
@@ -62,6 +68,14 @@ impl Metrics {
             .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
     }
 
+    pub(crate) fn password_check(&self) {
+        self.password_checks.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn password_busy(&self) {
+        self.password_busy.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn snapshot(&self) -> MetricsSnapshot {
         MetricsSnapshot {
             commands: self
@@ -81,6 +95,8 @@ impl Metrics {
                 .collect(),
             latency_count: self.latency_count.load(Ordering::Relaxed),
             latency_sum_secs: self.latency_sum_micros.load(Ordering::Relaxed) as f64 / 1e6,
+            password_checks: self.password_checks.load(Ordering::Relaxed),
+            password_busy: self.password_busy.load(Ordering::Relaxed),
         }
     }
 }

@@ -80,12 +80,28 @@ struct Inner {
     threads: Mutex<Vec<JoinHandle<()>>>,
     /// Wakes the clock thread; stopping it ends the thread.
     alarm: Arc<Alarm>,
+    /// Bounds the password checks running at once (argon2 memory).
+    hash_slots: password::HashSlots,
 }
 
 impl Inner {
     /// The committed state, for reading.
     fn committed(&self) -> std::sync::RwLockReadGuard<'_, Committed> {
         self.committed.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Checks password attempts in one of the bounded slots, or refuses as busy.
+    fn check_passwords(
+        &self,
+        hashes: &[String],
+        attempts: &[String],
+    ) -> Result<Prechecked, EngineError> {
+        let Some(_slot) = self.hash_slots.acquire(HASH_SLOT_WAIT) else {
+            self.metrics.password_busy();
+            return Err(EngineError::Busy("password checks"));
+        };
+        self.metrics.password_check();
+        Ok(Prechecked::compute(hashes, attempts))
     }
 
     /// Asks the decider for a tick; `None` once the engine is stopping.
@@ -120,6 +136,11 @@ impl Drop for Running {
         shutdown(&self.0);
     }
 }
+
+/// How long a password check may wait for a free slot before the request is refused as
+/// busy (`engine.busy`, 503 with Retry-After): long enough to ride out a burst, short
+/// enough that a flood cannot queue without bound.
+const HASH_SLOT_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// A running engine. Cheap to clone; the last clone stops it.
 #[derive(Clone)]
@@ -156,6 +177,9 @@ impl Engine {
             checkpointing: Mutex::new(()),
             threads: Mutex::new(Vec::new()),
             alarm: Arc::new(Alarm::default()),
+            hash_slots: password::HashSlots::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            ),
         });
         let (pending_tx, pending_rx) = mpsc::channel();
         let mut threads = Vec::new();
@@ -199,13 +223,14 @@ impl Engine {
     /// Password attempts are verified on tokio's blocking pool first (see
     /// [`Prechecked`]), never on the decider.
     pub async fn execute(&self, req: Request) -> Result<Outcome, EngineError> {
-        let (hashes, attempts) = self.password_work(&req.command);
+        let (hashes, attempts) = self.password_work(&req);
         let passwords = if attempts.is_empty() || hashes.is_empty() {
             Prechecked::default()
         } else {
-            tokio::task::spawn_blocking(move || Prechecked::compute(&hashes, &attempts))
+            let inner = self.inner.clone();
+            tokio::task::spawn_blocking(move || inner.check_passwords(&hashes, &attempts))
                 .await
-                .unwrap_or_default()
+                .map_err(|e| EngineError::Task(e.to_string()))??
         };
         let rx = self.enqueue(req, passwords)?;
         rx.await.map_err(|_| EngineError::Stopped)?
@@ -213,18 +238,34 @@ impl Engine {
 
     /// [`Engine::execute`] for threads outside an async runtime.
     pub fn execute_blocking(&self, req: Request) -> Result<Outcome, EngineError> {
-        let (hashes, attempts) = self.password_work(&req.command);
-        let rx = self.enqueue(req, Prechecked::compute(&hashes, &attempts))?;
+        let (hashes, attempts) = self.password_work(&req);
+        let passwords = if attempts.is_empty() || hashes.is_empty() {
+            Prechecked::default()
+        } else {
+            self.inner.check_passwords(&hashes, &attempts)?
+        };
+        let rx = self.enqueue(req, passwords)?;
         rx.blocking_recv().map_err(|_| EngineError::Stopped)?
     }
 
     /// The stored hashes a command's password attempts may be checked against (server
     /// password, the target room's access and owner passwords) and the attempts.
-    fn password_work(&self, command: &Command) -> (Vec<String>, Vec<String>) {
-        let credentials = match command {
-            Command::Join { credentials, .. } | Command::CallAccount { credentials, .. } => {
-                credentials
+    ///
+    /// None when the join would be refused before any password is checked (a missing
+    /// room, a ban, an autoban, a taken session): those cost no argon2.
+    fn password_work(&self, req: &Request) -> (Vec<String>, Vec<String>) {
+        let command = &req.command;
+        let (credentials, session) = match command {
+            Command::Join {
+                credentials,
+                session,
+                ..
             }
+            | Command::CallAccount {
+                credentials,
+                session,
+                ..
+            } => (credentials, session),
             _ => return (Vec::new(), Vec::new()),
         };
         let attempts: Vec<String> = [
@@ -247,13 +288,23 @@ impl Engine {
                     .and_then(|a| a.rendezvous.as_ref()),
                 _ => command.room(),
             }
-            .and_then(|name| state.rooms.get(name));
+            .cloned();
+            let Some(name) = room else {
+                return Vec::new();
+            };
+            let mut ctx = crate::context::Context::new(req.actor.clone(), self.now(), "precheck");
+            ctx.origin = req.origin.clone();
+            ctx.ip_key = self.inner.config.ip_key.clone();
+            if crate::decide::refused_before_passwords(state, &ctx, &name, session) {
+                return Vec::new();
+            }
+            let Some(room) = state.rooms.get(&name) else {
+                return Vec::new();
+            };
             let mut hashes: Vec<String> =
                 state.policy.server_password_hash.iter().cloned().collect();
-            if let Some(room) = room {
-                hashes.extend(room.config.access_password_hash.iter().cloned());
-                hashes.extend(room.reserved.iter().cloned());
-            }
+            hashes.extend(room.config.access_password_hash.iter().cloned());
+            hashes.extend(room.reserved.iter().cloned());
             hashes
         });
         (hashes, attempts)

@@ -1,10 +1,21 @@
 //! argon2id password hashing and verification for the service (the core only sees the
 //! [`PasswordVerifier`] trait).
 
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
+
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier as _, SaltString};
-use argon2::Argon2;
+use argon2::{Argon2, Params};
 
 use crate::context::PasswordVerifier;
+
+/// The most memory (KiB), passes and lanes a stored hash may ask a verification for.
+/// Hashes are set over the API (and NATS), so a crafted PHC string could otherwise make
+/// one check take gigabytes; this build's own hashes use argon2's defaults (19 MiB, 2
+/// passes, 1 lane).
+pub const MAX_M_COST_KIB: u32 = 64 * 1024;
+pub const MAX_T_COST: u32 = 8;
+pub const MAX_P_COST: u32 = 4;
 
 /// Verifies attempts against stored argon2 PHC strings.
 #[derive(Debug, Default, Clone, Copy)]
@@ -12,12 +23,69 @@ pub struct Argon2Verifier;
 
 impl PasswordVerifier for Argon2Verifier {
     fn verify(&self, stored_hash: &str, attempt: &str) -> bool {
-        match PasswordHash::new(stored_hash) {
-            Ok(parsed) => Argon2::default()
-                .verify_password(attempt.as_bytes(), &parsed)
-                .is_ok(),
-            Err(_) => false,
+        let Ok(parsed) = PasswordHash::new(stored_hash) else {
+            return false;
+        };
+        match Params::try_from(&parsed) {
+            Ok(p)
+                if p.m_cost() <= MAX_M_COST_KIB
+                    && p.t_cost() <= MAX_T_COST
+                    && p.p_cost() <= MAX_P_COST => {}
+            _ => {
+                tracing::warn!(
+                    "refusing to verify against a hash with out-of-bounds argon2 parameters"
+                );
+                return false;
+            }
         }
+        Argon2::default()
+            .verify_password(attempt.as_bytes(), &parsed)
+            .is_ok()
+    }
+}
+
+/// How many password checks may run at once: each holds argon2's memory (19 MiB by
+/// default) for tens of milliseconds, so unbounded concurrency is unbounded memory.
+pub(crate) struct HashSlots {
+    free: Mutex<usize>,
+    freed: Condvar,
+}
+
+/// One running password check; dropping it frees the slot.
+pub(crate) struct HashSlot<'a>(&'a HashSlots);
+
+impl HashSlots {
+    pub(crate) fn new(n: usize) -> Self {
+        HashSlots {
+            free: Mutex::new(n.max(1)),
+            freed: Condvar::new(),
+        }
+    }
+
+    /// A slot, waiting at most `wait`; `None` if none came free in time.
+    pub(crate) fn acquire(&self, wait: Duration) -> Option<HashSlot<'_>> {
+        let deadline = Instant::now() + wait;
+        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
+        while *free == 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            free = self
+                .freed
+                .wait_timeout(free, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        *free -= 1;
+        Some(HashSlot(self))
+    }
+}
+
+impl Drop for HashSlot<'_> {
+    fn drop(&mut self) {
+        *self.0.free.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        self.0.freed.notify_one();
     }
 }
 
@@ -85,6 +153,25 @@ mod tests {
         assert!(!Argon2Verifier.verify(&h, "S3cret"));
         assert!(!Argon2Verifier.verify("not a hash", "s3cret"));
         assert!(!Argon2Verifier.verify("", ""));
+    }
+
+    #[test]
+    fn a_hash_asking_for_too_much_memory_is_not_verified() {
+        // A valid PHC string, crafted with m = 4 GiB: refused before argon2 runs.
+        let h = hash_password("s3cret")
+            .unwrap()
+            .replace("m=19456", "m=4194304");
+        assert!(h.contains("m=4194304"), "{h}");
+        assert!(!Argon2Verifier.verify(&h, "s3cret"));
+    }
+
+    #[test]
+    fn slots_bound_concurrency_and_time_out() {
+        let slots = HashSlots::new(1);
+        let held = slots.acquire(Duration::ZERO).unwrap();
+        assert!(slots.acquire(Duration::from_millis(1)).is_none());
+        drop(held);
+        assert!(slots.acquire(Duration::ZERO).is_some());
     }
 
     #[test]

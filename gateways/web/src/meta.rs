@@ -137,6 +137,16 @@ pub async fn metrics(app: App) -> Response {
         "conclave_append_latency_seconds_count {}",
         m.latency_count
     );
+    let _ = writeln!(
+        out,
+        "# HELP conclave_password_checks_total Requests whose passwords were checked (argon2).\n# TYPE conclave_password_checks_total counter\nconclave_password_checks_total {}",
+        m.password_checks
+    );
+    let _ = writeln!(
+        out,
+        "# HELP conclave_password_busy_total Requests refused as busy: no password-check slot came free in time.\n# TYPE conclave_password_busy_total counter\nconclave_password_busy_total {}",
+        m.password_busy
+    );
     for s in app.status.iter() {
         let text = s.metrics();
         out.push_str(&text);
