@@ -80,8 +80,8 @@ struct Inner {
     threads: Mutex<Vec<JoinHandle<()>>>,
     /// Wakes the clock thread; stopping it ends the thread.
     alarm: Arc<Alarm>,
-    /// Bounds the password checks running at once (argon2 memory).
-    hash_slots: password::HashSlots,
+    /// Runs password checks on a few threads with a bounded queue (argon2 memory).
+    hash_pool: password::HashPool,
 }
 
 impl Inner {
@@ -90,18 +90,23 @@ impl Inner {
         self.committed.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Checks password attempts in one of the bounded slots, or refuses as busy.
-    fn check_passwords(
+    /// Queues a password check on the bounded pool, or refuses as busy.
+    fn queue_password_check(
         &self,
-        hashes: &[String],
-        attempts: &[String],
-    ) -> Result<Prechecked, EngineError> {
-        let Some(_slot) = self.hash_slots.acquire(HASH_SLOT_WAIT) else {
-            self.metrics.password_busy();
-            return Err(EngineError::Busy("password checks"));
-        };
-        self.metrics.password_check();
-        Ok(Prechecked::compute(hashes, attempts))
+        hashes: Vec<String>,
+        attempts: Vec<String>,
+    ) -> Result<oneshot::Receiver<Prechecked>, EngineError> {
+        match self.hash_pool.submit(hashes, attempts) {
+            Ok(rx) => {
+                self.metrics.password_check();
+                Ok(rx)
+            }
+            Err(password::HashPoolError::Busy) => {
+                self.metrics.password_busy();
+                Err(EngineError::Busy("password checks"))
+            }
+            Err(password::HashPoolError::Stopped) => Err(EngineError::Stopped),
+        }
     }
 
     /// Asks the decider for a tick; `None` once the engine is stopping.
@@ -137,10 +142,10 @@ impl Drop for Running {
     }
 }
 
-/// How long a password check may wait for a free slot before the request is refused as
-/// busy (`engine.busy`, 503 with Retry-After): long enough to ride out a burst, short
-/// enough that a flood cannot queue without bound.
-const HASH_SLOT_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+/// Password checks that may wait per worker: at 20–40 ms a check, a full queue clears in
+/// about a second; a request that finds it full is refused at once as busy
+/// (`engine.busy`, 503 with Retry-After) instead of queuing without bound.
+const HASH_QUEUE_PER_WORKER: usize = 16;
 
 /// A running engine. Cheap to clone; the last clone stops it.
 #[derive(Clone)]
@@ -177,9 +182,12 @@ impl Engine {
             checkpointing: Mutex::new(()),
             threads: Mutex::new(Vec::new()),
             alarm: Arc::new(Alarm::default()),
-            hash_slots: password::HashSlots::new(
-                std::thread::available_parallelism().map_or(2, |n| n.get()),
-            ),
+            hash_pool: {
+                let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+                password::HashPool::new(workers, workers * HASH_QUEUE_PER_WORKER).map_err(|e| {
+                    EngineError::Checkpoint(format!("cannot start password checks: {e}"))
+                })?
+            },
         });
         let (pending_tx, pending_rx) = mpsc::channel();
         let mut threads = Vec::new();
@@ -227,10 +235,8 @@ impl Engine {
         let passwords = if attempts.is_empty() || hashes.is_empty() {
             Prechecked::default()
         } else {
-            let inner = self.inner.clone();
-            tokio::task::spawn_blocking(move || inner.check_passwords(&hashes, &attempts))
-                .await
-                .map_err(|e| EngineError::Task(e.to_string()))??
+            let rx = self.inner.queue_password_check(hashes, attempts)?;
+            rx.await.map_err(|_| EngineError::Stopped)?
         };
         let rx = self.enqueue(req, passwords)?;
         rx.await.map_err(|_| EngineError::Stopped)?
@@ -242,7 +248,8 @@ impl Engine {
         let passwords = if attempts.is_empty() || hashes.is_empty() {
             Prechecked::default()
         } else {
-            self.inner.check_passwords(&hashes, &attempts)?
+            let rx = self.inner.queue_password_check(hashes, attempts)?;
+            rx.blocking_recv().map_err(|_| EngineError::Stopped)?
         };
         let rx = self.enqueue(req, passwords)?;
         rx.blocking_recv().map_err(|_| EngineError::Stopped)?
@@ -422,6 +429,7 @@ impl Engine {
 fn shutdown(inner: &Inner) {
     lock(&inner.jobs).take();
     inner.alarm.stop();
+    inner.hash_pool.stop();
     let threads = std::mem::take(&mut *lock(&inner.threads));
     if threads.is_empty() {
         return;

@@ -1,8 +1,7 @@
 //! argon2id password hashing and verification for the service (the core only sees the
 //! [`PasswordVerifier`] trait).
 
-use std::sync::{Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Mutex;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier as _, SaltString};
 use argon2::{Argon2, Params};
@@ -44,48 +43,79 @@ impl PasswordVerifier for Argon2Verifier {
     }
 }
 
-/// How many password checks may run at once: each holds argon2's memory (19 MiB by
-/// default) for tens of milliseconds, so unbounded concurrency is unbounded memory.
-pub(crate) struct HashSlots {
-    free: Mutex<usize>,
-    freed: Condvar,
+/// The threads that run password checks: a fixed few (one per core), fed by a bounded
+/// queue. Each check holds argon2's memory (19 MiB by default) for tens of
+/// milliseconds, and the allocator keeps what a thread used, so both the checks running
+/// at once and the threads that ever ran one are bounded; a request that finds the queue
+/// full is refused at once as busy rather than waiting without bound.
+pub(crate) struct HashPool {
+    jobs: Mutex<Option<std::sync::mpsc::SyncSender<HashJob>>>,
+    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
-/// One running password check; dropping it frees the slot.
-pub(crate) struct HashSlot<'a>(&'a HashSlots);
+type HashJob = (
+    Vec<String>,
+    Vec<String>,
+    tokio::sync::oneshot::Sender<Prechecked>,
+);
 
-impl HashSlots {
-    pub(crate) fn new(n: usize) -> Self {
-        HashSlots {
-            free: Mutex::new(n.max(1)),
-            freed: Condvar::new(),
+/// Why a check was not run.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum HashPoolError {
+    /// The queue is full.
+    Busy,
+    /// The pool is stopping.
+    Stopped,
+}
+
+impl HashPool {
+    /// `workers` threads and room for `queue` waiting checks.
+    pub(crate) fn new(workers: usize, queue: usize) -> std::io::Result<Self> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<HashJob>(queue);
+        let rx = std::sync::Arc::new(Mutex::new(rx));
+        let mut threads = Vec::new();
+        for i in 0..workers.max(1) {
+            let rx = rx.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("password-check-{i}"))
+                    .spawn(move || loop {
+                        let job = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                        let Ok((hashes, attempts, reply)) = job else {
+                            return;
+                        };
+                        let _ = reply.send(Prechecked::compute(&hashes, &attempts));
+                    })?,
+            );
+        }
+        Ok(HashPool {
+            jobs: Mutex::new(Some(tx)),
+            threads: Mutex::new(threads),
+        })
+    }
+
+    /// Queues a check; the receiver yields its verdicts.
+    pub(crate) fn submit(
+        &self,
+        hashes: Vec<String>,
+        attempts: Vec<String>,
+    ) -> Result<tokio::sync::oneshot::Receiver<Prechecked>, HashPoolError> {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        let jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = jobs.as_ref().ok_or(HashPoolError::Stopped)?;
+        match tx.try_send((hashes, attempts, reply)) {
+            Ok(()) => Ok(rx),
+            Err(std::sync::mpsc::TrySendError::Full(_)) => Err(HashPoolError::Busy),
+            Err(std::sync::mpsc::TrySendError::Disconnected(_)) => Err(HashPoolError::Stopped),
         }
     }
 
-    /// A slot, waiting at most `wait`; `None` if none came free in time.
-    pub(crate) fn acquire(&self, wait: Duration) -> Option<HashSlot<'_>> {
-        let deadline = Instant::now() + wait;
-        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
-        while *free == 0 {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return None;
-            }
-            free = self
-                .freed
-                .wait_timeout(free, left)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
+    /// Lets queued checks finish, then ends the threads.
+    pub(crate) fn stop(&self) {
+        self.jobs.lock().unwrap_or_else(|p| p.into_inner()).take();
+        for t in std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner())) {
+            let _ = t.join();
         }
-        *free -= 1;
-        Some(HashSlot(self))
-    }
-}
-
-impl Drop for HashSlot<'_> {
-    fn drop(&mut self) {
-        *self.0.free.lock().unwrap_or_else(|p| p.into_inner()) += 1;
-        self.0.freed.notify_one();
     }
 }
 
@@ -166,12 +196,29 @@ mod tests {
     }
 
     #[test]
-    fn slots_bound_concurrency_and_time_out() {
-        let slots = HashSlots::new(1);
-        let held = slots.acquire(Duration::ZERO).unwrap();
-        assert!(slots.acquire(Duration::from_millis(1)).is_none());
-        drop(held);
-        assert!(slots.acquire(Duration::ZERO).is_some());
+    fn a_full_queue_refuses_at_once_and_queued_checks_are_answered() {
+        let pool = HashPool::new(1, 1).unwrap();
+        let h = hash_password("pw").unwrap();
+        // One running (or queued) and one queued fill a pool of one worker and one place;
+        // sending many more must meet a full queue.
+        let mut answers = Vec::new();
+        let mut busy = 0;
+        for _ in 0..50 {
+            match pool.submit(vec![h.clone()], vec!["pw".into()]) {
+                Ok(rx) => answers.push(rx),
+                Err(HashPoolError::Busy) => busy += 1,
+                Err(HashPoolError::Stopped) => panic!("stopped"),
+            }
+        }
+        assert!(busy > 0);
+        for rx in answers {
+            assert!(rx.blocking_recv().unwrap().verify(&h, "pw"));
+        }
+        pool.stop();
+        assert_eq!(
+            pool.submit(vec![], vec![]).err(),
+            Some(HashPoolError::Stopped)
+        );
     }
 
     #[test]
