@@ -7,6 +7,8 @@
 //! | `log` | `--log` | `CONCLAVE_LOG` |
 //! | `web.listen` | `--web-listen` | `CONCLAVE_WEB_LISTEN` |
 //! | `web.admin_token` | `--admin-token` | `CONCLAVE_ADMIN_TOKEN` |
+//! | `web.rate_entries_per_min` | `--rate-entries-per-min` | `CONCLAVE_RATE_ENTRIES_PER_MIN` |
+//! | `web.rate_chat_per_min` | `--rate-chat-per-min` | `CONCLAVE_RATE_CHAT_PER_MIN` |
 //! | `journal.sync` | `--journal-sync` | `CONCLAVE_JOURNAL_SYNC` |
 //! | `engine.checkpoint_every` | `--checkpoint-every` | `CONCLAVE_CHECKPOINT_EVERY` |
 //! | `engine.tick_interval_ms` | `--tick-interval-ms` | `CONCLAVE_TICK_INTERVAL_MS` |
@@ -75,6 +77,8 @@ struct File {
 struct WebFile {
     listen: Option<SocketAddr>,
     admin_token: Option<String>,
+    rate_entries_per_min: Option<u32>,
+    rate_chat_per_min: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -180,6 +184,13 @@ pub struct ServeArgs {
     /// <data-dir>/admin-token (mode 0600) and printed once].
     #[arg(long, env = "CONCLAVE_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// Room entries (create, join, knock, call, invitation answers) per minute from one
+    /// remote address; 0 no limit [default: 600].
+    #[arg(long, env = "CONCLAVE_RATE_ENTRIES_PER_MIN")]
+    pub rate_entries_per_min: Option<u32>,
+    /// Chat messages per minute from one remote address; 0 no limit [default: 1200].
+    #[arg(long, env = "CONCLAVE_RATE_CHAT_PER_MIN")]
+    pub rate_chat_per_min: Option<u32>,
     /// Journal sync mode: always | batch:<ms> | none [default: always].
     #[arg(long, env = "CONCLAVE_JOURNAL_SYNC")]
     pub journal_sync: Option<SyncSpec>,
@@ -204,6 +215,8 @@ pub struct Config {
     pub log: String,
     pub web_listen: SocketAddr,
     pub admin_token: Option<String>,
+    /// Per-address rate limits of the web gateway.
+    pub rates: conclave_gateway_web::RateSettings,
     pub sync: SyncMode,
     pub checkpoint_every: u64,
     pub tick_interval: Duration,
@@ -386,6 +399,21 @@ impl Config {
                 SocketAddr::from(([127, 0, 0, 1], 8080)),
             ),
             admin_token,
+            rates: {
+                let d = conclave_gateway_web::RateSettings::default();
+                conclave_gateway_web::RateSettings {
+                    entries_per_min: pick(
+                        args.rate_entries_per_min,
+                        file.web.rate_entries_per_min,
+                        d.entries_per_min,
+                    ),
+                    chat_per_min: pick(
+                        args.rate_chat_per_min,
+                        file.web.rate_chat_per_min,
+                        d.chat_per_min,
+                    ),
+                }
+            },
             sync: pick(
                 args.journal_sync,
                 file.journal.sync,

@@ -8,7 +8,7 @@ use anyhow::Context;
 use conclave_engine::service::{hash_password, Engine, EngineConfig};
 use conclave_engine::IpKey;
 use conclave_gateway_web::{
-    load_or_create_admin_token, router_with_status, AuthConfig, StatusSource,
+    load_or_create_admin_token, router_with_options, AuthConfig, StatusSource,
 };
 use conclave_journal::JournalConfig;
 
@@ -83,6 +83,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         engine.clone(),
         admin_token,
         config.web_listen,
+        config.rates,
         config.nats.clone(),
     ));
     // Finish in-flight commands and write a checkpoint, whatever happened above.
@@ -95,6 +96,7 @@ async fn serve(
     engine: Engine,
     admin_token: String,
     listen: std::net::SocketAddr,
+    rates: conclave_gateway_web::RateSettings,
     nats: Option<conclave_gateway_nats::NatsConfig>,
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
@@ -109,7 +111,7 @@ async fn serve(
     }
     // Web sessions survive a restart with their signed tokens; one whose client is gone
     // ends when its lease runs out.
-    let router = router_with_status(engine, AuthConfig::new(&admin_token), sources);
+    let router = router_with_options(engine, AuthConfig::new(&admin_token), sources, rates);
     tracing::info!(%local, "REST API listening (SIP gateway not started: a later issue)");
     println!("conclave: REST API on http://{local}");
     let _ = std::io::stdout().flush();

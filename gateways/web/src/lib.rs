@@ -15,6 +15,7 @@ mod events;
 mod extract;
 mod guest;
 mod lease;
+mod limits;
 mod meta;
 mod query;
 mod replay_routes;
@@ -38,6 +39,7 @@ use serde_json::Value;
 
 pub use auth::{load_or_create_admin_token, AuthConfig};
 pub use error::ApiError;
+pub use limits::RateSettings;
 
 /// Largest accepted request body: commands are small, chat is capped at a few KiB.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -72,6 +74,8 @@ pub struct App {
     streams: Arc<events::Slots>,
     /// Keys that bind guest names with standing to their first holder.
     guests: Arc<guest::GuestKeys>,
+    /// Per-address rate limits on entries and chat.
+    limits: Arc<limits::RateLimits>,
 }
 
 impl FromRequestParts<App> for App {
@@ -93,6 +97,16 @@ pub fn router_with_status(
     auth: AuthConfig,
     status: Vec<Arc<dyn StatusSource>>,
 ) -> Router {
+    router_with_options(engine, auth, status, RateSettings::default())
+}
+
+/// [`router_with_status`] with chosen rate limits.
+pub fn router_with_options(
+    engine: Engine,
+    auth: AuthConfig,
+    status: Vec<Arc<dyn StatusSource>>,
+    rates: RateSettings,
+) -> Router {
     let table = routes::table();
     let engine_dir = engine.data_dir().to_path_buf();
     let tokens = auth::Tokens::new(token::TokenSigner::load(&engine_dir));
@@ -110,6 +124,7 @@ pub fn router_with_status(
         replay: Arc::default(),
         streams: Arc::default(),
         guests: Arc::new(guest::GuestKeys::load(engine_dir.as_path())),
+        limits: Arc::new(limits::RateLimits::new(rates)),
     };
     let mut router: Router<App> = Router::new();
     for r in table {

@@ -224,6 +224,7 @@ pub async fn call_account(
     PathParams(account): PathParams<String>,
     Body(b): Body<Join>,
 ) -> ApiResult<Response> {
+    crate::limits::entry(&app, &ctx)?;
     let account = parse_account(&account)?;
     let session = parse_session(b.session.clone())?;
     let (actor, claim, guest_key) =

@@ -14,6 +14,7 @@ pub async fn post_message(
     PathParams(room): PathParams<String>,
     Body(b): Body<Post>,
 ) -> ApiResult<Response> {
+    crate::limits::chat(&app, &ctx)?;
     let room = parse_room(&room)?;
     let actor = room_actor(&ctx, &room)?;
     let o = run(

@@ -63,6 +63,7 @@ async fn answer_invitation(
     b: Answer,
     accept: bool,
 ) -> ApiResult<Response> {
+    crate::limits::entry(&app, &ctx)?;
     let room = parse_room(&room)?;
     let invitation = parse_invitation(&invitation)?;
     let (actor, _claim, _) = entrant(&app, &ctx, b.as_.as_deref(), b.guest_key.as_deref()).await?;

@@ -74,6 +74,7 @@ pub async fn join(
     PathParams(room): PathParams<String>,
     Body(b): Body<Join>,
 ) -> ApiResult<Response> {
+    crate::limits::entry(&app, &ctx)?;
     let room = parse_room(&room)?;
     let session = parse_session(b.session.clone())?;
     let (actor, claim, guest_key) =
@@ -110,6 +111,7 @@ pub async fn knock(
     PathParams(room): PathParams<String>,
     Body(b): Body<Knock>,
 ) -> ApiResult<Response> {
+    crate::limits::entry(&app, &ctx)?;
     let room = parse_room(&room)?;
     let session = parse_session(b.session)?;
     let (actor, claim, guest_key) =

@@ -19,6 +19,7 @@ pub struct CreateRoom {
 }
 
 pub async fn create_room(app: App, ctx: Ctx, Body(b): Body<CreateRoom>) -> ApiResult<Response> {
+    crate::limits::entry(&app, &ctx)?;
     let room = parse_room(&b.room)?;
     let parent = b.parent.as_deref().map(parse_room).transpose()?;
     let owner = b

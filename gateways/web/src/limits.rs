@@ -1,0 +1,101 @@
+//! Rate limits per remote address on what a stranger can repeat cheaply: entering rooms
+//! (create, join, knock, call, answering invitations) and chat. The admin token is not
+//! limited. Behind a reverse proxy every client shares the proxy's address (trusted
+//! proxy headers are not read yet), so raise the limits there.
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::http::StatusCode;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota};
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::Ctx;
+use crate::App;
+
+/// Limits per remote address, per minute (0: no limit). The burst is the same number,
+/// so a client may spend a minute's allowance at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateSettings {
+    /// Room entries (create, join, knock, call, invitation answers).
+    pub entries_per_min: u32,
+    /// Chat messages.
+    pub chat_per_min: u32,
+}
+
+impl Default for RateSettings {
+    /// Ten entries and twenty messages a second, sustained: far above what people
+    /// do, far below a flood.
+    fn default() -> Self {
+        RateSettings {
+            entries_per_min: 600,
+            chat_per_min: 1200,
+        }
+    }
+}
+
+/// Checks between two sweeps of addresses that have gone quiet (bounds the memory a
+/// stream of new addresses can take).
+const SWEEP_EVERY: u64 = 4096;
+
+pub(crate) struct RateLimits {
+    entries: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    chat: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    checks: AtomicU64,
+}
+
+fn limiter(per_min: u32) -> Option<DefaultKeyedRateLimiter<IpAddr>> {
+    NonZeroU32::new(per_min).map(|n| DefaultKeyedRateLimiter::keyed(Quota::per_minute(n)))
+}
+
+impl RateLimits {
+    pub(crate) fn new(s: RateSettings) -> Self {
+        RateLimits {
+            entries: limiter(s.entries_per_min),
+            chat: limiter(s.chat_per_min),
+            checks: AtomicU64::new(0),
+        }
+    }
+
+    fn check(
+        &self,
+        limiter: Option<&DefaultKeyedRateLimiter<IpAddr>>,
+        what: &str,
+        ctx: &Ctx,
+    ) -> ApiResult<()> {
+        let (Some(limiter), Some(remote)) = (limiter, ctx.remote) else {
+            return Ok(());
+        };
+        if matches!(ctx.caller, Caller::Admin) {
+            return Ok(());
+        }
+        if self.checks.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
+            limiter.retain_recent();
+        }
+        limiter.check_key(&remote.ip()).map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            let secs = u32::try_from(wait.as_secs() + 1).unwrap_or(u32::MAX);
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate.limited",
+                format!("too many {what} from your address; try again in {secs} s"),
+            )
+            .with_retry_after(secs)
+        })
+    }
+}
+
+/// Refuses a room entry over the address's limit.
+pub(crate) fn entry(app: &App, ctx: &Ctx) -> ApiResult<()> {
+    app.limits
+        .check(app.limits.entries.as_ref(), "room entries", ctx)
+}
+
+/// Refuses a chat message over the address's limit.
+pub(crate) fn chat(app: &App, ctx: &Ctx) -> ApiResult<()> {
+    app.limits
+        .check(app.limits.chat.as_ref(), "chat messages", ctx)
+}
