@@ -61,25 +61,12 @@ pub(crate) fn load_secret(path: &Path) -> [u8; 32] {
 
 fn load_or_create(path: &Path) -> std::io::Result<[u8; 32]> {
     match std::fs::read_to_string(path) {
-        Ok(text) => {
-            let text = text.trim();
-            let mut out = [0u8; 32];
-            if text.len() != 64 || !text.is_ascii() {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!("{}: not 64 hex digits", path.display()),
-                ));
-            }
-            for (i, b) in out.iter_mut().enumerate() {
-                *b = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).map_err(|_| {
-                    std::io::Error::new(
-                        std::io::ErrorKind::InvalidData,
-                        format!("{}: not hex", path.display()),
-                    )
-                })?;
-            }
-            Ok(out)
-        }
+        Ok(text) => conclave_replay::verify::unhex::<32>(text.trim()).map_err(|why| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{}: {why}", path.display()),
+            )
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let mut secret = [0u8; 32];
             getrandom::fill(&mut secret).map_err(|e| std::io::Error::other(e.to_string()))?;

@@ -102,7 +102,7 @@ impl TokenSigner {
         if blake3::hash(self.mac(payload).as_bytes()) != blake3::hash(mac.as_bytes()) {
             return Err(Invalid::Forged);
         }
-        let json = unhex(payload).ok_or(Invalid::Forged)?;
+        let json = conclave_replay::verify::unhex_vec(payload).map_err(|_| Invalid::Forged)?;
         let c: Claims = serde_json::from_slice(&json).map_err(|_| Invalid::Forged)?;
         let at = |secs| DateTime::from_timestamp(secs, 0).ok_or(Invalid::Forged);
         let who = Participant {
@@ -120,16 +120,6 @@ impl TokenSigner {
         }
         Ok(who)
     }
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 || !s.is_ascii() {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
-        .collect()
 }
 
 #[cfg(test)]
