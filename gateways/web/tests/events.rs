@@ -1,79 +1,14 @@
 //! The live event feed over SSE and the chat history, in process against a real engine.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use axum::body::Body;
 use axum::http::{Method, Request};
-use axum::Router;
-use conclave_engine::service::{Engine, EngineConfig};
-use conclave_gateway_web::{router, AuthConfig};
-use conclave_journal::SyncMode;
+use common::{call, meeting, request, setup, ADMIN};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tower::ServiceExt;
-
-const ADMIN: &str = "test-admin-token-0123456789abcdef";
-
-fn setup() -> (Router, Engine, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = EngineConfig::new(dir.path());
-    config.journal.sync = SyncMode::None;
-    let engine = Engine::open(config).unwrap();
-    (router(engine.clone(), AuthConfig::new(ADMIN)), engine, dir)
-}
-
-fn request(method: Method, path: &str, token: Option<&str>, body: Value) -> Request<Body> {
-    let mut req = Request::builder().method(method).uri(path);
-    if let Some(t) = token {
-        req = req.header("authorization", format!("Bearer {t}"));
-    }
-    req.header("content-type", "application/json")
-        .body(Body::from(serde_json::to_vec(&body).unwrap()))
-        .unwrap()
-}
-
-async fn call(
-    router: &Router,
-    method: Method,
-    path: &str,
-    token: Option<&str>,
-    body: Value,
-) -> (u16, Value) {
-    let resp = router
-        .clone()
-        .oneshot(request(method, path, token, body))
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
-}
-
-/// Alice creates `standup`, Bob joins; returns their tokens.
-async fn meeting(router: &Router) -> (String, String) {
-    let (s, v) = call(
-        router,
-        Method::POST,
-        "/rooms",
-        None,
-        json!({"room": "standup", "as": "web:alice"}),
-    )
-    .await;
-    assert_eq!(s, 201, "{v}");
-    let alice = v["token"].as_str().unwrap().to_owned();
-    let (s, v) = call(
-        router,
-        Method::POST,
-        "/rooms/standup/join",
-        None,
-        json!({"as": "web:bob"}),
-    )
-    .await;
-    assert_eq!(s, 201, "{v}");
-    (alice, v["token"].as_str().unwrap().to_owned())
-}
 
 /// One parsed SSE message: its event name (None for plain messages), id and data.
 #[derive(Debug)]

@@ -3,77 +3,35 @@
 //! session survive a restart.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use axum::body::Body;
-use axum::http::{Method, Request};
+mod common;
+
+use axum::http::Method;
 use axum::Router;
 use chrono::TimeDelta;
+use common::{call, meeting};
 use conclave_engine::service::{Engine, EngineConfig, TestClock};
 use conclave_engine::testing::{advance, t0, test_clock};
 use conclave_engine::Policy;
-use conclave_gateway_web::{router, AuthConfig};
-use conclave_journal::SyncMode;
-use http_body_util::BodyExt;
-use serde_json::{json, Value};
-use tower::ServiceExt;
+use serde_json::json;
 
-const ADMIN: &str = "test-admin-token-0123456789abcdef";
-
-fn setup(clock: &TestClock) -> (Router, Engine, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = EngineConfig::new(dir.path()).with_clock(clock.clone());
-    config.journal.sync = SyncMode::None;
+/// The engine's configuration in `dir`, on `clock`, with the server's 300 s lease.
+fn leased(dir: &std::path::Path, clock: &TestClock) -> EngineConfig {
+    let mut config = common::config(dir).with_clock(clock.clone());
     config.policy = Policy {
         session_lease_secs: 300,
         ..Policy::default()
     };
-    let engine = Engine::open(config).unwrap();
-    (router(engine.clone(), AuthConfig::new(ADMIN)), engine, dir)
+    config
 }
 
-async fn call(
-    router: &Router,
-    method: Method,
-    path: &str,
-    token: Option<&str>,
-    body: Value,
-) -> (u16, Value) {
-    let mut req = Request::builder().method(method).uri(path);
-    if let Some(t) = token {
-        req = req.header("authorization", format!("Bearer {t}"));
-    }
-    let req = req
-        .header("content-type", "application/json")
-        .body(Body::from(serde_json::to_vec(&body).unwrap()))
-        .unwrap();
-    let resp = router.clone().oneshot(req).await.unwrap();
-    let status = resp.status().as_u16();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+fn setup(clock: &TestClock) -> (Router, Engine, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let (router, engine) = common::open(leased(dir.path(), clock));
+    (router, engine, dir)
 }
 
 async fn bob_joins(router: &Router) -> String {
-    let (s, _) = call(
-        router,
-        Method::POST,
-        "/rooms",
-        None,
-        json!({"room": "standup", "as": "web:alice"}),
-    )
-    .await;
-    assert_eq!(s, 201);
-    let (s, v) = call(
-        router,
-        Method::POST,
-        "/rooms/standup/join",
-        None,
-        json!({"as": "web:bob"}),
-    )
-    .await;
-    assert_eq!(s, 201, "{v}");
-    v["token"].as_str().unwrap().to_owned()
+    meeting(router).await.1
 }
 
 fn at(secs: i64) -> String {
@@ -138,14 +96,7 @@ async fn a_token_and_its_session_survive_a_restart() {
     let bob = bob_joins(&router).await;
     engine.shutdown();
     drop((router, engine));
-    let mut config = EngineConfig::new(dir.path()).with_clock(clock.clone());
-    config.journal.sync = SyncMode::None;
-    config.policy = Policy {
-        session_lease_secs: 300,
-        ..Policy::default()
-    };
-    let engine = Engine::open(config).unwrap();
-    let router = conclave_gateway_web::router(engine.clone(), AuthConfig::new(ADMIN));
+    let (router, engine) = common::open(leased(dir.path(), &clock));
     let (s, v) = call(&router, Method::GET, "/me", Some(&bob), json!({})).await;
     assert_eq!((s, v["identity"].as_str()), (200, Some("web:bob")), "{v}");
     assert_eq!(engine.read(|st| st.online), 1);
