@@ -5,7 +5,7 @@
 
 use chrono::TimeDelta;
 use conclave_engine::command::Command;
-use conclave_engine::service::{Engine, EngineConfig, EngineError, Request, TestClock};
+use conclave_engine::service::{Engine, EngineConfig, EngineError, Outcome, Request, TestClock};
 use conclave_engine::testing::{advance_blocking, test_clock};
 use conclave_engine::{
     Actor, Address, Credentials, EventKind, LeaveReason, Origin, Policy, Principal, RoomName,
@@ -45,6 +45,13 @@ fn open(dir: &std::path::Path, clock: &TestClock) -> Engine {
 
 /// Given a room and Bob present with session `s1` through `gateway`.
 fn given_bob_present(engine: &Engine, gateway: &str) {
+    let joined = bob_joins(engine, gateway);
+    let kinds: Vec<&str> = joined.events.iter().map(|a| a.event.type_name()).collect();
+    assert_eq!(kinds, ["room_join", "session_renew"]);
+}
+
+/// Creates the room and has Bob join it with session `s1` through `gateway`.
+fn bob_joins(engine: &Engine, gateway: &str) -> Outcome {
     engine
         .execute_blocking(Request::new(
             Command::CreateRoom {
@@ -62,7 +69,7 @@ fn given_bob_present(engine: &Engine, gateway: &str) {
             origin("test"),
         ))
         .unwrap();
-    let joined = engine
+    engine
         .execute_blocking(Request::new(
             Command::Join {
                 room: room(),
@@ -72,9 +79,7 @@ fn given_bob_present(engine: &Engine, gateway: &str) {
             bob(),
             origin(gateway),
         ))
-        .unwrap();
-    let kinds: Vec<&str> = joined.events.iter().map(|a| a.event.type_name()).collect();
-    assert_eq!(kinds, ["room_join", "session_renew"]);
+        .unwrap()
 }
 
 fn renew(engine: &Engine) -> Result<usize, EngineError> {
@@ -235,7 +240,7 @@ fn an_identity_holds_at_most_its_share_of_sessions() {
         ..Policy::default()
     };
     let engine = Engine::open(c).unwrap();
-    given_bob_present_without_lease(&engine);
+    bob_joins(&engine, "sip");
     let join = |s: &str| {
         engine.execute_blocking(Request::new(
             Command::Join {
@@ -251,38 +256,6 @@ fn an_identity_holds_at_most_its_share_of_sessions() {
     let err = join("s3").unwrap_err();
     assert_eq!(err.code(), "membership.too_many_sessions");
     assert_eq!(err.http_status(), 429);
-}
-
-/// Given a room and Bob present with session `s1`, on an engine without leases.
-fn given_bob_present_without_lease(engine: &Engine) {
-    engine
-        .execute_blocking(Request::new(
-            Command::CreateRoom {
-                room: room(),
-                parent: None,
-                private: false,
-                owner: Some(Principal::Address(
-                    Address::parse("sip:alice@example.org").unwrap(),
-                )),
-                max_members: None,
-                welcome_text: None,
-                access_password_hash: None,
-            },
-            Actor::Admin,
-            origin("test"),
-        ))
-        .unwrap();
-    engine
-        .execute_blocking(Request::new(
-            Command::Join {
-                room: room(),
-                session: session("s1"),
-                credentials: Credentials::default(),
-            },
-            bob(),
-            origin("sip"),
-        ))
-        .unwrap();
 }
 
 #[test]
