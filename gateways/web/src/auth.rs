@@ -48,6 +48,14 @@ impl AuthConfig {
     }
 }
 
+fn invalid() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "auth.invalid_token",
+        "the bearer token is not valid",
+    )
+}
+
 fn too_many() -> ApiError {
     ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -120,6 +128,17 @@ pub struct Participant {
     pub issued_at: DateTime<Utc>,
     /// When it stops being valid (its right may end sooner).
     pub expires_at: DateTime<Utc>,
+}
+
+impl Participant {
+    /// The holder of this token as the engine's visibility rules see them.
+    pub fn viewer(&self) -> conclave_engine::access::Viewer<'_> {
+        conclave_engine::access::Viewer::Holder {
+            room: &self.room,
+            identity: &self.identity,
+            session: self.session.as_ref(),
+        }
+    }
 }
 
 /// The caller of one request.
@@ -247,20 +266,20 @@ impl Tokens {
         let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else {
             return Ok(Caller::Anonymous);
         };
-        let bad = || {
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "auth.invalid_token",
-                "the bearer token is not valid",
-            )
-        };
-        let value = value.to_str().map_err(|_| bad())?;
+        let value = value.to_str().map_err(|_| invalid())?;
         let token = value
             .strip_prefix("Bearer ")
             .or_else(|| value.strip_prefix("bearer "))
-            .map(str::trim)
+            .ok_or_else(invalid)?;
+        self.resolve(auth, token)
+    }
+
+    /// Resolves a bearer token however it came (header, or a query parameter for
+    /// clients that cannot send headers).
+    pub fn resolve(&self, auth: &AuthConfig, token: &str) -> Result<Caller, ApiError> {
+        let token = Some(token.trim())
             .filter(|t| !t.is_empty() && t.len() <= 1024)
-            .ok_or_else(bad)?;
+            .ok_or_else(invalid)?;
         if auth.is_admin(token) {
             return Ok(Caller::Admin);
         }
@@ -291,7 +310,7 @@ impl Tokens {
                 Ok(Caller::Participant { digest, who })
             }
             Err(crate::token::Invalid::Expired) => Err(expired()),
-            Err(crate::token::Invalid::Forged) => Err(bad()),
+            Err(crate::token::Invalid::Forged) => Err(invalid()),
         }
     }
 

@@ -20,7 +20,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use conclave_engine::access::{Sight, Viewer};
+use conclave_engine::access::Sight;
 use conclave_engine::service::{Engine, FeedEvent, FeedFilter, FeedSubscription, FeedView};
 use conclave_engine::RoomName;
 use serde::Deserialize;
@@ -232,17 +232,7 @@ fn affects(e: &FeedEvent, who: &Participant) -> bool {
 }
 
 fn current_sight(engine: &Engine, who: &Participant) -> Option<Sight> {
-    engine.read(|st| {
-        st.sight(
-            &who.room,
-            Viewer::Holder {
-                room: &who.room,
-                identity: &who.identity,
-                session: who.session.as_ref(),
-            },
-            engine.now(),
-        )
-    })
+    engine.read(|st| st.sight(&who.room, who.viewer(), engine.now()))
 }
 
 fn revoked_json() -> Value {
@@ -254,12 +244,10 @@ fn revoked_json() -> Value {
 fn caller(app: &App, ctx: Ctx, q: &StreamQuery) -> ApiResult<Caller> {
     match (ctx.caller, &q.access_token) {
         (Caller::Anonymous, Some(token)) => {
-            let mut h = HeaderMap::new();
-            let value = format!("Bearer {token}")
-                .parse()
-                .map_err(|_| ApiError::invalid("access_token is not a valid token"))?;
-            h.insert(axum::http::header::AUTHORIZATION, value);
-            let c = app.tokens.caller(&app.auth, &h)?;
+            if axum::http::HeaderValue::from_str(token).is_err() {
+                return Err(ApiError::invalid("access_token is not a valid token"));
+            }
+            let c = app.tokens.resolve(&app.auth, token)?;
             revocation::still_valid(app, c)
         }
         (c, _) => Ok(c),

@@ -20,11 +20,7 @@ use crate::App;
 pub(crate) fn sight(st: &State, ctx: &Ctx, name: &RoomName, now: DateTime<Utc>) -> Option<Sight> {
     let viewer = match &ctx.caller {
         Caller::Admin => Viewer::Operator,
-        Caller::Participant { who, .. } => Viewer::Holder {
-            room: &who.room,
-            identity: &who.identity,
-            session: who.session.as_ref(),
-        },
+        Caller::Participant { who, .. } => who.viewer(),
         Caller::Anonymous => Viewer::Stranger,
     };
     st.sight(name, viewer, now)
