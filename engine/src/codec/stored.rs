@@ -3,7 +3,7 @@
 //! These are written with bincode 2 (serde, standard config), which is not
 //! self-describing: **never reorder, remove or change a field or an enum variant of a
 //! released version.** To evolve an event, add a new version module with the new shape,
-//! bump the type's version in [`super::current_version`] and add an upcaster from the
+//! bump the type's version in its row of [`super::types::TYPES`] and add an upcaster from the
 //! previous version. Names and addresses are plain strings here: validation rules may
 //! change, stored history may not.
 

@@ -1,0 +1,234 @@
+//! Conversions of the value types shared by many events between the domain and their
+//! frozen storage form (`*_out` to storage, `*_in` back, validating what can be invalid).
+
+use chrono::{DateTime, Utc};
+
+use super::stored::v1;
+use super::CodecError;
+use crate::context::Actor;
+use crate::event::{AutobanKey, DenyReason};
+use crate::ids::{AccountId, Address, Principal, RoomName};
+use crate::model::{BanScope, PolicyChange, Role, RoomChange, RoomConfig};
+
+pub(super) fn time_out(t: DateTime<Utc>) -> v1::Time {
+    v1::Time {
+        secs: t.timestamp(),
+        nanos: t.timestamp_subsec_nanos(),
+    }
+}
+
+pub(super) fn actor_out(a: &Actor) -> v1::Actor {
+    match a {
+        Actor::Identity(a) => v1::Actor::Identity(a.to_string()),
+        Actor::Admin => v1::Actor::Admin,
+        Actor::Service(s) => v1::Actor::Service(s.clone()),
+    }
+}
+
+pub(super) fn principal_out(p: &Principal) -> v1::Principal {
+    match p {
+        Principal::Account(a) => v1::Principal::Account(a.as_str().to_owned()),
+        Principal::Address(a) => v1::Principal::Address(a.to_string()),
+    }
+}
+
+pub(super) fn role_out(r: Role) -> v1::Role {
+    match r {
+        Role::Visitor => v1::Role::Visitor,
+        Role::Member => v1::Role::Member,
+        Role::Moderator => v1::Role::Moderator,
+        Role::Owner => v1::Role::Owner,
+    }
+}
+
+pub(super) fn scope_out(s: &BanScope) -> v1::BanScope {
+    match s {
+        BanScope::Room(r) => v1::BanScope::Room(r.as_str().to_owned()),
+        BanScope::Account(a) => v1::BanScope::Account(a.as_str().to_owned()),
+        BanScope::Server => v1::BanScope::Server,
+    }
+}
+
+pub(super) fn config_out(c: &RoomConfig) -> v1::RoomConfig {
+    v1::RoomConfig {
+        private: c.private,
+        locked: c.locked,
+        max_members: c.max_members,
+        welcome_text: c.welcome_text.clone(),
+        moderated_chat: c.moderated_chat,
+        lobby: c.lobby,
+        default_role: c.default_role.map(role_out),
+        owner_exit_destroys: c.owner_exit_destroys,
+        access_password_hash: c.access_password_hash.clone(),
+    }
+}
+
+pub(super) fn change_out(c: &RoomChange) -> v1::RoomChange {
+    match c {
+        RoomChange::Private(v) => v1::RoomChange::Private(*v),
+        RoomChange::Locked(v) => v1::RoomChange::Locked(*v),
+        RoomChange::MaxMembers(v) => v1::RoomChange::MaxMembers(*v),
+        RoomChange::WelcomeText(v) => v1::RoomChange::WelcomeText(v.clone()),
+        RoomChange::ModeratedChat(v) => v1::RoomChange::ModeratedChat(*v),
+        RoomChange::Lobby(v) => v1::RoomChange::Lobby(*v),
+        RoomChange::DefaultRole(v) => v1::RoomChange::DefaultRole(v.map(role_out)),
+        RoomChange::OwnerExitDestroys(v) => v1::RoomChange::OwnerExitDestroys(*v),
+        RoomChange::AccessPassword(v) => v1::RoomChange::AccessPassword(v.clone()),
+    }
+}
+
+pub(super) fn policy_out(c: &PolicyChange) -> v1::PolicyChange {
+    match c {
+        PolicyChange::ServerPassword(v) => v1::PolicyChange::ServerPassword(v.clone()),
+        PolicyChange::LogDays(v) => v1::PolicyChange::LogDays(*v),
+        PolicyChange::ObfuscateIps(v) => v1::PolicyChange::ObfuscateIps(*v),
+        PolicyChange::WelcomeText(v) => v1::PolicyChange::WelcomeText(v.clone()),
+    }
+}
+
+pub(super) fn deny_out(r: DenyReason) -> v1::DenyReason {
+    match r {
+        DenyReason::Banned => v1::DenyReason::Banned,
+        DenyReason::RoomFull => v1::DenyReason::RoomFull,
+        DenyReason::ServerFull => v1::DenyReason::ServerFull,
+        DenyReason::WrongPassword => v1::DenyReason::WrongPassword,
+        DenyReason::NotInvited => v1::DenyReason::NotInvited,
+        DenyReason::Locked => v1::DenyReason::Locked,
+        DenyReason::NoRole => v1::DenyReason::NoRole,
+        DenyReason::AccountDisabled => v1::DenyReason::AccountDisabled,
+        DenyReason::NotAllowed => v1::DenyReason::NotAllowed,
+        DenyReason::Lobby => v1::DenyReason::Lobby,
+    }
+}
+
+pub(super) fn key_out(k: &AutobanKey) -> v1::AutobanKey {
+    match k {
+        AutobanKey::Identity(a) => v1::AutobanKey::Identity(a.to_string()),
+        AutobanKey::Remote(r) => v1::AutobanKey::Remote(r.clone()),
+    }
+}
+
+pub(super) fn s<T: ToString>(v: &T) -> String {
+    v.to_string()
+}
+
+pub(super) fn time_in(
+    field: &'static str,
+    secs: i64,
+    nanos: u32,
+) -> Result<DateTime<Utc>, CodecError> {
+    DateTime::from_timestamp(secs, nanos).ok_or(CodecError::Invalid {
+        field,
+        reason: format!("timestamp {secs}.{nanos} out of range"),
+    })
+}
+
+pub(super) fn t_in(t: v1::Time) -> Result<DateTime<Utc>, CodecError> {
+    time_in("time", t.secs, t.nanos)
+}
+
+pub(super) fn addr_in(s: &str) -> Result<Address, CodecError> {
+    Address::parse(s).map_err(|e| CodecError::Invalid {
+        field: "address",
+        reason: e.to_string(),
+    })
+}
+
+pub(super) fn actor_in(a: v1::Actor) -> Result<Actor, CodecError> {
+    Ok(match a {
+        v1::Actor::Identity(a) => Actor::Identity(addr_in(&a)?),
+        v1::Actor::Admin => Actor::Admin,
+        v1::Actor::Service(s) => Actor::Service(s),
+    })
+}
+
+pub(super) fn principal_in(p: v1::Principal) -> Result<Principal, CodecError> {
+    Ok(match p {
+        v1::Principal::Account(a) => Principal::Account(AccountId::from_stored(a)),
+        v1::Principal::Address(a) => Principal::Address(addr_in(&a)?),
+    })
+}
+
+pub(super) fn role_in(r: v1::Role) -> Role {
+    match r {
+        v1::Role::Visitor => Role::Visitor,
+        v1::Role::Member => Role::Member,
+        v1::Role::Moderator => Role::Moderator,
+        v1::Role::Owner => Role::Owner,
+    }
+}
+
+pub(super) fn scope_in(s: v1::BanScope) -> BanScope {
+    match s {
+        v1::BanScope::Room(r) => BanScope::Room(RoomName::from_stored(r)),
+        v1::BanScope::Account(a) => BanScope::Account(AccountId::from_stored(a)),
+        v1::BanScope::Server => BanScope::Server,
+    }
+}
+
+pub(super) fn config_in(c: v1::RoomConfig) -> RoomConfig {
+    RoomConfig {
+        private: c.private,
+        locked: c.locked,
+        max_members: c.max_members,
+        welcome_text: c.welcome_text,
+        moderated_chat: c.moderated_chat,
+        lobby: c.lobby,
+        default_role: c.default_role.map(role_in),
+        owner_exit_destroys: c.owner_exit_destroys,
+        access_password_hash: c.access_password_hash,
+    }
+}
+
+pub(super) fn change_in(c: v1::RoomChange) -> RoomChange {
+    match c {
+        v1::RoomChange::Private(v) => RoomChange::Private(v),
+        v1::RoomChange::Locked(v) => RoomChange::Locked(v),
+        v1::RoomChange::MaxMembers(v) => RoomChange::MaxMembers(v),
+        v1::RoomChange::WelcomeText(v) => RoomChange::WelcomeText(v),
+        v1::RoomChange::ModeratedChat(v) => RoomChange::ModeratedChat(v),
+        v1::RoomChange::Lobby(v) => RoomChange::Lobby(v),
+        v1::RoomChange::DefaultRole(v) => RoomChange::DefaultRole(v.map(role_in)),
+        v1::RoomChange::OwnerExitDestroys(v) => RoomChange::OwnerExitDestroys(v),
+        v1::RoomChange::AccessPassword(v) => RoomChange::AccessPassword(v),
+    }
+}
+
+pub(super) fn policy_in(c: v1::PolicyChange) -> PolicyChange {
+    match c {
+        v1::PolicyChange::ServerPassword(v) => PolicyChange::ServerPassword(v),
+        v1::PolicyChange::LogDays(v) => PolicyChange::LogDays(v),
+        v1::PolicyChange::ObfuscateIps(v) => PolicyChange::ObfuscateIps(v),
+        v1::PolicyChange::WelcomeText(v) => PolicyChange::WelcomeText(v),
+    }
+}
+
+pub(super) fn deny_in(r: v1::DenyReason) -> DenyReason {
+    match r {
+        v1::DenyReason::Banned => DenyReason::Banned,
+        v1::DenyReason::RoomFull => DenyReason::RoomFull,
+        v1::DenyReason::ServerFull => DenyReason::ServerFull,
+        v1::DenyReason::WrongPassword => DenyReason::WrongPassword,
+        v1::DenyReason::NotInvited => DenyReason::NotInvited,
+        v1::DenyReason::Locked => DenyReason::Locked,
+        v1::DenyReason::NoRole => DenyReason::NoRole,
+        v1::DenyReason::AccountDisabled => DenyReason::AccountDisabled,
+        v1::DenyReason::NotAllowed => DenyReason::NotAllowed,
+        v1::DenyReason::Lobby => DenyReason::Lobby,
+    }
+}
+
+pub(super) fn key_in(k: v1::AutobanKey) -> Result<AutobanKey, CodecError> {
+    Ok(match k {
+        v1::AutobanKey::Identity(a) => AutobanKey::Identity(addr_in(&a)?),
+        v1::AutobanKey::Remote(r) => AutobanKey::Remote(r),
+    })
+}
+
+pub(super) fn room_in(s: String) -> RoomName {
+    RoomName::from_stored(s)
+}
+
+pub(super) fn acc_in(s: String) -> AccountId {
+    AccountId::from_stored(s)
+}
