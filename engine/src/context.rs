@@ -150,15 +150,22 @@ pub struct RecordMeta {
 impl Context {
     /// The record metadata for this command under `policy`.
     pub fn record_meta(&self, policy: &Policy) -> RecordMeta {
+        self.record_meta_with(
+            self.origin
+                .remote_addr
+                .as_deref()
+                .map(|r| stored_remote_addr(r, policy.obfuscate_ips, &self.ip_key)),
+        )
+    }
+
+    /// The record metadata with the remote address already in its stored form (the
+    /// engine service remembers stored forms; see `service::remotes`).
+    pub fn record_meta_with(&self, stored_remote: Option<String>) -> RecordMeta {
         RecordMeta {
             actor: self.actor.clone(),
             gateway: self.origin.gateway.clone(),
             protocol: self.origin.protocol.clone(),
-            remote: self
-                .origin
-                .remote_addr
-                .as_deref()
-                .map(|r| stored_remote_addr(r, policy.obfuscate_ips, &self.ip_key)),
+            remote: stored_remote,
             correlation_id: self.correlation_id.clone(),
             causation_id: self.causation_id.clone(),
         }

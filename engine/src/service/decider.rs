@@ -10,6 +10,7 @@ use conclave_journal::AppendRequest;
 
 use super::nonces::Nonces;
 use super::pipeline::{Decided, Job, Pending, Reply, MAX_BATCH};
+use super::remotes::RemoteMemo;
 use super::{records, EngineError, Inner, Outcome, Prechecked, Request};
 use crate::context::{Actor, Context, Origin};
 use crate::decide::decide;
@@ -30,6 +31,7 @@ pub(super) struct Decider {
     /// Records and decisions of the batch being built, not yet submitted.
     records: Vec<conclave_journal::NewRecord>,
     decided: Vec<Decided>,
+    remotes: RemoteMemo,
 }
 
 pub(super) fn decider(
@@ -50,6 +52,7 @@ pub(super) fn decider(
         nonces: Nonces::new(),
         records: Vec::new(),
         decided: Vec::new(),
+        remotes: RemoteMemo::default(),
     };
     // Decide everything already queued, then submit it as one append: the journal and
     // the completer then handle one request and one wake-up per batch, not per command.
@@ -203,10 +206,15 @@ impl Decider {
     ) {
         let mut records = Vec::with_capacity(events.len());
         let max_bytes = self.inner.config.journal.max_record_bytes;
+        let remote = ctx.origin.remote_addr.as_deref().map(|raw| {
+            self.remotes
+                .stored(raw, self.working.policy.obfuscate_ips, &ctx.ip_key)
+        });
+        let meta = ctx.record_meta_with(remote);
         for e in &events {
             // A record the journal would refuse is refused here, alone: in the batch's
             // append it would fail every command batched with it.
-            let record = records::to_record(e, ctx, &self.working, authorized_by.as_deref())
+            let record = records::to_record(e, &meta, authorized_by.as_deref())
                 .map_err(|err| EngineError::Encode(err.to_string()))
                 .and_then(|r| r.validate(max_bytes).map(|()| r).map_err(EngineError::from));
             match record {

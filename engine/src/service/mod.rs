@@ -29,6 +29,7 @@ mod pipeline;
 pub mod purge;
 mod rebuild;
 mod records;
+mod remotes;
 mod request;
 
 use std::sync::atomic::{AtomicBool, Ordering};

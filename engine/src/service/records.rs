@@ -4,22 +4,20 @@
 use conclave_journal::{Content, Metadata, NewRecord, Reader, Record};
 
 use crate::codec::{self, CodecError};
-use crate::context::Context;
+use crate::context::RecordMeta;
 use crate::event::Event;
-use crate::state::State;
 
 use super::EngineError;
 
-/// The journal record for an event decided in `ctx`. The remote address is stored
-/// obfuscated when the policy says so (Mumble `obfuscate-ips`).
+/// The journal record for an event with the metadata of the command that decided it
+/// ([`crate::Context::record_meta`]: the remote address already obfuscated when the
+/// policy says so, Mumble `obfuscate-ips`).
 pub(crate) fn to_record(
     event: &Event,
-    ctx: &Context,
-    state: &State,
+    meta: &RecordMeta,
     authorized_by: Option<&str>,
 ) -> Result<NewRecord, CodecError> {
     let encoded = codec::encode(event)?;
-    let meta = ctx.record_meta(&state.policy);
     let nonempty = |s: &str| (!s.is_empty()).then(|| s.to_owned());
     Ok(NewRecord {
         stream: event.stream().to_string(),
@@ -32,9 +30,9 @@ pub(crate) fn to_record(
             actor: Some(event.actor.to_string()),
             gateway: nonempty(&meta.gateway),
             protocol: nonempty(&meta.protocol),
-            remote_addr: meta.remote,
-            correlation_id: Some(meta.correlation_id),
-            causation_id: meta.causation_id,
+            remote_addr: meta.remote.clone(),
+            correlation_id: Some(meta.correlation_id.clone()),
+            causation_id: meta.causation_id.clone(),
             authorized_by: authorized_by.map(str::to_owned),
         },
     })

@@ -114,7 +114,11 @@ fn golden_fixture_keeps_decoding() {
     }
     assert!(upcast_checked, "fixture must hold a v1 peer_kick");
     for spec in TYPES {
-        assert!(types_seen.contains(spec.name), "fixture lacks {}", spec.name);
+        assert!(
+            types_seen.contains(spec.name),
+            "fixture lacks {}",
+            spec.name
+        );
     }
 }
 
@@ -169,6 +173,10 @@ fn every_type_has_one_row_and_every_variant_a_row() {
     // The samples cover every variant (the golden fixture checks that every row is
     // reached); each one's domain name must have a row, or encode fails.
     for e in sample_events(&SampleParams::default()) {
-        assert!(names.contains(e.type_name()), "no row for {}", e.type_name());
+        assert!(
+            names.contains(e.type_name()),
+            "no row for {}",
+            e.type_name()
+        );
     }
 }
