@@ -414,6 +414,11 @@ pub enum Command {
         /// The text.
         text: String,
     },
+    /// Lift an autoban before it runs out (operator only; Mumble's ban list editing).
+    LiftAutoban {
+        /// The identity or the stored remote address (as listed).
+        key: crate::event::AutobanKey,
+    },
 
     // ---- retention ----
     /// Journal that personal content is about to be purged (retention or erasure).
@@ -495,6 +500,7 @@ impl Command {
             Command::SetLogDays { .. } => "set_log_days",
             Command::SetObfuscateIps { .. } => "set_obfuscate_ips",
             Command::SetWelcomeText { .. } => "set_welcome_text",
+            Command::LiftAutoban { .. } => "lift_autoban",
             Command::RecordContentPurge { .. } => "record_content_purge",
         }
     }

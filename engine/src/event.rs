@@ -60,6 +60,13 @@ pub enum DenyReason {
     NotAllowed,
     /// The room has a lobby: knock first.
     Lobby,
+    /// A password was needed and none was given: the usual "ask for the password"
+    /// step of a client, not a guess.
+    PasswordRequired,
+    /// The invitation presented has expired.
+    InvitationExpired,
+    /// The invitation presented was already used or revoked.
+    InvitationClosed,
 }
 
 impl DenyReason {
@@ -76,12 +83,16 @@ impl DenyReason {
             DenyReason::AccountDisabled => "account_disabled",
             DenyReason::NotAllowed => "not_allowed",
             DenyReason::Lobby => "lobby",
+            DenyReason::PasswordRequired => "password_required",
+            DenyReason::InvitationExpired => "invitation_expired",
+            DenyReason::InvitationClosed => "invitation_closed",
         }
     }
 
     /// Whether this denial counts towards autoban. Guessing (passwords, invitations,
-    /// allow-lists, roles) counts; a full or locked room, an existing ban or a lobby does
-    /// not, so honest retries are never punished.
+    /// allow-lists, roles) counts; a full or locked room, an existing ban, a lobby, a
+    /// join that has not offered a password yet, or an invitation that has run out or
+    /// was used does not, so honest clients are never punished.
     pub fn counts_for_autoban(self) -> bool {
         matches!(
             self,
@@ -534,6 +545,11 @@ pub enum EventKind {
         attempts: u32,
         /// Until when.
         until: DateTime<Utc>,
+        /// Whether it also ended the live sessions it matched. Autobans written before
+        /// `autoban` v2 did (and still do on replay); since then an autoban only refuses
+        /// new attempts, as Mumble's does, so a guesser cannot throw out the people who
+        /// share an address or whose name was guessed.
+        ends_sessions: bool,
     },
     /// An autoban ended.
     AutobanLifted {

@@ -433,9 +433,17 @@ pub fn evolve(state: &mut State, event: &Event) {
         E::ActionDenied { .. } => {}
 
         // ---- autoban ----
-        E::AutobanApplied { key, until, .. } => {
+        E::AutobanApplied {
+            key,
+            until,
+            ends_sessions,
+            ..
+        } => {
             state.autobans.insert(key.clone(), *until);
             state.failures.remove(key);
+            if !*ends_sessions {
+                return;
+            }
             let State { rooms, online, .. } = state;
             for r in rooms.values_mut() {
                 let hit: Vec<(Principal, crate::ids::SessionId)> = r

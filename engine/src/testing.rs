@@ -434,6 +434,7 @@ pub fn sample_events(p: &SampleParams) -> Vec<Event> {
             key: AutobanKey::Remote("h:abcd".into()),
             attempts: p.n,
             until: later,
+            ends_sessions: false,
         },
         E::AutobanLifted {
             key: AutobanKey::Identity(address.clone()),

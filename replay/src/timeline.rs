@@ -371,12 +371,18 @@ pub fn describe(e: &Event, had_content: bool) -> (Option<String>, String) {
             key,
             attempts,
             until,
+            ends_sessions,
         } => (
             Some(autoban_key(key)),
             format!(
-                "{} autobanned after {attempts} failures until {}",
+                "{} autobanned after {attempts} failures until {}{}",
                 autoban_key(key),
-                fmt_time(*until)
+                fmt_time(*until),
+                if *ends_sessions {
+                    ", ending its live sessions"
+                } else {
+                    ""
+                }
             ),
         ),
         E::AutobanLifted { key } => (

@@ -98,6 +98,9 @@ pub(super) fn deny_out(r: DenyReason) -> v1::DenyReason {
         DenyReason::AccountDisabled => v1::DenyReason::AccountDisabled,
         DenyReason::NotAllowed => v1::DenyReason::NotAllowed,
         DenyReason::Lobby => v1::DenyReason::Lobby,
+        DenyReason::PasswordRequired => v1::DenyReason::PasswordRequired,
+        DenyReason::InvitationExpired => v1::DenyReason::InvitationExpired,
+        DenyReason::InvitationClosed => v1::DenyReason::InvitationClosed,
     }
 }
 
@@ -215,6 +218,9 @@ pub(super) fn deny_in(r: v1::DenyReason) -> DenyReason {
         v1::DenyReason::AccountDisabled => DenyReason::AccountDisabled,
         v1::DenyReason::NotAllowed => DenyReason::NotAllowed,
         v1::DenyReason::Lobby => DenyReason::Lobby,
+        v1::DenyReason::PasswordRequired => DenyReason::PasswordRequired,
+        v1::DenyReason::InvitationExpired => DenyReason::InvitationExpired,
+        v1::DenyReason::InvitationClosed => DenyReason::InvitationClosed,
     }
 }
 

@@ -308,10 +308,12 @@ pub(super) fn payload(
             key,
             attempts,
             until,
-        } => put!(v1::AutobanApplied {
+            ends_sessions,
+        } => put!(v2::AutobanApplied {
             key: key_out(key),
             attempts: *attempts,
             until: time_out(*until),
+            ends_sessions: *ends_sessions,
         }),
         E::AutobanLifted { key } => put!(v1::AutobanLifted { key: key_out(key) }),
         E::MessagePosted {

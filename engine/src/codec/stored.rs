@@ -2,7 +2,8 @@
 //!
 //! These are written with bincode 2 (serde, standard config), which is not
 //! self-describing: **never reorder, remove or change a field or an enum variant of a
-//! released version.** To evolve an event, add a new version module with the new shape,
+//! released version** (a variant may be appended at the end of an enum: bincode stores
+//! its index, so older records keep their meaning). To evolve an event, add a new version module with the new shape,
 //! bump the type's version in its row of [`super::types::TYPES`] and add an upcaster from the
 //! previous version. Names and addresses are plain strings here: validation rules may
 //! change, stored history may not.
@@ -157,6 +158,13 @@ pub mod v1 {
         NotAllowed,
         /// Lobby.
         Lobby,
+        // Appended later (new variants go last, so older records keep their index).
+        /// No password given where one was needed.
+        PasswordRequired,
+        /// The invitation had expired.
+        InvitationExpired,
+        /// The invitation was used or revoked.
+        InvitationClosed,
     }
 
     /// Why a room was deleted.
@@ -561,11 +569,25 @@ pub mod v1 {
     }
 }
 
-/// Schema version 2: `peer_kick` gained a reason.
+/// Schema version 2: `peer_kick` gained a reason; `autoban` says whether it ended the
+/// sessions it matched.
 pub mod v2 {
     use serde::{Deserialize, Serialize};
 
-    use super::v1::Principal;
+    use super::v1::{AutobanKey, Principal, Time};
+
+    /// `autoban` version 2.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct AutobanApplied {
+        /// Key.
+        pub key: AutobanKey,
+        /// Attempts counted.
+        pub attempts: u32,
+        /// Until.
+        pub until: Time,
+        /// Whether matching live sessions were ended (v1: always).
+        pub ends_sessions: bool,
+    }
 
     /// `peer_kick` version 2.
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -396,14 +396,15 @@ pub static TYPES: &[TypeSpec] = &[
             },
         ))
     }),
-    row("autoban", 1, |r| {
-        let (env, p): (_, v1::AutobanApplied) = r.read()?;
+    row("autoban", 2, |r| {
+        let (env, p): (_, v2::AutobanApplied) = r.read()?;
         Ok((
             env,
             EventKind::AutobanApplied {
                 key: key_in(p.key)?,
                 attempts: p.attempts,
                 until: t_in(p.until)?,
+                ends_sessions: p.ends_sessions,
             },
         ))
     }),

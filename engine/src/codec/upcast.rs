@@ -11,7 +11,10 @@ use super::{de, ser, CodecError};
 pub type Upcaster = fn(&[u8]) -> Result<Vec<u8>, CodecError>;
 
 /// The upcaster chain: `(event_type, from_version, upcaster to from_version + 1)`.
-pub const UPCASTERS: &[(&str, u16, Upcaster)] = &[("peer_kick", 1, kicked_v1_to_v2)];
+pub const UPCASTERS: &[(&str, u16, Upcaster)] = &[
+    ("peer_kick", 1, kicked_v1_to_v2),
+    ("autoban", 1, autoban_v1_to_v2),
+];
 
 /// Brings `payload` of `name` from `version` up to `current`, one step at a time.
 pub(super) fn to_current<'a>(
@@ -33,6 +36,18 @@ pub(super) fn to_current<'a>(
         version += 1;
     }
     Ok(bytes)
+}
+
+/// `autoban` v1 → v2: every v1 autoban ended the live sessions it matched.
+fn autoban_v1_to_v2(bytes: &[u8]) -> Result<Vec<u8>, CodecError> {
+    let (env, old): (v1::Envelope, v1::AutobanApplied) = de("autoban", 1, bytes)?;
+    let new = v2::AutobanApplied {
+        key: old.key,
+        attempts: old.attempts,
+        until: old.until,
+        ends_sessions: true,
+    };
+    ser("autoban", &(env, new))
 }
 
 /// `peer_kick` v1 → v2: the reason did not exist, so it is `None`.

@@ -4,9 +4,37 @@
 
 use chrono::Duration;
 
-use super::Cx;
+use super::{Cx, Decision};
 use crate::event::{AutobanKey, DenyReason, Event, EventKind};
 use crate::ids::Address;
+use crate::policy::stored_remote_addr;
+use crate::rejection::Rejection;
+
+/// An operator lifts an autoban early. A remote address may be given as listed (its
+/// stored form) or as the plain IP address, which is turned into its stored form here.
+/// Lifting one that is not in force is a no-op, as for an autoban the clock lifted a
+/// moment before.
+pub(super) fn lift(cx: &Cx<'_>, key: &AutobanKey) -> Decision {
+    cx.require_operator()?;
+    let key = match key {
+        AutobanKey::Remote(r) if r.is_empty() || r.len() > 128 => {
+            return Err(Rejection::InvalidInput {
+                field: "key",
+                reason: "a remote address, as listed or as an IP address, 1 to 128 characters"
+                    .into(),
+            }
+            .into())
+        }
+        AutobanKey::Remote(r) if r.parse::<std::net::IpAddr>().is_ok() => AutobanKey::Remote(
+            stored_remote_addr(r, cx.state.policy.obfuscate_ips, &cx.ctx.ip_key),
+        ),
+        other => other.clone(),
+    };
+    if !cx.state.autobans.contains_key(&key) {
+        return Ok(vec![]);
+    }
+    Ok(vec![cx.event(EventKind::AutobanLifted { key })])
+}
 
 /// The autoban events a new denial triggers, given the failures already counted.
 pub(super) fn on_denial(
@@ -42,6 +70,7 @@ pub(super) fn on_denial(
                     key,
                     attempts,
                     until,
+                    ends_sessions: false,
                 })
             })
         })

@@ -148,7 +148,10 @@ impl<'a, 'c> Attempt<'a, 'c> {
         kind: PasswordKind,
     ) -> Result<(), Rejected> {
         match attempt {
-            None => Err(self.deny(DenyReason::WrongPassword, Rejection::PasswordRequired(kind))),
+            None => Err(self.deny(
+                DenyReason::PasswordRequired,
+                Rejection::PasswordRequired(kind),
+            )),
             Some(s) if self.cx.verifier.verify(hash, s.expose()) => Ok(()),
             Some(_) => Err(self.deny(DenyReason::WrongPassword, Rejection::WrongPassword(kind))),
         }
@@ -172,10 +175,10 @@ impl<'a, 'c> Attempt<'a, 'c> {
             return Err(self.deny(DenyReason::NotInvited, Rejection::InvitationNotFound));
         };
         if !inv.is_open() {
-            return Err(self.deny(DenyReason::NotInvited, Rejection::InvitationClosed));
+            return Err(self.deny(DenyReason::InvitationClosed, Rejection::InvitationClosed));
         }
         if !inv.usable_at(now) {
-            return Err(self.deny(DenyReason::NotInvited, Rejection::InvitationExpired));
+            return Err(self.deny(DenyReason::InvitationExpired, Rejection::InvitationExpired));
         }
         // Email invitations are bearer tokens (VROOM links); others are personal.
         if inv.invitee.scheme() != Scheme::Mailto && !mine(inv) {

@@ -144,6 +144,7 @@ fn dispatch(cx: &Cx<'_>, cmd: &Command) -> Decision {
         | C::SetLogDays { .. }
         | C::SetObfuscateIps { .. }
         | C::SetWelcomeText { .. } => policies::decide(cx, cmd),
+        C::LiftAutoban { key } => autoban::lift(cx, key),
         C::RecordContentPurge {
             subject,
             before,

@@ -43,7 +43,7 @@ fn tenth_failure_in_the_window_bans_for_five_minutes() {
         .err("auth.wrong_password", &["join_denied", "autoban"]);
     assert!(matches!(
         &r.record[1].kind,
-        EventKind::AutobanApplied { key: AutobanKey::Identity(a), attempts: 10, until }
+        EventKind::AutobanApplied { key: AutobanKey::Identity(a), attempts: 10, until, ends_sessions: false }
             if *a == sip("bob") && *until == w.now + chrono::Duration::seconds(300)
     ));
     assert_eq!(r.record[1].stream(), StreamId::Server);
@@ -104,17 +104,28 @@ fn by_remote_address_across_identities() {
 }
 
 #[test]
-fn autoban_ends_present_sessions_and_ignores_honest_failures() {
+fn autoban_refuses_new_attempts_but_ends_no_live_session() {
     let mut w = guarded();
     w.run(&user("alice"), create_room("lounge"));
     w.run(&user("bob"), join("lounge", "l"));
+    w.run(&user("dave"), join("lounge", "d"));
     guess(&mut w, "bob", 9);
     w.when(
         &user("bob"),
         join_with("vault", "s9", with_password("wrong")),
     )
     .err("auth.wrong_password", &["join_denied", "autoban"]);
-    assert!(!w.members("lounge").contains(&who("bob")));
+    // Bob's session and Dave's (same address) stay; new attempts are refused.
+    assert!(w.members("lounge").contains(&who("bob")));
+    assert!(w.members("lounge").contains(&who("dave")));
+    w.when(&user("bob"), join("lounge", "l2"))
+        .err("membership.banned", &["join_denied"]);
+}
+
+#[test]
+fn honest_failures_do_not_count() {
+    let mut w = guarded();
+    w.run(&user("alice"), create_room("lounge"));
     // A full room is not guessing.
     w.run(
         &user("alice"),
@@ -157,4 +168,105 @@ fn autoban_can_be_disabled() {
     );
     guess(&mut w, "bob", 20);
     assert!(w.state.autobans.is_empty());
+}
+
+#[test]
+fn asking_for_the_password_is_not_a_guess() {
+    let mut w = guarded();
+    for i in 0..12 {
+        let r = w
+            .when(&user("bob"), join("vault", &format!("p{i}")))
+            .err("auth.password_required", &["join_denied"]);
+        assert!(matches!(
+            r.record[0].kind,
+            EventKind::JoinDenied {
+                reason: DenyReason::PasswordRequired,
+                ..
+            }
+        ));
+    }
+    assert!(w.state.autobans.is_empty());
+    w.when(
+        &user("bob"),
+        join_with("vault", "ok", with_password("right")),
+    )
+    .ok(&["room_join"]);
+}
+
+#[test]
+fn an_expired_invitation_is_not_a_guess() {
+    let mut w = guarded();
+    w.run(
+        &user("alice"),
+        Command::ConfigureRoom {
+            room: room("vault"),
+            changes: vec![RoomChange::Private(true)],
+        },
+    );
+    let issued = w.run(
+        &user("alice"),
+        Command::Invite {
+            room: room("vault"),
+            invitee: sip("bob"),
+            ttl_secs: Some(60),
+            single_use: true,
+        },
+    );
+    let inv = issued
+        .iter()
+        .find_map(|e| match &e.kind {
+            EventKind::InvitationIssued { invitation, .. } => Some(invitation.clone()),
+            _ => None,
+        })
+        .expect("an invitation");
+    w.advance(120);
+    for i in 0..12 {
+        let r = w
+            .when(
+                &user("bob"),
+                join_with(
+                    "vault",
+                    &format!("e{i}"),
+                    Credentials {
+                        invitation: Some(inv.clone()),
+                        ..Credentials::default()
+                    },
+                ),
+            )
+            .err("invitation.expired", &["join_denied"]);
+        assert!(matches!(
+            r.record[0].kind,
+            EventKind::JoinDenied {
+                reason: DenyReason::InvitationExpired,
+                ..
+            }
+        ));
+    }
+    assert!(w.state.autobans.is_empty());
+}
+
+#[test]
+fn an_operator_lifts_an_autoban_and_no_one_else_can() {
+    let mut w = guarded();
+    guess(&mut w, "bob", 9);
+    w.when(
+        &user("bob"),
+        join_with("vault", "s9", with_password("wrong")),
+    )
+    .err("auth.wrong_password", &["join_denied", "autoban"]);
+    let keys: Vec<AutobanKey> = w.state.autobans.keys().cloned().collect();
+    assert_eq!(keys, [AutobanKey::Identity(sip("bob"))]);
+    for key in keys {
+        w.when(&user("alice"), Command::LiftAutoban { key: key.clone() })
+            .err("perm.not_admin", &["api_action_denied"]);
+        w.when(&Actor::Admin, Command::LiftAutoban { key: key.clone() })
+            .ok(&["autoban_lift"]);
+        // Lifting twice is a no-op.
+        w.when(&Actor::Admin, Command::LiftAutoban { key }).ok(&[]);
+    }
+    w.when(
+        &user("bob"),
+        join_with("vault", "ok", with_password("right")),
+    )
+    .ok(&["room_join"]);
 }

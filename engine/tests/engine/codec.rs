@@ -85,7 +85,7 @@ fn golden_fixture_keeps_decoding() {
     }
     let text = std::fs::read_to_string(FIXTURE).expect("golden fixture present");
     let mut types_seen = std::collections::BTreeSet::new();
-    let mut upcast_checked = false;
+    let mut upcasts_checked = std::collections::BTreeSet::new();
     for (n, line) in text.lines().enumerate() {
         let parts: Vec<&str> = line.split(' ').collect();
         assert_eq!(parts.len(), 4, "line {n}");
@@ -108,11 +108,26 @@ fn golden_fixture_keeps_decoding() {
                 assert_eq!(again.personal_content, content, "line {n}");
             }
         } else {
-            assert_eq!(event, kick_v1().1, "line {n}: upcast result");
-            upcast_checked = true;
+            match t {
+                "peer_kick" => assert_eq!(event, kick_v1().1, "line {n}: upcast result"),
+                "autoban" => assert!(
+                    matches!(
+                        event.kind,
+                        EventKind::AutobanApplied {
+                            ends_sessions: true,
+                            ..
+                        }
+                    ),
+                    "line {n}: a v1 autoban ended the sessions it matched"
+                ),
+                other => panic!("line {n}: no upcast expectation for {other} v{v}"),
+            }
+            upcasts_checked.insert(t.to_owned());
         }
     }
-    assert!(upcast_checked, "fixture must hold a v1 peer_kick");
+    for t in ["peer_kick", "autoban"] {
+        assert!(upcasts_checked.contains(t), "fixture must hold a v1 {t}");
+    }
     for spec in TYPES {
         assert!(
             types_seen.contains(spec.name),

@@ -155,6 +155,13 @@ pub async fn list_server_bans(app: App, ctx: Ctx) -> ApiResult<Json<Value>> {
     )))
 }
 
+pub async fn list_autobans(app: App, ctx: Ctx) -> ApiResult<Json<Value>> {
+    require_admin(&ctx)?;
+    Ok(Json(app.engine.read(
+        |st| json!({ "autobans": views::autobans(&st.autobans) }),
+    )))
+}
+
 pub async fn list_accounts(app: App, ctx: Ctx) -> ApiResult<Json<Value>> {
     require_admin(&ctx)?;
     Ok(Json(app.engine.read(|st| {

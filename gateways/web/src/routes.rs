@@ -199,6 +199,8 @@ pub fn table() -> Vec<Route> {
         route(g.clone(), "/bans", get(query::list_server_bans), "moderation", Admin, "Server-wide bans", None, 200, list("bans", r("Ban"))),
         route(p.clone(), "/bans", post(api::ban_server), "moderation", Admin, "Ban from the whole server, every protocol", Some(ban_body()), 201, cmd()),
         route(d.clone(), "/bans/{subject}", delete(api::unban_server), "moderation", Admin, "Lift a server ban", None, 200, cmd()),
+        route(g.clone(), "/autobans", get(query::list_autobans), "moderation", Admin, "Autobans in force (Mumble): identities and remote addresses (stored form) refused after too many failed joins", None, 200, list("autobans", json!({"type": "object", "required": ["kind", "value", "until"], "properties": {"kind": {"enum": ["identity", "remote"]}, "value": s(), "until": s()}}))),
+        route(d.clone(), "/autobans/{kind}/{value}", delete(api::lift_autoban), "moderation", Admin, "Lift an autoban early: kind identity (an address) or remote (as listed, or a plain IP address)", None, 200, cmd()),
         // ---- accounts ----
         route(g.clone(), "/accounts", get(query::list_accounts), "accounts", Admin, "Accounts with every detail (Jami list-accounts, list-account-details)", None, 200, list("accounts", r("Account"))),
         route(p.clone(), "/accounts", post(api::create_account), "accounts", Admin, "Create an account", Some(obj(&["account"], vec![("account", s()), ("display_name", nullable(s()))])), 201, cmd()),

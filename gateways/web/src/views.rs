@@ -1,7 +1,10 @@
 //! JSON views of the committed state: what GET routes answer. Hashes never leave the
 //! server (only `has_password`-style flags do).
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, SecondsFormat, Utc};
+use conclave_engine::event::AutobanKey;
 use conclave_engine::model::Role;
 use conclave_engine::service::Outcome;
 use conclave_engine::state::{Account, Ban, Gate, Invitation, InvitationState, Room};
@@ -146,6 +149,22 @@ pub fn bans<'a>(bans: impl Iterator<Item = (&'a Principal, &'a Ban)>) -> Value {
             })
         })
         .collect(),
+    )
+}
+
+/// Autobans in force, as `DELETE /autobans/{kind}/{value}` names them.
+pub fn autobans(autobans: &BTreeMap<AutobanKey, DateTime<Utc>>) -> Value {
+    Value::Array(
+        autobans
+            .iter()
+            .map(|(k, until)| {
+                let (kind, value) = match k {
+                    AutobanKey::Identity(a) => ("identity", a.to_string()),
+                    AutobanKey::Remote(r) => ("remote", r.clone()),
+                };
+                json!({ "kind": kind, "value": value, "until": time(*until) })
+            })
+            .collect(),
     )
 }
 

@@ -737,6 +737,7 @@ impl Builder {
                 key,
                 attempts,
                 until,
+                ..
             } => {
                 let k = autoban_key(key);
                 self.open_autobans.insert(k.clone(), self.autobans.len());

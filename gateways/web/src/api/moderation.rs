@@ -1,6 +1,7 @@
 //! Moderation: mute, video, kick, bans, hands, moderated chat.
 
 use super::*;
+use conclave_engine::event::AutobanKey;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -153,6 +154,26 @@ pub async fn unban_server(
         },
     )
     .await
+}
+
+/// `DELETE /autobans/{kind}/{value}`: lift an autoban (`identity` and an address, or
+/// `remote` and the stored form as listed or a plain IP address).
+pub async fn lift_autoban(
+    app: App,
+    ctx: Ctx,
+    PathParams((kind, value)): PathParams<(String, String)>,
+) -> ApiResult<Response> {
+    let key = match kind.as_str() {
+        "identity" => AutobanKey::Identity(parse_address("value", &value)?),
+        "remote" => AutobanKey::Remote(value),
+        _ => {
+            return Err(ApiError::invalid(
+                "kind: expected identity or remote".to_owned(),
+            ))
+        }
+    };
+    let actor = any_actor(&ctx)?;
+    simple(&app, &ctx, actor, Command::LiftAutoban { key }).await
 }
 
 pub async fn ban_account(
