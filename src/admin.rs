@@ -75,6 +75,12 @@ pub enum AdminAction {
     ListRooms,
     /// Kamailio imc_list_members ROOM: who is present in a room.
     ListMembers { room: String },
+    /// Mumble's ban list, automatic part: identities and addresses refused after too
+    /// many failed joins, and until when.
+    ListAutobans,
+    /// Lift an autoban early: KIND is `identity` (VALUE an address such as `web:bob`) or
+    /// `remote` (VALUE as listed, or a plain IP address).
+    LiftAutoban { kind: String, value: String },
 }
 
 /// A REST client with the admin token (also used by `journal retention|erase --server`).
@@ -417,6 +423,24 @@ pub fn run(args: AdminArgs) -> anyhow::Result<()> {
                     r["members"].as_u64().unwrap_or(0),
                 ));
             }
+            v
+        }
+        AdminAction::ListAutobans => {
+            let v = c.request("GET", "/autobans", None)?;
+            for a in v["autobans"].as_array().into_iter().flatten() {
+                out.push_str(&format!(
+                    "AUTOBAN: {} {} until {}\n",
+                    a["kind"].as_str().unwrap_or("?"),
+                    a["value"].as_str().unwrap_or("?"),
+                    a["until"].as_str().unwrap_or("?"),
+                ));
+            }
+            v
+        }
+        AdminAction::LiftAutoban { kind, value } => {
+            let path = format!("/autobans/{}/{}", seg(kind), seg(value));
+            let v = c.request("DELETE", &path, None)?;
+            out.push_str(&format!("autoban on {kind} {value} lifted\n"));
             v
         }
         AdminAction::ListMembers { room } => {

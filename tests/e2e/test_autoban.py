@@ -66,8 +66,12 @@ def test_autoban_refuses_new_attempts_and_ends_no_session(conclave_bin, tmp_path
         assert join(server, "vault", "frank", password="right").status_code == 201
         # Mallory's own name stays autobanned until lifted by name.
         assert join(server, "vault", "mallory", password="right").status_code == 403
-        r = requests.delete(f"{server.url}/autobans/identity/web:mallory", headers=server.admin(), timeout=10)
-        assert r.status_code == 200, r.text
+        # The same through `conclave admin`.
+        listed = server.cli("list-autobans")
+        assert listed.returncode == 0, listed.stderr
+        assert "AUTOBAN: identity web:mallory until " in listed.stdout, listed.stdout
+        lifted = server.cli("lift-autoban", "identity", "web:mallory")
+        assert lifted.returncode == 0, lifted.stderr
         assert requests.get(f"{server.url}/autobans", headers=server.admin(), timeout=10).json()["autobans"] == []
 
         # Not for anyone else.
