@@ -91,13 +91,21 @@ impl Inner {
         self.committed.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Queues a password check on the bounded pool, or refuses as busy.
+    /// Queues a password check on the bounded pool, or refuses as busy. The source is
+    /// the request's remote IP address (its port dropped), so one address gets a fair
+    /// share of the pool (see [`password::HashPool`]).
     fn queue_password_check(
         &self,
+        origin: &crate::context::Origin,
         hashes: Vec<String>,
         attempts: Vec<String>,
     ) -> Result<oneshot::Receiver<Prechecked>, EngineError> {
-        match self.hash_pool.submit(hashes, attempts) {
+        let source = origin.remote_addr.as_deref().map(|r| {
+            r.parse::<std::net::SocketAddr>()
+                .map(|sa| sa.ip().to_string())
+                .unwrap_or_else(|_| r.to_owned())
+        });
+        match self.hash_pool.submit(source.as_deref(), hashes, attempts) {
             Ok(rx) => {
                 self.metrics.password_check();
                 Ok(rx)
@@ -185,9 +193,9 @@ impl Engine {
             alarm: Arc::new(Alarm::default()),
             hash_pool: {
                 let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-                password::HashPool::new(workers, workers * HASH_QUEUE_PER_WORKER).map_err(|e| {
-                    EngineError::Checkpoint(format!("cannot start password checks: {e}"))
-                })?
+                password::HashPool::new(workers, workers * HASH_QUEUE_PER_WORKER, workers).map_err(
+                    |e| EngineError::Checkpoint(format!("cannot start password checks: {e}")),
+                )?
             },
         });
         let (pending_tx, pending_rx) = mpsc::channel();
@@ -236,7 +244,9 @@ impl Engine {
         let passwords = if attempts.is_empty() || hashes.is_empty() {
             Prechecked::default()
         } else {
-            let rx = self.inner.queue_password_check(hashes, attempts)?;
+            let rx = self
+                .inner
+                .queue_password_check(&req.origin, hashes, attempts)?;
             rx.await.map_err(|_| EngineError::Stopped)?
         };
         let rx = self.enqueue(req, passwords)?;
@@ -249,7 +259,9 @@ impl Engine {
         let passwords = if attempts.is_empty() || hashes.is_empty() {
             Prechecked::default()
         } else {
-            let rx = self.inner.queue_password_check(hashes, attempts)?;
+            let rx = self
+                .inner
+                .queue_password_check(&req.origin, hashes, attempts)?;
             rx.blocking_recv().map_err(|_| EngineError::Stopped)?
         };
         let rx = self.enqueue(req, passwords)?;

@@ -1,7 +1,8 @@
 //! argon2id password hashing and verification for the service (the core only sees the
 //! [`PasswordVerifier`] trait).
 
-use std::sync::Mutex;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier as _, SaltString};
 use argon2::{Argon2, Params};
@@ -48,16 +49,52 @@ impl PasswordVerifier for Argon2Verifier {
 /// milliseconds, and the allocator keeps what a thread used, so both the checks running
 /// at once and the threads that ever ran one are bounded; a request that finds the queue
 /// full is refused at once as busy rather than waiting without bound.
+///
+/// One source (a remote IP address) may hold at most `per_source` places, queued or
+/// running: a flood from one address is refused as busy while everyone else's checks
+/// still find room (without it, a flood filled the queue and legitimate joins were told
+/// to retry, docs/benchmarks.md).
 pub(crate) struct HashPool {
     jobs: Mutex<Option<std::sync::mpsc::SyncSender<HashJob>>>,
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    held: Arc<Held>,
 }
 
-type HashJob = (
-    Vec<String>,
-    Vec<String>,
-    tokio::sync::oneshot::Sender<Prechecked>,
-);
+/// Places held per source; entries leave the map when they reach zero, so it holds at
+/// most as many sources as the queue and workers have places.
+struct Held {
+    per_source: usize,
+    by_source: Mutex<HashMap<String, usize>>,
+}
+
+impl Held {
+    fn take(&self, source: &str) -> bool {
+        let mut m = self.by_source.lock().unwrap_or_else(|p| p.into_inner());
+        let n = m.entry(source.to_owned()).or_insert(0);
+        if *n >= self.per_source {
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    fn give_back(&self, source: &str) {
+        let mut m = self.by_source.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = m.get_mut(source) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                m.remove(source);
+            }
+        }
+    }
+}
+
+struct HashJob {
+    source: Option<String>,
+    hashes: Vec<String>,
+    attempts: Vec<String>,
+    reply: tokio::sync::oneshot::Sender<Prechecked>,
+}
 
 /// Why a check was not run.
 #[derive(Debug, PartialEq, Eq)]
@@ -69,45 +106,73 @@ pub(crate) enum HashPoolError {
 }
 
 impl HashPool {
-    /// `workers` threads and room for `queue` waiting checks.
-    pub(crate) fn new(workers: usize, queue: usize) -> std::io::Result<Self> {
+    /// `workers` threads, room for `queue` waiting checks, at most `per_source` places
+    /// for one source.
+    pub(crate) fn new(workers: usize, queue: usize, per_source: usize) -> std::io::Result<Self> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<HashJob>(queue);
-        let rx = std::sync::Arc::new(Mutex::new(rx));
+        let rx = Arc::new(Mutex::new(rx));
+        let held = Arc::new(Held {
+            per_source: per_source.max(1),
+            by_source: Mutex::new(HashMap::new()),
+        });
         let mut threads = Vec::new();
         for i in 0..workers.max(1) {
             let rx = rx.clone();
+            let held = held.clone();
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("password-check-{i}"))
                     .spawn(move || loop {
                         let job = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
-                        let Ok((hashes, attempts, reply)) = job else {
+                        let Ok(job) = job else {
                             return;
                         };
-                        let _ = reply.send(Prechecked::compute(&hashes, &attempts));
+                        let verdicts = Prechecked::compute(&job.hashes, &job.attempts);
+                        if let Some(s) = &job.source {
+                            held.give_back(s);
+                        }
+                        let _ = job.reply.send(verdicts);
                     })?,
             );
         }
         Ok(HashPool {
             jobs: Mutex::new(Some(tx)),
             threads: Mutex::new(threads),
+            held,
         })
     }
 
-    /// Queues a check; the receiver yields its verdicts.
+    /// Queues a check for `source` (a remote IP address, if known); the receiver yields
+    /// its verdicts.
     pub(crate) fn submit(
         &self,
+        source: Option<&str>,
         hashes: Vec<String>,
         attempts: Vec<String>,
     ) -> Result<tokio::sync::oneshot::Receiver<Prechecked>, HashPoolError> {
         let (reply, rx) = tokio::sync::oneshot::channel();
         let jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
         let tx = jobs.as_ref().ok_or(HashPoolError::Stopped)?;
-        match tx.try_send((hashes, attempts, reply)) {
-            Ok(()) => Ok(rx),
-            Err(std::sync::mpsc::TrySendError::Full(_)) => Err(HashPoolError::Busy),
-            Err(std::sync::mpsc::TrySendError::Disconnected(_)) => Err(HashPoolError::Stopped),
+        if let Some(s) = source {
+            if !self.held.take(s) {
+                return Err(HashPoolError::Busy);
+            }
         }
+        let job = HashJob {
+            source: source.map(str::to_owned),
+            hashes,
+            attempts,
+            reply,
+        };
+        let refused = match tx.try_send(job) {
+            Ok(()) => return Ok(rx),
+            Err(std::sync::mpsc::TrySendError::Full(_)) => HashPoolError::Busy,
+            Err(std::sync::mpsc::TrySendError::Disconnected(_)) => HashPoolError::Stopped,
+        };
+        if let Some(s) = source {
+            self.held.give_back(s);
+        }
+        Err(refused)
     }
 
     /// Lets queued checks finish, then ends the threads.
@@ -197,14 +262,14 @@ mod tests {
 
     #[test]
     fn a_full_queue_refuses_at_once_and_queued_checks_are_answered() {
-        let pool = HashPool::new(1, 1).unwrap();
+        let pool = HashPool::new(1, 1, 8).unwrap();
         let h = hash_password("pw").unwrap();
         // One running (or queued) and one queued fill a pool of one worker and one place;
         // sending many more must meet a full queue.
         let mut answers = Vec::new();
         let mut busy = 0;
         for _ in 0..50 {
-            match pool.submit(vec![h.clone()], vec!["pw".into()]) {
+            match pool.submit(None, vec![h.clone()], vec!["pw".into()]) {
                 Ok(rx) => answers.push(rx),
                 Err(HashPoolError::Busy) => busy += 1,
                 Err(HashPoolError::Stopped) => panic!("stopped"),
@@ -216,9 +281,28 @@ mod tests {
         }
         pool.stop();
         assert_eq!(
-            pool.submit(vec![], vec![]).err(),
+            pool.submit(None, vec![], vec![]).err(),
             Some(HashPoolError::Stopped)
         );
+    }
+
+    #[test]
+    fn one_source_cannot_take_every_place() {
+        let pool = HashPool::new(1, 16, 2).unwrap();
+        let h = hash_password("pw").unwrap();
+        let check = |source| pool.submit(Some(source), vec![h.clone()], vec!["pw".into()]);
+        let flood: Vec<_> = (0..10).map(|_| check("192.0.2.66")).collect();
+        let admitted: Vec<_> = flood.into_iter().filter_map(Result::ok).collect();
+        assert_eq!(admitted.len(), 2, "a source holds at most its share");
+        // Someone else still gets in while the flood's places are held.
+        let other = check("198.51.100.7").expect("room for another source");
+        assert!(other.blocking_recv().unwrap().verify(&h, "pw"));
+        // Once answered, the source's places come back.
+        for rx in admitted {
+            assert!(rx.blocking_recv().unwrap().verify(&h, "pw"));
+        }
+        assert!(check("192.0.2.66").is_ok());
+        pool.stop();
     }
 
     #[test]
