@@ -140,6 +140,7 @@ pub fn evolve(state: &mut State, event: &Event) {
                 p.children.insert(room.clone());
             }
             state.rooms.insert(room.clone(), r);
+            state.index_room(room);
         }
         E::RoomModified { room, change } => {
             if let Some(r) = state.rooms.get_mut(room) {
@@ -636,6 +637,7 @@ fn remove_room_tree(state: &mut State, name: &RoomName) {
         let Some(room) = state.rooms.remove(&n) else {
             continue;
         };
+        state.unindex_room(&n);
         state.online = state.online.saturating_sub(room.session_count() as u64);
         stack.extend(room.children.iter().cloned());
         if let Some(p) = room.parent.as_ref().and_then(|p| state.rooms.get_mut(p)) {

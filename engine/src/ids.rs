@@ -8,8 +8,13 @@
 
 use std::fmt;
 
+use caseless::Caseless;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
+use unicode_normalization::char::is_combining_mark;
+use unicode_normalization::UnicodeNormalization;
+
+use crate::text::{self, TextKind};
 
 /// Longest accepted address, scheme included. SIP and XMPP both allow more, but nobody
 /// needs a 1 KiB identity and short limits keep logs and indexes bounded.
@@ -20,6 +25,47 @@ pub const MAX_LOCAL_LEN: usize = 64;
 pub const MAX_DOMAIN_LEN: usize = 253;
 /// Longest opaque id (account, session, invitation, message).
 pub const MAX_ID_LEN: usize = 128;
+/// Longest display name, in characters (Mumble's user name limit).
+pub const MAX_DISPLAY_NAME_LEN: usize = 64;
+
+// ---- when two names are the same name ----
+//
+// Names people choose (rooms, guest names) are compared in their compatibility caseless
+// form, and two names whose UTS #39 skeletons agree look alike. The keys are derived
+// data kept in the state (`State::room_keys`), so this file is among the sources that
+// fingerprint checkpoints: changing these functions, or moving the pinned versions of
+// caseless, unicode-normalization or unicode-security (whose tables they use), must
+// come with an edit here so that old checkpoints are rebuilt. Key data: caseless 0.2.2,
+// unicode-normalization 0.1.26, unicode-security 0.1.3.
+
+/// The compatibility caseless form of a name (Unicode D146: NFD, case fold, NFKD, case
+/// fold, then composed with NFKC): `Alice`, `ALICE` and the full-width `ＡＬＩＣＥ` are all
+/// `alice`, `Straße` is `strasse`.
+pub fn fold_name(s: &str) -> String {
+    s.chars()
+        .nfd()
+        .default_case_fold()
+        .nfkd()
+        .default_case_fold()
+        .nfkc()
+        .collect()
+}
+
+/// The keys under which a name must be unique, runs of whitespace counting as one space:
+/// the UTS #39 skeleton of its caseless form, and the same taken after a first skeleton
+/// of its NFKC form (case matters to some confusables: a capital `I` looks like a small
+/// `l`, and so does a Cyrillic `І`). Two names that share a key look alike: `paypal`,
+/// `PayPal`, `pаypal` (Cyrillic `а`), `paypaI` (capital `i`) and `PAYPAІ` all share one.
+pub fn name_keys(s: &str) -> Vec<String> {
+    let skeleton = |t: &str| -> String {
+        let spaced = t.split_whitespace().collect::<Vec<_>>().join(" ");
+        unicode_security::skeleton(&spaced).collect()
+    };
+    let drawn = skeleton(&s.nfkc().collect::<String>());
+    let mut keys = vec![skeleton(&fold_name(s)), skeleton(&fold_name(&drawn))];
+    keys.dedup();
+    keys
+}
 
 /// The protocol an identity address belongs to (its URI scheme).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -93,7 +139,9 @@ pub enum AddressError {
 /// `web:alice`, `mailto:alice@example.org`.
 ///
 /// Canonical form: scheme and domain lowercased; the XMPP local part is lowercased too
-/// (JID localparts are case-insensitive), SIP users and mailboxes keep their case.
+/// (JID localparts are case-insensitive), SIP users and mailboxes keep their case. A
+/// `web:` name is a name people choose, compared as names are ([`fold_name`]): `web:ALICE`
+/// and `web:Alice` are `web:alice`, one identity.
 /// URI parameters, headers, resources and ports are refused: they describe a session or a
 /// route, not a person, and gateways strip them before calling the parser.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -135,7 +183,7 @@ impl Address {
             check_local(rest, Scheme::Web)?;
             return Ok(Address {
                 scheme,
-                local: rest.to_owned(),
+                local: canonical_web_name(rest),
                 domain: None,
             });
         }
@@ -167,6 +215,25 @@ impl Address {
     /// The domain, absent for `web:` names.
     pub fn domain(&self) -> Option<&str> {
         self.domain.as_deref()
+    }
+
+    /// Whether the local part is in its canonical form. Always true but for a `web:` name
+    /// whose caseless form would not be a valid name (`web:¼` folds to `1⁄4`): such a name
+    /// parses as written, so that what the journal holds still reads, but a new one is
+    /// refused at the command boundary.
+    pub fn is_canonical(&self) -> bool {
+        self.scheme != Scheme::Web || fold_name(&self.local) == self.local
+    }
+}
+
+/// The canonical spelling of a valid web name: its caseless form when that is still a
+/// valid web name (and stable), else the name as written.
+fn canonical_web_name(raw: &str) -> String {
+    let folded = fold_name(raw);
+    if folded != raw && check_local(&folded, Scheme::Web).is_ok() && fold_name(&folded) == folded {
+        folded
+    } else {
+        raw.to_owned()
     }
 }
 
@@ -202,10 +269,12 @@ fn check_local(local: &str, scheme: Scheme) -> Result<(), AddressError> {
         });
     }
     let ok = match scheme {
-        // Web names are shown to people and used in URLs: keep them plain.
-        Scheme::Web => local
-            .chars()
-            .all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-')),
+        // Web names are shown to people and used in URLs: keep them plain (letters and
+        // digits of any script, with the combining marks that scripts such as Devanagari
+        // need after the first character).
+        Scheme::Web => local.chars().enumerate().all(|(i, c)| {
+            c.is_alphanumeric() || matches!(c, '.' | '_' | '-') || (i > 0 && is_combining_mark(c))
+        }),
         // Characters that would start a URI parameter, header, resource, port or quote
         // are refused everywhere; RFC 7622 also forbids them in JID localparts.
         _ => !local.chars().any(|c| {
@@ -306,7 +375,10 @@ pub enum NameError {
 
 /// A name rule: allowed characters and length. This is the regex-free equivalent of
 /// Mumble's `channelname` / `username` regexes, expressed as "word characters (Unicode
-/// letters, digits, `_`) plus a set of extra characters".
+/// letters, digits, `_`, and combining marks after the first character, as in PCRE2's
+/// Unicode `\w`) plus a set of extra characters". Whatever the extra characters, a name
+/// never holds what [`text::check`] refuses in names (controls, bidirectional and
+/// invisible characters).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NameRule {
     /// Minimum length in characters.
@@ -342,6 +414,7 @@ impl NameRule {
 
     /// Check `name` against the rule.
     pub fn check(&self, what: &'static str, name: &str) -> Result<(), NameError> {
+        text::check(name, TextKind::Name).map_err(|f| NameError::Char { what, ch: f.ch })?;
         let len = name.chars().count();
         if len < self.min_len || len > self.max_len {
             return Err(NameError::Length {
@@ -354,8 +427,9 @@ impl NameRule {
         if name.starts_with(char::is_whitespace) || name.ends_with(char::is_whitespace) {
             return Err(NameError::Padding { what });
         }
-        for ch in name.chars() {
-            let word = self.word_chars && (ch.is_alphanumeric() || ch == '_');
+        for (i, ch) in name.chars().enumerate() {
+            let word = self.word_chars
+                && (ch.is_alphanumeric() || ch == '_' || (i > 0 && is_combining_mark(ch)));
             if !(word || self.extra.contains(ch)) || ch.is_control() {
                 return Err(NameError::Char { what, ch });
             }
@@ -442,7 +516,9 @@ opaque_id!(
 );
 
 /// A room (Mumble channel, VROOM room, IMC room, MUC room). Validated against the
-/// server's configurable [`NameRule`] when created; names are case-sensitive.
+/// server's configurable [`NameRule`] when created. A room keeps its name as written (the
+/// name of its stream, what lookups match), but no two rooms have names that look alike:
+/// a new room sharing one of [`RoomName::keys`] with an existing one is refused.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct RoomName(String);
 
@@ -460,7 +536,10 @@ impl RoomName {
 
     /// Accept a name that only refers to a room (join, kick...): it need not match the
     /// current naming rule (rooms may predate it) but must be sane: 1..=256 characters,
-    /// no control characters.
+    /// nothing [`text::check`] refuses in a line of text (controls, bidirectional
+    /// controls, line separators). The marks and invisible characters that names may no
+    /// longer hold are let through here, so that a room named before the rule can still
+    /// be joined and destroyed.
     pub fn lookup(s: &str) -> Result<Self, NameError> {
         let len = s.chars().count();
         if len == 0 || len > 256 {
@@ -471,13 +550,18 @@ impl RoomName {
                 max: 256,
             });
         }
-        match s.chars().find(|c| c.is_control()) {
-            Some(ch) => Err(NameError::Char {
+        match text::check(s, TextKind::Line) {
+            Err(f) => Err(NameError::Char {
                 what: "room name",
-                ch,
+                ch: f.ch,
             }),
-            None => Ok(RoomName(s.to_owned())),
+            Ok(()) => Ok(RoomName(s.to_owned())),
         }
+    }
+
+    /// The keys under which the name must be unique ([`name_keys`]).
+    pub fn keys(&self) -> Vec<String> {
+        name_keys(&self.0)
     }
 
     /// The name as a string.
@@ -490,6 +574,28 @@ impl fmt::Display for RoomName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
+}
+
+/// Checks a display name (an account's, personal content): 1..=[`MAX_DISPLAY_NAME_LEN`]
+/// characters, no leading or trailing whitespace, nothing [`text::check`] refuses in a
+/// name. Spaces inside are fine ("Ana María"): display names are not user names, so
+/// Mumble's user name rule does not apply to them.
+pub fn check_display_name(name: &str) -> Result<(), NameError> {
+    let what = "display name";
+    let len = name.chars().count();
+    if len == 0 || len > MAX_DISPLAY_NAME_LEN {
+        return Err(NameError::Length {
+            what,
+            len,
+            min: 1,
+            max: MAX_DISPLAY_NAME_LEN,
+        });
+    }
+    text::check(name, TextKind::Name).map_err(|f| NameError::Char { what, ch: f.ch })?;
+    if name.starts_with(char::is_whitespace) || name.ends_with(char::is_whitespace) {
+        return Err(NameError::Padding { what });
+    }
+    Ok(())
 }
 
 /// Who a rule is about: a linked account (so the rule holds on every protocol the person
@@ -651,6 +757,84 @@ mod tests {
         let user = NameRule::mumble_user();
         assert!(user.check("user", "alice.b").is_ok());
         assert!(user.check("user", "alice b").is_err());
+        // Unicode \w: letters with their combining marks, but not a leading mark.
+        assert!(RoomName::parse("बैठक", &ch).is_ok());
+        assert!(RoomName::parse("\u{301}x", &ch).is_err());
+        // Whatever the extra characters, never controls, bidi or invisible ones.
+        let lax = NameRule {
+            extra: "\u{202e}\u{200b}".into(),
+            ..NameRule::mumble_channel()
+        };
+        assert!(lax.check("room", "a\u{202e}b").is_err());
+        assert!(lax.check("room", "a\u{200b}b").is_err());
+        assert!(RoomName::lookup("a\u{2066}b").is_err());
+        assert!(RoomName::lookup("old\u{200b}room").is_ok());
+    }
+
+    #[test]
+    fn web_names_are_compared_as_names() {
+        let alice = Address::parse("web:alice").unwrap();
+        // Case and compatibility forms: one identity.
+        for same in ["web:ALICE", "web:Alice", "WEB:aLiCe", "web:ａｌｉｃｅ"] {
+            assert_eq!(Address::parse(same).unwrap(), alice, "{same}");
+        }
+        assert_eq!(
+            Address::parse("web:Straße").unwrap().to_string(),
+            "web:strasse"
+        );
+        // A look-alike in another script is another identity (refused where it acts).
+        assert_ne!(Address::parse("web:\u{430}lice").unwrap(), alice);
+        // Scripts that need combining marks.
+        assert!(Address::parse("web:राहुल").unwrap().is_canonical());
+        assert!(Address::parse("web:İlker").unwrap().is_canonical());
+        assert!(Address::parse("web:\u{301}a").is_err());
+        // A name whose caseless form is no valid name reads as written, not canonical.
+        let odd = Address::parse("web:a¼").unwrap();
+        assert_eq!(odd.local(), "a¼");
+        assert!(!odd.is_canonical());
+        // SIP users keep their case.
+        assert_eq!(
+            Address::parse("sip:Alice@example.org").unwrap().local(),
+            "Alice"
+        );
+    }
+
+    #[test]
+    fn look_alike_names_share_a_key() {
+        let key = |s: &str| name_keys(s);
+        let shares = |a: &str, b: &str| key(a).iter().any(|k| key(b).contains(k));
+        for like in [
+            "PayPal",
+            "PAYPAL",
+            "ｐａｙｐａｌ",
+            "p\u{430}ypal",
+            "paypaI",
+            "p\u{430}yp\u{430}l",
+            "PAYPA\u{406}",
+        ] {
+            assert!(shares("paypal", like), "{like}");
+        }
+        assert!(shares("Straße", "STRASSE"));
+        assert!(shares("team  a", "Team A"));
+        assert!(!shares("paypal", "paypals"));
+        assert!(!shares("комната", "kitchen"));
+        assert_eq!(fold_name("ＬＯＢＢＹ"), "lobby");
+    }
+
+    #[test]
+    fn display_names_may_hold_spaces() {
+        assert!(check_display_name("Ana María López").is_ok());
+        assert!(check_display_name("山田 太郎").is_ok());
+        assert!(matches!(
+            check_display_name(" Ana"),
+            Err(NameError::Padding { .. })
+        ));
+        assert!(matches!(
+            check_display_name("Ana\u{202e}"),
+            Err(NameError::Char { ch: '\u{202e}', .. })
+        ));
+        assert!(check_display_name(&"x".repeat(MAX_DISPLAY_NAME_LEN + 1)).is_err());
+        assert!(check_display_name("").is_err());
     }
 
     #[test]

@@ -30,6 +30,7 @@ pub mod retention;
 pub mod service;
 pub mod state;
 pub mod testing;
+pub mod text;
 pub mod tick;
 
 pub use command::{Command, Credentials, Secret};

@@ -401,6 +401,21 @@ impl Rejection {
                 xmpp(X::BadRequest, T::Modify),
                 I::Notice,
             ),
+            // Malformed text, as any invalid input. IMC: mostly a chat line carrying a
+            // control character, which was not delivered.
+            R::ForbiddenChar { .. } => refused(
+                400,
+                S::NotAcceptableHere,
+                xmpp(X::BadRequest, T::Modify),
+                I::Refuse,
+            ),
+            // A well-formed name that cannot be had: like a common name, pick another.
+            R::ConfusableName { .. } => refused(
+                422,
+                S::Forbidden,
+                xmpp(X::NotAcceptable, T::Modify),
+                I::Notice,
+            ),
             R::IdentityRequired => {
                 refused(403, S::Forbidden, xmpp(X::Forbidden, T::Auth), I::Notice)
             }

@@ -11,6 +11,7 @@ use thiserror::Error;
 use crate::event::Event;
 use crate::ids::{AccountId, RoomName};
 use crate::model::PasswordKind;
+use crate::text::CharClass;
 
 /// Why a command was refused.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -23,6 +24,30 @@ pub enum Rejection {
         field: &'static str,
         /// What is wrong.
         reason: String,
+    },
+    /// A field holds a character that text may not hold there: a control character, a
+    /// bidirectional control, a line separator, or in a name an invisible character or a
+    /// bidirectional mark (the rule is [`crate::text::check`]).
+    #[error("{field} contains U+{:04X}, {}, which is not allowed", u32::from(*.ch), .class.as_str())]
+    ForbiddenChar {
+        /// Which field.
+        field: &'static str,
+        /// The first refused character.
+        ch: char,
+        /// Why it is refused.
+        class: CharClass,
+    },
+    /// A new name looks like a name already taken (the same letters in other scripts, or
+    /// characters drawn alike: `pаypal` with a Cyrillic `а` for `paypal`), or mixes
+    /// look-alike scripts within one word (see [`crate::ids::name_keys`] and
+    /// [`crate::text::mixed_script_word`]). A name that differs from a taken one only by
+    /// case or Unicode compatibility form is the same name (`room.exists`).
+    #[error("{field} {}", .existing.as_ref().map_or_else(|| "mixes look-alike scripts within one word".to_owned(), |e| format!("looks like the existing name {e:?}")))]
+    ConfusableName {
+        /// Which field.
+        field: &'static str,
+        /// The taken name it looks like, if any.
+        existing: Option<String>,
     },
     /// The command needs a person (an identity), not an operator or service.
     #[error("this action must be performed by an identity")]
@@ -265,6 +290,8 @@ impl Rejection {
         "ban.not_found",
         "chat.too_long",
         "chat.empty",
+        "input.forbidden_char",
+        "name.confusable",
     ];
 
     /// The stable code: `area.reason`, lowercase.
@@ -318,6 +345,8 @@ impl Rejection {
             R::BanNotFound => "ban.not_found",
             R::MessageTooLong { .. } => "chat.too_long",
             R::MessageEmpty => "chat.empty",
+            R::ForbiddenChar { .. } => "input.forbidden_char",
+            R::ConfusableName { .. } => "name.confusable",
         }
     }
 

@@ -265,6 +265,10 @@ pub struct State {
     pub identities: BTreeMap<Address, AccountId>,
     /// Rooms.
     pub rooms: BTreeMap<RoomName, Room>,
+    /// The rooms under each of their names' keys ([`RoomName::keys`]): a new room whose
+    /// name shares a key with a room here looks like it and is refused. Kept by `evolve`
+    /// with `rooms`; a key holds more than one room only for rooms named before the rule.
+    pub room_keys: BTreeMap<String, BTreeSet<RoomName>>,
     /// Server-wide bans.
     pub server_bans: BTreeMap<Principal, Ban>,
     /// Active autobans and when they end.
@@ -298,6 +302,35 @@ impl State {
         match p {
             Principal::Address(a) => self.principal_of(a),
             Principal::Account(_) => p.clone(),
+        }
+    }
+
+    /// The rooms whose names look like `name` (share one of its keys), `name` included
+    /// if it is a room.
+    pub fn rooms_like(&self, name: &RoomName) -> BTreeSet<&RoomName> {
+        name.keys()
+            .iter()
+            .filter_map(|k| self.room_keys.get(k))
+            .flatten()
+            .collect()
+    }
+
+    /// Files a new room under its name's keys (`evolve`, with `rooms`).
+    pub(crate) fn index_room(&mut self, name: &RoomName) {
+        for key in name.keys() {
+            self.room_keys.entry(key).or_default().insert(name.clone());
+        }
+    }
+
+    /// Takes a removed room out of the keys (`evolve`, with `rooms`).
+    pub(crate) fn unindex_room(&mut self, name: &RoomName) {
+        for key in name.keys() {
+            if let Some(rooms) = self.room_keys.get_mut(&key) {
+                rooms.remove(name);
+                if rooms.is_empty() {
+                    self.room_keys.remove(&key);
+                }
+            }
         }
     }
 

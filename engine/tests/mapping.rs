@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use chrono::{TimeZone, Utc};
 use conclave_engine::protocol::{RETRY_LATER_SECS, RETRY_SOON_SECS};
 use conclave_engine::service::EngineError;
+use conclave_engine::text::CharClass;
 use conclave_engine::{
     journal_mapping, AccountId, ErrorClass, ErrorMapping, ImcOutcome, PasswordKind, Rejection,
     RoomName, SipStatus, XmppCondition, XmppErrorType,
@@ -94,6 +95,15 @@ fn all_rejections() -> Vec<Rejection> {
             gateway: "sip".into(),
             scheme: "xmpp".into(),
         },
+        R::ForbiddenChar {
+            field: "body",
+            ch: '\u{202e}',
+            class: CharClass::Bidi,
+        },
+        R::ConfusableName {
+            field: "room",
+            existing: Some("standup".into()),
+        },
     ]
 }
 
@@ -149,9 +159,11 @@ fn rejection_index(r: &Rejection) -> usize {
         R::MessageEmpty => 44,
         R::TooManySessions { .. } => 45,
         R::OutOfScope { .. } => 46,
+        R::ForbiddenChar { .. } => 47,
+        R::ConfusableName { .. } => 48,
     }
 }
-const REJECTION_VARIANTS: usize = 47;
+const REJECTION_VARIANTS: usize = 49;
 
 /// One value of every `JournalError` variant, in `journal_index` order.
 fn all_journal_errors() -> Vec<JournalError> {

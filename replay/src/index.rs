@@ -251,6 +251,7 @@ fn partial_clone(full: &State, room: &RoomName) -> State {
         accounts: full.accounts.clone(),
         identities: full.identities.clone(),
         rooms,
+        room_keys: full.room_keys.clone(),
         server_bans: full.server_bans.clone(),
         autobans: full.autobans.clone(),
         // Failure counts only feed autoban decisions, never a room's state.

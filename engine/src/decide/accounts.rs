@@ -4,7 +4,7 @@
 use super::{Cx, Decision};
 use crate::command::Command;
 use crate::event::EventKind;
-use crate::ids::{AccountId, Principal};
+use crate::ids::{check_display_name as display_name_rule, AccountId, Principal};
 use crate::model::{Role, RoomConfig};
 use crate::rejection::Rejection;
 use crate::state::Account;
@@ -21,7 +21,7 @@ pub(super) fn decide(cx: &Cx<'_>, cmd: &Command) -> Decision {
             if st.accounts.contains_key(account) {
                 return Err(Rejection::AccountExists(account.clone()).into());
             }
-            check_display_name(cx, display_name.as_deref())?;
+            check_display_name(display_name.as_deref())?;
             Ok(vec![cx.event(EventKind::AccountCreated {
                 account: account.clone(),
                 display_name: display_name.clone(),
@@ -55,7 +55,7 @@ pub(super) fn decide(cx: &Cx<'_>, cmd: &Command) -> Decision {
             display_name,
         } => {
             let acc = holder_or_operator(cx, account)?;
-            check_display_name(cx, display_name.as_deref())?;
+            check_display_name(display_name.as_deref())?;
             if &acc.display_name == display_name {
                 return Ok(vec![]);
             }
@@ -145,13 +145,7 @@ pub(super) fn decide(cx: &Cx<'_>, cmd: &Command) -> Decision {
             if let Some(name) = room {
                 match st.rooms.get(name) {
                     None => {
-                        st.policy
-                            .room_name_rule
-                            .check("room name", name.as_str())
-                            .map_err(|e| Rejection::InvalidInput {
-                                field: "room",
-                                reason: e.to_string(),
-                            })?;
+                        super::rooms::check_new_name(cx, name)?;
                         events.push(cx.event(EventKind::RoomCreated {
                             room: name.clone(),
                             parent: None,
@@ -202,17 +196,14 @@ fn holder_or_operator<'a>(cx: &Cx<'a>, account: &AccountId) -> Result<&'a Accoun
     }
 }
 
-fn check_display_name(cx: &Cx<'_>, name: Option<&str>) -> Result<(), Rejection> {
+/// A display name is free text on one line (spaces allowed, as in Jami), not a user
+/// name: see [`crate::ids::check_display_name`].
+fn check_display_name(name: Option<&str>) -> Result<(), Rejection> {
     match name {
         None => Ok(()),
-        Some(n) => cx
-            .state
-            .policy
-            .user_name_rule
-            .check("display name", n)
-            .map_err(|e| Rejection::InvalidInput {
-                field: "display_name",
-                reason: e.to_string(),
-            }),
+        Some(n) => display_name_rule(n).map_err(|e| Rejection::InvalidInput {
+            field: "display_name",
+            reason: e.to_string(),
+        }),
     }
 }

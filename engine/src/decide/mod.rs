@@ -7,6 +7,7 @@
 mod accounts;
 mod autoban;
 mod chat;
+mod input;
 mod invitations;
 mod membership;
 mod moderation;
@@ -21,6 +22,7 @@ use crate::event::{Event, EventKind};
 use crate::ids::{Address, Principal, RoomName};
 use crate::rejection::{Rejected, Rejection};
 use crate::state::{Room, State};
+use crate::text::{self, TextKind};
 
 pub use chat::strip_html;
 pub use membership::refused_before_passwords;
@@ -47,7 +49,10 @@ pub fn decide(
         ctx,
         verifier,
     };
-    let result = in_scope(ctx).and_then(|()| dispatch(&cx, cmd));
+    // Text first: nothing the text rule refuses is decided on, nor journaled.
+    let result = in_scope(ctx)
+        .and_then(|()| input::check(&cx, cmd).map_err(Rejected::from))
+        .and_then(|()| dispatch(&cx, cmd));
     match result {
         Err(mut r) if r.rejection.is_permission() && r.record.is_empty() => {
             // VROOM's api_action_denied: refused attempts to use rights one lacks are
@@ -272,21 +277,24 @@ impl<'a> Cx<'a> {
         }
     }
 
-    /// A free-text reason, bounded by the policy.
+    /// A free-text reason (one line), bounded by the policy.
     pub fn check_reason(&self, reason: &Option<String>) -> Result<(), Rejection> {
         check_text(
             "reason",
             reason.as_deref(),
             self.state.policy.max_reason_len,
+            TextKind::Line,
         )
     }
 }
 
-/// Bounded free text without control characters (newlines allowed).
+/// Bounded free text that [`text::check`] accepts for its kind (the command boundary
+/// has checked the characters already; this is the length, and the same rule again).
 pub(crate) fn check_text(
     field: &'static str,
     text: Option<&str>,
     max: u32,
+    kind: TextKind,
 ) -> Result<(), Rejection> {
     let Some(t) = text else { return Ok(()) };
     let len = t.chars().count();
@@ -296,21 +304,17 @@ pub(crate) fn check_text(
             reason: format!("{len} characters, at most {max}"),
         });
     }
-    if t.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
-        return Err(Rejection::InvalidInput {
-            field,
-            reason: "control characters are not allowed".into(),
-        });
-    }
-    Ok(())
+    text::check(t, kind).map_err(|f| Rejection::ForbiddenChar {
+        field,
+        ch: f.ch,
+        class: f.class,
+    })
 }
 
-/// A stored password hash coming in from a command: non-empty, bounded, printable.
+/// A stored password hash coming in from a command: non-empty, bounded, printable ASCII
+/// (argon2 PHC strings are).
 pub(crate) fn check_hash(field: &'static str, hash: &str) -> Result<(), Rejection> {
-    if hash.is_empty()
-        || hash.len() > 512
-        || hash.chars().any(|c| c.is_control() || c.is_whitespace())
-    {
+    if hash.is_empty() || hash.len() > 512 || !hash.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(Rejection::InvalidInput {
             field,
             reason: "expected an argon2 PHC string".into(),

@@ -6,6 +6,7 @@ use crate::command::Command;
 use crate::event::EventKind;
 use crate::model::PolicyChange;
 use crate::rejection::Rejection;
+use crate::text::TextKind;
 
 pub(super) fn decide(cx: &Cx<'_>, cmd: &Command) -> Decision {
     cx.require_operator()?;
@@ -41,7 +42,12 @@ pub(super) fn decide(cx: &Cx<'_>, cmd: &Command) -> Decision {
             PolicyChange::ObfuscateIps(*enabled)
         }
         C::SetWelcomeText { text } => {
-            check_text("text", Some(text), policy.text_message_length)?;
+            check_text(
+                "text",
+                Some(text),
+                policy.text_message_length,
+                TextKind::Body,
+            )?;
             let text = if policy.allow_html {
                 text.clone()
             } else {

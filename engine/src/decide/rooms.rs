@@ -3,9 +3,10 @@
 use super::{check_hash, check_text, Cx, Decision, Rank};
 use crate::command::Command;
 use crate::event::{DeleteReason, Event, EventKind};
-use crate::ids::{Principal, RoomName};
+use crate::ids::{fold_name, name_keys, Principal, RoomName};
 use crate::model::{RoomChange, RoomConfig};
 use crate::rejection::Rejection;
+use crate::text::{self, TextKind};
 
 pub(super) fn decide(cx: &Cx<'_>, cmd: &Command) -> Decision {
     use Command as C;
@@ -50,7 +51,7 @@ pub(super) fn decide(cx: &Cx<'_>, cmd: &Command) -> Decision {
             cx.require_owner(room, r)?;
             check_hash("owner_password_hash", owner_password_hash)?;
             // VROOM common_names: usable, never reservable (anti-squatting).
-            if cx.state.policy.is_common_name(room.as_str()) {
+            if is_common_name(cx, room) {
                 return Err(Rejection::CommonName(room.clone()).into());
             }
             if r.reserved.as_ref() == Some(owner_password_hash) {
@@ -89,16 +90,7 @@ fn create(
 ) -> Decision {
     let st = cx.state;
     let policy = &st.policy;
-    policy
-        .room_name_rule
-        .check("room name", room.as_str())
-        .map_err(|e| Rejection::InvalidInput {
-            field: "room",
-            reason: e.to_string(),
-        })?;
-    if st.rooms.contains_key(room) {
-        return Err(Rejection::RoomExists(room.clone()).into());
-    }
+    check_new_name(cx, room)?;
     // Who owns it: the creating person, or whoever an operator names.
     let owner = match (&cx.ctx.actor, owner) {
         (a, Some(o)) if a.is_privileged() => st.canonical(o),
@@ -153,6 +145,54 @@ fn create(
     })])
 }
 
+/// A name for a new room: the room name rule, and no room of the same name, where names
+/// that differ only by case or Unicode compatibility form are the same name
+/// (`room.exists`, naming the room that has it), nor one that looks like it or mixes
+/// look-alike scripts within a word (`name.confusable`).
+pub(super) fn check_new_name(cx: &Cx<'_>, room: &RoomName) -> Result<(), Rejection> {
+    let st = cx.state;
+    st.policy
+        .room_name_rule
+        .check("room name", room.as_str())
+        .map_err(|e| Rejection::InvalidInput {
+            field: "room",
+            reason: e.to_string(),
+        })?;
+    if st.rooms.contains_key(room) {
+        return Err(Rejection::RoomExists(room.clone()));
+    }
+    let like = st.rooms_like(room);
+    let folded = fold_name(room.as_str());
+    if let Some(same) = like.iter().find(|r| fold_name(r.as_str()) == folded) {
+        return Err(Rejection::RoomExists((*same).clone()));
+    }
+    if let Some(other) = like.first() {
+        return Err(Rejection::ConfusableName {
+            field: "room",
+            existing: Some(other.to_string()),
+        });
+    }
+    if text::mixed_script_word(room.as_str()).is_some() {
+        return Err(Rejection::ConfusableName {
+            field: "room",
+            existing: None,
+        });
+    }
+    Ok(())
+}
+
+/// Whether the room's name is, or looks like, one of the common names.
+fn is_common_name(cx: &Cx<'_>, room: &RoomName) -> bool {
+    let keys = room.keys();
+    cx.state.policy.is_common_name(room.as_str())
+        || cx
+            .state
+            .policy
+            .common_names
+            .iter()
+            .any(|c| name_keys(c.trim()).iter().any(|k| keys.contains(k)))
+}
+
 fn sanitize(cx: &Cx<'_>, text: &str) -> String {
     if cx.state.policy.allow_html {
         text.to_owned()
@@ -162,7 +202,12 @@ fn sanitize(cx: &Cx<'_>, text: &str) -> String {
 }
 
 fn check_welcome(cx: &Cx<'_>, text: Option<&str>) -> Result<(), Rejection> {
-    check_text("welcome_text", text, cx.state.policy.text_message_length)
+    check_text(
+        "welcome_text",
+        text,
+        cx.state.policy.text_message_length,
+        TextKind::Body,
+    )
 }
 
 fn check_max_members(cx: &Cx<'_>, max: Option<u32>, present: usize) -> Result<(), Rejection> {

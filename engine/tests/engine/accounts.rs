@@ -106,7 +106,7 @@ fn given_events_then_link_conflicts() {
 }
 
 #[test]
-fn display_name_by_holder_with_user_name_rule() {
+fn display_name_by_holder_spaces_allowed() {
     let mut w = with_alice_account();
     let set = |n: &str| Command::SetDisplayName {
         account: aid("alice"),
@@ -115,13 +115,16 @@ fn display_name_by_holder_with_user_name_rule() {
     // Any of the account's identities may act for it, on any protocol.
     w.when(&Actor::Identity(xmpp("alice")), set("Alice.L"))
         .ok(&["display_name_change"]);
+    // A display name is not a user name: spaces are fine (Jami), padding is not.
     w.when(&user("alice"), set("Alice L"))
+        .ok(&["display_name_change"]);
+    w.when(&user("alice"), set(" Alice"))
         .err("input.invalid", &[]);
     w.when(&user("mallory"), set("evil"))
         .err("perm.not_owner", &["api_action_denied"]);
     assert_eq!(
         w.state.accounts[&aid("alice")].display_name.as_deref(),
-        Some("Alice.L")
+        Some("Alice L")
     );
 }
 

@@ -17,3 +17,4 @@ mod properties;
 mod retention;
 mod roles;
 mod rooms;
+mod text;
