@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream;
 use async_nats::jetstream::message::PublishMessage;
 use conclave_engine::service::Engine;
-use conclave_gateway_nats::{setup_stream, start, NatsConfig, StreamOptions};
+use conclave_gateway_nats::{setup_stream, start, NatsAuth, NatsConfig, NatsTls, StreamOptions};
 use hdrhistogram::Histogram;
 use serde_json::json;
 use support::{exec, exec_as, person, NatsServer};
@@ -246,7 +246,9 @@ async fn fresh_stream(url: &str, tag: &str) -> String {
         subject_prefix: prefix.clone(),
         ..StreamOptions::default()
     };
-    setup_stream(url, &options).await.unwrap();
+    setup_stream(url, &NatsAuth::default(), &NatsTls::default(), &options)
+        .await
+        .unwrap();
     prefix
 }
 

@@ -5,12 +5,20 @@ use thiserror::Error;
 /// Why the gateway could not start, set up a stream or publish.
 #[derive(Debug, Error)]
 pub enum NatsError {
-    /// The configuration cannot work (bad prefix, empty URL, bad credential).
+    /// The configuration cannot work (bad prefix, empty URL, bad credential, an unreadable
+    /// secret or TLS file, two ways of authenticating at once).
     #[error("configuration: {0}")]
     Config(String),
     /// The server could not be reached (only where waiting makes no sense: setup).
     #[error("cannot connect to {url}: {reason}")]
     Connect { url: String, reason: String },
+    /// The NATS server refused the credentials, or they could not be used.
+    #[error("{0}")]
+    Auth(String),
+    /// TLS could not be set up with the NATS server (untrusted certificate, wrong name,
+    /// a server without TLS while TLS is required, a client certificate refused).
+    #[error("{0}")]
+    Tls(String),
     /// A JetStream API call failed.
     #[error("JetStream: {0}")]
     JetStream(String),
@@ -41,6 +49,8 @@ impl NatsError {
         match self {
             NatsError::Config(_) => "nats.config",
             NatsError::Connect { .. } => "nats.connect",
+            NatsError::Auth(_) => "nats.auth",
+            NatsError::Tls(_) => "nats.tls",
             NatsError::JetStream(_) => "nats.jetstream",
             NatsError::Publish { .. } => "nats.publish",
             NatsError::OutOfOrder { .. } => "nats.out_of_order",

@@ -9,17 +9,23 @@
 //!   (`conclave nats setup`).
 //! - [`subject`] defines the subject scheme and its escaping; [`envelope`] the
 //!   CloudEvents payload and headers.
+//! - [`NatsAuth`] and [`NatsTls`] say how to authenticate to nats-server (user and
+//!   password, token, nkey seed or credentials file) and whether and how to use TLS;
+//!   they are checked (secrets read from their files, PEM files parsed) before anything
+//!   connects.
 //!
 //! See docs/nats.md for the wire contract.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 mod commands;
+mod connection;
 pub mod cursor;
 pub mod envelope;
 mod error;
 mod publisher;
 mod status;
 pub mod subject;
+mod transport;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -28,7 +34,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, stream};
-use async_nats::{Client, ConnectOptions, Event};
+use async_nats::Client;
 use conclave_engine::service::Engine;
 use serde_json::{json, Value};
 use tokio::sync::watch;
@@ -36,19 +42,21 @@ use tokio::task::JoinHandle;
 
 pub use error::{NatsError, RequestError};
 pub use status::{LastError, NatsStatus, StatusReader};
+pub use transport::{redacted_url, NatsAuth, NatsTls, Secret};
 
 use commands::{Credential, Responder};
 use cursor::CursorFile;
 use publisher::{persist_cursor, Publisher};
 use status::Shared;
+use transport::Transport;
 
 /// A service allowed to send commands over NATS.
 #[derive(Clone)]
 pub struct ServiceCredential {
     /// The actor on the events is `service:<name>`.
     pub name: String,
-    /// The secret sent in the `Conclave-Token` header.
-    pub token: String,
+    /// The secret sent in the `Conclave-Token` header (16 characters or more).
+    pub token: Secret,
     /// Whether the service may act as an identity (`Conclave-Act-As`), which makes the
     /// events name that person as the actor.
     pub may_act_as: bool,
@@ -67,8 +75,13 @@ impl fmt::Debug for ServiceCredential {
 /// How to run the gateway.
 #[derive(Debug, Clone)]
 pub struct NatsConfig {
-    /// `nats://127.0.0.1:4222` (comma-separated for several servers).
+    /// `nats://127.0.0.1:4222` (comma-separated for several servers; `tls://` requires
+    /// TLS).
     pub url: String,
+    /// How to authenticate to the NATS server (none by default).
+    pub auth: NatsAuth,
+    /// TLS towards the NATS server (as the server asks, by default).
+    pub tls: NatsTls,
     /// Publish to JetStream and wait for acks (true), or to core NATS.
     pub jetstream: bool,
     /// First subject token(s): events on `<prefix>.events.…`, commands on `<prefix>.cmd.…`.
@@ -99,6 +112,8 @@ impl NatsConfig {
     pub fn new(url: impl Into<String>, cursor_path: impl Into<PathBuf>) -> Self {
         NatsConfig {
             url: url.into(),
+            auth: NatsAuth::default(),
+            tls: NatsTls::default(),
             jetstream: true,
             subject_prefix: "conclave".into(),
             server_id: "conclave".into(),
@@ -125,6 +140,7 @@ pub(crate) struct Settings {
     pub backoff_min: Duration,
     pub backoff_max: Duration,
     pub max_concurrent_commands: usize,
+    pub transport: Transport,
 }
 
 impl Settings {
@@ -152,7 +168,10 @@ impl Settings {
         }
         let mut credentials = Vec::new();
         for cred in &c.credentials {
-            if cred.token.len() < 16 {
+            let token = cred
+                .token
+                .read(&format!("the token of service {:?}", cred.name))?;
+            if token.len() < 16 {
                 return bad(format!(
                     "the token of service {:?} is shorter than 16 characters",
                     cred.name
@@ -169,7 +188,7 @@ impl Settings {
             }
             credentials.push(Credential {
                 name: cred.name.clone(),
-                digest: blake3::hash(cred.token.as_bytes()),
+                digest: blake3::hash(token.as_bytes()),
                 may_act_as: cred.may_act_as,
             });
         }
@@ -182,6 +201,7 @@ impl Settings {
             backoff_min: c.backoff_min.max(Duration::from_millis(1)),
             backoff_max: c.backoff_max.max(c.backoff_min),
             max_concurrent_commands: c.max_concurrent_commands.max(1),
+            transport: Transport::resolve(&c.auth, &c.tls)?,
         })
     }
 }
@@ -253,59 +273,15 @@ impl NatsHandle {
 /// How long each step of a stop may wait for the NATS server.
 const STOP_GRACE: Duration = Duration::from_secs(3);
 
-fn reconnect_delay(attempts: usize, min: Duration, max: Duration) -> Duration {
-    let shift = attempts.saturating_sub(1).min(16) as u32;
-    min.saturating_mul(1u32 << shift).min(max)
-}
-
-async fn connect(
-    url: &str,
-    settings: &Settings,
-    shared: Option<Arc<Shared>>,
-) -> Result<Client, NatsError> {
-    let (min, max) = (settings.backoff_min, settings.backoff_max);
-    let mut opts = ConnectOptions::new()
-        .name("conclave")
-        .max_reconnects(None)
-        .connection_timeout(Duration::from_secs(2))
-        .reconnect_delay_callback(move |n| reconnect_delay(n, min, max));
-    if let Some(shared) = shared {
-        let seen_first = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        opts = opts.retry_on_initial_connect().event_callback(move |ev| {
-            let shared = shared.clone();
-            let seen_first = seen_first.clone();
-            async move {
-                match ev {
-                    Event::Connected => {
-                        shared.connected.store(true, Ordering::Relaxed);
-                        if seen_first.swap(true, Ordering::Relaxed) {
-                            shared.reconnects.fetch_add(1, Ordering::Relaxed);
-                        }
-                        tracing::info!("connected to NATS");
-                    }
-                    Event::Disconnected | Event::Closed => {
-                        shared.connected.store(false, Ordering::Relaxed);
-                        shared.error("nats.disconnected", "disconnected from NATS".into());
-                        tracing::warn!("disconnected from NATS");
-                    }
-                    Event::ServerError(e) => shared.error("nats.server_error", e.to_string()),
-                    Event::ClientError(e) => shared.error("nats.client_error", e.to_string()),
-                    _ => {}
-                }
-            }
-        });
-    }
-    opts.connect(url).await.map_err(|e| NatsError::Connect {
-        url: url.to_owned(),
-        reason: e.to_string(),
-    })
-}
-
 /// Starts the gateway on the current tokio runtime. Returns at once: the connection is
 /// made (and remade) in the background; [`NatsHandle::status`] tells whether it is up.
 ///
-/// Fails on a bad configuration, an unreadable cursor file, or a cursor past the
-/// journal's head (the journal was replaced: publishing would skip or repeat records).
+/// Fails on a bad configuration (including an unreadable secret or TLS file), an
+/// unreadable cursor file, or a cursor past the journal's head (the journal was
+/// replaced: publishing would skip or repeat records). Credentials the NATS server
+/// refuses do not fail the start: like an unreachable server, they show in
+/// [`NatsHandle::status`] (`connected: false`, `last_error` `nats.auth`) and the log,
+/// and the connection is retried with backoff.
 pub async fn start(engine: Engine, config: NatsConfig) -> Result<NatsHandle, NatsError> {
     let settings = Arc::new(Settings::from_config(&config)?);
     let journal = engine.journal().clone();
@@ -319,7 +295,7 @@ pub async fn start(engine: Engine, config: NatsConfig) -> Result<NatsHandle, Nat
     shared.cursor.store(cursor, Ordering::Release);
     shared.persisted.store(cursor, Ordering::Release);
 
-    let client = connect(&config.url, &settings, Some(shared.clone())).await?;
+    let client = connection::connect_retrying(&config.url, &settings, shared.clone()).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
     let (cursor_tx, cursor_rx) = watch::channel(cursor);
@@ -411,8 +387,14 @@ impl Default for StreamOptions {
 }
 
 /// Creates the event stream, or updates it to these options if it exists; returns a
-/// JSON summary (name, subjects, messages, first and last sequence).
-pub async fn setup_stream(url: &str, options: &StreamOptions) -> Result<Value, NatsError> {
+/// JSON summary (name, subjects, messages, first and last sequence). Connects once,
+/// with `auth` and `tls`: refused credentials fail at once (`nats.auth`).
+pub async fn setup_stream(
+    url: &str,
+    auth: &NatsAuth,
+    tls: &NatsTls,
+    options: &StreamOptions,
+) -> Result<Value, NatsError> {
     if !subject::valid_prefix(&options.subject_prefix) {
         return Err(NatsError::Config(format!(
             "bad subject prefix {:?}",
@@ -430,8 +412,11 @@ pub async fn setup_stream(url: &str, options: &StreamOptions) -> Result<Value, N
             options.name
         )));
     }
-    let settings = Settings::from_config(&NatsConfig::new(url, ""))?;
-    let client = connect(url, &settings, None).await?;
+    let mut config = NatsConfig::new(url, "");
+    config.auth = auth.clone();
+    config.tls = tls.clone();
+    let settings = Settings::from_config(&config)?;
+    let client = connection::connect_once(url, &settings).await?;
     let js = jetstream::new(client.clone());
     let config = stream::Config {
         name: options.name.clone(),
@@ -509,10 +494,45 @@ mod tests {
     }
 
     #[test]
-    fn reconnect_delay_grows_and_caps() {
-        let (min, max) = (Duration::from_millis(100), Duration::from_secs(5));
-        assert_eq!(reconnect_delay(1, min, max), min);
-        assert_eq!(reconnect_delay(2, min, max), Duration::from_millis(200));
-        assert_eq!(reconnect_delay(100, min, max), max);
+    fn service_tokens_and_nats_secrets_may_come_from_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("service-token");
+        std::fs::write(&token, "a-service-token-of-some-length\n").unwrap();
+        let password = dir.path().join("nats-password");
+        std::fs::write(&password, "pw\n").unwrap();
+        let mut c = NatsConfig::new("nats://127.0.0.1:4222", "/tmp/c");
+        c.credentials = vec![ServiceCredential {
+            name: "bot".into(),
+            token: Secret::File(token),
+            may_act_as: false,
+        }];
+        c.auth = NatsAuth {
+            user: Some("conclave".into()),
+            password: Some(Secret::File(password)),
+            ..Default::default()
+        };
+        let s = Settings::from_config(&c).unwrap();
+        assert_eq!(
+            s.credentials[0].digest,
+            blake3::hash(b"a-service-token-of-some-length")
+        );
+        assert_eq!(
+            s.transport.auth,
+            transport::Auth::UserPassword {
+                user: "conclave".into(),
+                password: "pw".into()
+            }
+        );
+        // Secrets stay out of debug output (the configuration is logged on errors).
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("a-service-token"), "{shown}");
+
+        c.credentials[0].token = Secret::File(dir.path().join("absent"));
+        let e = Settings::from_config(&c).err().unwrap();
+        assert_eq!(e.code(), "nats.config");
+        assert!(
+            e.to_string().contains("the token of service \"bot\""),
+            "{e}"
+        );
     }
 }

@@ -16,6 +16,8 @@ pub struct NatsServer {
     pub port: u16,
     pub store: PathBuf,
     bin: PathBuf,
+    /// A configuration file to run with (`-c`) instead of `-js -sd <store>`.
+    config: Option<PathBuf>,
 }
 
 /// The nats-server binary, if installed (scripts/test installs the Debian package).
@@ -50,6 +52,27 @@ impl NatsServer {
             port: free_port(),
             store: store.to_path_buf(),
             bin,
+            config: None,
+        };
+        s.spawn();
+        Some(s)
+    }
+
+    /// Starts a server with this configuration file text (written to `dir`), or
+    /// returns `None` if nats-server is absent.
+    pub fn start_with_config(dir: &Path, config: &str) -> Option<NatsServer> {
+        let Some(bin) = binary() else {
+            eprintln!("SKIPPED: nats-server is not installed (apt-get install nats-server)");
+            return None;
+        };
+        let path = dir.join("nats-server.conf");
+        std::fs::write(&path, config).unwrap();
+        let mut s = NatsServer {
+            child: None,
+            port: free_port(),
+            store: dir.to_path_buf(),
+            bin,
+            config: Some(path),
         };
         s.spawn();
         Some(s)
@@ -60,9 +83,12 @@ impl NatsServer {
     }
 
     fn spawn(&mut self) {
-        let child = Command::new(&self.bin)
-            .args(["-js", "-sd"])
-            .arg(&self.store)
+        let mut command = Command::new(&self.bin);
+        match &self.config {
+            Some(file) => command.arg("-c").arg(file),
+            None => command.args(["-js", "-sd"]).arg(&self.store),
+        };
+        let child = command
             .args(["-a", "127.0.0.1", "-p", &self.port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
