@@ -8,6 +8,7 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use conclave_journal::AppendRequest;
 
+use super::denials::DenialThrottle;
 use super::nonces::Nonces;
 use super::pipeline::{Decided, Job, Pending, Reply, MAX_BATCH};
 use super::remotes::RemoteMemo;
@@ -32,6 +33,7 @@ pub(super) struct Decider {
     records: Vec<conclave_journal::NewRecord>,
     decided: Vec<Decided>,
     remotes: RemoteMemo,
+    denials: DenialThrottle,
 }
 
 pub(super) fn decider(
@@ -53,6 +55,7 @@ pub(super) fn decider(
         records: Vec::new(),
         decided: Vec::new(),
         remotes: RemoteMemo::default(),
+        denials: DenialThrottle::default(),
     };
     // Decide everything already queued, then submit it as one append: the journal and
     // the completer then handle one request and one wake-up per batch, not per command.
@@ -121,7 +124,8 @@ impl Decider {
             Ok(events) => self.stage(events, &ctx, authorized_by, Some(reply), None, started),
             Err(Rejected { rejection, record }) => {
                 self.inner.metrics.rejection(rejection.code());
-                if record.is_empty() {
+                let journaled = !record.is_empty() && self.journal_denial(&ctx, &record);
+                if !journaled {
                     self.decided.push(Decided::Answer {
                         reply,
                         result: Err(EngineError::Rejected {
@@ -142,6 +146,23 @@ impl Decider {
                 }
             }
         }
+    }
+
+    /// Whether a refusal's record is journaled, or answered only as a repeat from the
+    /// same source (see [`DenialThrottle`]).
+    fn journal_denial(&mut self, ctx: &Context, record: &[Event]) -> bool {
+        let source = match ctx.origin.remote_addr.as_deref() {
+            Some(raw) => self
+                .remotes
+                .stored(raw, self.working.policy.obfuscate_ips, &ctx.ip_key),
+            None => ctx.actor.to_string(),
+        };
+        let autoban_on = self.working.policy.autoban.attempts > 0;
+        let journal = self.denials.journal(record, &source, autoban_on, ctx.now);
+        if !journal {
+            self.inner.metrics.denial_not_journaled();
+        }
+        journal
     }
 
     fn job(&mut self, job: Job) {

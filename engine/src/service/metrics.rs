@@ -19,6 +19,7 @@ pub struct Metrics {
     latency_sum_micros: AtomicU64,
     password_checks: AtomicU64,
     password_busy: AtomicU64,
+    denials_not_journaled: AtomicU64,
 }
 
 /// A copy of the counters.
@@ -34,6 +35,9 @@ pub struct MetricsSnapshot {
     pub password_checks: u64,
     /// Requests refused as busy because no password-check slot came free in time.
     pub password_busy: u64,
+    /// Refusals answered but not journaled: repeats from one source within a minute
+    /// (see `service::denials`).
+    pub denials_not_journaled: u64,
 }
 
 impl Metrics {
@@ -76,6 +80,10 @@ impl Metrics {
         self.password_busy.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub(crate) fn denial_not_journaled(&self) {
+        self.denials_not_journaled.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn snapshot(&self) -> MetricsSnapshot {
         MetricsSnapshot {
             commands: self
@@ -97,6 +105,7 @@ impl Metrics {
             latency_sum_secs: self.latency_sum_micros.load(Ordering::Relaxed) as f64 / 1e6,
             password_checks: self.password_checks.load(Ordering::Relaxed),
             password_busy: self.password_busy.load(Ordering::Relaxed),
+            denials_not_journaled: self.denials_not_journaled.load(Ordering::Relaxed),
         }
     }
 }

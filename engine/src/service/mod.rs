@@ -19,6 +19,7 @@ mod clock;
 mod completer;
 mod config;
 mod decider;
+mod denials;
 mod error;
 pub mod feed;
 mod gateway;

@@ -147,6 +147,11 @@ pub async fn metrics(app: App) -> Response {
         "# HELP conclave_password_busy_total Requests refused as busy: no password-check slot came free in time.\n# TYPE conclave_password_busy_total counter\nconclave_password_busy_total {}",
         m.password_busy
     );
+    let _ = writeln!(
+        out,
+        "# HELP conclave_denials_not_journaled_total Refusals answered but not journaled: repeats of the same refusal from the same source within a minute.\n# TYPE conclave_denials_not_journaled_total counter\nconclave_denials_not_journaled_total {}",
+        m.denials_not_journaled
+    );
     for s in app.status.iter() {
         let text = s.metrics();
         out.push_str(&text);
