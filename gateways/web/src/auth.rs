@@ -257,6 +257,12 @@ impl Tokens {
         }
     }
 
+    /// The signer of participant tokens (operator credentials share its secret, in
+    /// another domain).
+    pub(crate) fn signer(&self) -> &crate::token::TokenSigner {
+        &self.signer
+    }
+
     fn lock(&self) -> MutexGuard<'_, Registry> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -4,13 +4,15 @@
 use std::net::SocketAddr;
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, MatchedPath, Request};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 
 use crate::auth::Caller;
+use crate::credential::Credential;
 use crate::error::ApiError;
+use crate::token::Invalid;
 use crate::App;
 
 /// A JSON body. An empty body reads as `{}` so that routes whose fields are all
@@ -97,8 +99,11 @@ impl<T: DeserializeOwned + Send> FromRequestParts<App> for QueryParams<T> {
 
 /// Per-request context: the caller, the correlation id and the TCP peer.
 pub struct Ctx {
-    /// Who is calling.
+    /// Who is calling. A scoped operator credential on a route of its areas is the
+    /// admin here, with [`Ctx::credential`] saying which.
     pub caller: Caller,
+    /// The operator credential the admin's authority came from, if not the master token.
+    pub credential: Option<crate::credential::Credential>,
     /// The client's `X-Request-Id` when it is a sane id, else a fresh one.
     pub correlation_id: String,
     /// The TCP peer (absent in in-process tests without connect info).
@@ -118,6 +123,16 @@ impl FromRequestParts<App> for Ctx {
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0);
+        if let Some(token) = bearer(&parts.headers).filter(|t| Credential::looks_like(t)) {
+            let credential =
+                scoped(state, parts, token).map_err(|e| e.with_correlation(&correlation_id))?;
+            return Ok(Ctx {
+                caller: Caller::Admin,
+                credential: Some(credential),
+                correlation_id,
+                remote,
+            });
+        }
         let caller = state
             .tokens
             .caller(&state.auth, &parts.headers)
@@ -125,9 +140,63 @@ impl FromRequestParts<App> for Ctx {
             .map_err(|e| e.with_correlation(&correlation_id))?;
         Ok(Ctx {
             caller,
+            credential: None,
             correlation_id,
             remote,
         })
+    }
+}
+
+/// The bearer token of the Authorization header, if any.
+fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let token = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))?;
+    Some(token.trim())
+}
+
+/// The operator credential `token` stands for, if it may call this route.
+fn scoped(state: &App, parts: &Parts, token: &str) -> Result<Credential, ApiError> {
+    let credential = Credential::verify(state.tokens.signer(), token, chrono::Utc::now()).map_err(
+        |e| match e {
+            Invalid::Forged => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "auth.invalid_token",
+                "the bearer token is not valid",
+            ),
+            Invalid::Expired => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "auth.token_expired",
+                "this credential has expired; ask the operator for a new one",
+            ),
+        },
+    )?;
+    let tag = parts
+        .extensions
+        .get::<MatchedPath>()
+        .and_then(|p| crate::routes::tag_of(&parts.method, p.as_str()));
+    match tag {
+        Some(tag) if credential.allows(tag, &parts.method) => Ok(credential),
+        _ => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "auth.out_of_scope",
+            format!(
+                "credential {} may not call {} {} (areas: {}{})",
+                credential.label,
+                parts.method,
+                parts.uri.path(),
+                credential.scopes.join(", "),
+                if credential.read_only {
+                    ", read only"
+                } else {
+                    ""
+                }
+            ),
+        )),
     }
 }
 

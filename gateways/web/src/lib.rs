@@ -10,6 +10,7 @@
 
 mod api;
 pub mod auth;
+pub mod credential;
 pub mod error;
 mod events;
 mod extract;

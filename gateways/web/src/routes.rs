@@ -127,6 +127,25 @@ fn route(
     }
 }
 
+/// The tag (API area) of the route matched as `path` (the route's pattern) for
+/// `method`; operator credentials are scoped by tags.
+pub fn tag_of(method: &Method, path: &str) -> Option<&'static str> {
+    static TAGS: std::sync::LazyLock<
+        std::collections::HashMap<(Method, &'static str), &'static str>,
+    > = std::sync::LazyLock::new(|| {
+        table()
+            .into_iter()
+            .map(|r| ((r.method, r.path), r.tag))
+            .collect()
+    });
+    TAGS.get(&(method.clone(), path)).copied()
+}
+
+/// Every tag (API area) of the table.
+pub fn tags() -> std::collections::BTreeSet<&'static str> {
+    table().into_iter().map(|r| r.tag).collect()
+}
+
 /// Every route of the API.
 pub fn table() -> Vec<Route> {
     use Access::*;
@@ -228,6 +247,7 @@ pub fn table() -> Vec<Route> {
         route(Method::PUT, "/server/log-days", put(api::set_log_days), "server", Admin, "Retention of personal content in days (0 forever, -1 none)", Some(obj(&["days"], vec![("days", json!({"type": "integer", "minimum": -1}))])), 200, cmd()),
         route(Method::PUT, "/server/obfuscate-ips", put(api::set_obfuscate_ips), "server", Admin, "Store keyed hashes instead of remote addresses", Some(obj(&["enabled"], vec![("enabled", b())])), 200, cmd()),
         route(Method::PUT, "/server/welcome-text", put(api::set_welcome_text), "server", Admin, "Server welcome text", Some(obj(&["text"], vec![("text", s())])), 200, cmd()),
+        route(p.clone(), "/credentials", post(api::mint_credential), "server", Admin, "Mint a scoped, time-limited operator credential for automation (master admin token only): it acts as the admin on routes of its areas (tags), and what it does is journaled as authorized by it", Some(obj(&["label", "scopes"], vec![("label", sd("what it is for, [A-Za-z0-9._-]{1,64}")), ("scopes", json!({"type": "array", "items": {"type": "string"}, "description": "route tags it may call (moderation, accounts, server, replay, rooms...)"})), ("read_only", b()), ("ttl_secs", nullable(json!({"type": "integer", "minimum": 60, "maximum": 2592000})))])), 201, json!({"type": "object", "required": ["credential", "id", "label", "scopes", "read_only", "expires_at"]})),
     ];
     let mut audit = route(
         g,

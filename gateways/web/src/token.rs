@@ -21,6 +21,8 @@ pub const TOKEN_TTL: TimeDelta = TimeDelta::hours(24);
 /// File in the data directory holding the secret.
 const KEY_FILE: &str = "token-key";
 const PREFIX: &str = "cv1.";
+/// The MAC's domain string (kept: tokens issued before a restart must still verify).
+const DOMAIN: &str = "conclave token v1";
 
 /// What a token says.
 #[derive(Serialize, Deserialize)]
@@ -68,12 +70,17 @@ impl TokenSigner {
         TokenSigner { secret }
     }
 
-    fn mac(&self, payload: &str) -> String {
-        let h = blake3::keyed_hash(
-            &self.secret,
-            format!("conclave token v1 {payload}").as_bytes(),
-        );
+    /// The MAC of `payload` under this secret in `domain` (participant tokens and
+    /// operator credentials use different domains, so one never verifies as the other).
+    pub(crate) fn mac(&self, domain: &str, payload: &str) -> String {
+        let h = blake3::keyed_hash(&self.secret, format!("{domain} {payload}").as_bytes());
         conclave_journal::hex(h.as_bytes())
+    }
+
+    /// Whether `mac` is `payload`'s MAC in `domain`, compared in constant time (through
+    /// BLAKE3 digests, whose equality is constant-time).
+    pub(crate) fn mac_matches(&self, domain: &str, payload: &str, mac: &str) -> bool {
+        blake3::hash(self.mac(domain, payload).as_bytes()) == blake3::hash(mac.as_bytes())
     }
 
     /// A token for `who`, valid until `who.expires_at`.
@@ -90,7 +97,7 @@ impl TokenSigner {
         };
         let json = serde_json::to_vec(&claims).unwrap_or_default();
         let payload = conclave_journal::hex(&json);
-        let mac = self.mac(&payload);
+        let mac = self.mac(DOMAIN, &payload);
         Ok(format!("{PREFIX}{payload}.{mac}"))
     }
 
@@ -98,8 +105,7 @@ impl TokenSigner {
     pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<Participant, Invalid> {
         let rest = token.strip_prefix(PREFIX).ok_or(Invalid::Forged)?;
         let (payload, mac) = rest.split_once('.').ok_or(Invalid::Forged)?;
-        // Constant-time: compare digests of the MACs.
-        if blake3::hash(self.mac(payload).as_bytes()) != blake3::hash(mac.as_bytes()) {
+        if !self.mac_matches(DOMAIN, payload, mac) {
             return Err(Invalid::Forged);
         }
         let json = conclave_replay::verify::unhex_vec(payload).map_err(|_| Invalid::Forged)?;

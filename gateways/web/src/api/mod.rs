@@ -231,9 +231,13 @@ pub async fn run(app: &App, ctx: &Ctx, actor: Actor, command: Command) -> ApiRes
         },
         correlation_id: Some(ctx.correlation_id.clone()),
         causation_id: None,
-        // The admin token acting as a person (`as`): journal who really authorized it.
-        authorized_by: (matches!(ctx.caller, Caller::Admin) && actor != Actor::Admin)
-            .then(|| "admin".to_owned()),
+        // The admin acting as a person (`as`), or through an operator credential:
+        // journal who really authorized it.
+        authorized_by: match &ctx.credential {
+            Some(c) => Some(c.authority()),
+            None => (matches!(ctx.caller, Caller::Admin) && actor != Actor::Admin)
+                .then(|| "admin".to_owned()),
+        },
         actor,
         // Unscoped: the web gateway lets anonymous guests claim only web: names
         // (`entrant`), and any other identity comes with the admin's authority or a
