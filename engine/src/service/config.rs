@@ -35,7 +35,15 @@ pub struct EngineConfig {
     /// Recent events the committed feed keeps in memory for live subscribers; one
     /// further behind reads the journal.
     pub feed_capacity: usize,
+    /// Commands that may wait for the decider at once, from every gateway; one more is
+    /// refused at once as busy (`engine.busy`, HTTP 503 with Retry-After) instead of
+    /// queueing without bound.
+    pub max_queued_commands: usize,
 }
+
+/// The default [`EngineConfig::max_queued_commands`]: far above what the decider's
+/// batches of 64 drain in a few milliseconds, far below what would hold real memory.
+pub const DEFAULT_MAX_QUEUED_COMMANDS: usize = 16_384;
 
 impl EngineConfig {
     /// Defaults for a data directory: seed policy, the system clock, checkpoints every
@@ -51,6 +59,7 @@ impl EngineConfig {
             clock: Arc::new(SystemClock),
             tick_interval: DEFAULT_TICK_INTERVAL,
             feed_capacity: super::feed::DEFAULT_FEED_CAPACITY,
+            max_queued_commands: DEFAULT_MAX_QUEUED_COMMANDS,
         }
     }
 

@@ -171,8 +171,15 @@ impl Decider {
                 req,
                 reply,
                 passwords,
-            } => self.command(*req, reply, &passwords),
+                slot,
+            } => {
+                self.command(*req, reply, &passwords);
+                drop(slot);
+            }
             Job::Tick(reply) => self.tick(reply),
+            Job::Hold(until) => {
+                let _ = until.recv();
+            }
         }
     }
 

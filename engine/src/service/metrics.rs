@@ -20,6 +20,7 @@ pub struct Metrics {
     password_checks: AtomicU64,
     password_busy: AtomicU64,
     denials_not_journaled: AtomicU64,
+    queue_full: AtomicU64,
 }
 
 /// A copy of the counters.
@@ -38,6 +39,10 @@ pub struct MetricsSnapshot {
     /// Refusals answered but not journaled: repeats from one source within a minute
     /// (see `service::denials`).
     pub denials_not_journaled: u64,
+    /// Commands refused as busy because the decider's queue was full.
+    pub queue_full: u64,
+    /// Commands waiting for the decider now (a gauge).
+    pub queued_commands: u64,
 }
 
 impl Metrics {
@@ -80,6 +85,10 @@ impl Metrics {
         self.password_busy.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub(crate) fn queue_full(&self) {
+        self.queue_full.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub(crate) fn denial_not_journaled(&self) {
         self.denials_not_journaled.fetch_add(1, Ordering::Relaxed);
     }
@@ -106,6 +115,8 @@ impl Metrics {
             password_checks: self.password_checks.load(Ordering::Relaxed),
             password_busy: self.password_busy.load(Ordering::Relaxed),
             denials_not_journaled: self.denials_not_journaled.load(Ordering::Relaxed),
+            queue_full: self.queue_full.load(Ordering::Relaxed),
+            queued_commands: 0,
         }
     }
 }

@@ -47,7 +47,7 @@ use checkpoint::CheckpointStore;
 use clock::{clock, Alarm};
 pub use clock::{Clock, SystemClock, TestClock};
 use completer::completer;
-pub use config::{EngineConfig, DEFAULT_TICK_INTERVAL};
+pub use config::{EngineConfig, DEFAULT_MAX_QUEUED_COMMANDS, DEFAULT_TICK_INTERVAL};
 use decider::decider;
 pub use error::EngineError;
 use feed::Feed;
@@ -74,6 +74,8 @@ struct Inner {
     /// Committed events for subscribers, fed by the completer after each apply.
     feed: Arc<Feed>,
     jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    /// Places taken in the decider's queue (bounded by `config.max_queued_commands`).
+    queued: Arc<std::sync::atomic::AtomicUsize>,
     failed: AtomicBool,
     metrics: Metrics,
     config: EngineConfig,
@@ -185,6 +187,7 @@ impl Engine {
             committed: RwLock::new(committed),
             feed,
             jobs: Mutex::new(Some(tx)),
+            queued: Arc::default(),
             failed: AtomicBool::new(false),
             metrics: Metrics::default(),
             config,
@@ -339,13 +342,28 @@ impl Engine {
         let (reply, rx) = oneshot::channel();
         let jobs = lock(&self.inner.jobs);
         let tx = jobs.as_ref().ok_or(EngineError::Stopped)?;
+        let slot = pipeline::Slot::take(&self.inner.queued, self.inner.config.max_queued_commands)
+            .ok_or_else(|| {
+                self.inner.metrics.queue_full();
+                EngineError::Busy("the engine's command queue")
+            })?;
         tx.send(Job::Command {
             req: Box::new(req),
             reply,
             passwords,
+            slot,
         })
         .map_err(|_| EngineError::Stopped)?;
         Ok(rx)
+    }
+
+    /// Tests only: holds the decider (it decides nothing) until the returned sender is
+    /// dropped, so a test can fill the bounded command queue deterministically.
+    #[doc(hidden)]
+    pub fn hold_decider(&self) -> Option<mpsc::Sender<()>> {
+        let (tx, rx) = mpsc::channel();
+        lock(&self.inner.jobs).as_ref()?.send(Job::Hold(rx)).ok()?;
+        Some(tx)
     }
 
     /// The engine's clock ([`EngineConfig::clock`]).
@@ -419,7 +437,9 @@ impl Engine {
     }
 
     pub fn metrics(&self) -> MetricsSnapshot {
-        self.inner.metrics.snapshot()
+        let mut m = self.inner.metrics.snapshot();
+        m.queued_commands = self.inner.queued.load(Ordering::Acquire) as u64;
+        m
     }
 
     /// Whether the engine is accepting commands normally (false after an append

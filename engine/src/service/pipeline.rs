@@ -1,6 +1,7 @@
 //! What flows from the caller to the decider, and from the decider to the completer.
 
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::Instant;
 
 use conclave_journal::AppendTicket;
@@ -17,10 +18,37 @@ pub(super) enum Job {
         req: Box<Request>,
         reply: Reply,
         passwords: Prechecked,
+        /// Its place in the bounded queue, given back once it is decided.
+        slot: Slot,
     },
     /// Expiry at the decider's current time, answered once its events (possibly none)
     /// and everything decided before it are committed.
     Tick(Reply),
+    /// Tests only ([`super::Engine::hold_decider`]): the decider waits until the
+    /// sender is dropped, so the queue can be seen filling up.
+    Hold(mpsc::Receiver<()>),
+}
+
+/// One place in the decider's bounded queue (see
+/// [`super::EngineConfig::max_queued_commands`]); dropping it gives it back.
+pub(super) struct Slot(Arc<AtomicUsize>);
+
+impl Slot {
+    /// A place if fewer than `max` are taken.
+    pub(super) fn take(taken: &Arc<AtomicUsize>, max: usize) -> Option<Slot> {
+        taken
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Slot(taken.clone()))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// What the completer waits for, in submission order.

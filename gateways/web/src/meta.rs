@@ -152,6 +152,16 @@ pub async fn metrics(app: App) -> Response {
         "# HELP conclave_denials_not_journaled_total Refusals answered but not journaled: repeats of the same refusal from the same source within a minute.\n# TYPE conclave_denials_not_journaled_total counter\nconclave_denials_not_journaled_total {}",
         m.denials_not_journaled
     );
+    let _ = writeln!(
+        out,
+        "# HELP conclave_engine_queue_full_total Commands refused as busy: the engine's command queue was full.\n# TYPE conclave_engine_queue_full_total counter\nconclave_engine_queue_full_total {}",
+        m.queue_full
+    );
+    let _ = writeln!(
+        out,
+        "# HELP conclave_engine_queued_commands Commands waiting for the engine's decider.\n# TYPE conclave_engine_queued_commands gauge\nconclave_engine_queued_commands {}",
+        m.queued_commands
+    );
     for s in app.status.iter() {
         let text = s.metrics();
         out.push_str(&text);
