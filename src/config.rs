@@ -9,6 +9,16 @@
 //! | `web.admin_token` | `--admin-token` | `CONCLAVE_ADMIN_TOKEN` |
 //! | `web.rate_entries_per_min` | `--rate-entries-per-min` | `CONCLAVE_RATE_ENTRIES_PER_MIN` |
 //! | `web.rate_chat_per_min` | `--rate-chat-per-min` | `CONCLAVE_RATE_CHAT_PER_MIN` |
+//! | `web.header_read_timeout_secs` | `--web-header-read-timeout-secs` | `CONCLAVE_WEB_HEADER_READ_TIMEOUT_SECS` |
+//! | `web.body_read_timeout_secs` | `--web-body-read-timeout-secs` | `CONCLAVE_WEB_BODY_READ_TIMEOUT_SECS` |
+//! | `web.idle_timeout_secs` | `--web-idle-timeout-secs` | `CONCLAVE_WEB_IDLE_TIMEOUT_SECS` |
+//! | `web.max_connections` | `--web-max-connections` | `CONCLAVE_WEB_MAX_CONNECTIONS` |
+//! | `web.trusted_proxies` | `--trusted-proxies a,b` | `CONCLAVE_TRUSTED_PROXIES` |
+//! | `web.forwarded_header` | `--forwarded-header` | `CONCLAVE_FORWARDED_HEADER` |
+//! | `web.cors_origins` | `--cors-origins a,b` | `CONCLAVE_CORS_ORIGINS` |
+//! | `web.tls_cert` | `--tls-cert` | `CONCLAVE_TLS_CERT` |
+//! | `web.tls_key` | `--tls-key` | `CONCLAVE_TLS_KEY` |
+//! | `web.tls_self_signed` | `--tls-self-signed` | `CONCLAVE_TLS_SELF_SIGNED` |
 //! | `journal.sync` | `--journal-sync` | `CONCLAVE_JOURNAL_SYNC` |
 //! | `engine.checkpoint_every` | `--checkpoint-every` | `CONCLAVE_CHECKPOINT_EVERY` |
 //! | `engine.tick_interval_ms` | `--tick-interval-ms` | `CONCLAVE_TICK_INTERVAL_MS` |
@@ -79,6 +89,16 @@ struct WebFile {
     admin_token: Option<String>,
     rate_entries_per_min: Option<u32>,
     rate_chat_per_min: Option<u32>,
+    header_read_timeout_secs: Option<u64>,
+    body_read_timeout_secs: Option<u64>,
+    idle_timeout_secs: Option<u64>,
+    max_connections: Option<usize>,
+    trusted_proxies: Option<Vec<String>>,
+    forwarded_header: Option<String>,
+    cors_origins: Option<Vec<String>>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_self_signed: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -191,6 +211,42 @@ pub struct ServeArgs {
     /// Chat messages per minute from one remote address; 0 no limit [default: 1200].
     #[arg(long, env = "CONCLAVE_RATE_CHAT_PER_MIN")]
     pub rate_chat_per_min: Option<u32>,
+    /// Seconds for a request's head to arrive (from the TCP accept for a connection's
+    /// first request, TLS handshake included) [default: 10].
+    #[arg(long, env = "CONCLAVE_WEB_HEADER_READ_TIMEOUT_SECS")]
+    pub web_header_read_timeout_secs: Option<u64>,
+    /// Seconds for a request's whole body to arrive after its head [default: 30].
+    #[arg(long, env = "CONCLAVE_WEB_BODY_READ_TIMEOUT_SECS")]
+    pub web_body_read_timeout_secs: Option<u64>,
+    /// Seconds a kept-alive connection may wait for its next request, or a peer leave
+    /// our writes unread [default: 60].
+    #[arg(long, env = "CONCLAVE_WEB_IDLE_TIMEOUT_SECS")]
+    pub web_idle_timeout_secs: Option<u64>,
+    /// Connections the REST API holds at once; more are closed at once [default: 4096].
+    #[arg(long, env = "CONCLAVE_WEB_MAX_CONNECTIONS")]
+    pub web_max_connections: Option<usize>,
+    /// Reverse proxies (addresses or CIDR networks, comma-separated) whose forwarding
+    /// header names the client [default: none].
+    #[arg(long, env = "CONCLAVE_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Option<Vec<String>>,
+    /// The header trusted proxies write: x-forwarded-for | forwarded (RFC 7239)
+    /// [default: x-forwarded-for].
+    #[arg(long, env = "CONCLAVE_FORWARDED_HEADER")]
+    pub forwarded_header: Option<String>,
+    /// Origins whose pages may call the API (CORS), comma-separated, e.g.
+    /// https://app.example.org; * for any [default: none, same origin only].
+    #[arg(long, env = "CONCLAVE_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Option<Vec<String>>,
+    /// TLS certificate chain (PEM) of the REST API; with --tls-key.
+    #[arg(long, env = "CONCLAVE_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM) of the REST API; with --tls-cert.
+    #[arg(long, env = "CONCLAVE_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve HTTPS with a self-signed certificate made at start, for trying TLS out
+    /// (its SHA-256 fingerprint is printed) [default: false].
+    #[arg(long, env = "CONCLAVE_TLS_SELF_SIGNED", num_args = 0..=1, default_missing_value = "true")]
+    pub tls_self_signed: Option<bool>,
     /// Journal sync mode: always | batch:<ms> | none [default: always].
     #[arg(long, env = "CONCLAVE_JOURNAL_SYNC")]
     pub journal_sync: Option<SyncSpec>,
@@ -217,6 +273,8 @@ pub struct Config {
     pub admin_token: Option<String>,
     /// Per-address rate limits of the web gateway.
     pub rates: conclave_gateway_web::RateSettings,
+    /// The web listener: timeouts, connection cap, trusted proxies, CORS, TLS.
+    pub web: WebConfig,
     pub sync: SyncMode,
     pub checkpoint_every: u64,
     pub tick_interval: Duration,
@@ -226,6 +284,118 @@ pub struct Config {
     pub ip_key: Option<[u8; 32]>,
     /// The NATS gateway, if a URL is configured (see docs/nats.md).
     pub nats: Option<conclave_gateway_nats::NatsConfig>,
+}
+
+/// Where the web listener's TLS certificate comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsSource {
+    /// Plain HTTP.
+    None,
+    /// A certificate chain and key in PEM files.
+    Files { cert: PathBuf, key: PathBuf },
+    /// A self-signed certificate made at start.
+    SelfSigned,
+}
+
+/// The web listener's settings (TLS is loaded by `serve`).
+#[derive(Debug, Clone)]
+pub struct WebConfig {
+    pub header_read_timeout: Duration,
+    pub body_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
+    pub trusted_proxies: conclave_gateway_web::TrustedProxies,
+    pub cors: conclave_gateway_web::CorsSettings,
+    pub tls: TlsSource,
+}
+
+impl WebConfig {
+    fn load(args: &ServeArgs, file: &WebFile) -> anyhow::Result<WebConfig> {
+        let secs = |flag: Option<u64>, file: Option<u64>, default: u64, key: &str, max: u64| {
+            let v = pick(flag, file, default);
+            if !(1..=max).contains(&v) {
+                bail!(
+                    "web.{key} (--web-{}): must be 1..={max}",
+                    key.replace('_', "-")
+                );
+            }
+            Ok(Duration::from_secs(v))
+        };
+        let d = conclave_gateway_web::TransportSettings::default();
+        let header_read_timeout = secs(
+            args.web_header_read_timeout_secs,
+            file.header_read_timeout_secs,
+            d.header_read_timeout.as_secs(),
+            "header_read_timeout_secs",
+            3600,
+        )?;
+        let body_read_timeout = secs(
+            args.web_body_read_timeout_secs,
+            file.body_read_timeout_secs,
+            d.body_read_timeout.as_secs(),
+            "body_read_timeout_secs",
+            3600,
+        )?;
+        let idle_timeout = secs(
+            args.web_idle_timeout_secs,
+            file.idle_timeout_secs,
+            d.idle_timeout.as_secs(),
+            "idle_timeout_secs",
+            86_400,
+        )?;
+        let max_connections = pick(
+            args.web_max_connections,
+            file.max_connections,
+            d.max_connections,
+        );
+        if !(1..=1_000_000).contains(&max_connections) {
+            bail!("web.max_connections (--web-max-connections): must be 1..=1000000");
+        }
+        let header = args
+            .forwarded_header
+            .as_deref()
+            .or(file.forwarded_header.as_deref())
+            .map(str::parse::<conclave_gateway_web::ForwardedHeader>)
+            .transpose()
+            .context("web.forwarded_header (--forwarded-header)")?
+            .unwrap_or_default();
+        let proxies = pick(
+            args.trusted_proxies.clone(),
+            file.trusted_proxies.clone(),
+            Vec::new(),
+        );
+        let trusted_proxies = conclave_gateway_web::TrustedProxies::parse(&proxies, header)
+            .context("web.trusted_proxies (--trusted-proxies)")?;
+        let origins = pick(
+            args.cors_origins.clone(),
+            file.cors_origins.clone(),
+            Vec::new(),
+        );
+        let cors = conclave_gateway_web::CorsSettings::new(&origins)
+            .context("web.cors_origins (--cors-origins)")?;
+        let cert = args.tls_cert.clone().or(file.tls_cert.clone());
+        let key = args.tls_key.clone().or(file.tls_key.clone());
+        let self_signed = pick(args.tls_self_signed, file.tls_self_signed, false);
+        let tls = match (cert, key, self_signed) {
+            (None, None, false) => TlsSource::None,
+            (None, None, true) => TlsSource::SelfSigned,
+            (Some(cert), Some(key), false) => TlsSource::Files { cert, key },
+            (Some(_), Some(_), true) => bail!(
+                "web.tls_self_signed (--tls-self-signed): not together with web.tls_cert and web.tls_key"
+            ),
+            (Some(_), None, _) => bail!("web.tls_cert (--tls-cert): needs web.tls_key (--tls-key)"),
+            (None, Some(_), _) => bail!("web.tls_key (--tls-key): needs web.tls_cert (--tls-cert)"),
+        };
+        Ok(WebConfig {
+            header_read_timeout,
+            body_read_timeout,
+            idle_timeout,
+            max_connections,
+            trusted_proxies,
+            cors,
+            tls,
+        })
+    }
 }
 
 fn parse_file(path: &Path) -> anyhow::Result<File> {
@@ -372,7 +542,7 @@ impl Config {
         if server_password.as_deref() == Some("") {
             bail!("policy.server_password (--server-password): must not be empty (leave it out for none)");
         }
-        let admin_token = args.admin_token.clone().or(file.web.admin_token);
+        let admin_token = args.admin_token.clone().or(file.web.admin_token.clone());
         if admin_token.as_deref().is_some_and(|t| t.len() < 16) {
             bail!("web.admin_token (--admin-token): must be at least 16 characters");
         }
@@ -390,6 +560,7 @@ impl Config {
             PathBuf::from("./data"),
         );
         let nats = args.nats.resolve(&file.nats, &data_dir);
+        let web = WebConfig::load(args, &file.web)?;
         Ok(Config {
             data_dir,
             log: pick(args.log.clone(), file.log, "info".to_owned()),
@@ -414,6 +585,7 @@ impl Config {
                     ),
                 }
             },
+            web,
             sync: pick(
                 args.journal_sync,
                 file.journal.sync,
@@ -529,5 +701,91 @@ mod tests {
             Config::load(&args(&["--config", "/nonexistent/c.toml"])).unwrap_err()
         );
         assert!(e.contains("/nonexistent/c.toml"), "{e}");
+    }
+
+    #[test]
+    fn web_transport_settings() {
+        let c = Config::load(&args(&[])).unwrap();
+        assert_eq!(c.web.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(c.web.body_read_timeout, Duration::from_secs(30));
+        assert_eq!(c.web.idle_timeout, Duration::from_secs(60));
+        assert_eq!(c.web.max_connections, 4096);
+        assert!(c.web.trusted_proxies.nets.is_empty());
+        assert!(!c.web.cors.enabled());
+        assert_eq!(c.web.tls, TlsSource::None);
+        let (_d, p) = write(
+            "[web]\nheader_read_timeout_secs = 2\nmax_connections = 9\ntrusted_proxies = [\"10.0.0.0/8\"]\nforwarded_header = \"forwarded\"\ncors_origins = [\"https://app.example\"]\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n",
+        );
+        let c = Config::load(&args(&[
+            "--config",
+            &p,
+            "--web-max-connections",
+            "5",
+            "--trusted-proxies",
+            "127.0.0.1,::1",
+        ]))
+        .unwrap();
+        assert_eq!(c.web.header_read_timeout, Duration::from_secs(2));
+        assert_eq!(c.web.max_connections, 5);
+        assert_eq!(c.web.trusted_proxies.nets.len(), 2);
+        assert!(c.web.trusted_proxies.trusts("::1".parse().unwrap()));
+        assert!(!c.web.trusted_proxies.trusts("10.1.1.1".parse().unwrap()));
+        assert_eq!(
+            c.web.trusted_proxies.header,
+            conclave_gateway_web::ForwardedHeader::Forwarded
+        );
+        assert!(c.web.cors.enabled());
+        assert_eq!(
+            c.web.tls,
+            TlsSource::Files {
+                cert: "c.pem".into(),
+                key: "k.pem".into()
+            }
+        );
+        let c = Config::load(&args(&["--tls-self-signed"])).unwrap();
+        assert_eq!(c.web.tls, TlsSource::SelfSigned);
+        let c = Config::load(&args(&["--tls-self-signed=false"])).unwrap();
+        assert_eq!(c.web.tls, TlsSource::None);
+    }
+
+    #[test]
+    fn bad_web_settings_name_the_key() {
+        for (flags, key) in [
+            (
+                &["--web-header-read-timeout-secs", "0"][..],
+                "header_read_timeout_secs",
+            ),
+            (
+                &["--web-idle-timeout-secs", "100000"][..],
+                "idle_timeout_secs",
+            ),
+            (&["--web-max-connections", "0"][..], "max_connections"),
+            (&["--trusted-proxies", "10.0.0.0/33"][..], "trusted_proxies"),
+            (
+                &["--trusted-proxies", "proxy.example"][..],
+                "trusted_proxies",
+            ),
+            (&["--forwarded-header", "x-real-ip"][..], "forwarded_header"),
+            (
+                &["--cors-origins", "https://app.example/"][..],
+                "cors_origins",
+            ),
+            (&["--cors-origins", "app.example"][..], "cors_origins"),
+            (&["--tls-cert", "c.pem"][..], "tls_cert"),
+            (&["--tls-key", "k.pem"][..], "tls_key"),
+            (
+                &[
+                    "--tls-cert",
+                    "c.pem",
+                    "--tls-key",
+                    "k.pem",
+                    "--tls-self-signed",
+                ][..],
+                "tls_self_signed",
+            ),
+        ] {
+            let e = format!("{:#}", Config::load(&args(flags)).unwrap_err());
+            assert!(e.contains(key), "{flags:?}: {e}");
+        }
     }
 }

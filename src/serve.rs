@@ -8,11 +8,12 @@ use anyhow::Context;
 use conclave_engine::service::{hash_password, Engine, EngineConfig};
 use conclave_engine::IpKey;
 use conclave_gateway_web::{
-    load_or_create_admin_token, router_with_options, AuthConfig, StatusSource,
+    load_or_create_admin_token, router_with_options, AuthConfig, StatusSource, TlsConfig,
+    Transport, TransportSettings,
 };
 use conclave_journal::JournalConfig;
 
-use crate::config::{Config, ServeArgs};
+use crate::config::{Config, ServeArgs, TlsSource, WebConfig};
 
 /// Runs the server; returns once it has shut down cleanly.
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -74,6 +75,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         head = engine.head(),
         "engine open"
     );
+    let tls = load_tls(&config.web.tls, config.web_listen)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("conclave-rt")
@@ -84,6 +86,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         admin_token,
         config.web_listen,
         config.rates,
+        &config.web,
+        tls,
         config.nats.clone(),
     ));
     // Finish in-flight commands and write a checkpoint, whatever happened above.
@@ -97,6 +101,8 @@ async fn serve(
     admin_token: String,
     listen: std::net::SocketAddr,
     rates: conclave_gateway_web::RateSettings,
+    web: &WebConfig,
+    tls: Option<TlsConfig>,
     nats: Option<conclave_gateway_nats::NatsConfig>,
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
@@ -105,17 +111,40 @@ async fn serve(
     let local = listener.local_addr().context("reading the bound address")?;
     // Other gateways (NATS, later SIP and XMPP) add their status sources here.
     let mut sources: Vec<Arc<dyn StatusSource>> = Vec::new();
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let transport = Transport::new(TransportSettings {
+        header_read_timeout: web.header_read_timeout,
+        body_read_timeout: web.body_read_timeout,
+        idle_timeout: web.idle_timeout,
+        max_connections: web.max_connections,
+        trusted_proxies: web.trusted_proxies.clone(),
+        tls,
+    });
+    sources.push(transport.status());
     let nats = crate::nats_cmd::start_gateway(engine.clone(), nats).await?;
     if let Some((_, source)) = &nats {
         sources.push(source.clone());
     }
     // Web sessions survive a restart with their signed tokens; one whose client is gone
     // ends when its lease runs out.
-    let router = router_with_options(engine, AuthConfig::new(&admin_token), sources, rates);
-    tracing::info!(%local, "REST API listening (SIP gateway not started: a later issue)");
-    println!("conclave: REST API on http://{local}");
+    let router = web.cors.apply(router_with_options(
+        engine,
+        AuthConfig::new(&admin_token),
+        sources,
+        rates,
+    ));
+    tracing::info!(
+        %local,
+        scheme,
+        max_connections = web.max_connections,
+        trusted_proxies = web.trusted_proxies.nets.len(),
+        cors = web.cors.enabled(),
+        "REST API listening (SIP gateway not started: a later issue)"
+    );
+    println!("conclave: REST API on {scheme}://{local}");
     let _ = std::io::stdout().flush();
-    let served = conclave_gateway_web::serve(listener, router, shutdown_signal())
+    let served = transport
+        .serve(listener, router, shutdown_signal())
         .await
         .context("serving the REST API");
     // Let the outbox catch up briefly, then store its cursor.
@@ -123,6 +152,49 @@ async fn serve(
         handle.shutdown().await;
     }
     served
+}
+
+/// The web listener's TLS configuration, if any: PEM files, or a self-signed
+/// certificate for localhost, the loopback addresses and the listen address, whose
+/// fingerprint is printed so that a person can check what their browser shows.
+fn load_tls(source: &TlsSource, listen: std::net::SocketAddr) -> anyhow::Result<Option<TlsConfig>> {
+    match source {
+        TlsSource::None => Ok(None),
+        TlsSource::Files { cert, key } => {
+            let tls = TlsConfig::from_pem_files(cert, key)
+                .context("web.tls_cert / web.tls_key (--tls-cert / --tls-key)")?;
+            tracing::info!(
+                cert = %cert.display(),
+                fingerprint_sha256 = tls.fingerprint(),
+                "TLS certificate loaded"
+            );
+            Ok(Some(tls))
+        }
+        TlsSource::SelfSigned => {
+            let mut names = vec![
+                "localhost".to_owned(),
+                "127.0.0.1".to_owned(),
+                "::1".to_owned(),
+            ];
+            let ip = listen.ip().to_string();
+            if !listen.ip().is_unspecified() && !names.contains(&ip) {
+                names.push(ip);
+            }
+            let tls = TlsConfig::self_signed(names.clone())
+                .context("web.tls_self_signed (--tls-self-signed)")?;
+            tracing::warn!(
+                names = ?names,
+                fingerprint_sha256 = tls.fingerprint(),
+                "serving TLS with a self-signed certificate made at start (for trying out; browsers will warn)"
+            );
+            println!(
+                "conclave: self-signed TLS certificate for {}; SHA-256 fingerprint {}",
+                names.join(", "),
+                tls.fingerprint()
+            );
+            Ok(Some(tls))
+        }
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -6,10 +6,13 @@
 //! server-wide actions, participant bearer tokens issued at join (in memory only). Other
 //! gateways plug their status into health and metrics through [`StatusSource`]. The
 //! `/replay/*` routes serve the replay library over the live journal (admin only).
-//! See docs/api.md for the reference.
+//! The listener itself ([`Transport`]: connection cap, header, body and idle timeouts,
+//! TLS, the client address behind trusted proxies) is in `transport.rs`, `tls.rs` and
+//! `proxy.rs`; CORS in `cors.rs`. See docs/api.md for the reference.
 
 mod api;
 pub mod auth;
+pub mod cors;
 pub mod credential;
 pub mod error;
 mod events;
@@ -18,16 +21,18 @@ mod guest;
 mod lease;
 mod limits;
 mod meta;
+pub mod proxy;
 mod query;
 mod replay_routes;
 mod revocation;
 pub mod routes;
+pub mod tls;
 pub mod token;
+mod transport;
 mod views;
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -39,8 +44,12 @@ use conclave_engine::service::Engine;
 use serde_json::Value;
 
 pub use auth::{load_or_create_admin_token, AuthConfig};
+pub use cors::{CorsError, CorsSettings};
 pub use error::ApiError;
 pub use limits::RateSettings;
+pub use proxy::{ForwardedHeader, PeerAddr, ProxyError, TrustedProxies};
+pub use tls::{TlsConfig, TlsError};
+pub use transport::{Transport, TransportSettings, MAX_HEAD_BYTES};
 
 /// Largest accepted request body: commands are small, chat is capped at a few KiB.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -172,35 +181,16 @@ async fn security_headers(mut resp: axum::response::Response) -> axum::response:
 /// from their last event).
 pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Serves `router` on `listener` until `shutdown` resolves, then finishes in-flight
-/// requests for at most [`SHUTDOWN_GRACE`]. The TCP peer address reaches handlers (for
-/// the journal's origin metadata).
+/// Serves `router` on `listener` with the default [`TransportSettings`] until `shutdown`
+/// resolves, then finishes in-flight requests for at most [`SHUTDOWN_GRACE`]. The client
+/// address reaches handlers as `ConnectInfo<SocketAddr>` (for the journal's origin
+/// metadata and rate limits). [`Transport`] serves with other settings.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let (asked_tx, asked_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        shutdown.await;
-        let _ = asked_tx.send(());
-    });
-    let deadline = async move {
-        if asked_rx.await.is_ok() {
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
-        } else {
-            std::future::pending::<()>().await;
-        }
-    };
-    tokio::select! {
-        served = server => served,
-        () = deadline => {
-            tracing::warn!(grace = ?SHUTDOWN_GRACE, "closing the connections still open after the shutdown grace");
-            Ok(())
-        }
-    }
+    Transport::new(TransportSettings::default())
+        .serve(listener, router, shutdown)
+        .await
 }

@@ -1,7 +1,8 @@
 //! Rate limits per remote address on what a stranger can repeat cheaply: entering rooms
 //! (create, join, knock, call, answering invitations) and chat. The admin token is not
-//! limited. Behind a reverse proxy every client shares the proxy's address (trusted
-//! proxy headers are not read yet), so raise the limits there.
+//! limited. The address is the client's as [`crate::proxy::client_addr`] found it: behind
+//! a reverse proxy listed in `web.trusted_proxies` each client has its own; behind one
+//! that is not listed every client shares the proxy's, so list it (or raise the limits).
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
