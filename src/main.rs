@@ -9,9 +9,7 @@ mod serve;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
-use conclave_journal::{hex, Journal, JournalConfig};
 
 #[derive(Parser)]
 #[command(name = "conclave", version, about = "Event-sourced conference engine")]
@@ -57,32 +55,44 @@ enum Command {
 
 #[derive(Subcommand)]
 enum JournalAction {
-    /// Walk the hash chain and report the first bad record; exit status 1 if any.
+    /// Walk the hash chain and report the first bad record (sequence, problem, bytes);
+    /// also check the journal against what its data directory shows was acknowledged
+    /// (head witness, checkpoint). Exit status 1 if anything is wrong, 2 if there is no
+    /// journal to check. Works on a private copy: the files are never written.
     Verify {
-        /// The journal directory.
+        /// The journal directory, or the server data directory holding `journal/`.
         #[arg(long, env = "CONCLAVE_DATA", default_value = "./data/journal")]
         data: PathBuf,
         /// Also check a signed checkpoint (or an export bundle's) against the journal.
         #[arg(long)]
         checkpoint: Option<PathBuf>,
     },
-    /// Print the head sequence number and group-commit counters.
+    /// Print the head sequence number (read from a private copy).
     Head {
         #[arg(long, env = "CONCLAVE_DATA", default_value = "./data/journal")]
         data: PathBuf,
     },
+    /// Accept that the journal lost acknowledged records (it is missing or shorter than
+    /// the data directory's evidence), so that `serve` starts from what is left: the
+    /// evidence is renamed aside (`*.lost-<time>`), never deleted. Server stopped.
+    AcceptLoss {
+        /// The server data directory.
+        #[arg(long, env = "CONCLAVE_DATA", default_value = "./data")]
+        data: PathBuf,
+    },
+    /// Let `serve` start read-only on a journal whose first bad record is --seq (and whose
+    /// head has not moved): the state as of the record before, every command refused,
+    /// health degraded. Other damage is still refused.
+    AllowReadOnly {
+        /// The server data directory.
+        #[arg(long, env = "CONCLAVE_DATA", default_value = "./data")]
+        data: PathBuf,
+        /// The first bad record, as `journal verify` names it.
+        #[arg(long)]
+        seq: u64,
+    },
     #[command(flatten)]
     Replay(replay_cmd::JournalReplayAction),
-}
-
-fn open_existing(data: &PathBuf) -> anyhow::Result<Journal> {
-    anyhow::ensure!(
-        data.is_dir(),
-        "no journal at {}: the directory does not exist",
-        data.display()
-    );
-    Journal::open(data, JournalConfig::default())
-        .with_context(|| format!("opening the journal at {}", data.display()))
 }
 
 fn main() -> ExitCode {
@@ -105,32 +115,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 data,
                 checkpoint: Some(file),
             } => replay_cmd::verify_with_checkpoint(&data, &file),
-            JournalAction::Verify { data, .. } => {
-                let journal = open_existing(&data)?;
-                let report = journal.verify().context("verifying the journal")?;
-                let out = serde_json::json!({
-                    "records_checked": report.records_checked,
-                    "head": journal.head(),
-                    "head_hash": hex(&report.last_good_hash),
-                    "purged_content": report.purged_content,
-                    "ok": report.is_ok(),
-                    "first_failure": report.first_failure.as_ref().map(|f| serde_json::json!({
-                        "seq": f.seq,
-                        "problem": f.to_string(),
-                    })),
-                });
-                println!("{}", serde_json::to_string_pretty(&out)?);
-                Ok(if report.is_ok() {
-                    ExitCode::SUCCESS
-                } else {
-                    ExitCode::from(1)
-                })
-            }
-            JournalAction::Head { data } => {
-                let journal = open_existing(&data)?;
-                println!("{}", journal.head());
-                Ok(ExitCode::SUCCESS)
-            }
+            JournalAction::Verify { data, .. } => replay_cmd::verify_journal(&data),
+            JournalAction::Head { data } => replay_cmd::journal_head(&data),
+            JournalAction::AcceptLoss { data } => replay_cmd::accept_loss(&data),
+            JournalAction::AllowReadOnly { data, seq } => replay_cmd::allow_read_only(&data, seq),
             JournalAction::Replay(action) => replay_cmd::run_journal(action),
         },
         Command::Replay { action } => replay_cmd::run_replay(action),

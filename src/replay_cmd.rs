@@ -1,11 +1,15 @@
-//! `conclave replay|audit|report|verify-bundle` and the replay side of `conclave journal`:
-//! argument parsing and printing only; the work is in the `conclave-replay` crate.
+//! `conclave replay|audit|report|verify-bundle` and `conclave journal` (verify, head,
+//! accept-loss, allow-read-only, and replay's actions): argument parsing and printing
+//! only; the work is in the `conclave-replay` crate, the journal's copy and verification,
+//! and the engine's start-up checks (`conclave_engine::service::startup`). Also the
+//! journal's health source for `serve` ([`journal_status`]).
 //!
-//! Queries run offline on a data directory (`--data`, default `./data`, or a journal
-//! directory itself). If a running server holds the journal's lock, the directory is
-//! copied to a temporary one and the copy is read: the original is never written.
-//! Retention and erasure write, so offline they refuse to run while a server holds the
-//! lock; with `--server URL` they ask the running server's engine instead (the
+//! Queries and checks run offline on a data directory (`--data`, default `./data`, or a
+//! journal directory itself), always on a private copy of the journal
+//! ([`conclave_journal::JournalCopy`]): opening a sled database runs its recovery, which
+//! rewrites the files, so the original is only ever read, whether or not a server holds
+//! it. Retention and erasure write, so offline they refuse to run while a server holds
+//! the lock; with `--server URL` they ask the running server's engine instead (the
 //! `/replay/retention` and `/replay/erasure` routes), which journals and purges safely.
 
 use std::io::Write;
@@ -15,8 +19,12 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
+use conclave_engine::service::startup::{self, DataLayout, Evidence};
+use conclave_engine::service::Engine;
 use conclave_engine::{Actor, RoomName};
-use conclave_replay::offline::{self, OfflineJournal};
+use conclave_gateway_web::StatusSource;
+use conclave_journal::{hex, Hash, JournalConfig, JournalCopy, JournalError, SyncMode};
+use conclave_replay::offline::{self, DataPaths};
 use conclave_replay::report::{self, Format, ReportQuery};
 use conclave_replay::timeline::{self, TimelineOf, TimelineQuery};
 use conclave_replay::{diff, retention, verify, IndexConfig, ReplayIndex};
@@ -275,20 +283,37 @@ pub fn parse_time(s: &str) -> anyhow::Result<DateTime<Utc>> {
     Ok(conclave_replay::parse_time(s)?)
 }
 
+/// A journal opened for reading from a private copy (see the module documentation).
+struct OfflineJournal {
+    journal: JournalCopy,
+    paths: DataPaths,
+}
+
+/// Settings for a copy that is only read: nothing is flushed, a small cache.
+fn read_config() -> JournalConfig {
+    JournalConfig {
+        sync: SyncMode::None,
+        cache_capacity: 32 * 1024 * 1024,
+        ..JournalConfig::default()
+    }
+}
+
+/// Opens `--data` (a data directory or a journal directory) from a private copy.
+fn open_read(data: &Path) -> anyhow::Result<OfflineJournal> {
+    let paths = DataPaths::resolve(data)?;
+    let journal = JournalCopy::open(&paths.journal_dir, read_config())
+        .with_context(|| format!("opening {}", paths.journal_dir.display()))?;
+    Ok(OfflineJournal { journal, paths })
+}
+
 struct Opened {
     j: OfflineJournal,
     index: ReplayIndex,
 }
 
 fn open(data: &DataArgs) -> anyhow::Result<Opened> {
-    let j = offline::open_read(&data.data)
+    let j = open_read(&data.data)
         .with_context(|| format!("opening the journal in {}", data.data.display()))?;
-    if let Some(copy) = &j.copy {
-        eprintln!(
-            "conclave: the journal is in use by a running server; reading a copy at {}",
-            copy.display()
-        );
-    }
     let index = ReplayIndex::build(
         &j.journal,
         IndexConfig {
@@ -566,7 +591,7 @@ pub fn verify_with_checkpoint(data: &Path, file: &Path) -> anyhow::Result<ExitCo
                 .checkpoint
         }
     };
-    let j = offline::open_read(data).with_context(|| format!("opening {}", data.display()))?;
+    let j = open_read(data)?;
     let check = verify::check_checkpoint(&j.journal, &cp)?;
     print(&check)?;
     Ok(if check.ok {
@@ -584,8 +609,7 @@ pub fn run_journal(action: JournalReplayAction) -> anyhow::Result<ExitCode> {
             from_seq,
             force,
         } => {
-            let j = offline::open_read(&data.data)
-                .with_context(|| format!("opening {}", data.data.display()))?;
+            let j = open_read(&data.data)?;
             let key = verify::load_or_create_key(&j.paths.data_dir)?;
             let mut sink: Box<dyn Write> = match &out {
                 Some(p) => Box::new(std::io::BufWriter::new(
@@ -605,8 +629,7 @@ pub fn run_journal(action: JournalReplayAction) -> anyhow::Result<ExitCode> {
             })
         }
         JournalReplayAction::Checkpoint { data, out } => {
-            let j = offline::open_read(&data.data)
-                .with_context(|| format!("opening {}", data.data.display()))?;
+            let j = open_read(&data.data)?;
             let key = verify::load_or_create_key(&j.paths.data_dir)?;
             let (cp, chain) = verify::checkpoint(&j.journal, &key, Utc::now())?;
             let text = serde_json::to_string_pretty(&cp)? + "\n";
@@ -668,5 +691,384 @@ pub fn run_journal(action: JournalReplayAction) -> anyhow::Result<ExitCode> {
                 ExitCode::from(1)
             })
         }
+    }
+}
+
+/// Where `--data` points: the journal directory, and the data directory holding the
+/// evidence about it (head witness, checkpoint) when there is one.
+struct Target {
+    journal: PathBuf,
+    layout: Option<DataLayout>,
+}
+
+/// Resolves `--data`: a server data directory (holding `journal/`, or only evidence of
+/// it when the journal is gone), or a journal directory, whose data directory is its
+/// parent when it is named `journal` and the parent holds evidence.
+fn resolve_target(data: &Path) -> Target {
+    let has_evidence = |d: &Path| {
+        let layout = DataLayout::new(d);
+        layout.head_witness().is_file() || layout.projections().is_dir()
+    };
+    if data.join("journal").is_dir() || has_evidence(data) {
+        let layout = DataLayout::new(data);
+        return Target {
+            journal: layout.journal(),
+            layout: Some(layout),
+        };
+    }
+    let parent = match data.parent() {
+        Some(p) if p.as_os_str().is_empty() => Some(Path::new(".")),
+        other => other,
+    };
+    let layout = match (data.file_name(), parent) {
+        (Some(name), Some(parent)) if name == "journal" && has_evidence(parent) => {
+            Some(DataLayout::new(parent))
+        }
+        _ => None,
+    };
+    Target {
+        journal: data.to_path_buf(),
+        layout,
+    }
+}
+
+fn evidence_json(e: Option<(u64, Hash)>) -> serde_json::Value {
+    match e {
+        Some((seq, hash)) => serde_json::json!({ "seq": seq, "hash": hex(&hash) }),
+        None => serde_json::Value::Null,
+    }
+}
+
+/// The first problem found: the record, what is wrong, and where its bytes are.
+struct Finding {
+    seq: u64,
+    code: &'static str,
+    problem: String,
+    location: Option<conclave_journal::RecordLocation>,
+}
+
+impl Finding {
+    fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "seq": self.seq,
+            "code": self.code,
+            "problem": self.problem,
+            "chunk": self.location.map(|l| l.chunk),
+            "bytes": self.location.map(|l| [l.start, l.end]),
+        })
+    }
+}
+
+/// `journal verify` (without `--checkpoint`): the chain and the evidence, on a private
+/// copy. Prints a JSON report; exit status 1 if anything is wrong, an error (status 2) if
+/// there is no journal and nothing says there was one.
+pub fn verify_journal(data: &Path) -> anyhow::Result<ExitCode> {
+    let target = resolve_target(data);
+    let evidence = match &target.layout {
+        Some(layout) => Evidence::read(layout)
+            .with_context(|| format!("reading the evidence in {}", layout.root.display()))?,
+        None => Evidence::default(),
+    };
+    let mut out = serde_json::json!({
+        "journal": target.journal.display().to_string(),
+        "evidence": {
+            "head_witness": evidence_json(evidence.witness),
+            "checkpoint": evidence_json(evidence.checkpoint),
+        },
+    });
+    let mut finding: Option<Finding> = None;
+    let lost = |from: u64, to: u64, by: &str| Finding {
+        seq: from,
+        code: "journal.truncated",
+        problem: format!(
+            "record {from} is missing: the journal ends at record {} but record {to} was \
+             acknowledged ({by})",
+            from - 1
+        ),
+        location: None,
+    };
+    let source = |seq: u64| {
+        if evidence.witness.is_some_and(|(s, _)| s == seq) {
+            "the head witness"
+        } else {
+            "the checkpoint"
+        }
+    };
+    if !target.journal.join("db").is_file() {
+        let expected = evidence.expected_head();
+        if expected == 0 {
+            bail!(
+                "no journal at {}: neither a journal database nor a data directory holding \
+                 `journal/` is there, and nothing there says one existed",
+                data.display()
+            );
+        }
+        finding = Some(lost(1, expected, source(expected)));
+        out["head"] = 0.into();
+        out["records_checked"] = 0.into();
+        return print_verify(out, finding);
+    }
+    let copy = match JournalCopy::open(&target.journal, read_config()) {
+        Ok(copy) => copy,
+        Err(JournalError::Truncated {
+            acknowledged,
+            found,
+        }) => {
+            finding = Some(lost(
+                found + 1,
+                acknowledged,
+                "the journal's own head marker",
+            ));
+            match JournalCopy::open_without_marker(&target.journal, read_config()) {
+                Ok(copy) => copy,
+                Err(e) => {
+                    out["error"] =
+                        serde_json::json!({ "code": e.code(), "message": e.to_string() });
+                    return print_verify(out, finding);
+                }
+            }
+        }
+        // Could not even copy: nothing was learnt about the journal.
+        Err(e @ JournalError::Storage(_)) => {
+            return Err(e).with_context(|| format!("verifying {}", target.journal.display()))
+        }
+        // The database does not open (sled cannot recover it, a newer layout...).
+        Err(e) => {
+            out["error"] = serde_json::json!({ "code": e.code(), "message": e.to_string() });
+            return print_verify(out, finding);
+        }
+    };
+    let report = copy.verify().context("verifying the journal")?;
+    out["records_checked"] = report.records_checked.into();
+    out["head"] = copy.head().into();
+    out["head_hash"] = hex(&report.last_good_hash).into();
+    out["purged_content"] = report.purged_content.into();
+    if let Some(f) = &report.first_failure {
+        // A bad record inside the chain comes before any record missing after it.
+        finding = Some(Finding {
+            seq: f.seq,
+            code: f.problem.code(),
+            problem: f.to_string(),
+            location: f.location,
+        });
+    }
+    if finding.is_none() {
+        // The checkpoint covers acknowledged records, which only sync mode `always`
+        // (the default) makes durable before acknowledging.
+        for (name, e) in [
+            ("the head witness", evidence.witness),
+            (
+                "the checkpoint; with --journal-sync batch or none a crash may lose that \
+                 much by design",
+                evidence.checkpoint,
+            ),
+        ] {
+            if !startup::contradicts(Some(&copy), e) {
+                continue;
+            }
+            let Some((seq, _)) = e else { continue };
+            let head = copy.head();
+            finding = Some(if seq > head {
+                lost(head + 1, seq, name)
+            } else {
+                Finding {
+                    seq,
+                    code: "journal.truncated",
+                    problem: format!(
+                        "record {seq} is not the record that was acknowledged ({name} names \
+                         another hash): the journal was rolled back and rewritten, or replaced"
+                    ),
+                    location: None,
+                }
+            });
+            break;
+        }
+    }
+    print_verify(out, finding)
+}
+
+fn print_verify(mut out: serde_json::Value, finding: Option<Finding>) -> anyhow::Result<ExitCode> {
+    let ok = finding.is_none() && out.get("error").is_none();
+    out["ok"] = ok.into();
+    out["first_failure"] = finding.map_or(serde_json::Value::Null, |f| f.json());
+    print(&out)?;
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// `journal head`: the head of a private copy.
+pub fn journal_head(data: &Path) -> anyhow::Result<ExitCode> {
+    let target = resolve_target(data);
+    let copy = JournalCopy::open(&target.journal, read_config())
+        .with_context(|| format!("opening the journal at {}", target.journal.display()))?;
+    println!("{}", copy.head());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `journal accept-loss`: moves aside the evidence that the journal contradicts.
+pub fn accept_loss(data: &Path) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(data.is_dir(), "no data directory at {}", data.display());
+    let layout = DataLayout::new(data);
+    let evidence = Evidence::read(&layout)?;
+    let inner =
+        conclave_journal::read_head_marker(&layout.journal().join(conclave_journal::HEAD_MARKER))?;
+    let copy = if layout.has_journal() {
+        Some(
+            JournalCopy::open_without_marker(&layout.journal(), read_config()).with_context(
+                || {
+                    format!(
+                        "opening what is left of {} (a journal that does not open is not a \
+                         loss to accept: restore it from a backup)",
+                        layout.journal().display()
+                    )
+                },
+            )?,
+        )
+    } else {
+        None
+    };
+    let journal = copy.as_deref();
+    let found = journal.map_or(0, |j| j.head());
+    let contradicted: Vec<u64> = [evidence.witness, evidence.checkpoint, inner]
+        .into_iter()
+        .filter(|e| startup::contradicts(journal, *e))
+        .flatten()
+        .map(|(seq, _)| seq)
+        .collect();
+    if contradicted.is_empty() {
+        bail!(
+            "nothing to accept: the journal at {} (head {found}) holds everything its data \
+             directory says was acknowledged",
+            layout.journal().display()
+        );
+    }
+    let accepted = startup::accept_loss(&layout, journal)?;
+    print(&serde_json::json!({
+        "journal": layout.journal().display().to_string(),
+        "expected_head": contradicted.iter().max(),
+        "found_head": found,
+        "moved": accepted
+            .moved
+            .iter()
+            .map(|(from, to)| serde_json::json!({
+                "from": from.display().to_string(),
+                "to": to.display().to_string(),
+            }))
+            .collect::<Vec<_>>(),
+    }))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `journal allow-read-only --seq N`: records the decision, if N is the first bad record.
+pub fn allow_read_only(data: &Path, seq: u64) -> anyhow::Result<ExitCode> {
+    let layout = DataLayout::new(data);
+    anyhow::ensure!(
+        layout.has_journal(),
+        "no journal at {}",
+        layout.journal().display()
+    );
+    let copy = JournalCopy::open(&layout.journal(), read_config()).with_context(|| {
+        format!(
+            "opening {} (a journal that does not open cannot be served, even read-only)",
+            layout.journal().display()
+        )
+    })?;
+    let report = copy.verify().context("verifying the journal")?;
+    let Some(failure) = report.first_failure else {
+        bail!(
+            "the journal at {} verifies (head {}): nothing to allow",
+            layout.journal().display(),
+            copy.head()
+        );
+    };
+    anyhow::ensure!(
+        failure.seq == seq,
+        "the first bad record is {}, not {seq}: {}",
+        failure.seq,
+        startup::describe(&failure)
+    );
+    anyhow::ensure!(
+        seq > 1,
+        "record 1 is bad: there is no good prefix to serve read-only"
+    );
+    let head = copy.head();
+    drop(copy);
+    let path = startup::allow_read_only(&layout, seq, head)?;
+    print(&serde_json::json!({
+        "decision": path.display().to_string(),
+        "first_bad": seq,
+        "head": head,
+        "serves_state_as_of": seq - 1,
+        "problem": startup::describe(&failure),
+    }))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The journal's part of `/about/health` and `/metrics`: degraded (unhealthy) while the
+/// engine runs read-only on a damaged journal or a read or verification has found damage
+/// since the start.
+struct JournalStatus {
+    engine: Engine,
+}
+
+/// The journal's health source, for `serve` to register with the web gateway.
+pub fn journal_status(engine: Engine) -> std::sync::Arc<dyn StatusSource> {
+    std::sync::Arc::new(JournalStatus { engine })
+}
+
+impl JournalStatus {
+    /// (first bad record if known, what is wrong) when the journal is known to be bad.
+    fn degraded(&self) -> Option<(Option<u64>, String)> {
+        if let Some(ro) = self.engine.read_only() {
+            return Some((Some(ro.first_bad), ro.problem.clone()));
+        }
+        self.engine
+            .journal()
+            .damage()
+            .map(|d| (d.seq, format!("{}: {}", d.code, d.reason)))
+    }
+}
+
+impl StatusSource for JournalStatus {
+    fn name(&self) -> String {
+        "journal".into()
+    }
+
+    fn healthy(&self) -> bool {
+        self.degraded().is_none()
+    }
+
+    fn health(&self) -> serde_json::Value {
+        let read_only = self.engine.read_only().is_some();
+        match self.degraded() {
+            None => serde_json::json!({ "status": "ok", "read_only": false }),
+            Some((seq, problem)) => serde_json::json!({
+                "status": "degraded",
+                "read_only": read_only,
+                "first_bad_seq": seq,
+                "problem": problem,
+            }),
+        }
+    }
+
+    fn metrics(&self) -> String {
+        let degraded = self.degraded();
+        let first_bad = degraded.as_ref().and_then(|(seq, _)| *seq).unwrap_or(0);
+        format!(
+            "# HELP conclave_journal_degraded 1 when the server runs on a journal known to be damaged (a read-only start, or damage found by a read or a verification since the start).\n\
+             # TYPE conclave_journal_degraded gauge\n\
+             conclave_journal_degraded {}\n\
+             # HELP conclave_journal_read_only 1 when the server was started read-only on a damaged journal: every command is refused.\n\
+             # TYPE conclave_journal_read_only gauge\n\
+             conclave_journal_read_only {}\n\
+             # HELP conclave_journal_first_bad_seq The first damaged record known (0: none known).\n\
+             # TYPE conclave_journal_first_bad_seq gauge\n\
+             conclave_journal_first_bad_seq {first_bad}\n",
+            u8::from(degraded.is_some()),
+            u8::from(self.engine.read_only().is_some()),
+        )
     }
 }

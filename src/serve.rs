@@ -121,6 +121,7 @@ async fn serve(
         tls,
     });
     sources.push(transport.status());
+    sources.push(crate::replay_cmd::journal_status(engine.clone()));
     let nats = crate::nats_cmd::start_gateway(engine.clone(), nats).await?;
     if let Some((_, source)) = &nats {
         sources.push(source.clone());

@@ -241,6 +241,8 @@ impl ChunkWriter {
 pub(crate) struct ChunkReader<'a> {
     rest: &'a [u8],
     next_seq: u64,
+    /// The whole chunk's length, so that positions can be given as offsets in it.
+    len: usize,
 }
 
 impl<'a> ChunkReader<'a> {
@@ -266,7 +268,13 @@ impl<'a> ChunkReader<'a> {
         Ok(ChunkReader {
             rest,
             next_seq: first_seq,
+            len: bytes.len(),
         })
+    }
+
+    /// Where the next record's frame starts, as a byte offset in the chunk.
+    pub fn offset(&self) -> usize {
+        self.len - self.rest.len()
     }
 
     /// The next record, borrowed from the chunk; `None` at the end.

@@ -1,5 +1,6 @@
 //! Journal settings.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// The highest `max_record_bytes` a journal opens with. sled writes larger log items to
@@ -35,6 +36,13 @@ pub struct JournalConfig {
     /// Largest accepted record (payload, content, stream, type and metadata), in bytes;
     /// at most [`MAX_RECORD_BYTES_LIMIT`].
     pub max_record_bytes: usize,
+    /// A second durable-head marker, outside the database directory (the engine keeps it
+    /// in its data directory). The marker inside the directory cannot tell a journal
+    /// deleted with its whole directory from a new one; this one can: opening refuses
+    /// (`journal.truncated`) a journal that is missing or shorter than the head it names,
+    /// and does not create a new database in its place. Written beside every refresh of
+    /// the inner marker, from durable heads only. `None`: the inner marker only.
+    pub head_witness: Option<PathBuf>,
 }
 
 impl Default for JournalConfig {
@@ -44,6 +52,7 @@ impl Default for JournalConfig {
             cache_capacity: 64 * 1024 * 1024,
             max_group: 1024,
             max_record_bytes: 64 * 1024,
+            head_witness: None,
         }
     }
 }

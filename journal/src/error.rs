@@ -31,7 +31,7 @@ pub enum JournalError {
     ContentCorrupt { digest: String },
     #[error("journal layout version {found} is newer than this build supports ({supported})")]
     UnsupportedLayout { found: u32, supported: u32 },
-    #[error("the journal ends at record {found} but record {acknowledged} was durably acknowledged: it was truncated, rolled back or replaced")]
+    #[error("the journal does not hold record {acknowledged}, which was durably acknowledged (expected head: at least {acknowledged}, with that record's hash; found head: {found}): it was deleted, truncated, rolled back or replaced")]
     Truncated { acknowledged: u64, found: u64 },
     #[error("could not open the journal at {path}: {reason}")]
     Open { path: String, reason: String },
@@ -63,8 +63,48 @@ impl JournalError {
     }
 }
 
+impl JournalError {
+    /// Whether this error says that stored data is damaged or unreadable (as opposed to a
+    /// refused append, a closed journal or a bad argument): what makes a running journal
+    /// known to be bad.
+    pub fn is_damage(&self) -> bool {
+        matches!(
+            self,
+            JournalError::Corrupt { .. }
+                | JournalError::UnsupportedFormat { .. }
+                | JournalError::ContentCorrupt { .. }
+                | JournalError::Storage(_)
+        )
+    }
+}
+
 impl From<sled::Error> for JournalError {
     fn from(e: sled::Error) -> Self {
-        JournalError::Storage(e.to_string())
+        JournalError::Storage(sled_message(e))
+    }
+}
+
+/// What a sled error says, in words: sled's own message for corruption prints a debug
+/// form and an empty backtrace; this one says where.
+pub(crate) fn sled_message(e: sled::Error) -> String {
+    match e {
+        sled::Error::Corruption {
+            at: Some(sled::DiskPtr::Inline(offset)),
+            ..
+        } => format!(
+            "corrupted data: sled's checksum fails for the log item at byte {offset} of the \
+             database file `db`"
+        ),
+        sled::Error::Corruption {
+            at: Some(sled::DiskPtr::Blob(offset, blob)),
+            ..
+        } => format!(
+            "corrupted data: sled's checksum fails for blob file {blob} (referenced at byte \
+             {offset} of the database file `db`)"
+        ),
+        sled::Error::Corruption { at: None, .. } => {
+            "corrupted data: sled's recovery found the log inconsistent".into()
+        }
+        other => other.to_string(),
     }
 }

@@ -99,8 +99,42 @@ impl Journal {
                 ),
             });
         }
-        let storage = SledStorage::open(path.as_ref(), config.cache_capacity)?;
-        Self::with_storage(Arc::new(storage), config)
+        let path = path.as_ref();
+        // A journal deleted with its directory: sled would create an empty one in its
+        // place and the marker inside would be gone with it. The witness outside says
+        // what was acknowledged; refuse before creating anything.
+        if let Some(witness) = &config.head_witness {
+            if let Some((seq, _)) = crate::head::read_head_marker(witness)? {
+                if seq > 0 && !has_database(path) {
+                    tracing::error!(
+                        journal = %path.display(),
+                        witness = %witness.display(),
+                        expected_head = seq,
+                        found_head = 0,
+                        "the journal is missing but its head witness names durably acknowledged records"
+                    );
+                    return Err(JournalError::Truncated {
+                        acknowledged: seq,
+                        found: 0,
+                    });
+                }
+            }
+        }
+        let storage = SledStorage::open(path, config.cache_capacity)?;
+        Self::with_storage(Arc::new(storage), config).inspect_err(|e| {
+            if let JournalError::Truncated {
+                acknowledged,
+                found,
+            } = e
+            {
+                tracing::error!(
+                    journal = %path.display(),
+                    expected_head = acknowledged,
+                    found_head = found,
+                    "the journal is shorter than what was durably acknowledged"
+                );
+            }
+        })
     }
 
     /// Opens a journal on any storage backend.
@@ -130,18 +164,12 @@ impl Journal {
                 }
             }
         };
-        if let Some((seq, hash)) = storage.durable_head()? {
-            let found = next_seq - 1;
-            let truncated = JournalError::Truncated {
-                acknowledged: seq,
-                found,
-            };
-            if seq > found {
-                return Err(truncated);
-            }
-            if seq > 0 && read_one(storage.as_ref(), seq)?.map(|r| r.hash) != Some(hash) {
-                return Err(truncated);
-            }
+        let witness = match &config.head_witness {
+            Some(path) => crate::head::read_head_marker(path)?,
+            None => None,
+        };
+        for marker in [storage.durable_head()?, witness].into_iter().flatten() {
+            check_durable_head(storage.as_ref(), next_seq - 1, marker)?;
         }
         let committed = next_seq - 1;
         let (head_tx, _) = watch::channel(committed);
@@ -155,6 +183,7 @@ impl Journal {
             committed_hash: Mutex::new(prev_hash),
             poisoned: Mutex::new(None),
             indexed: AtomicU64::new(0),
+            damage: Mutex::new(None),
         });
         catch_up_index(&shared, committed)?;
         let (tx, rx) = mpsc::channel();
@@ -224,11 +253,46 @@ impl Journal {
         self.shared().storage.purge_content(digest)
     }
 
+    /// Refuses every later append with `journal.poisoned` (the reason given), as after a
+    /// storage failure: for a journal opened only to be read (a degraded, read-only
+    /// start). Nothing more is flushed or marked when it closes.
+    pub fn refuse_writes(&self, reason: &str) {
+        let mut p = self
+            .shared()
+            .poisoned
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        p.get_or_insert_with(|| reason.to_owned());
+    }
+
     /// The storage backend, for tools and tests.
     #[doc(hidden)]
     pub fn storage(&self) -> &Arc<dyn Storage> {
         &self.shared().storage
     }
+}
+
+/// Whether `path` holds a sled database (its log file), as opposed to nothing at all or
+/// an empty directory, where sled would create a new one.
+fn has_database(path: &Path) -> bool {
+    path.join("db").is_file()
+}
+
+/// Refuses a journal whose head `found` is below a durable head `(seq, hash)` once
+/// recorded, or whose record at `seq` is another one (rolled back and rewritten, or
+/// replaced by another journal).
+fn check_durable_head(storage: &dyn Storage, found: u64, (seq, hash): (u64, Hash)) -> Result<()> {
+    let truncated = JournalError::Truncated {
+        acknowledged: seq,
+        found,
+    };
+    if seq > found {
+        return Err(truncated);
+    }
+    if seq > 0 && read_one(storage, seq)?.map(|r| r.hash) != Some(hash) {
+        return Err(truncated);
+    }
+    Ok(())
 }
 
 /// Indexes the records that were written but not indexed before the last stop, so the

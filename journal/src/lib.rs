@@ -16,8 +16,10 @@
 
 mod codec;
 mod config;
+mod copy;
 pub mod durable;
 mod error;
+mod head;
 mod journal;
 mod reader;
 mod record;
@@ -29,11 +31,14 @@ mod writer;
 
 pub use codec::chain_hash;
 pub use config::{JournalConfig, SyncMode, MAX_RECORD_BYTES_LIMIT, MAX_STREAM_BYTES};
+pub use copy::{copy_journal_dir, JournalCopy, PrivateCopy};
 pub use error::{JournalError, Result};
+pub use head::{read_head_marker, HEAD_MARKER};
 pub use journal::{hex, AppendTicket, Content, Journal, JournalStats};
 pub use reader::Reader;
 pub use record::{
     AppendRequest, Appended, ExpectedVersion, Hash, Metadata, NewRecord, Record, ZERO_HASH,
 };
+pub use shared::Damage;
 pub use subscription::Subscription;
-pub use verify::{VerifyFailure, VerifyProblem, VerifyReport};
+pub use verify::{RecordLocation, VerifyFailure, VerifyProblem, VerifyReport};

@@ -10,7 +10,7 @@ use crate::codec::{self, ChunkReader};
 use crate::error::{JournalError, Result};
 use crate::journal::{hex, Content};
 use crate::record::{Hash, Record};
-use crate::shared::Shared;
+use crate::shared::{Damage, Shared};
 use crate::storage::{ChunkIter, Storage};
 use crate::subscription::Subscription;
 use crate::verify::{self, VerifyReport};
@@ -48,12 +48,49 @@ impl Reader {
         version
     }
 
+    /// Remembers an error that says stored data is damaged (see [`Reader::damage`]).
+    fn note(&self, e: &JournalError, seq: Option<u64>) {
+        if !e.is_damage() {
+            return;
+        }
+        let seq = match e {
+            JournalError::Corrupt { seq, .. } | JournalError::UnsupportedFormat { seq, .. } => {
+                Some(*seq)
+            }
+            _ => seq,
+        };
+        self.shared.note_damage(Damage {
+            seq,
+            code: e.code(),
+            reason: e.to_string(),
+        });
+    }
+
+    /// Passes a result through, remembering damage it reports.
+    fn noted<T>(&self, r: Result<T>, seq: Option<u64>) -> Result<T> {
+        if let Err(e) = &r {
+            self.note(e, seq);
+        }
+        r
+    }
+
+    /// The first damage any read or verification of this journal ran into since it was
+    /// opened (a record that does not decode, does not verify, or cannot be read), if
+    /// any: a running server reports it as degraded health.
+    pub fn damage(&self) -> Option<Damage> {
+        self.shared
+            .damage
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// One record by sequence number.
     pub fn get(&self, seq: u64) -> Result<Option<Record>> {
         if seq == 0 || seq > self.head() {
             return Ok(None);
         }
-        read_one(self.shared.storage.as_ref(), seq)
+        self.noted(read_one(self.shared.storage.as_ref(), seq), Some(seq))
     }
 
     /// Records with sequence numbers in `from..=to` (capped at the head).
@@ -75,6 +112,11 @@ impl Reader {
             to: to.min(self.head()),
             done: false,
         }
+        .inspect(|r| {
+            if let Err(e) = r {
+                self.note(e, None);
+            }
+        })
     }
 
     /// A stream's records from `from_version` on (versions start at 1).
@@ -84,14 +126,19 @@ impl Reader {
         // so a record indexed meanwhile is neither missed nor returned twice.
         let indexed = self.shared.indexed.load(Ordering::Acquire).min(head);
         let mut out = Vec::new();
-        for (_, seq) in self.shared.storage.stream_entries(stream, from_version)? {
+        let entries = self.noted(
+            self.shared.storage.stream_entries(stream, from_version),
+            None,
+        )?;
+        for (_, seq) in entries {
             if seq > indexed {
                 break;
             }
             let record = self.get(seq)?.ok_or_else(|| JournalError::Corrupt {
                 seq,
                 reason: format!("indexed for stream {stream:?} but missing"),
-            })?;
+            });
+            let record = self.noted(record, Some(seq))?;
             out.push(record);
         }
         for record in self.iter_range(indexed + 1, head) {
@@ -111,7 +158,7 @@ impl Reader {
 
     /// Reads personal content by digest, checking it against the digest.
     pub fn content(&self, digest: &Hash) -> Result<Content> {
-        match self.shared.storage.content(digest)? {
+        let found = match self.noted(self.shared.storage.content(digest), None)? {
             None => Ok(Content::Purged),
             Some(salted) => match codec::unsalt(&salted, digest) {
                 Some(content) => Ok(Content::Present(content.to_vec())),
@@ -119,12 +166,25 @@ impl Reader {
                     digest: hex(digest),
                 }),
             },
-        }
+        };
+        self.noted(found, None)
     }
 
-    /// Walks the whole chain up to the head and reports the first bad record.
+    /// Walks the whole chain up to the head and reports the first bad record. A bad
+    /// record found is remembered as damage ([`Reader::damage`]).
     pub fn verify(&self) -> Result<VerifyReport> {
-        verify::verify(self.shared.storage.as_ref(), self.head())
+        let report = self.noted(
+            verify::verify(self.shared.storage.as_ref(), self.head()),
+            None,
+        )?;
+        if let Some(f) = &report.first_failure {
+            self.shared.note_damage(Damage {
+                seq: Some(f.seq),
+                code: f.problem.code(),
+                reason: f.to_string(),
+            });
+        }
+        Ok(report)
     }
 }
 

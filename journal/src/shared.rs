@@ -26,6 +26,20 @@ pub(crate) struct Shared {
     pub poisoned: Mutex<Option<String>>,
     /// The stream index is complete up to here; later records are found by scanning.
     pub indexed: AtomicU64,
+    /// The first damage a read or a verification ran into since open, if any.
+    pub damage: Mutex<Option<Damage>>,
+}
+
+/// Stored data found damaged or unreadable while the journal is open: what makes a running
+/// journal known to be bad (health reports it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Damage {
+    /// The record concerned, when known.
+    pub seq: Option<u64>,
+    /// The stable code of the error that found it (`journal.corrupt`, ...).
+    pub code: &'static str,
+    /// What was wrong.
+    pub reason: String,
 }
 
 impl Shared {
@@ -36,6 +50,20 @@ impl Shared {
             .unwrap_or_else(|p| p.into_inner()) = hash;
         self.committed
             .store(seq, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Remembers the first damage found (later ones are usually its consequences).
+    pub(crate) fn note_damage(&self, damage: Damage) {
+        let mut d = self.damage.lock().unwrap_or_else(|p| p.into_inner());
+        if d.is_none() {
+            tracing::error!(
+                seq = ?damage.seq,
+                code = damage.code,
+                reason = %damage.reason,
+                "the journal is damaged"
+            );
+            *d = Some(damage);
+        }
     }
 
     pub(crate) fn committed_hash(&self) -> Hash {

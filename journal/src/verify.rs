@@ -29,6 +29,41 @@ pub enum VerifyProblem {
     StreamVersion { expected: u64, found: u64 },
     /// The personal content does not match the digest the chain covers.
     ContentMismatch,
+    /// The storage engine cannot read the bytes that hold this record (or its content):
+    /// they fail its own checks (sled's checksums) or the read fails.
+    Unreadable(String),
+}
+
+impl VerifyProblem {
+    /// The stable code of the journal error this problem amounts to.
+    pub fn code(&self) -> &'static str {
+        match self {
+            VerifyProblem::ContentMismatch => "journal.content_corrupt",
+            VerifyProblem::Unreadable(_) => "journal.storage",
+            VerifyProblem::Undecodable(_)
+            | VerifyProblem::Missing { .. }
+            | VerifyProblem::HashMismatch
+            | VerifyProblem::BrokenLink
+            | VerifyProblem::StreamVersion { .. } => "journal.corrupt",
+        }
+    }
+}
+
+/// Where a record's bytes are stored: in the chunk value keyed by `chunk` (the first
+/// sequence number it holds), the frame `start..end` (byte offsets in that value,
+/// length prefix included). sled does not say where a value lies in its files, so this
+/// is as close to the disk as the journal can point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordLocation {
+    pub chunk: u64,
+    pub start: usize,
+    pub end: usize,
+}
+
+impl std::fmt::Display for RecordLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "chunk {} bytes {}..{}", self.chunk, self.start, self.end)
+    }
 }
 
 /// The first bad record found.
@@ -36,12 +71,13 @@ pub enum VerifyProblem {
 pub struct VerifyFailure {
     pub seq: u64,
     pub problem: VerifyProblem,
+    /// Where its bytes are, when they could be read at all.
+    pub location: Option<RecordLocation>,
 }
 
-impl std::fmt::Display for VerifyFailure {
+impl std::fmt::Display for VerifyProblem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "record {}: ", self.seq)?;
-        match &self.problem {
+        match self {
             VerifyProblem::Undecodable(why) => write!(f, "cannot be decoded ({why})"),
             VerifyProblem::Missing {
                 next_found: Some(next),
@@ -59,7 +95,16 @@ impl std::fmt::Display for VerifyFailure {
             VerifyProblem::ContentMismatch => {
                 write!(f, "its personal content does not match the digest")
             }
+            VerifyProblem::Unreadable(why) => {
+                write!(f, "cannot be read from storage ({why})")
+            }
         }
+    }
+}
+
+impl std::fmt::Display for VerifyFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "record {}: {}", self.seq, self.problem)
     }
 }
 
@@ -83,6 +128,7 @@ impl VerifyReport {
 
 /// What a worker learned from one record on its own.
 struct Checked {
+    location: RecordLocation,
     stream: String,
     stream_version: u64,
     prev_hash: Hash,
@@ -96,7 +142,7 @@ struct Checked {
 struct CheckedChunk {
     first: u64,
     records: Vec<Checked>,
-    problem: Option<(u64, VerifyProblem)>,
+    problem: Option<(u64, VerifyProblem, Option<RecordLocation>)>,
 }
 
 /// Decodes and hashes every record of a chunk, independently of other chunks.
@@ -106,17 +152,32 @@ fn check_chunk(first: u64, bytes: &[u8], head: u64) -> CheckedChunk {
         records: Vec::new(),
         problem: None,
     };
+    let whole = RecordLocation {
+        chunk: first,
+        start: 0,
+        end: bytes.len(),
+    };
     let mut reader = match ChunkReader::new(first, bytes) {
         Ok(r) => r,
         Err(e) => {
-            out.problem = Some((first, VerifyProblem::Undecodable(e.to_string())));
+            out.problem = Some((
+                first,
+                VerifyProblem::Undecodable(e.to_string()),
+                Some(whole),
+            ));
             return out;
         }
     };
     let mut seq = first;
     while seq <= head {
+        let start = reader.offset();
         match reader.next_record() {
             Ok(Some(r)) => out.records.push(Checked {
+                location: RecordLocation {
+                    chunk: first,
+                    start,
+                    end: reader.offset(),
+                },
                 stream: r.stream.to_owned(),
                 stream_version: r.stream_version,
                 prev_hash: r.prev_hash,
@@ -126,7 +187,11 @@ fn check_chunk(first: u64, bytes: &[u8], head: u64) -> CheckedChunk {
             }),
             Ok(None) => break,
             Err(e) => {
-                out.problem = Some((seq, VerifyProblem::Undecodable(e.to_string())));
+                out.problem = Some((
+                    seq,
+                    VerifyProblem::Undecodable(e.to_string()),
+                    Some(RecordLocation { start, ..whole }),
+                ));
                 break;
             }
         }
@@ -196,7 +261,13 @@ pub(crate) fn verify(storage: &dyn Storage, head: u64) -> Result<VerifyReport> {
             pending.insert(idx, found);
             while let Some(found) = pending.remove(&next) {
                 next += 1;
-                if !v.link(found?)? {
+                let linked = match found {
+                    Ok(chunk) => v.link(chunk),
+                    // Storage could not hand over the next chunk: the first record not
+                    // yet checked is the first one that cannot be read.
+                    Err(e) => v.fail(VerifyProblem::Unreadable(storage_message(e)), None),
+                };
+                if !linked {
                     break 'outer;
                 }
             }
@@ -208,9 +279,18 @@ pub(crate) fn verify(storage: &dyn Storage, head: u64) -> Result<VerifyReport> {
         v.report.first_failure = Some(VerifyFailure {
             seq: v.expected_seq,
             problem: VerifyProblem::Missing { next_found: None },
+            location: None,
         });
     }
     Ok(v.report)
+}
+
+/// A storage error's message without the "storage error:" prefix.
+fn storage_message(e: crate::error::JournalError) -> String {
+    match e {
+        crate::error::JournalError::Storage(why) => why,
+        other => other.to_string(),
+    }
 }
 
 struct Verifier<'s> {
@@ -221,27 +301,33 @@ struct Verifier<'s> {
 }
 
 impl Verifier<'_> {
-    fn fail(&mut self, problem: VerifyProblem) -> Result<bool> {
+    /// Records the failure of the record expected next; always false (stop).
+    fn fail(&mut self, problem: VerifyProblem, location: Option<RecordLocation>) -> bool {
         self.report.first_failure = Some(VerifyFailure {
             seq: self.expected_seq,
             problem,
+            location,
         });
-        Ok(false)
+        false
     }
 
     /// Checks a chunk's records against what came before; false once a failure is found.
-    fn link(&mut self, chunk: CheckedChunk) -> Result<bool> {
+    fn link(&mut self, chunk: CheckedChunk) -> bool {
         if chunk.first != self.expected_seq {
-            return self.fail(VerifyProblem::Missing {
-                next_found: Some(chunk.first),
-            });
+            return self.fail(
+                VerifyProblem::Missing {
+                    next_found: Some(chunk.first),
+                },
+                None,
+            );
         }
         for record in chunk.records {
+            let at = Some(record.location);
             if record.prev_hash != self.report.last_good_hash {
-                return self.fail(VerifyProblem::BrokenLink);
+                return self.fail(VerifyProblem::BrokenLink, at);
             }
             if !record.hash_ok {
-                return self.fail(VerifyProblem::HashMismatch);
+                return self.fail(VerifyProblem::HashMismatch, at);
             }
             let expected_version = match self.stream_versions.get_mut(&record.stream) {
                 Some(v) => {
@@ -254,18 +340,30 @@ impl Verifier<'_> {
                 }
             };
             if record.stream_version != expected_version {
-                return self.fail(VerifyProblem::StreamVersion {
-                    expected: expected_version,
-                    found: record.stream_version,
-                });
+                return self.fail(
+                    VerifyProblem::StreamVersion {
+                        expected: expected_version,
+                        found: record.stream_version,
+                    },
+                    at,
+                );
             }
             if let Some(digest) = &record.content {
-                match self.storage.content(digest)? {
-                    None => self.report.purged_content += 1,
-                    Some(salted) => {
+                match self.storage.content(digest) {
+                    Ok(None) => self.report.purged_content += 1,
+                    Ok(Some(salted)) => {
                         if codec::unsalt(&salted, digest).is_none() {
-                            return self.fail(VerifyProblem::ContentMismatch);
+                            return self.fail(VerifyProblem::ContentMismatch, at);
                         }
+                    }
+                    Err(e) => {
+                        return self.fail(
+                            VerifyProblem::Unreadable(format!(
+                                "its personal content: {}",
+                                storage_message(e)
+                            )),
+                            at,
+                        )
                     }
                 }
             }
@@ -273,10 +371,10 @@ impl Verifier<'_> {
             self.report.records_checked += 1;
             self.expected_seq += 1;
         }
-        if let Some((seq, problem)) = chunk.problem {
+        if let Some((seq, problem, location)) = chunk.problem {
             debug_assert_eq!(seq, self.expected_seq);
-            return self.fail(problem);
+            return self.fail(problem, location);
         }
-        Ok(true)
+        true
     }
 }

@@ -323,9 +323,17 @@ fn mark_durable(
     if !due {
         return;
     }
-    match shared.storage.save_durable_head(head, &hash) {
-        Ok(()) => *marked = Some((head, Instant::now())),
-        Err(e) => tracing::warn!(error = %e, "could not save the durable head marker"),
+    if let Err(e) = shared.storage.save_durable_head(head, &hash) {
+        tracing::warn!(error = %e, "could not save the durable head marker");
+        return;
+    }
+    *marked = Some((head, Instant::now()));
+    // The witness outside the database directory, after the inner marker, so that it
+    // never names more than the inner marker does.
+    if let Some(witness) = &shared.config.head_witness {
+        if let Err(e) = crate::head::write(witness, head, &hash) {
+            tracing::warn!(error = %e, "could not save the durable head witness");
+        }
     }
 }
 

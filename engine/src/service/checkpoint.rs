@@ -130,6 +130,28 @@ impl CheckpointStore {
         }
     }
 
+    /// The (sequence, record hash) the stored checkpoint covers, whichever build wrote
+    /// it: what this data directory once acknowledged, as evidence against a journal
+    /// found shorter. `None` if there is none or its header is unreadable.
+    pub fn head(&self) -> Option<(u64, Hash)> {
+        let bytes = self.tree.get(KEY).ok()??;
+        decode_head(&bytes)
+    }
+
+    /// [`CheckpointStore::head`] of the store in `dir`, read from a private copy so that
+    /// nothing in `dir` is written (opening a sled database runs its recovery). `None`
+    /// if there is no store or it cannot be read.
+    pub fn head_of_copy(dir: &Path) -> Option<(u64, Hash)> {
+        if !dir.join("db").is_file() {
+            return None;
+        }
+        let copy = conclave_journal::PrivateCopy::of(dir).ok()?;
+        let store = Self::open_existing(copy.path()).ok()?;
+        let head = store.head();
+        drop(store);
+        head
+    }
+
     /// Encodes and stores a checkpoint in one call.
     #[cfg(test)]
     pub fn save(&self, seq: u64, hash: &Hash, state: &State) -> Result<(), EngineError> {
@@ -155,6 +177,19 @@ pub(crate) fn encode(seq: u64, hash: &Hash, state: &State) -> Result<Vec<u8>, En
     bincode::serde::encode_into_std_write(state, &mut out, bincode::config::standard())
         .map_err(err)?;
     Ok(out)
+}
+
+/// The sequence and hash in a checkpoint's header, without the build check or the state.
+fn decode_head(bytes: &[u8]) -> Option<(u64, Hash)> {
+    let (&format, rest) = bytes.split_first()?;
+    if format != FORMAT {
+        return None;
+    }
+    let len = usize::from(u16::from_be_bytes([*rest.first()?, *rest.get(1)?]));
+    let at = 2 + len;
+    let seq = u64::from_be_bytes(rest.get(at..at + 8)?.try_into().ok()?);
+    let hash: Hash = rest.get(at + 8..at + 40)?.try_into().ok()?;
+    Some((seq, hash))
 }
 
 fn decode(bytes: &[u8]) -> Result<Checkpoint, String> {
@@ -217,6 +252,12 @@ mod tests {
         let mut other_build = good.clone();
         other_build[4] ^= 1;
         assert!(decode(&other_build).is_err());
+        // The header still says what was covered, whichever build wrote it.
+        assert_eq!(decode_head(&other_build), Some((42, [7; 32])));
+        assert_eq!(store.head(), Some((42, [7; 32])));
+        for cut in [0, 1, 3, 20] {
+            assert_eq!(decode_head(&good[..cut]), None, "cut at {cut}");
+        }
     }
 
     #[test]

@@ -16,8 +16,10 @@ pub enum EngineError {
         correlation_id: String,
         recorded: Vec<u64>,
     },
+    /// The journal's error, its message included (so not also given as the source: an
+    /// error chain printed in full, as `conclave serve` does, would say it twice).
     #[error("journal: {0}")]
-    Journal(#[from] JournalError),
+    Journal(JournalError),
     #[error("record {seq} cannot be decoded: {reason}")]
     Codec { seq: u64, reason: String },
     #[error("cannot encode an event: {0}")]
@@ -34,6 +36,12 @@ pub enum EngineError {
     /// and may be retried shortly.
     #[error("busy: too many {0} are waiting; try again shortly")]
     Busy(&'static str),
+}
+
+impl From<JournalError> for EngineError {
+    fn from(e: JournalError) -> Self {
+        EngineError::Journal(e)
+    }
 }
 
 impl EngineError {

@@ -32,12 +32,13 @@ mod rebuild;
 mod records;
 mod remotes;
 mod request;
+pub mod startup;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 
-use conclave_journal::{Hash, Journal};
+use conclave_journal::{Hash, Journal, JournalError};
 use tokio::sync::oneshot;
 
 use crate::command::Command;
@@ -60,6 +61,8 @@ pub use purge::PurgeOutcome;
 use rebuild::rebuild;
 pub use records::from_record;
 pub use request::{Applied, Outcome, Request};
+use startup::{DataLayout, Integrity};
+pub use startup::{Evidence, ReadOnly};
 
 /// The committed state: exactly the journal up to `head`.
 pub(crate) struct Committed {
@@ -86,6 +89,9 @@ struct Inner {
     alarm: Arc<Alarm>,
     /// Runs password checks on a few threads with a bounded queue (argon2 memory).
     hash_pool: password::HashPool,
+    /// Set when the operator chose a read-only start on a damaged journal: every command
+    /// and tick is refused, no checkpoint is written.
+    read_only: Option<ReadOnly>,
 }
 
 impl Inner {
@@ -121,8 +127,22 @@ impl Inner {
         }
     }
 
-    /// Asks the decider for a tick; `None` once the engine is stopping.
+    /// The error every command gets on a read-only start.
+    fn refuse_read_only(&self) -> Result<(), EngineError> {
+        match &self.read_only {
+            None => Ok(()),
+            Some(ro) => Err(EngineError::Journal(JournalError::Poisoned(
+                read_only_reason(ro),
+            ))),
+        }
+    }
+
+    /// Asks the decider for a tick; `None` once the engine is stopping (or on a read-only
+    /// start, which never ticks: expiry would journal).
     fn ask_tick(&self) -> Option<oneshot::Receiver<Result<Outcome, EngineError>>> {
+        if self.read_only.is_some() {
+            return None;
+        }
         let (reply, rx) = oneshot::channel();
         lock(&self.jobs).as_ref()?.send(Job::Tick(reply)).ok()?;
         Some(rx)
@@ -134,6 +154,9 @@ impl Inner {
     /// older state never overwrites a newer one (after a purge, the newer one is the one
     /// without the purged content).
     fn checkpoint(&self) -> Result<u64, EngineError> {
+        // The checkpoint on disk may cover records that are now unreadable: it is
+        // evidence of what was acknowledged, never replaced by an older state.
+        self.refuse_read_only()?;
         let _one_at_a_time = lock(&self.checkpointing);
         let (head, bytes) = {
             let c = self.committed();
@@ -174,12 +197,45 @@ impl Engine {
     /// are changed at run time through commands (server password, log days, IP
     /// obfuscation, welcome text): once the journal holds state, their journaled values
     /// win, and configuration provides only their initial values.
+    ///
+    /// Start-up checks ([`startup`]): the journal must hold everything the data
+    /// directory's evidence (head witness, checkpoint) says was acknowledged, or the
+    /// start is refused with `journal.truncated`; and its whole chain must verify, or the
+    /// start is refused with `journal.corrupt` naming the first bad record, unless the
+    /// operator decided on a read-only start on exactly that damage
+    /// ([`Engine::read_only`]).
     pub fn open(config: EngineConfig) -> Result<Engine, EngineError> {
         conclave_journal::durable::create_dir_all(&config.data_dir)
             .map_err(|e| EngineError::Checkpoint(format!("{}: {e}", config.data_dir.display())))?;
-        let journal = Journal::open(config.data_dir.join("journal"), config.journal.clone())?;
-        let checkpoints = CheckpointStore::open(&config.data_dir.join("projections"))?;
-        let committed = rebuild(&journal, &checkpoints, &config.policy)?;
+        let layout = DataLayout::new(&config.data_dir);
+        startup::refuse_missing_journal(&layout)?;
+        let checkpoints = CheckpointStore::open(&layout.projections())?;
+        let journal_existed = layout.has_journal();
+        if !journal_existed {
+            startup::check_checkpoint(&layout, 0, false, checkpoints.head(), config.journal.sync)?;
+        }
+        let journal_config = conclave_journal::JournalConfig {
+            head_witness: Some(layout.head_witness()),
+            ..config.journal.clone()
+        };
+        let journal = Journal::open(layout.journal(), journal_config)
+            .map_err(|e| startup::explain_open_error(&layout, e))?;
+        startup::check_checkpoint(
+            &layout,
+            journal.head(),
+            journal_existed,
+            checkpoints.head(),
+            config.journal.sync,
+        )?;
+        let read_only = match startup::verify(&layout, &journal)? {
+            Integrity::Verified => None,
+            Integrity::ReadOnly(ro) => {
+                journal.refuse_writes(&read_only_reason(&ro));
+                Some(ro)
+            }
+        };
+        let up_to = read_only.as_ref().map(|ro| ro.first_bad - 1);
+        let committed = rebuild(&journal, &checkpoints, &config.policy, up_to)?;
         let (tx, rx) = mpsc::channel();
         let feed = Arc::new(Feed::new(committed.head, config.feed_capacity));
         let inner = Arc::new(Inner {
@@ -201,6 +257,7 @@ impl Engine {
                     |e| EngineError::Checkpoint(format!("cannot start password checks: {e}")),
                 )?
             },
+            read_only,
         });
         let (pending_tx, pending_rx) = mpsc::channel();
         let mut threads = Vec::new();
@@ -339,6 +396,7 @@ impl Engine {
         req: Request,
         passwords: Prechecked,
     ) -> Result<oneshot::Receiver<Result<Outcome, EngineError>>, EngineError> {
+        self.inner.refuse_read_only()?;
         let (reply, rx) = oneshot::channel();
         let jobs = lock(&self.inner.jobs);
         let tx = jobs.as_ref().ok_or(EngineError::Stopped)?;
@@ -386,12 +444,14 @@ impl Engine {
     /// for first may already have expired them ([`crate::testing::advance`] returns
     /// both).
     pub async fn tick_now(&self) -> Result<Outcome, EngineError> {
+        self.inner.refuse_read_only()?;
         let answer = self.inner.ask_tick().ok_or(EngineError::Stopped)?;
         answer.await.map_err(|_| EngineError::Stopped)?
     }
 
     /// [`Engine::tick_now`] for threads outside an async runtime.
     pub fn tick_now_blocking(&self) -> Result<Outcome, EngineError> {
+        self.inner.refuse_read_only()?;
         let answer = self.inner.ask_tick().ok_or(EngineError::Stopped)?;
         answer.blocking_recv().map_err(|_| EngineError::Stopped)?
     }
@@ -443,9 +503,18 @@ impl Engine {
     }
 
     /// Whether the engine is accepting commands normally (false after an append
-    /// failure until it has resynchronized).
+    /// failure until it has resynchronized, and always on a read-only start).
     pub fn healthy(&self) -> bool {
-        !self.inner.failed.load(Ordering::Relaxed) && lock(&self.inner.jobs).is_some()
+        self.inner.read_only.is_none()
+            && !self.inner.failed.load(Ordering::Relaxed)
+            && lock(&self.inner.jobs).is_some()
+    }
+
+    /// Set when the engine runs read-only on a damaged journal (an operator's decision,
+    /// see [`startup`]): the state is the journal's up to the record before the first bad
+    /// one, and every command is refused with `journal.poisoned` (503).
+    pub fn read_only(&self) -> Option<&ReadOnly> {
+        self.inner.read_only.as_ref()
     }
 
     /// Writes a checkpoint of the committed state now.
@@ -473,9 +542,22 @@ fn shutdown(inner: &Inner) {
     }
     // The completer has pushed its last events: subscribers drain them, then end.
     inner.feed.close();
+    if inner.read_only.is_some() {
+        return;
+    }
     if let Err(e) = inner.checkpoint() {
         tracing::warn!(error = %e, "final checkpoint failed");
     }
+}
+
+/// Why a read-only engine refuses writes (the `journal.poisoned` reason).
+fn read_only_reason(ro: &ReadOnly) -> String {
+    format!(
+        "read-only start on a damaged journal: record {} is bad ({}); the state is as of record {}",
+        ro.first_bad,
+        ro.problem,
+        ro.first_bad - 1
+    )
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -8,20 +8,24 @@ use crate::evolve::evolve;
 use crate::policy::Policy;
 use crate::state::State;
 
-/// Loads the checkpoint if it matches the journal, then replays the rest.
+/// Loads the checkpoint if it matches the journal, then replays the rest, up to the
+/// journal's head or `up_to` (a read-only start stops before the first bad record, and
+/// then uses no checkpoint that covers it).
 pub(super) fn rebuild(
     journal: &Journal,
     checkpoints: &CheckpointStore,
     policy: &Policy,
+    up_to: Option<u64>,
 ) -> Result<Committed, EngineError> {
     let mut committed = Committed {
         state: State::new(policy.clone()),
         head: 0,
         head_hash: ZERO_HASH,
     };
+    let last = up_to.unwrap_or(u64::MAX).min(journal.head());
     if let Some(c) = checkpoints.load() {
-        let matches = c.seq <= journal.head()
-            && (c.seq == 0 || journal.get(c.seq)?.is_some_and(|r| r.hash == c.hash));
+        let matches =
+            c.seq <= last && (c.seq == 0 || journal.get(c.seq)?.is_some_and(|r| r.hash == c.hash));
         if matches {
             committed = Committed {
                 state: c.state,
@@ -35,7 +39,7 @@ pub(super) fn rebuild(
             );
         }
     }
-    for record in journal.iter_from(committed.head + 1) {
+    for record in journal.iter_range(committed.head + 1, last) {
         let record = record?;
         let event = from_record(journal, &record)?;
         evolve(&mut committed.state, &event);

@@ -11,8 +11,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::{index_run, ChunkIter, Storage, WriteBatch};
-use crate::durable::{self, SledSync};
+use crate::durable::SledSync;
 use crate::error::{JournalError, Result};
+use crate::head::{self, HEAD_MARKER};
 use crate::record::Hash;
 
 const CHUNK: u8 = b'g';
@@ -36,10 +37,6 @@ pub(crate) const SEGMENT_SIZE: usize = 8 * 1024 * 1024;
 /// The segment size of databases created before [`SEGMENT_SIZE`] was set; sled refuses
 /// to open a database with another size than it was created with.
 const LEGACY_SEGMENT_SIZE: usize = 512 * 1024;
-
-/// The file beside the database that remembers the last durable head.
-const HEAD_MARKER: &str = "conclave-head";
-const HEAD_MARKER_MAGIC: &str = "conclave-journal-head v1";
 
 /// A journal stored in one sled database.
 pub struct SledStorage {
@@ -113,7 +110,7 @@ impl SledStorage {
         };
         let db = match opened {
             Ok(Ok(db)) => db,
-            Ok(Err(e)) => return Err(open_err(e.to_string())),
+            Ok(Err(e)) => return Err(open_err(crate::error::sled_message(e))),
             Err(_) => {
                 return Err(open_err(
                     "the database files are corrupt (sled panicked while recovering)".into(),
@@ -357,76 +354,12 @@ impl Storage for SledStorage {
     }
 
     fn save_durable_head(&self, seq: u64, hash: &Hash) -> Result<()> {
-        let text = format!(
-            "{HEAD_MARKER_MAGIC}\nseq {seq}\nhash {}\n",
-            crate::journal::hex(hash)
-        );
         // The directory fsync that makes the marker's new name durable also makes
         // durable the snapshot files sled renames in the same directory.
-        durable::replace_file(&self.dir.join(HEAD_MARKER), text.as_bytes())
-            .map_err(|e| JournalError::Storage(format!("head marker: {e}")))
+        head::write(&self.dir.join(HEAD_MARKER), seq, hash)
     }
 
     fn durable_head(&self) -> Result<Option<(u64, Hash)>> {
-        let path = self.dir.join(HEAD_MARKER);
-        let text = match std::fs::read(&path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(JournalError::Storage(format!("{}: {e}", path.display()))),
-        };
-        parse_head_marker(&text)
-            .map(Some)
-            .ok_or_else(|| JournalError::Open {
-                path: path.display().to_string(),
-                reason: "the head marker is malformed".into(),
-            })
-    }
-}
-
-/// Parses the head marker; hostile or damaged bytes give `None`.
-fn parse_head_marker(bytes: &[u8]) -> Option<(u64, Hash)> {
-    let text = std::str::from_utf8(bytes).ok()?;
-    let mut lines = text.lines();
-    if lines.next()? != HEAD_MARKER_MAGIC {
-        return None;
-    }
-    let seq = lines.next()?.strip_prefix("seq ")?.parse().ok()?;
-    let hex = lines.next()?.strip_prefix("hash ")?;
-    if hex.len() != 64 || !hex.is_ascii() {
-        return None;
-    }
-    let mut hash = [0u8; 32];
-    for (i, byte) in hash.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
-    }
-    Some((seq, hash))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_head_marker;
-
-    #[test]
-    fn head_marker_parser_rejects_damage() {
-        let good = format!(
-            "conclave-journal-head v1\nseq 42\nhash {}\n",
-            "ab".repeat(32)
-        );
-        assert_eq!(parse_head_marker(good.as_bytes()), Some((42, [0xab; 32])));
-        for bad in [
-            "",
-            "conclave-journal-head v1\n",
-            "conclave-journal-head v2\nseq 1\nhash 00\n",
-            "conclave-journal-head v1\nseq -1\nhash 00\n",
-            "conclave-journal-head v1\nseq 1\nhash zz\n",
-        ] {
-            assert_eq!(parse_head_marker(bad.as_bytes()), None, "{bad:?}");
-        }
-        let multibyte = format!(
-            "conclave-journal-head v1\nseq 1\nhash {}é\n",
-            "a".repeat(62)
-        );
-        assert_eq!(parse_head_marker(multibyte.as_bytes()), None);
-        assert_eq!(parse_head_marker(&[0xff, 0xfe, 0x00]), None);
+        head::read_head_marker(&self.dir.join(HEAD_MARKER))
     }
 }
