@@ -173,6 +173,14 @@ pub struct PolicyKeys {
     /// Longest ban or kick reason in characters, at most 4000 [default: 500].
     #[arg(long, env = "CONCLAVE_MAX_REASON_LEN")]
     pub max_reason_len: Option<u32>,
+    /// Whether guests (identities not linked to an account) may create rooms
+    /// (true|false) [default: true].
+    #[arg(long, env = "CONCLAVE_GUESTS_MAY_CREATE")]
+    pub guests_may_create: Option<bool>,
+    /// Admit only identities linked to an enabled account: no guest joins, knocks or
+    /// creates a room (true|false; Mumble's certrequired, by account) [default: false].
+    #[arg(long, env = "CONCLAVE_ACCOUNTS_ONLY")]
+    pub accounts_only: Option<bool>,
     /// Server welcome text (initial value; later changed through the API).
     #[arg(long, env = "CONCLAVE_WELCOME_TEXT")]
     pub welcome_text: Option<String>,
@@ -500,6 +508,12 @@ impl Config {
                 d.welcome_text.clone(),
             ),
             max_reason_len: pick(a.max_reason_len, f.max_reason_len, d.max_reason_len),
+            guests_may_create: pick(
+                a.guests_may_create,
+                f.guests_may_create,
+                d.guests_may_create,
+            ),
+            accounts_only: pick(a.accounts_only, f.accounts_only, d.accounts_only),
             session_lease_secs: pick(
                 a.session_lease_secs,
                 f.session_lease_secs,

@@ -63,6 +63,7 @@ fn create(i: usize) -> Request {
             max_members: None,
             welcome_text: None,
             access_password_hash: None,
+            server_password: None,
         },
         Actor::Admin,
         origin(),

@@ -166,6 +166,11 @@ pub enum Command {
         welcome_text: Option<String>,
         /// Access password, already hashed.
         access_password_hash: Option<String>,
+        /// Mumble server password attempt: creating a room enters the server as joining
+        /// one does, so an identity not linked to an account needs it when the server
+        /// has one. Operators never do.
+        #[serde(default)]
+        server_password: Option<Secret>,
     },
     /// Change configuration (owner or operator).
     ConfigureRoom {

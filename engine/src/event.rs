@@ -67,6 +67,8 @@ pub enum DenyReason {
     InvitationExpired,
     /// The invitation presented was already used or revoked.
     InvitationClosed,
+    /// The server admits only identities linked to an account (`policy.accounts_only`).
+    AccountRequired,
 }
 
 impl DenyReason {
@@ -86,6 +88,7 @@ impl DenyReason {
             DenyReason::PasswordRequired => "password_required",
             DenyReason::InvitationExpired => "invitation_expired",
             DenyReason::InvitationClosed => "invitation_closed",
+            DenyReason::AccountRequired => "account_required",
         }
     }
 

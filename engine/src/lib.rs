@@ -45,7 +45,7 @@ pub use ids::{
     AccountId, Address, AddressError, IdSeed, InvitationId, MessageId, NameError, NameRule,
     Principal, RoomName, Scheme, SessionId,
 };
-pub use model::{BanScope, PasswordKind, PolicyChange, Role, RoomChange, RoomConfig};
+pub use model::{BanScope, InviteRight, PasswordKind, PolicyChange, Role, RoomChange, RoomConfig};
 pub use policy::{AutobanPolicy, IpKey, Policy};
 pub use protocol::{
     journal_mapping, ErrorClass, ErrorMapping, ImcOutcome, SipStatus, XmppCondition, XmppError,

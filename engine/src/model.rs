@@ -45,6 +45,50 @@ pub enum BanScope {
     Server,
 }
 
+/// Who may invite people to a room.
+///
+/// An invitation lets its holder into a private room and gives them the member role;
+/// it spares them the access password and the lobby only when its issuer is, when it is
+/// used, a moderator, an owner or an operator (someone who could have let them in).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InviteRight {
+    /// Members, moderators and owners.
+    Members,
+    /// Moderators and owners (the default).
+    Moderators,
+    /// Owners only.
+    Owners,
+    /// The rule of rooms created before the setting existed (`room_create` v1): members
+    /// in a public room, moderators in a private one, following the room's `private`
+    /// flag as it changes. Kept so that replay and old rooms decide as they did; an
+    /// owner may replace it with one of the others, never set it.
+    MembersUnlessPrivate,
+}
+
+impl InviteRight {
+    /// Lowercase name, as in APIs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InviteRight::Members => "members",
+            InviteRight::Moderators => "moderators",
+            InviteRight::Owners => "owners",
+            InviteRight::MembersUnlessPrivate => "members_unless_private",
+        }
+    }
+
+    /// The least role that may invite, in a room that is `private` or not.
+    pub fn least_role(self, private: bool) -> Role {
+        match self {
+            InviteRight::Members => Role::Member,
+            InviteRight::Moderators => Role::Moderator,
+            InviteRight::Owners => Role::Owner,
+            InviteRight::MembersUnlessPrivate if private => Role::Moderator,
+            InviteRight::MembersUnlessPrivate => Role::Member,
+        }
+    }
+}
+
 /// Per-room settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoomConfig {
@@ -67,6 +111,15 @@ pub struct RoomConfig {
     pub owner_exit_destroys: bool,
     /// Access password as an argon2 PHC string (VROOM "join password").
     pub access_password_hash: Option<String>,
+    /// Who may invite (default: moderators and owners).
+    pub invite: InviteRight,
+}
+
+impl RoomConfig {
+    /// The least role that may invite to the room now.
+    pub fn invite_role(&self) -> Role {
+        self.invite.least_role(self.private)
+    }
 }
 
 impl Default for RoomConfig {
@@ -81,6 +134,7 @@ impl Default for RoomConfig {
             default_role: Some(Role::Member),
             owner_exit_destroys: false,
             access_password_hash: None,
+            invite: InviteRight::Moderators,
         }
     }
 }
@@ -108,6 +162,8 @@ pub enum RoomChange {
     OwnerExitDestroys(bool),
     /// Set or clear the access password (argon2 PHC string).
     AccessPassword(Option<String>),
+    /// Who may invite.
+    Invite(InviteRight),
 }
 
 impl RoomChange {
@@ -123,6 +179,7 @@ impl RoomChange {
             RoomChange::DefaultRole(v) => config.default_role = *v,
             RoomChange::OwnerExitDestroys(v) => config.owner_exit_destroys = *v,
             RoomChange::AccessPassword(v) => config.access_password_hash.clone_from(v),
+            RoomChange::Invite(v) => config.invite = *v,
         }
     }
 

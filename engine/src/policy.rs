@@ -89,6 +89,13 @@ pub struct Policy {
     /// default; the server's configuration defaults to 16): one person, or one stolen
     /// guest name, cannot fill the server.
     pub max_sessions_per_identity: u32,
+    /// Whether guests (identities not linked to an account) may create rooms (default
+    /// true). Operators always may; an identity linked to an enabled account always may.
+    pub guests_may_create: bool,
+    /// Only identities linked to an enabled account may enter the server: join, knock,
+    /// call or create (Mumble's `certrequired`, by account rather than by client
+    /// certificate; default false).
+    pub accounts_only: bool,
 }
 
 /// The session lease a server runs with unless configured otherwise: long enough for a
@@ -122,6 +129,8 @@ impl Default for Policy {
             max_reason_len: 500,
             session_lease_secs: 0,
             max_sessions_per_identity: 0,
+            guests_may_create: true,
+            accounts_only: false,
         }
     }
 }

@@ -419,6 +419,15 @@ impl Rejection {
             R::IdentityRequired => {
                 refused(403, S::Forbidden, xmpp(X::Forbidden, T::Auth), I::Notice)
             }
+            // Only registered people may enter: XMPP's registration-required/auth (register,
+            // that is link the identity to an account, then retry); 403 on HTTP and SIP,
+            // since no credential sent with the request would change the answer.
+            R::AccountRequired => refused(
+                403,
+                S::Forbidden,
+                xmpp(X::RegistrationRequired, T::Auth),
+                I::Notice,
+            ),
 
             // ---- rooms ----
             // XEP-0045 (nonexistent room): item-not-found/cancel. IMC: the Request-URI
@@ -548,6 +557,11 @@ impl Rejection {
             }
             R::NotAllowed => refused(403, S::Forbidden, xmpp(X::Forbidden, T::Auth), I::Notice),
             R::NotYours => refused(403, S::Forbidden, xmpp(X::Forbidden, T::Auth), I::Notice),
+            // XEP-0045 (room creation not allowed): not-allowed/cancel, as a MUC service
+            // answers someone it does not let create rooms.
+            R::GuestsMayNotCreate => {
+                refused(403, S::Forbidden, xmpp(X::NotAllowed, T::Cancel), I::Notice)
+            }
 
             // ---- membership ----
             // XEP-0045 (banned users): forbidden/auth.

@@ -52,6 +52,10 @@ pub enum Rejection {
     /// The command needs a person (an identity), not an operator or service.
     #[error("this action must be performed by an identity")]
     IdentityRequired,
+    /// The server admits only identities linked to an enabled account
+    /// (`policy.accounts_only`, Mumble's `certrequired`), and this one is not.
+    #[error("this server admits only identities linked to an account")]
+    AccountRequired,
 
     // ---- rooms ----
     /// No such room.
@@ -158,6 +162,10 @@ pub enum Rejection {
     /// Acting on someone else's session or invitation.
     #[error("this belongs to someone else")]
     NotYours,
+    /// Guests (identities not linked to an account) may not create rooms on this
+    /// server (`policy.guests_may_create` off).
+    #[error("guests may not create rooms on this server")]
+    GuestsMayNotCreate,
 
     // ---- membership ----
     /// A ban applies.
@@ -292,6 +300,8 @@ impl Rejection {
         "chat.empty",
         "input.forbidden_char",
         "name.confusable",
+        "auth.account_required",
+        "perm.guests_may_not_create",
     ];
 
     /// The stable code: `area.reason`, lowercase.
@@ -347,6 +357,8 @@ impl Rejection {
             R::MessageEmpty => "chat.empty",
             R::ForbiddenChar { .. } => "input.forbidden_char",
             R::ConfusableName { .. } => "name.confusable",
+            R::AccountRequired => "auth.account_required",
+            R::GuestsMayNotCreate => "perm.guests_may_not_create",
         }
     }
 

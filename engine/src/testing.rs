@@ -26,7 +26,7 @@ use crate::event::{
     RoleVia,
 };
 use crate::ids::{AccountId, Address, InvitationId, MessageId, Principal, RoomName, SessionId};
-use crate::model::{BanScope, PolicyChange, Role, RoomChange, RoomConfig};
+use crate::model::{BanScope, InviteRight, PolicyChange, Role, RoomChange, RoomConfig};
 use crate::service::{from_record, Applied, Engine, EngineError, TestClock};
 use crate::tick::CLOCK;
 
@@ -464,6 +464,22 @@ pub fn sample_events(p: &SampleParams) -> Vec<Event> {
             before: None,
             records: 1,
             up_to_seq: u64::from(p.n),
+        },
+        // Appended after release 1 (the golden fixture's lines follow this order).
+        E::RoomModified {
+            room: p.room.clone(),
+            change: RoomChange::Invite(if p.flag {
+                InviteRight::Members
+            } else {
+                InviteRight::Owners
+            }),
+        },
+        E::JoinDenied {
+            room: p.room.clone(),
+            principal: Principal::Address(p.address.clone()),
+            address: p.address.clone(),
+            reason: DenyReason::AccountRequired,
+            remote: None,
         },
     ];
     let actors = [

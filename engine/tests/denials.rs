@@ -44,6 +44,7 @@ fn given() -> (Engine, TestClock, tempfile::TempDir) {
                 max_members: None,
                 welcome_text: None,
                 access_password_hash: None,
+                server_password: None,
             },
             Actor::Admin,
             from("192.0.2.1:1"),

@@ -60,6 +60,7 @@ fn request(op: &Op) -> Request {
                 max_members: None,
                 welcome_text: None,
                 access_password_hash: None,
+                server_password: None,
             },
             Actor::Admin,
         ),

@@ -64,6 +64,7 @@ fn bob_joins(engine: &Engine, gateway: &str) -> Outcome {
                 max_members: None,
                 welcome_text: None,
                 access_password_hash: None,
+                server_password: None,
             },
             Actor::Admin,
             origin("test"),

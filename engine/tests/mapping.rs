@@ -104,6 +104,8 @@ fn all_rejections() -> Vec<Rejection> {
             field: "room",
             existing: Some("standup".into()),
         },
+        R::AccountRequired,
+        R::GuestsMayNotCreate,
     ]
 }
 
@@ -161,9 +163,11 @@ fn rejection_index(r: &Rejection) -> usize {
         R::OutOfScope { .. } => 46,
         R::ForbiddenChar { .. } => 47,
         R::ConfusableName { .. } => 48,
+        R::AccountRequired => 49,
+        R::GuestsMayNotCreate => 50,
     }
 }
-const REJECTION_VARIANTS: usize = 49;
+const REJECTION_VARIANTS: usize = 51;
 
 /// One value of every `JournalError` variant, in `journal_index` order.
 fn all_journal_errors() -> Vec<JournalError> {

@@ -54,6 +54,7 @@ fn engine_with_locked_room(dir: &std::path::Path) -> Engine {
                 max_members: None,
                 welcome_text: None,
                 access_password_hash: Some(hash_password("right").unwrap()),
+                server_password: None,
             },
             Actor::Admin,
             origin(),
@@ -104,5 +105,65 @@ fn a_missing_room_costs_no_check() {
         .execute_blocking(join_with_password("nowhere"))
         .unwrap_err();
     assert_eq!(err.code(), "room.not_found");
+    assert_eq!(engine.metrics().password_checks, 0);
+}
+
+/// A guest creating a room, offering a server password.
+fn create_with_server_password(name: &str, attempt: &str) -> Request {
+    Request::new(
+        Command::CreateRoom {
+            room: room(name),
+            parent: None,
+            private: false,
+            owner: None,
+            max_members: None,
+            welcome_text: None,
+            access_password_hash: None,
+            server_password: Some(Secret::new(attempt)),
+        },
+        Actor::Identity(mallory()),
+        origin(),
+    )
+}
+
+/// Given a server with a password (and the room `vault`).
+fn engine_with_server_password(dir: &std::path::Path) -> Engine {
+    let engine = engine_with_locked_room(dir);
+    engine
+        .execute_blocking(Request::new(
+            Command::SetServerPassword {
+                hash: Some(hash_password("srv").unwrap()),
+            },
+            Actor::Admin,
+            origin(),
+        ))
+        .unwrap();
+    engine
+}
+
+#[test]
+fn a_creation_checks_the_server_password_in_the_pool() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine_with_server_password(dir.path());
+    let err = engine
+        .execute_blocking(create_with_server_password("den", "guess"))
+        .unwrap_err();
+    assert_eq!(err.code(), "auth.wrong_password");
+    assert_eq!(engine.metrics().password_checks, 1);
+    engine
+        .execute_blocking(create_with_server_password("den", "srv"))
+        .unwrap();
+    assert_eq!(engine.metrics().password_checks, 2);
+    assert!(engine.read(|s| s.rooms.contains_key(&room("den"))));
+}
+
+#[test]
+fn a_creation_refused_anyway_costs_no_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine_with_server_password(dir.path());
+    let err = engine
+        .execute_blocking(create_with_server_password("vault", "guess"))
+        .unwrap_err();
+    assert_eq!(err.code(), "room.exists");
     assert_eq!(engine.metrics().password_checks, 0);
 }

@@ -41,6 +41,7 @@ fn create(name: &str, private: bool) -> Command {
         max_members: None,
         welcome_text: None,
         access_password_hash: None,
+        server_password: None,
     }
 }
 

@@ -3,12 +3,12 @@
 
 use chrono::{DateTime, Utc};
 
-use super::stored::v1;
+use super::stored::{v1, v2};
 use super::CodecError;
 use crate::context::Actor;
 use crate::event::{AutobanKey, DenyReason};
 use crate::ids::{AccountId, Address, Principal, RoomName};
-use crate::model::{BanScope, PolicyChange, Role, RoomChange, RoomConfig};
+use crate::model::{BanScope, InviteRight, PolicyChange, Role, RoomChange, RoomConfig};
 
 pub(super) fn time_out(t: DateTime<Utc>) -> v1::Time {
     v1::Time {
@@ -49,8 +49,17 @@ pub(super) fn scope_out(s: &BanScope) -> v1::BanScope {
     }
 }
 
-pub(super) fn config_out(c: &RoomConfig) -> v1::RoomConfig {
-    v1::RoomConfig {
+pub(super) fn invite_out(i: InviteRight) -> v2::InviteRight {
+    match i {
+        InviteRight::Members => v2::InviteRight::Members,
+        InviteRight::Moderators => v2::InviteRight::Moderators,
+        InviteRight::Owners => v2::InviteRight::Owners,
+        InviteRight::MembersUnlessPrivate => v2::InviteRight::MembersUnlessPrivate,
+    }
+}
+
+pub(super) fn config_out(c: &RoomConfig) -> v2::RoomConfig {
+    v2::RoomConfig {
         private: c.private,
         locked: c.locked,
         max_members: c.max_members,
@@ -60,20 +69,22 @@ pub(super) fn config_out(c: &RoomConfig) -> v1::RoomConfig {
         default_role: c.default_role.map(role_out),
         owner_exit_destroys: c.owner_exit_destroys,
         access_password_hash: c.access_password_hash.clone(),
+        invite: invite_out(c.invite),
     }
 }
 
-pub(super) fn change_out(c: &RoomChange) -> v1::RoomChange {
+pub(super) fn change_out(c: &RoomChange) -> v2::RoomChange {
     match c {
-        RoomChange::Private(v) => v1::RoomChange::Private(*v),
-        RoomChange::Locked(v) => v1::RoomChange::Locked(*v),
-        RoomChange::MaxMembers(v) => v1::RoomChange::MaxMembers(*v),
-        RoomChange::WelcomeText(v) => v1::RoomChange::WelcomeText(v.clone()),
-        RoomChange::ModeratedChat(v) => v1::RoomChange::ModeratedChat(*v),
-        RoomChange::Lobby(v) => v1::RoomChange::Lobby(*v),
-        RoomChange::DefaultRole(v) => v1::RoomChange::DefaultRole(v.map(role_out)),
-        RoomChange::OwnerExitDestroys(v) => v1::RoomChange::OwnerExitDestroys(*v),
-        RoomChange::AccessPassword(v) => v1::RoomChange::AccessPassword(v.clone()),
+        RoomChange::Private(v) => v2::RoomChange::Private(*v),
+        RoomChange::Locked(v) => v2::RoomChange::Locked(*v),
+        RoomChange::MaxMembers(v) => v2::RoomChange::MaxMembers(*v),
+        RoomChange::WelcomeText(v) => v2::RoomChange::WelcomeText(v.clone()),
+        RoomChange::ModeratedChat(v) => v2::RoomChange::ModeratedChat(*v),
+        RoomChange::Lobby(v) => v2::RoomChange::Lobby(*v),
+        RoomChange::DefaultRole(v) => v2::RoomChange::DefaultRole(v.map(role_out)),
+        RoomChange::OwnerExitDestroys(v) => v2::RoomChange::OwnerExitDestroys(*v),
+        RoomChange::AccessPassword(v) => v2::RoomChange::AccessPassword(v.clone()),
+        RoomChange::Invite(v) => v2::RoomChange::Invite(invite_out(*v)),
     }
 }
 
@@ -101,6 +112,7 @@ pub(super) fn deny_out(r: DenyReason) -> v1::DenyReason {
         DenyReason::PasswordRequired => v1::DenyReason::PasswordRequired,
         DenyReason::InvitationExpired => v1::DenyReason::InvitationExpired,
         DenyReason::InvitationClosed => v1::DenyReason::InvitationClosed,
+        DenyReason::AccountRequired => v1::DenyReason::AccountRequired,
     }
 }
 
@@ -169,7 +181,16 @@ pub(super) fn scope_in(s: v1::BanScope) -> BanScope {
     }
 }
 
-pub(super) fn config_in(c: v1::RoomConfig) -> RoomConfig {
+pub(super) fn invite_in(i: v2::InviteRight) -> InviteRight {
+    match i {
+        v2::InviteRight::Members => InviteRight::Members,
+        v2::InviteRight::Moderators => InviteRight::Moderators,
+        v2::InviteRight::Owners => InviteRight::Owners,
+        v2::InviteRight::MembersUnlessPrivate => InviteRight::MembersUnlessPrivate,
+    }
+}
+
+pub(super) fn config_in(c: v2::RoomConfig) -> RoomConfig {
     RoomConfig {
         private: c.private,
         locked: c.locked,
@@ -180,20 +201,22 @@ pub(super) fn config_in(c: v1::RoomConfig) -> RoomConfig {
         default_role: c.default_role.map(role_in),
         owner_exit_destroys: c.owner_exit_destroys,
         access_password_hash: c.access_password_hash,
+        invite: invite_in(c.invite),
     }
 }
 
-pub(super) fn change_in(c: v1::RoomChange) -> RoomChange {
+pub(super) fn change_in(c: v2::RoomChange) -> RoomChange {
     match c {
-        v1::RoomChange::Private(v) => RoomChange::Private(v),
-        v1::RoomChange::Locked(v) => RoomChange::Locked(v),
-        v1::RoomChange::MaxMembers(v) => RoomChange::MaxMembers(v),
-        v1::RoomChange::WelcomeText(v) => RoomChange::WelcomeText(v),
-        v1::RoomChange::ModeratedChat(v) => RoomChange::ModeratedChat(v),
-        v1::RoomChange::Lobby(v) => RoomChange::Lobby(v),
-        v1::RoomChange::DefaultRole(v) => RoomChange::DefaultRole(v.map(role_in)),
-        v1::RoomChange::OwnerExitDestroys(v) => RoomChange::OwnerExitDestroys(v),
-        v1::RoomChange::AccessPassword(v) => RoomChange::AccessPassword(v),
+        v2::RoomChange::Private(v) => RoomChange::Private(v),
+        v2::RoomChange::Locked(v) => RoomChange::Locked(v),
+        v2::RoomChange::MaxMembers(v) => RoomChange::MaxMembers(v),
+        v2::RoomChange::WelcomeText(v) => RoomChange::WelcomeText(v),
+        v2::RoomChange::ModeratedChat(v) => RoomChange::ModeratedChat(v),
+        v2::RoomChange::Lobby(v) => RoomChange::Lobby(v),
+        v2::RoomChange::DefaultRole(v) => RoomChange::DefaultRole(v.map(role_in)),
+        v2::RoomChange::OwnerExitDestroys(v) => RoomChange::OwnerExitDestroys(v),
+        v2::RoomChange::AccessPassword(v) => RoomChange::AccessPassword(v),
+        v2::RoomChange::Invite(v) => RoomChange::Invite(invite_in(v)),
     }
 }
 
@@ -221,6 +244,7 @@ pub(super) fn deny_in(r: v1::DenyReason) -> DenyReason {
         v1::DenyReason::PasswordRequired => DenyReason::PasswordRequired,
         v1::DenyReason::InvitationExpired => DenyReason::InvitationExpired,
         v1::DenyReason::InvitationClosed => DenyReason::InvitationClosed,
+        v1::DenyReason::AccountRequired => DenyReason::AccountRequired,
     }
 }
 

@@ -75,13 +75,13 @@ pub(super) fn payload(
             parent,
             owner,
             config,
-        } => put!(v1::RoomCreated {
+        } => put!(v2::RoomCreated {
             room: s(room),
             parent: parent.as_ref().map(s),
             owner: principal_out(owner),
             config: config_out(config),
         }),
-        E::RoomModified { room, change } => put!(v1::RoomModified {
+        E::RoomModified { room, change } => put!(v2::RoomModified {
             room: s(room),
             change: change_out(change),
         }),

@@ -165,6 +165,8 @@ pub mod v1 {
         InvitationExpired,
         /// The invitation was used or revoked.
         InvitationClosed,
+        /// Only identities linked to an account are admitted.
+        AccountRequired,
     }
 
     /// Why a room was deleted.
@@ -570,11 +572,96 @@ pub mod v1 {
 }
 
 /// Schema version 2: `peer_kick` gained a reason; `autoban` says whether it ended the
-/// sessions it matched.
+/// sessions it matched; `room_create` and `room_modify` gained who may invite.
 pub mod v2 {
     use serde::{Deserialize, Serialize};
 
-    use super::v1::{AutobanKey, Principal, Time};
+    use super::v1::{AutobanKey, Principal, Role, Time};
+
+    /// Who may invite.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum InviteRight {
+        /// Members and up.
+        Members,
+        /// Moderators and up.
+        Moderators,
+        /// Owners.
+        Owners,
+        /// Members in a public room, moderators in a private one (every v1 room).
+        MembersUnlessPrivate,
+    }
+
+    /// Room configuration, version 2.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct RoomConfig {
+        /// Invite-only.
+        pub private: bool,
+        /// Locked.
+        pub locked: bool,
+        /// Member limit.
+        pub max_members: Option<u32>,
+        /// Welcome text.
+        pub welcome_text: Option<String>,
+        /// Moderators-only chat.
+        pub moderated_chat: bool,
+        /// Lobby.
+        pub lobby: bool,
+        /// Default role.
+        pub default_role: Option<Role>,
+        /// Owner exit destroys.
+        pub owner_exit_destroys: bool,
+        /// Access password hash.
+        pub access_password_hash: Option<String>,
+        /// Who may invite.
+        pub invite: InviteRight,
+    }
+
+    /// One configuration change, version 2.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum RoomChange {
+        /// Private.
+        Private(bool),
+        /// Locked.
+        Locked(bool),
+        /// Max members.
+        MaxMembers(Option<u32>),
+        /// Welcome text.
+        WelcomeText(Option<String>),
+        /// Moderated chat.
+        ModeratedChat(bool),
+        /// Lobby.
+        Lobby(bool),
+        /// Default role.
+        DefaultRole(Option<Role>),
+        /// Owner exit destroys.
+        OwnerExitDestroys(bool),
+        /// Access password hash.
+        AccessPassword(Option<String>),
+        /// Who may invite.
+        Invite(InviteRight),
+    }
+
+    /// `room_create` version 2.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct RoomCreated {
+        /// Room.
+        pub room: String,
+        /// Parent.
+        pub parent: Option<String>,
+        /// Owner.
+        pub owner: Principal,
+        /// Configuration.
+        pub config: RoomConfig,
+    }
+
+    /// `room_modify` version 2.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct RoomModified {
+        /// Room.
+        pub room: String,
+        /// Change.
+        pub change: RoomChange,
+    }
 
     /// `autoban` version 2.
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -132,8 +132,8 @@ pub static TYPES: &[TypeSpec] = &[
             },
         ))
     }),
-    row("room_create", 1, |r| {
-        let (env, p): (_, v1::RoomCreated) = r.read()?;
+    row("room_create", 2, |r| {
+        let (env, p): (_, v2::RoomCreated) = r.read()?;
         Ok((
             env,
             EventKind::RoomCreated {
@@ -144,8 +144,8 @@ pub static TYPES: &[TypeSpec] = &[
             },
         ))
     }),
-    row("room_modify", 1, |r| {
-        let (env, p): (_, v1::RoomModified) = r.read()?;
+    row("room_modify", 2, |r| {
+        let (env, p): (_, v2::RoomModified) = r.read()?;
         Ok((
             env,
             EventKind::RoomModified {

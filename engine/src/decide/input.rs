@@ -201,6 +201,8 @@ fn fields(cmd: &Command) -> Vec<(&'static str, Field<'_>)> {
             max_members: _,
             welcome_text,
             access_password_hash,
+            // A password attempt: checked by the verifier, never journaled.
+            server_password: _,
         } => {
             out.push(("room", F::Room(room)));
             if let Some(p) = parent {
@@ -234,7 +236,8 @@ fn fields(cmd: &Command) -> Vec<(&'static str, Field<'_>)> {
                     | RoomChange::ModeratedChat(_)
                     | RoomChange::Lobby(_)
                     | RoomChange::DefaultRole(_)
-                    | RoomChange::OwnerExitDestroys(_) => {}
+                    | RoomChange::OwnerExitDestroys(_)
+                    | RoomChange::Invite(_) => {}
                 }
             }
         }

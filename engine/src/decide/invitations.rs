@@ -23,15 +23,16 @@ pub(super) fn decide(cx: &Cx<'_>, cmd: &Command) -> Decision {
             single_use,
         } => {
             let r = cx.room(room)?;
-            // Kamailio IMC: owners and admins invite; private rooms need a moderator,
-            // public rooms let any member invite (VROOM).
-            let needed = if r.config.private {
-                Rank::Moderator
-            } else {
-                Rank::Member
-            };
+            // Who may invite is the room's setting (moderators and owners unless its
+            // owners say otherwise; operators always).
+            let needed = Rank::from(r.config.invite_role());
             if cx.actor_rank(room, r) < needed {
-                return Err(Rejection::NotModerator.into());
+                return Err(if needed >= Rank::Owner {
+                    Rejection::NotOwner
+                } else {
+                    Rejection::NotModerator
+                }
+                .into());
             }
             let ttl = ttl_secs.unwrap_or(st.policy.invitation_ttl_secs);
             let expires_at = (ttl > 0).then(|| now + Duration::seconds(i64::from(ttl)));
@@ -69,8 +70,11 @@ pub(super) fn decide(cx: &Cx<'_>, cmd: &Command) -> Decision {
                 accepted: accept,
                 by: me.clone(),
             })];
-            if accept {
-                // Kamailio IMC #accept: the invitee becomes a member of the room.
+            // Kamailio IMC #accept: the invitee becomes a member of the room, which
+            // spares them the access password and the lobby from then on; so only when
+            // the issuer could have let them in. Otherwise the invitation stays open
+            // (accepted) and is used, with the password and the lobby, on joining.
+            if accept && admits(cx, room, r, inv) {
                 if !r.affiliations.contains_key(&me) {
                     events.push(cx.event(EventKind::RoleChanged {
                         room: room.clone(),
@@ -111,6 +115,19 @@ pub(super) fn decide(cx: &Cx<'_>, cmd: &Command) -> Decision {
         }
         _ => Ok(vec![]),
     }
+}
+
+/// Whether an invitation's issuer could let its holder in (a moderator, an owner or an
+/// operator of the room), asked when the invitation is used: an invitation is worth no
+/// more than its issuer's standing now, so a demoted, banned or disabled issuer's
+/// invitations no longer spare anyone the access password or the lobby.
+pub(super) fn admits(
+    cx: &Cx<'_>,
+    name: &crate::ids::RoomName,
+    room: &Room,
+    inv: &Invitation,
+) -> bool {
+    cx.rank_of_actor(&inv.by, name, room) >= Rank::Moderator
 }
 
 fn open_invitation<'a>(

@@ -5,7 +5,7 @@
 //! [`Rejected`] whose record holds the `JoinDenied` event (plus any autoban it
 //! triggers, plus the lifting of bans found expired on the way).
 
-use super::{autoban, rooms, Cx, Decision};
+use super::{autoban, invitations, rooms, Cx, Decision};
 use crate::command::Credentials;
 use crate::event::{
     AutobanKey, DeleteReason, DenyReason, Event, EventKind, InvalidationReason, LeaveReason,
@@ -129,6 +129,12 @@ impl<'a, 'c> Attempt<'a, 'c> {
         Rejected { rejection, record }
     }
 
+    /// Whether the server admits only people with accounts and this is not one
+    /// (`policy.accounts_only`).
+    fn account_required(&self) -> bool {
+        self.cx.state.policy.accounts_only && !matches!(self.principal, Principal::Account(_))
+    }
+
     fn account_disabled(&self) -> bool {
         let st = self.cx.state;
         st.account_of(&self.principal).is_some_and(|a| !a.enabled)
@@ -250,7 +256,8 @@ impl crate::context::PasswordVerifier for NoPasswords {
 }
 
 /// Whether a join with `session` would be refused before any password is checked: the
-/// room missing, the session taken, the account disabled, a ban or an autoban. The
+/// room missing, the session taken, the account disabled, a ban or an autoban, a
+/// server that admits only accounts (`policy.accounts_only`) and no account. The
 /// service asks first, so a stranger hammering a room they are barred from costs no
 /// argon2 at all; the checks are the join's own, so they cannot disagree.
 pub fn refused_before_passwords(
@@ -267,7 +274,10 @@ pub fn refused_before_passwords(
     let Ok(at) = Attempt::new(&cx, name) else {
         return true;
     };
-    at.room.session_holder(session).is_some() || at.account_disabled() || at.active_ban().is_some()
+    at.room.session_holder(session).is_some()
+        || at.account_disabled()
+        || at.active_ban().is_some()
+        || at.account_required()
 }
 
 /// Join a room with one session.
@@ -289,6 +299,9 @@ pub(super) fn join(
     }
     if let Some(r) = at.active_ban() {
         return Err(at.deny(DenyReason::Banned, r));
+    }
+    if at.account_required() {
+        return Err(at.deny(DenyReason::AccountRequired, Rejection::AccountRequired));
     }
     // Mumble server password; registered people (enabled accounts) skip it.
     if let Some(h) = &st.policy.server_password_hash {
@@ -318,6 +331,11 @@ pub(super) fn join(
         return Err(at.deny(DenyReason::NotAllowed, Rejection::NotAllowed));
     }
     let invitation = at.invitation(creds.invitation.as_ref())?;
+    // An invitation lets its holder into a private room; it spares them the access
+    // password and the lobby only if its issuer could have let them in (a moderator, an
+    // owner or an operator of the room when it is used): a member's invitation is not a
+    // way around either.
+    let admitting = invitation.is_some_and(|(_, inv)| invitations::admits(cx, name, room, inv));
     if room.config.locked && !elevated {
         return Err(at.deny(DenyReason::Locked, Rejection::Locked));
     }
@@ -325,7 +343,7 @@ pub(super) fn join(
         return Err(at.deny(DenyReason::NotInvited, Rejection::NotInvited));
     }
     if let Some(h) = &room.config.access_password_hash {
-        let exempt = elevated || invitation.is_some() || aff.is_some_and(|r| r >= Role::Member);
+        let exempt = elevated || admitting || aff.is_some_and(|r| r >= Role::Member);
         if !exempt {
             at.password(h, creds.password.as_ref(), PasswordKind::Room)?;
         }
@@ -345,7 +363,7 @@ pub(super) fn join(
     let Some(role) = role else {
         return Err(at.deny(DenyReason::NoRole, Rejection::NoRole));
     };
-    if room.config.lobby && !elevated && aff.is_none() && invitation.is_none() {
+    if room.config.lobby && !elevated && aff.is_none() && !admitting {
         return Err(at.deny(DenyReason::Lobby, Rejection::LobbyRequired));
     }
     at.capacity()?;
@@ -527,6 +545,9 @@ pub(super) fn knock(cx: &Cx<'_>, name: &RoomName, session: &SessionId) -> Decisi
     }
     if let Some(r) = at.active_ban() {
         return Err(at.deny(DenyReason::Banned, r));
+    }
+    if at.account_required() {
+        return Err(at.deny(DenyReason::AccountRequired, Rejection::AccountRequired));
     }
     if room.config.locked {
         return Err(at.deny(DenyReason::Locked, Rejection::Locked));

@@ -26,6 +26,7 @@ use crate::text::{self, TextKind};
 
 pub use chat::strip_html;
 pub use membership::refused_before_passwords;
+pub use rooms::create_checks_server_password;
 
 /// The outcome of [`decide`]: events to append, or a refusal carrying the events that
 /// must be journaled anyway (see [`Rejected`]).
@@ -228,7 +229,13 @@ impl<'a> Cx<'a> {
 
     /// The actor's rank in a room.
     pub fn actor_rank(&self, name: &RoomName, room: &Room) -> Rank {
-        match &self.ctx.actor {
+        self.rank_of_actor(&self.ctx.actor, name, room)
+    }
+
+    /// The rank `actor` holds in a room now: an operator's, or the person's (nobody while
+    /// autobanned). What an invitation's issuer can still do is asked with this.
+    pub fn rank_of_actor(&self, actor: &Actor, name: &RoomName, room: &Room) -> Rank {
+        match actor {
             Actor::Admin | Actor::Service(_) => Rank::Operator,
             Actor::Identity(a) => {
                 if self

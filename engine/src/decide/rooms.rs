@@ -1,11 +1,16 @@
 //! Rooms: create (public / private, nested), configure, lock, reserve, destroy.
 
-use super::{check_hash, check_text, Cx, Decision, Rank};
-use crate::command::Command;
-use crate::event::{DeleteReason, Event, EventKind};
-use crate::ids::{fold_name, name_keys, Principal, RoomName};
-use crate::model::{RoomChange, RoomConfig};
-use crate::rejection::Rejection;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::{autoban, check_hash, check_text, Cx, Decision, Rank};
+use crate::command::{Command, Secret};
+use crate::context::{Context, PasswordVerifier};
+use crate::event::{DeleteReason, DenyReason, Event, EventKind};
+use crate::ids::{fold_name, name_keys, Address, Principal, RoomName};
+use crate::model::{InviteRight, PasswordKind, RoomChange, RoomConfig};
+use crate::policy::stored_remote_addr;
+use crate::rejection::{Rejected, Rejection};
+use crate::state::State;
 use crate::text::{self, TextKind};
 
 pub(super) fn decide(cx: &Cx<'_>, cmd: &Command) -> Decision {
@@ -19,11 +24,13 @@ pub(super) fn decide(cx: &Cx<'_>, cmd: &Command) -> Decision {
             max_members,
             welcome_text,
             access_password_hash,
+            server_password,
         } => create(
             cx,
             room,
             parent.as_ref(),
             owner.as_ref(),
+            server_password.as_ref(),
             RoomConfig {
                 private: *private,
                 max_members: *max_members,
@@ -86,11 +93,16 @@ fn create(
     room: &RoomName,
     parent: Option<&RoomName>,
     owner: Option<&Principal>,
+    server_password: Option<&Secret>,
     config: RoomConfig,
 ) -> Decision {
     let st = cx.state;
     let policy = &st.policy;
     check_new_name(cx, room)?;
+    // A guest (an identity not linked to an account) creating a room enters the server
+    // as a joiner does: checked against the server password last, once nothing else
+    // refuses the creation, so a refused one costs no password check.
+    let mut guest_entry: Option<&Address> = None;
     // Who owns it: the creating person, or whoever an operator names.
     let owner = match (&cx.ctx.actor, owner) {
         (a, Some(o)) if a.is_privileged() => st.canonical(o),
@@ -104,10 +116,30 @@ fn create(
                 return Err(Rejection::AccountDisabled.into());
             }
             let now = cx.ctx.now;
+            // An autobanned remote address too (as for joins): otherwise one address
+            // could go on guessing the server password under ever new guest names.
+            let remote = stored_remote(cx).map(crate::event::AutobanKey::Remote);
             if st.server_bans.get(&me).is_some_and(|b| b.active_at(now))
                 || st.autobanned(&crate::event::AutobanKey::Identity(address.clone()), now)
+                || remote.is_some_and(|k| st.autobanned(&k, now))
             {
                 return Err(Rejection::Banned { until: None }.into());
+            }
+            if !matches!(me, Principal::Account(_)) {
+                if policy.accounts_only {
+                    return Err(deny_entry(
+                        cx,
+                        room,
+                        address,
+                        &me,
+                        DenyReason::AccountRequired,
+                        Rejection::AccountRequired,
+                    ));
+                }
+                if !policy.guests_may_create {
+                    return Err(Rejection::GuestsMayNotCreate.into());
+                }
+                guest_entry = Some(address);
             }
             me
         }
@@ -137,12 +169,90 @@ fn create(
         welcome_text: config.welcome_text.as_deref().map(|t| sanitize(cx, t)),
         ..config
     };
+    // Mumble server password; registered people (enabled accounts) skip it, as on joins.
+    if let (Some(address), Some(hash)) = (guest_entry, &policy.server_password_hash) {
+        let denied = |reason, kind| deny_entry(cx, room, address, &owner, reason, kind);
+        match server_password {
+            None => {
+                return Err(denied(
+                    DenyReason::PasswordRequired,
+                    Rejection::PasswordRequired(PasswordKind::Server),
+                ))
+            }
+            Some(s) if cx.verifier.verify(hash, s.expose()) => {}
+            Some(_) => {
+                return Err(denied(
+                    DenyReason::WrongPassword,
+                    Rejection::WrongPassword(PasswordKind::Server),
+                ))
+            }
+        }
+    }
     Ok(vec![cx.event(EventKind::RoomCreated {
         room: room.clone(),
         parent: parent.cloned(),
         owner,
         config,
     })])
+}
+
+/// A creation refused at the server's door (the server password, accounts only): as
+/// for a join, the denial is journaled, in the stream of the room it would have
+/// created, and counts towards autoban when it is a guess, so guessing the server
+/// password by creating rooms meets the same autoban as guessing it by joining.
+fn deny_entry(
+    cx: &Cx<'_>,
+    room: &RoomName,
+    address: &Address,
+    principal: &Principal,
+    reason: DenyReason,
+    rejection: Rejection,
+) -> Rejected {
+    let remote = stored_remote(cx);
+    let mut record = vec![cx.event(EventKind::JoinDenied {
+        room: room.clone(),
+        principal: principal.clone(),
+        address: address.clone(),
+        reason,
+        remote: remote.clone(),
+    })];
+    record.extend(autoban::on_denial(cx, address, remote.as_ref(), reason));
+    Rejected { rejection, record }
+}
+
+/// The actor's remote address as it may be stored (and as autobans key it).
+fn stored_remote(cx: &Cx<'_>) -> Option<String> {
+    let policy = &cx.state.policy;
+    cx.ctx
+        .origin
+        .remote_addr
+        .as_deref()
+        .map(|r| stored_remote_addr(r, policy.obfuscate_ips, &cx.ctx.ip_key))
+}
+
+/// A verifier that only notes that it was asked.
+#[derive(Default)]
+struct Probe(AtomicBool);
+
+impl PasswordVerifier for Probe {
+    fn verify(&self, _: &str, _: &str) -> bool {
+        self.0.store(true, Ordering::Relaxed);
+        false
+    }
+}
+
+/// Whether deciding `cmd` (a room creation) would check the server password: the
+/// service verifies the attempt off the decider thread only then, so a creation
+/// refused anyway (a taken name, a ban, guests not allowed) costs no argon2. It runs the
+/// creation's own decision, so the two cannot disagree.
+pub fn create_checks_server_password(state: &State, ctx: &Context, cmd: &Command) -> bool {
+    if !matches!(cmd, Command::CreateRoom { .. }) || state.policy.server_password_hash.is_none() {
+        return false;
+    }
+    let probe = Probe::default();
+    // The outcome is irrelevant; whether the password was asked for is the answer.
+    let _ = super::decide(state, cmd, ctx, &probe);
+    probe.0.load(Ordering::Relaxed)
 }
 
 /// A name for a new room: the room name rule, and no room of the same name, where names
@@ -241,6 +351,14 @@ fn configure(cx: &Cx<'_>, room: &RoomName, changes: &[RoomChange]) -> Decision {
             RoomChange::AccessPassword(Some(h)) => {
                 check_hash("access_password_hash", h)?;
                 change.clone()
+            }
+            // The rule of rooms created before the setting: kept, never chosen.
+            RoomChange::Invite(InviteRight::MembersUnlessPrivate) => {
+                return Err(Rejection::InvalidInput {
+                    field: "invite",
+                    reason: "members_unless_private is only kept by rooms created before the setting existed; choose members, moderators or owners".into(),
+                }
+                .into())
             }
             other => other.clone(),
         };

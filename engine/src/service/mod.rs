@@ -330,7 +330,8 @@ impl Engine {
     }
 
     /// The stored hashes a command's password attempts may be checked against (server
-    /// password, the target room's access and owner passwords) and the attempts.
+    /// password, the target room's access and owner passwords; the server password for
+    /// a room creation) and the attempts.
     ///
     /// None when the join would be refused before any password is checked (a missing
     /// room, a ban, an autoban, a taken session): those cost no argon2.
@@ -347,6 +348,25 @@ impl Engine {
                 session,
                 ..
             } => (credentials, session),
+            // A guest creating a room on a server with a password (see `decide::rooms`).
+            Command::CreateRoom {
+                server_password: Some(attempt),
+                ..
+            } => {
+                let mut ctx =
+                    crate::context::Context::new(req.actor.clone(), self.now(), "precheck");
+                ctx.origin = req.origin.clone();
+                ctx.ip_key = self.inner.config.ip_key.clone();
+                let hashes = self.read(|state| {
+                    crate::decide::create_checks_server_password(state, &ctx, command)
+                        .then(|| state.policy.server_password_hash.clone())
+                        .flatten()
+                });
+                return (
+                    hashes.into_iter().collect(),
+                    vec![attempt.expose().to_owned()],
+                );
+            }
             _ => return (Vec::new(), Vec::new()),
         };
         let attempts: Vec<String> = [

@@ -467,6 +467,7 @@ mod tests {
             max_members: None,
             welcome_text: None,
             access_password_hash: None,
+            server_password: None,
         };
         let origin = Origin {
             gateway: "test".into(),

@@ -16,6 +16,7 @@ fn guarded() -> World {
             max_members: None,
             welcome_text: None,
             access_password_hash: Some(hash("right")),
+            server_password: None,
         },
     );
     w
@@ -164,6 +165,7 @@ fn autoban_can_be_disabled() {
             max_members: None,
             welcome_text: None,
             access_password_hash: Some(hash("right")),
+            server_password: None,
         },
     );
     guess(&mut w, "bob", 20);

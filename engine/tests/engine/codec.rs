@@ -52,6 +52,69 @@ fn kick_v1() -> (Vec<u8>, Event) {
     (bytes, expected)
 }
 
+/// The sample (of `SampleParams::default()`) of a type: what the release-1 line of that
+/// type was encoded from.
+fn sample_of(t: &str) -> Event {
+    sample_events(&SampleParams::default())
+        .into_iter()
+        .find(|e| e.type_name() == t)
+        .unwrap_or_else(|| panic!("no sample of {t}"))
+}
+
+/// `event` with the invite rule every release-1 room had.
+fn with_legacy_invite(mut event: Event) -> Event {
+    if let EventKind::RoomCreated { config, .. } = &mut event.kind {
+        config.invite = InviteRight::MembersUnlessPrivate;
+    }
+    event
+}
+
+/// A `room_create` record as release 1 wrote it (schema v1, no invite setting), of a
+/// private room that, like every room then, let members invite only while public.
+fn room_create_v1() -> (Vec<u8>, Event) {
+    let p = SampleParams::default();
+    let env = v1::Envelope {
+        at_secs: p.at.timestamp(),
+        at_nanos: p.at.timestamp_subsec_nanos(),
+        actor: v1::Actor::Identity("sip:alice@example.org".into()),
+    };
+    let body = v1::RoomCreated {
+        room: "standup".into(),
+        parent: None,
+        owner: v1::Principal::Address("sip:alice@example.org".into()),
+        config: v1::RoomConfig {
+            private: true,
+            locked: false,
+            max_members: None,
+            welcome_text: None,
+            moderated_chat: false,
+            lobby: true,
+            default_role: Some(v1::Role::Member),
+            owner_exit_destroys: false,
+            access_password_hash: Some("fake$pw".into()),
+        },
+    };
+    let bytes = bincode::serde::encode_to_vec((env, body), bincode::config::standard()).unwrap();
+    let alice = Address::parse("sip:alice@example.org").unwrap();
+    let expected = Event {
+        at: p.at,
+        actor: Actor::Identity(alice.clone()),
+        kind: EventKind::RoomCreated {
+            room: RoomName::from_stored("standup".into()),
+            parent: None,
+            owner: Principal::Address(alice),
+            config: RoomConfig {
+                private: true,
+                lobby: true,
+                access_password_hash: Some("fake$pw".into()),
+                invite: InviteRight::MembersUnlessPrivate,
+                ..RoomConfig::default()
+            },
+        },
+    };
+    (bytes, expected)
+}
+
 fn fixture_lines() -> Vec<String> {
     let mut lines = Vec::new();
     for e in sample_events(&SampleParams::default()) {
@@ -120,12 +183,23 @@ fn golden_fixture_keeps_decoding() {
                     ),
                     "line {n}: a v1 autoban ended the sessions it matched"
                 ),
+                // Every room of release 1 keeps the invite rule it had (members unless
+                // private), and nothing else of it changes.
+                "room_create" => assert_eq!(
+                    event,
+                    with_legacy_invite(sample_of(t)),
+                    "line {n}: a v1 room keeps its invite rule"
+                ),
+                "room_modify" => assert!(
+                    sample_events(&SampleParams::default()).contains(&event),
+                    "line {n}: upcast result {event:?}"
+                ),
                 other => panic!("line {n}: no upcast expectation for {other} v{v}"),
             }
             upcasts_checked.insert(t.to_owned());
         }
     }
-    for t in ["peer_kick", "autoban"] {
+    for t in ["peer_kick", "autoban", "room_create", "room_modify"] {
         assert!(upcasts_checked.contains(t), "fixture must hold a v1 {t}");
     }
     for spec in TYPES {
@@ -176,6 +250,40 @@ fn upcaster_turns_kick_v1_into_v2() {
     let (bytes, expected) = kick_v1();
     assert_eq!(current_version("peer_kick"), Some(2));
     assert_eq!(decode("peer_kick", 1, &bytes, None).unwrap(), expected);
+}
+
+#[test]
+fn upcaster_gives_release_1_rooms_their_invite_rule() {
+    let (bytes, expected) = room_create_v1();
+    assert_eq!(current_version("room_create"), Some(2));
+    assert_eq!(current_version("room_modify"), Some(2));
+    let event = decode("room_create", 1, &bytes, None).unwrap();
+    assert_eq!(event, expected);
+    // The rule follows the room's private flag, as `decide` did before the setting.
+    let EventKind::RoomCreated { mut config, .. } = event.kind else {
+        unreachable!()
+    };
+    assert_eq!(config.invite_role(), Role::Moderator);
+    config.private = false;
+    assert_eq!(config.invite_role(), Role::Member);
+    // A v1 change keeps its meaning.
+    let env = v1::Envelope {
+        at_secs: 1,
+        at_nanos: 0,
+        actor: v1::Actor::Admin,
+    };
+    let change = v1::RoomModified {
+        room: "standup".into(),
+        change: v1::RoomChange::Private(false),
+    };
+    let bytes = bincode::serde::encode_to_vec((env, change), bincode::config::standard()).unwrap();
+    assert!(matches!(
+        decode("room_modify", 1, &bytes, None).unwrap().kind,
+        EventKind::RoomModified {
+            change: RoomChange::Private(false),
+            ..
+        }
+    ));
 }
 
 #[test]

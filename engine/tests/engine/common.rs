@@ -69,6 +69,7 @@ pub fn create_room(name: &str) -> Command {
         max_members: None,
         welcome_text: None,
         access_password_hash: None,
+        server_password: None,
     }
 }
 
@@ -90,6 +91,7 @@ pub fn create_private(name: &str) -> Command {
             max_members,
             welcome_text,
             access_password_hash,
+            server_password: None,
         },
         other => other,
     }
@@ -104,6 +106,7 @@ pub fn create_child(name: &str, parent: &str) -> Command {
         max_members: None,
         welcome_text: None,
         access_password_hash: None,
+        server_password: None,
     }
 }
 

@@ -124,7 +124,14 @@ fn revoke_by_issuer_or_moderator() {
     let mut w = World::new();
     w.run(&user("alice"), create_room("pub"));
     w.run(&user("bob"), join("pub", "b"));
-    // Public rooms: any member may invite.
+    // A room whose owners let members invite.
+    w.run(
+        &user("alice"),
+        Command::ConfigureRoom {
+            room: room("pub"),
+            changes: vec![RoomChange::Invite(InviteRight::Members)],
+        },
+    );
     let id = id_of(&w.run(&user("bob"), invite("pub", sip("carol"))));
     let revoke = Command::RevokeInvitation {
         room: room("pub"),

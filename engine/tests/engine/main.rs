@@ -15,6 +15,7 @@ mod passwords;
 mod policies;
 mod properties;
 mod retention;
+mod rights;
 mod roles;
 mod rooms;
 mod text;

@@ -75,6 +75,7 @@ fn room_full_is_member_off_limit_and_server_full() {
             max_members: Some(2),
             welcome_text: None,
             access_password_hash: None,
+            server_password: None,
         },
     );
     w.run(&user("alice"), create_room("other"));

@@ -63,6 +63,7 @@ fn room_access_password() {
             max_members: None,
             welcome_text: None,
             access_password_hash: Some(hash("door")),
+            server_password: None,
         },
     );
     w.when(&user("bob"), join("r", "b"))

@@ -98,6 +98,7 @@ fn command(w: &World, (kind, a, b, c, flag): Step) -> Option<(Actor, Command)> {
             max_members: (c % 2 == 0).then_some(u32::from(c % 4) + 1),
             welcome_text: None,
             access_password_hash: (c % 5 == 0).then(|| hash("pw")),
+            server_password: None,
         },
         2..=4 => Command::Join {
             room: r,

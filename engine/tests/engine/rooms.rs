@@ -31,6 +31,7 @@ fn operators_create_rooms_for_someone() {
         max_members: Some(5),
         welcome_text: Some("<b>Hi</b> all".into()),
         access_password_hash: None,
+        server_password: None,
     };
     w.when(&user("bob"), cmd.clone())
         .err("perm.not_admin", &["api_action_denied"]);

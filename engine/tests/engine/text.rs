@@ -141,6 +141,7 @@ fn slots(cmd: &mut Command) -> (usize, Slots<'_>) {
             max_members: _,
             welcome_text,
             access_password_hash,
+            server_password: _,
         } => {
             s.push(("room", Name, Slot::Room(room)));
             if let Some(p) = parent {
@@ -175,7 +176,8 @@ fn slots(cmd: &mut Command) -> (usize, Slots<'_>) {
                     | RoomChange::ModeratedChat(_)
                     | RoomChange::Lobby(_)
                     | RoomChange::DefaultRole(_)
-                    | RoomChange::OwnerExitDestroys(_) => {}
+                    | RoomChange::OwnerExitDestroys(_)
+                    | RoomChange::Invite(_) => {}
                 }
             }
             14
@@ -442,6 +444,7 @@ fn samples() -> Vec<Command> {
             max_members: None,
             welcome_text: Some("hello".into()),
             access_password_hash: Some(hash("pw")),
+            server_password: None,
         },
         C::ConfigureRoom {
             room: r(),
@@ -786,6 +789,7 @@ fn welcome_texts_refuse_controls_in_every_way_they_are_set() {
         max_members: None,
         welcome_text: Some(text.into()),
         access_password_hash: None,
+        server_password: None,
     };
     w.when(&user("alice"), with_welcome("other", "hi\0"))
         .err("input.forbidden_char", &[]);
@@ -919,6 +923,7 @@ fn room_names_with_hostile_characters_are_refused_as_such() {
                 max_members,
                 welcome_text,
                 access_password_hash,
+                server_password: None,
             },
             other => other,
         };

@@ -109,7 +109,7 @@ async fn every_record_reaches_jetstream_in_order_as_a_cloudevent() {
     let ce: Value = serde_json::from_slice(&created[0].payload).unwrap();
     assert_eq!(ce["specversion"], "1.0");
     assert_eq!(ce["source"], "/conclave/test-1");
-    assert_eq!(ce["type"], "org.conclave.room_create.v1");
+    assert_eq!(ce["type"], "org.conclave.room_create.v2");
     assert_eq!(ce["subject"], "room:lobby");
     assert_eq!(ce["datacontenttype"], "application/json");
     assert_eq!(ce["sequence"], ce["id"]);

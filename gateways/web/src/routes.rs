@@ -167,6 +167,7 @@ pub fn table() -> Vec<Route> {
             ("max_members", nullable(u())),
             ("welcome_text", nullable(s())),
             ("password", nullable(sd("access password (plaintext; stored as argon2)"))),
+            ("server_password", nullable(sd("server password: needed by a creator not linked to an account when the server has one (the admin never needs it)"))),
             ("guest_key", nullable(sd("the guest key of the `as` name, once it has standing"))),
         ])), 201, r("CreateRoomResult")),
         route(g.clone(), "/rooms/{room}", get(query::get_room), "rooms", Optional, "A room: public summary, or details for its participants and the admin", None, 200, r("RoomDetail")),
@@ -175,6 +176,7 @@ pub fn table() -> Vec<Route> {
             ("moderated_chat", b()), ("lobby", b()),
             ("default_role", nullable(json!({"type": "string", "enum": ["visitor", "member", "moderator", "owner"]}))),
             ("owner_exit_destroys", b()), ("password", nullable(sd("new access password, null to remove"))),
+            ("invite", json!({"type": "string", "enum": ["members", "moderators", "owners"], "description": "who may invite (default moderators: moderators and owners); only a moderator's, an owner's or the admin's invitation spares its holder the access password and the lobby"})),
         ])), 200, cmd()),
         route(d.clone(), "/rooms/{room}", delete(api::destroy_room), "rooms", Token, "Destroy a room and its sub-rooms (owner)", None, 200, cmd()),
         route(p.clone(), "/rooms/{room}/lock", post(api::lock_room), "rooms", Token, "Lock: only moderators and owners may join (moderator)", None, 200, cmd()),
@@ -754,6 +756,7 @@ fn components() -> Value {
         "created_at": s(), "last_activity": s()}});
     let detail = json!({"allOf": [r("RoomSummary"), {"type": "object", "description": "the extra fields appear for participants of the room and the admin", "properties": {
         "default_role": nullable(s()), "owner_exit_destroys": b(),
+        "invite": {"enum": ["members", "moderators", "owners", "members_unless_private"], "description": "who may invite; members_unless_private is the rule rooms created before the setting keep"},
         "affiliations": {"type": "object", "additionalProperties": {"type": "string"}},
         "present": {"type": "array", "items": r("Member")}, "lobby_waiting": u()}}]});
     let member = json!({"type": "object", "properties": {

@@ -98,6 +98,7 @@ pub fn room_detail(st: &State, name: &RoomName, r: &Room) -> Value {
         json!({
             "default_role": c.default_role.map(role),
             "owner_exit_destroys": c.owner_exit_destroys,
+            "invite": c.invite.as_str(),
             "affiliations": affiliations(r),
             "present": members(r),
             "lobby_waiting": r.lobby.len(),
@@ -238,6 +239,8 @@ pub fn policy(p: &Policy) -> Value {
         "reserved_inactivity_timeout_mins": p.reserved_inactivity_timeout_mins,
         "invitation_ttl_secs": p.invitation_ttl_secs,
         "has_server_password": p.server_password_hash.is_some(),
+        "guests_may_create": p.guests_may_create,
+        "accounts_only": p.accounts_only,
         "welcome_text": p.welcome_text,
         "max_reason_len": p.max_reason_len,
     })

@@ -154,6 +154,7 @@ pub fn script_meeting() -> Meeting {
         max_members: None,
         welcome_text: Some("welcome".into()),
         access_password_hash: None,
+        server_password: None,
     });
     s.join("sip:alice@example.org", "a1", None).unwrap();
     s.join("sip:bob@example.org", "b1", None).unwrap();

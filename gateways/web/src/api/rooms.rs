@@ -1,5 +1,7 @@
 //! Rooms: create, configure, destroy, lock, reserve.
 
+use conclave_engine::InviteRight;
+
 use super::*;
 
 #[derive(Deserialize)]
@@ -16,6 +18,7 @@ pub struct CreateRoom {
     max_members: Option<u32>,
     welcome_text: Option<String>,
     password: Option<String>,
+    server_password: Option<String>,
 }
 
 pub async fn create_room(app: App, ctx: Ctx, Body(b): Body<CreateRoom>) -> ApiResult<Response> {
@@ -41,6 +44,7 @@ pub async fn create_room(app: App, ctx: Ctx, Body(b): Body<CreateRoom>) -> ApiRe
         max_members: b.max_members,
         welcome_text: b.welcome_text,
         access_password_hash,
+        server_password: secret(b.server_password),
     };
     let o = run(&app, &ctx, actor.clone(), cmd).await?;
     let owner = app.engine.read(|s| {
@@ -82,6 +86,27 @@ pub struct ConfigureRoom {
     owner_exit_destroys: Option<bool>,
     #[serde(default, deserialize_with = "double_option")]
     password: Option<Option<String>>,
+    invite: Option<InviteName>,
+}
+
+/// Who may invite, as written in the API (the rule rooms from before the setting keep,
+/// `members_unless_private`, is shown but cannot be chosen).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InviteName {
+    Members,
+    Moderators,
+    Owners,
+}
+
+impl From<InviteName> for InviteRight {
+    fn from(i: InviteName) -> Self {
+        match i {
+            InviteName::Members => InviteRight::Members,
+            InviteName::Moderators => InviteRight::Moderators,
+            InviteName::Owners => InviteRight::Owners,
+        }
+    }
 }
 
 pub async fn configure_room(
@@ -123,6 +148,9 @@ pub async fn configure_room(
             None => None,
         };
         changes.push(RoomChange::AccessPassword(h));
+    }
+    if let Some(v) = b.invite {
+        changes.push(RoomChange::Invite(v.into()));
     }
     if changes.is_empty() {
         return Err(ApiError::invalid("no change given"));
