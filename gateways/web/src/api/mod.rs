@@ -165,6 +165,20 @@ async fn entrant(
     as_: Option<&str>,
     guest_key: Option<&str>,
 ) -> ApiResult<(Actor, Claim, Option<String>)> {
+    let entering = entering(app, ctx, as_, guest_key).await?;
+    if let Actor::Identity(a) = &entering.0 {
+        crate::limits::entry_as(app, ctx, a)?;
+    }
+    Ok(entering)
+}
+
+/// Who enters (see [`entrant`]), before the identity's rate limit.
+async fn entering(
+    app: &App,
+    ctx: &Ctx,
+    as_: Option<&str>,
+    guest_key: Option<&str>,
+) -> ApiResult<(Actor, Claim, Option<String>)> {
     let claimed = as_.map(|a| parse_address("as", a)).transpose()?;
     match (&ctx.caller, claimed) {
         (Caller::Admin, Some(a)) => Ok((Actor::Identity(a), app.tokens.no_claim(), None)),
