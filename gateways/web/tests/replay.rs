@@ -8,7 +8,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use axum::Router;
 use calamine::{Reader, Xlsx};
-use conclave_engine::service::{Engine, EngineConfig};
+use conclave_engine::service::{Engine, EngineConfig, TestClock};
 use conclave_gateway_web::{router, routes, AuthConfig};
 use conclave_journal::SyncMode;
 use http_body_util::BodyExt;
@@ -20,17 +20,22 @@ const ADMIN: &str = "test-admin-token-0123456789abcdef";
 struct T {
     router: Router,
     engine: Engine,
+    /// The engine's clock: moved by hand to give the mark its own instant.
+    clock: TestClock,
     _dir: tempfile::TempDir,
 }
 
 fn setup() -> T {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = EngineConfig::new(dir.path());
+    // Starts before the wall clock, so the tests' "now" is after the meeting.
+    let clock = TestClock::new(chrono::Utc::now() - chrono::TimeDelta::minutes(10));
+    let mut config = EngineConfig::new(dir.path()).with_clock(clock.clone());
     config.journal.sync = SyncMode::None;
     let engine = Engine::open(config).unwrap();
     T {
         router: router(engine.clone(), AuthConfig::new(ADMIN)),
         engine,
+        clock,
         _dir: dir,
     }
 }
@@ -186,9 +191,10 @@ async fn meeting(t: &T) -> String {
         Some(json!({"body": "bob's secret plan"})),
     )
     .await;
-    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    let mark = conclave_replay::fmt_time(chrono::Utc::now());
-    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    // The mark is an instant of its own, between bob's message and his leaving.
+    t.clock.advance(chrono::TimeDelta::milliseconds(1));
+    let mark = conclave_replay::fmt_time(t.clock.now());
+    t.clock.advance(chrono::TimeDelta::milliseconds(1));
     t.ok(M::POST, "/rooms/standup/leave", Some(&bob), Some(json!({})))
         .await;
     t.ok(
