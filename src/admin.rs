@@ -81,6 +81,37 @@ pub enum AdminAction {
     /// Lift an autoban early: KIND is `identity` (VALUE an address such as `web:bob`) or
     /// `remote` (VALUE as listed, or a plain IP address).
     LiftAutoban { kind: String, value: String },
+    /// Mumble's ban list, by address: ban IP (a plain IP address, stored as joins from it
+    /// are, a keyed hash when obfuscation is on; or, with obfuscation off, a network
+    /// such as 192.0.2.0/24) server-wide, or in one room with --room. Joins, knocks and
+    /// room creations from it are refused under any name.
+    BanAddress {
+        ip: String,
+        /// Only this room.
+        #[arg(long)]
+        room: Option<String>,
+        /// Why (shown to operators and moderators).
+        #[arg(long)]
+        reason: Option<String>,
+        /// For this long; without it, until lifted.
+        #[arg(long)]
+        duration_secs: Option<u32>,
+    },
+    /// Address bans: server-wide, or of one room with --room (id, address as stored,
+    /// who it was made from, until when).
+    ListAddressBans {
+        /// Only this room.
+        #[arg(long)]
+        room: Option<String>,
+    },
+    /// Lift an address ban: BAN is its id or address as listed, or the IP address or
+    /// network as given.
+    UnbanAddress {
+        ban: String,
+        /// A ban of this room.
+        #[arg(long)]
+        room: Option<String>,
+    },
 }
 
 /// A REST client with the admin token (also used by `journal retention|erase --server`).
@@ -441,6 +472,65 @@ pub fn run(args: AdminArgs) -> anyhow::Result<()> {
             let path = format!("/autobans/{}/{}", seg(kind), seg(value));
             let v = c.request("DELETE", &path, None)?;
             out.push_str(&format!("autoban on {kind} {value} lifted\n"));
+            v
+        }
+        AdminAction::BanAddress {
+            ip,
+            room,
+            reason,
+            duration_secs,
+        } => {
+            let body = json!({ "ip": ip, "reason": reason, "duration_secs": duration_secs });
+            let path = match room {
+                Some(r) => format!("/rooms/{}/address-bans", seg(r)),
+                None => "/address-bans".to_owned(),
+            };
+            let v = c.request("POST", &path, Some(body))?;
+            for e in v["events"].as_array().into_iter().flatten() {
+                out.push_str(&format!(
+                    "ADDRESS BAN: {} {} ({})\n",
+                    e["data"]["id"].as_str().unwrap_or("?"),
+                    e["data"]["remote"].as_str().unwrap_or("?"),
+                    room.as_deref()
+                        .map_or("server-wide".to_owned(), |r| format!("room {r}")),
+                ));
+            }
+            v
+        }
+        AdminAction::ListAddressBans { room } => {
+            let (path, scope) = match room {
+                Some(r) => (
+                    format!("/rooms/{}/address-bans", seg(r)),
+                    format!("room {r}"),
+                ),
+                None => ("/address-bans".to_owned(), "server-wide".to_owned()),
+            };
+            let v = c.request("GET", &path, None)?;
+            for b in v["address_bans"].as_array().into_iter().flatten() {
+                out.push_str(&format!(
+                    "ADDRESS BAN: {} {} ({scope}) until {}{}{}\n",
+                    b["id"].as_str().unwrap_or("?"),
+                    b["address"].as_str().unwrap_or("?"),
+                    b["until"].as_str().unwrap_or("lifted"),
+                    b["subject"]
+                        .as_str()
+                        .map(|s| format!(", made from {s}"))
+                        .unwrap_or_default(),
+                    b["reason"]
+                        .as_str()
+                        .map(|r| format!(": {r}"))
+                        .unwrap_or_default(),
+                ));
+            }
+            v
+        }
+        AdminAction::UnbanAddress { ban, room } => {
+            let path = match room {
+                Some(r) => format!("/rooms/{}/address-bans/{}", seg(r), seg(ban)),
+                None => format!("/address-bans/{}", seg(ban)),
+            };
+            let v = c.request("DELETE", &path, None)?;
+            out.push_str(&format!("address ban {ban} lifted\n"));
             v
         }
         AdminAction::ListMembers { room } => {

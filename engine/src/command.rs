@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{AccountId, Address, InvitationId, Principal, RoomName, SessionId};
-use crate::model::{BanScope, Role, RoomChange};
+use crate::model::{AddressTarget, BanScope, Role, RoomChange};
 
 /// A plaintext secret (a password attempt). Its `Debug` never prints the value, so
 /// commands can be logged safely.
@@ -348,6 +348,29 @@ pub enum Command {
         /// Who.
         subject: Principal,
     },
+    /// Ban a remote address (Mumble's ban by address): joins, knocks and room creations
+    /// from it are refused in the scope. Moderators (room scope, on people they
+    /// outrank) and account holders (account scope) ban the address of a present
+    /// person; operators may also name an IP address or, with obfuscation off, a
+    /// network. The person it is made from loses their sessions in the scope.
+    BanAddress {
+        /// Where.
+        scope: BanScope,
+        /// Whose address, or which.
+        target: AddressTarget,
+        /// Why.
+        reason: Option<String>,
+        /// Until when; `None` = until lifted.
+        until: Option<DateTime<Utc>>,
+    },
+    /// Lift an address ban: named by its id or its address as listed, or (operators) by
+    /// the plain IP address or network.
+    UnbanAddress {
+        /// Where.
+        scope: BanScope,
+        /// The ban's id, or its address.
+        address: String,
+    },
     /// Ask to be let in (lobby).
     Knock {
         /// The room.
@@ -494,6 +517,8 @@ impl Command {
             Command::Kick { .. } => "kick",
             Command::Ban { .. } => "ban",
             Command::Unban { .. } => "unban",
+            Command::BanAddress { .. } => "ban_address",
+            Command::UnbanAddress { .. } => "unban_address",
             Command::Knock { .. } => "knock",
             Command::Admit { .. } => "admit",
             Command::RejectKnock { .. } => "reject_knock",
@@ -543,7 +568,10 @@ impl Command {
             | Command::LowerHand { room, .. }
             | Command::SetModeratedChat { room, .. }
             | Command::PostMessage { room, .. } => Some(room),
-            Command::Ban { scope, .. } | Command::Unban { scope, .. } => match scope {
+            Command::Ban { scope, .. }
+            | Command::Unban { scope, .. }
+            | Command::BanAddress { scope, .. }
+            | Command::UnbanAddress { scope, .. } => match scope {
                 BanScope::Room(r) => Some(r),
                 _ => None,
             },
@@ -573,6 +601,10 @@ impl Command {
             }
             Command::AddModerator { moderator, .. }
             | Command::RemoveModerator { moderator, .. } => Some(moderator),
+            Command::BanAddress {
+                target: AddressTarget::Of(p),
+                ..
+            } => Some(p),
             _ => None,
         }
     }

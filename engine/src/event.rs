@@ -486,6 +486,38 @@ pub enum EventKind {
         /// Lifted because it expired.
         expired: bool,
     },
+    /// A remote address (or, with obfuscation off, a network) was banned: attempts to
+    /// join, knock or create a room from it are refused in the scope. When it was made
+    /// from a present person (`subject`), their sessions in the scope end, as a ban's
+    /// do; other people's live sessions from the same address are left alone (as
+    /// Mumble's ban disconnects only the banned user: others behind the same NAT keep
+    /// their session until they reconnect).
+    AddressBanned {
+        /// Where.
+        scope: BanScope,
+        /// Its id (listing, lifting): names it without showing the address.
+        id: String,
+        /// The remote address as stored (see [`crate::policy::stored_remote_addr`]), or
+        /// a network in CIDR form.
+        remote: String,
+        /// The person it was made from, if any.
+        subject: Option<Principal>,
+        /// Why.
+        reason: Option<String>,
+        /// Until when; `None` = until lifted.
+        until: Option<DateTime<Utc>>,
+    },
+    /// An address ban was lifted, by someone or by expiry.
+    AddressUnbanned {
+        /// Where.
+        scope: BanScope,
+        /// Its id.
+        id: String,
+        /// The address as it was banned.
+        remote: String,
+        /// Lifted because it expired.
+        expired: bool,
+    },
     /// Someone waits in the lobby.
     Knocked {
         /// The room.
@@ -654,7 +686,10 @@ impl EventKind {
             | E::HandRaised { room, .. }
             | E::HandLowered { room, .. }
             | E::MessagePosted { room, .. } => StreamId::Room(room.clone()),
-            E::Banned { scope, .. } | E::Unbanned { scope, .. } => match scope {
+            E::Banned { scope, .. }
+            | E::Unbanned { scope, .. }
+            | E::AddressBanned { scope, .. }
+            | E::AddressUnbanned { scope, .. } => match scope {
                 BanScope::Room(r) => StreamId::Room(r.clone()),
                 BanScope::Account(a) => StreamId::Account(a.clone()),
                 BanScope::Server => StreamId::Server,
@@ -713,6 +748,8 @@ impl EventKind {
             E::Kicked { .. } => "peer_kick",
             E::Banned { .. } => "ban",
             E::Unbanned { .. } => "unban",
+            E::AddressBanned { .. } => "address_ban",
+            E::AddressUnbanned { .. } => "address_unban",
             E::Knocked { .. } => "lobby_knock",
             E::KnockAdmitted { .. } => "lobby_admit",
             E::KnockRejected { .. } => "lobby_reject",

@@ -12,7 +12,9 @@ use chrono::Duration;
 use crate::event::{AutobanKey, Event, EventKind, InvalidationReason};
 use crate::ids::{AccountId, Principal, RoomName};
 use crate::model::{BanScope, Role};
-use crate::state::{Ban, Gate, Invitation, InvitationState, Knock, Member, Presence, Room, State};
+use crate::state::{
+    AddressBan, Ban, Gate, Invitation, InvitationState, Knock, Member, Presence, Room, State,
+};
 
 /// Apply `event` to `state`.
 pub fn evolve(state: &mut State, event: &Event) {
@@ -397,6 +399,39 @@ pub fn evolve(state: &mut State, event: &Event) {
                 state.server_bans.remove(subject);
             }
         },
+        E::AddressBanned {
+            scope,
+            id,
+            remote,
+            subject,
+            reason,
+            until,
+        } => {
+            let ban = AddressBan {
+                id: id.clone(),
+                subject: subject.clone(),
+                reason: reason.clone(),
+                by: event.actor.clone(),
+                at,
+                until: *until,
+            };
+            apply_address_ban(state, scope, remote, ban);
+        }
+        E::AddressUnbanned { scope, remote, .. } => match scope {
+            BanScope::Room(r) => {
+                if let Some(r) = state.rooms.get_mut(r) {
+                    r.address_bans.remove(remote);
+                }
+            }
+            BanScope::Account(a) => {
+                if let Some(a) = state.accounts.get_mut(a) {
+                    a.address_bans.remove(remote);
+                }
+            }
+            BanScope::Server => {
+                state.server_address_bans.remove(remote);
+            }
+        },
         E::Knocked {
             room,
             principal,
@@ -602,6 +637,50 @@ fn apply_ban(state: &mut State, scope: &BanScope, subject: &Principal, ban: Ban)
             for r in rooms.values_mut() {
                 evict(online, r, subject);
             }
+        }
+    }
+}
+
+/// An address ban is kept in its scope; the person it was made from loses their
+/// sessions (and lobby place) there, as with a ban, but keeps their roles: the ban is
+/// on the address, not on them. Nobody else's live session is ended, whatever address
+/// it came from (see `EventKind::AddressBanned`).
+fn apply_address_ban(state: &mut State, scope: &BanScope, remote: &str, ban: AddressBan) {
+    let subject = ban.subject.clone();
+    let State {
+        rooms,
+        online,
+        accounts,
+        server_address_bans,
+        ..
+    } = state;
+    let mut leave = |r: &mut Room| {
+        if let Some(p) = &subject {
+            remove_member(online, r, p);
+            r.lobby.remove(p);
+        }
+    };
+    match scope {
+        BanScope::Room(name) => {
+            if let Some(r) = rooms.get_mut(name) {
+                r.address_bans.insert(remote.to_owned(), ban);
+                leave(r);
+            }
+        }
+        BanScope::Account(a) => {
+            let Some(acc) = accounts.get_mut(a) else {
+                return;
+            };
+            acc.address_bans.insert(remote.to_owned(), ban);
+            for r in rooms.values_mut() {
+                if r.account.as_ref() == Some(a) {
+                    leave(r);
+                }
+            }
+        }
+        BanScope::Server => {
+            server_address_bans.insert(remote.to_owned(), ban);
+            rooms.values_mut().for_each(leave);
         }
     }
 }

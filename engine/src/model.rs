@@ -3,7 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{AccountId, RoomName};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use crate::ids::{AccountId, Principal, RoomName};
 
 /// A person's standing in a room (an affiliation when stored, a role when present).
 /// Ordered by power: `Visitor < Member < Moderator < Owner`.
@@ -225,5 +227,119 @@ impl PasswordKind {
             PasswordKind::Room => "room",
             PasswordKind::Owner => "owner",
         }
+    }
+}
+
+/// What an address ban is made against (`Command::BanAddress`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AddressTarget {
+    /// The remote addresses (as stored) of this person's present sessions in the ban's
+    /// scope: what a moderator, who never sees addresses, bans (Mumble's ban of a
+    /// connected user).
+    Of(Principal),
+    /// An IP address, or with obfuscation off a network in CIDR form (`192.0.2.0/24`):
+    /// operators only.
+    Ip(String),
+}
+
+/// An IP network in CIDR form, its host bits cleared (`192.0.2.7/24` is
+/// `192.0.2.0/24`). A full-length prefix (`/32`, `/128`) is not a network but the one
+/// address, and reads as `None`, as does anything that is not `address/prefix`.
+pub fn parse_network(s: &str) -> Option<(IpAddr, u8)> {
+    let (addr, len) = s.split_once('/')?;
+    let ip: IpAddr = addr.parse().ok()?;
+    let len: u8 = len.parse().ok()?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    if len >= max {
+        return None;
+    }
+    Some((mask(ip, len), len))
+}
+
+/// The canonical text of a network (`parse_network` of it gives it back).
+pub fn network_string(ip: IpAddr, len: u8) -> String {
+    format!("{}/{len}", mask(ip, len))
+}
+
+/// `ip` with the bits past the first `len` cleared.
+fn mask(ip: IpAddr, len: u8) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => {
+            let bits = u32::from(v4);
+            let m = u32::MAX
+                .checked_shl(32 - u32::from(len.min(32)))
+                .unwrap_or(0);
+            IpAddr::V4(Ipv4Addr::from(bits & m))
+        }
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6);
+            let m = u128::MAX
+                .checked_shl(128 - u32::from(len.min(128)))
+                .unwrap_or(0);
+            IpAddr::V6(Ipv6Addr::from(bits & m))
+        }
+    }
+}
+
+/// Whether an address ban's key (`banned`: a stored remote address, or a network in
+/// CIDR form) matches an attempt, given the attempt's stored remote address and its
+/// plain IP address. A network is matched against the plain address, which only
+/// `decide` sees (it is never stored when obfuscation is on); anything else must equal
+/// the stored form.
+pub fn address_ban_matches(banned: &str, stored: Option<&str>, plain: Option<IpAddr>) -> bool {
+    match parse_network(banned) {
+        Some((net, len)) => plain.is_some_and(|ip| {
+            // An IPv4 client may reach an IPv6 listener as ::ffff:a.b.c.d.
+            let ip = match ip {
+                IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+                v4 => v4,
+            };
+            ip.is_ipv4() == net.is_ipv4() && mask(ip, len) == net
+        }),
+        None => stored == Some(banned),
+    }
+}
+
+/// The plain IP address of a remote address as a gateway gives it (`ip` or `ip:port`).
+pub fn plain_ip(raw: &str) -> Option<IpAddr> {
+    raw.parse::<std::net::SocketAddr>()
+        .map(|sa| sa.ip())
+        .or_else(|_| raw.parse::<IpAddr>())
+        .ok()
+}
+
+#[cfg(test)]
+mod network_tests {
+    use super::*;
+
+    #[test]
+    fn networks_are_canonical_and_match_what_they_hold() {
+        assert_eq!(
+            parse_network("192.0.2.7/24").map(|(ip, l)| network_string(ip, l)),
+            Some("192.0.2.0/24".to_owned())
+        );
+        assert_eq!(parse_network("192.0.2.7/32"), None);
+        assert_eq!(parse_network("192.0.2.7"), None);
+        assert_eq!(parse_network("h:abcd"), None);
+        assert_eq!(parse_network("2001:db8::1/33").map(|(_, l)| l), Some(33));
+        let ip = |s: &str| s.parse::<IpAddr>().ok();
+        assert!(address_ban_matches("192.0.2.0/24", None, ip("192.0.2.200")));
+        assert!(address_ban_matches(
+            "192.0.2.0/24",
+            None,
+            ip("::ffff:192.0.2.9")
+        ));
+        assert!(!address_ban_matches("192.0.2.0/24", None, ip("192.0.3.1")));
+        assert!(!address_ban_matches(
+            "192.0.2.0/24",
+            Some("192.0.2.0/24"),
+            None
+        ));
+        assert!(address_ban_matches("0.0.0.0/0", None, ip("203.0.113.5")));
+        assert!(address_ban_matches("h:ab", Some("h:ab"), ip("192.0.2.1")));
+        assert!(!address_ban_matches("h:ab", Some("h:cd"), ip("192.0.2.1")));
+        assert_eq!(plain_ip("[::1]:80"), ip("::1"));
+        assert_eq!(plain_ip("192.0.2.1:5060"), ip("192.0.2.1"));
     }
 }

@@ -661,6 +661,18 @@ impl Rejection {
                 xmpp(X::ItemNotFound, T::Cancel),
                 I::Notice,
             ),
+            // Nothing to ban: the person is not there (as NotMember would say) or came
+            // without an address. 409: the request is fine, the state does not allow it.
+            R::NoKnownAddress => refused(
+                409,
+                S::NotFound,
+                xmpp(X::ItemNotFound, T::Cancel),
+                I::Notice,
+            ),
+            // The server's configuration (obfuscation) forbids it: not-allowed/cancel.
+            R::NetworkWhileObfuscated => {
+                refused(409, S::Forbidden, xmpp(X::NotAllowed, T::Cancel), I::Notice)
+            }
 
             // ---- chat ----
             // IMC: the chat line was not delivered; 413 is RFC 3428's answer.

@@ -233,6 +233,15 @@ pub enum Rejection {
     /// Unbanning someone who is not banned there.
     #[error("no such ban")]
     BanNotFound,
+    /// An address ban made from a person with no known address in the scope: not
+    /// present there, or present only through gateways that gave no remote address.
+    #[error("no address is known for this person here")]
+    NoKnownAddress,
+    /// A network (CIDR) cannot be banned while remote addresses are obfuscated: the
+    /// journal would hold a plain network where the operator asked for none (ban plain
+    /// addresses, which are stored obfuscated, or turn obfuscation off).
+    #[error("networks cannot be banned while remote addresses are obfuscated")]
+    NetworkWhileObfuscated,
 
     // ---- chat ----
     /// Over the text length limit.
@@ -302,6 +311,8 @@ impl Rejection {
         "name.confusable",
         "auth.account_required",
         "perm.guests_may_not_create",
+        "ban.no_known_address",
+        "ban.network_while_obfuscated",
     ];
 
     /// The stable code: `area.reason`, lowercase.
@@ -359,6 +370,8 @@ impl Rejection {
             R::ConfusableName { .. } => "name.confusable",
             R::AccountRequired => "auth.account_required",
             R::GuestsMayNotCreate => "perm.guests_may_not_create",
+            R::NoKnownAddress => "ban.no_known_address",
+            R::NetworkWhileObfuscated => "ban.network_while_obfuscated",
         }
     }
 

@@ -36,6 +36,30 @@ impl Ban {
     }
 }
 
+/// An address ban record (keyed by the address as stored, or a network).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddressBan {
+    /// Its id, as listed and as `UnbanAddress` may name it.
+    pub id: String,
+    /// The person it was made from, if any.
+    pub subject: Option<Principal>,
+    /// Why.
+    pub reason: Option<String>,
+    /// Who banned.
+    pub by: Actor,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Until when; `None` = until lifted.
+    pub until: Option<DateTime<Utc>>,
+}
+
+impl AddressBan {
+    /// Whether the ban still holds at `now`.
+    pub fn active_at(&self, now: DateTime<Utc>) -> bool {
+        self.until.is_none_or(|u| u > now)
+    }
+}
+
 /// An account (Jami account, registered user).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Account {
@@ -53,6 +77,8 @@ pub struct Account {
     pub moderators: BTreeSet<Principal>,
     /// Bans from the account's conferences.
     pub bans: BTreeMap<Principal, Ban>,
+    /// Address bans from the account's conferences, by address as stored.
+    pub address_bans: BTreeMap<String, AddressBan>,
     /// The rendezvous room, when in rendezvous mode.
     pub rendezvous: Option<RoomName>,
 }
@@ -189,6 +215,8 @@ pub struct Room {
     pub members: BTreeMap<Principal, Member>,
     /// Room bans.
     pub bans: BTreeMap<Principal, Ban>,
+    /// Room address bans, by address as stored (or network).
+    pub address_bans: BTreeMap<String, AddressBan>,
     /// Invitations, all states (history until the room goes).
     pub invitations: BTreeMap<InvitationId, Invitation>,
     /// Lobby.
@@ -215,6 +243,7 @@ impl Room {
             affiliations: BTreeMap::new(),
             members: BTreeMap::new(),
             bans: BTreeMap::new(),
+            address_bans: BTreeMap::new(),
             invitations: BTreeMap::new(),
             lobby: BTreeMap::new(),
         }
@@ -271,6 +300,8 @@ pub struct State {
     pub room_keys: BTreeMap<String, BTreeSet<RoomName>>,
     /// Server-wide bans.
     pub server_bans: BTreeMap<Principal, Ban>,
+    /// Server-wide address bans, by address as stored (or network).
+    pub server_address_bans: BTreeMap<String, AddressBan>,
     /// Active autobans and when they end.
     pub autobans: BTreeMap<AutobanKey, DateTime<Utc>>,
     /// Recent failed joins per key (pruned to the autoban window).
@@ -361,6 +392,38 @@ impl State {
             out.push((BanScope::Server, b));
         }
         out
+    }
+
+    /// The address bans that apply in a room: its own, its account's (rendezvous rooms)
+    /// and the server's, in that order, each with its scope and key. Expired ones still
+    /// listed are returned too, so that callers can lift them.
+    pub fn address_bans_for(&self, room_name: &RoomName) -> Vec<(BanScope, &String, &AddressBan)> {
+        let mut out = Vec::new();
+        if let Some(room) = self.rooms.get(room_name) {
+            let scope = BanScope::Room(room_name.clone());
+            out.extend(room.address_bans.iter().map(|(k, b)| (scope.clone(), k, b)));
+            if let Some(acc) = &room.account {
+                if let Some(a) = self.accounts.get(acc) {
+                    let scope = BanScope::Account(acc.clone());
+                    out.extend(a.address_bans.iter().map(|(k, b)| (scope.clone(), k, b)));
+                }
+            }
+        }
+        out.extend(
+            self.server_address_bans
+                .iter()
+                .map(|(k, b)| (BanScope::Server, k, b)),
+        );
+        out
+    }
+
+    /// The address bans of one scope (`None`: no such room or account).
+    pub fn address_bans_in(&self, scope: &BanScope) -> Option<&BTreeMap<String, AddressBan>> {
+        match scope {
+            BanScope::Room(r) => self.rooms.get(r).map(|r| &r.address_bans),
+            BanScope::Account(a) => self.accounts.get(a).map(|a| &a.address_bans),
+            BanScope::Server => Some(&self.server_address_bans),
+        }
     }
 
     /// Whether any ban (active or not yet lifted) stops `p` in the room.

@@ -112,7 +112,7 @@ impl PasswordVerifier for FakeVerifier {
 }
 
 /// Number of [`EventKind`] variants; [`variant_index`] is exhaustive over them.
-pub const EVENT_KIND_COUNT: usize = 44;
+pub const EVENT_KIND_COUNT: usize = 46;
 
 /// A dense index per variant, so tests can check that samples cover every kind (adding
 /// a variant breaks the exhaustive match here, which is the point).
@@ -163,6 +163,8 @@ pub fn variant_index(kind: &EventKind) -> usize {
         E::PolicyChanged { .. } => 41,
         E::ContentPurged { .. } => 42,
         E::SessionRenewed { .. } => 43,
+        E::AddressBanned { .. } => 44,
+        E::AddressUnbanned { .. } => 45,
     }
 }
 
@@ -480,6 +482,28 @@ pub fn sample_events(p: &SampleParams) -> Vec<Event> {
             address: p.address.clone(),
             reason: DenyReason::AccountRequired,
             remote: None,
+        },
+        E::AddressBanned {
+            scope: BanScope::Room(p.room.clone()),
+            id: "b1".into(),
+            remote: "h:abcd".into(),
+            subject: Some(Principal::Address(p.address.clone())),
+            reason: text.clone(),
+            until: Some(later),
+        },
+        E::AddressBanned {
+            scope: BanScope::Server,
+            id: "b2".into(),
+            remote: "192.0.2.0/24".into(),
+            subject: None,
+            reason: None,
+            until: None,
+        },
+        E::AddressUnbanned {
+            scope: BanScope::Account(p.account.clone()),
+            id: "b3".into(),
+            remote: "h:abcd".into(),
+            expired: p.flag,
         },
     ];
     let actors = [

@@ -52,6 +52,20 @@ pub enum Due<'a> {
     },
     /// A server ban with an end.
     ServerBan { subject: &'a Principal },
+    /// A room address ban with an end.
+    RoomAddressBan {
+        room: &'a RoomName,
+        remote: &'a String,
+        id: &'a String,
+    },
+    /// An account address ban with an end.
+    AccountAddressBan {
+        account: &'a AccountId,
+        remote: &'a String,
+        id: &'a String,
+    },
+    /// A server address ban with an end.
+    ServerAddressBan { remote: &'a String, id: &'a String },
     /// An autoban ends.
     Autoban { key: &'a AutobanKey },
     /// A session's lease runs out: its gateway stopped renewing it.
@@ -93,6 +107,28 @@ impl Due<'_> {
                 subject: subject.clone(),
                 expired: true,
             },
+            Due::RoomAddressBan { room, remote, id } => EventKind::AddressUnbanned {
+                scope: BanScope::Room(room.clone()),
+                id: id.clone(),
+                remote: remote.clone(),
+                expired: true,
+            },
+            Due::AccountAddressBan {
+                account,
+                remote,
+                id,
+            } => EventKind::AddressUnbanned {
+                scope: BanScope::Account(account.clone()),
+                id: id.clone(),
+                remote: remote.clone(),
+                expired: true,
+            },
+            Due::ServerAddressBan { remote, id } => EventKind::AddressUnbanned {
+                scope: BanScope::Server,
+                id: id.clone(),
+                remote: remote.clone(),
+                expired: true,
+            },
             Due::Autoban { key } => EventKind::AutobanLifted { key: key.clone() },
             Due::Lease {
                 room,
@@ -121,11 +157,12 @@ impl Due<'_> {
 }
 
 /// Calls `f` with every timer in the state, in the order [`tick`] emits their events:
-/// per room (by name) its invitations, its bans, then its sessions' leases; account bans; server bans;
-/// autobans; then idle rooms.
+/// per room (by name) its invitations, its bans, its address bans, then its sessions'
+/// leases; account bans and address bans; server bans and address bans; autobans; then
+/// idle rooms.
 ///
-/// Invitations expire at `expires_at`, bans and autobans end at `until` (a ban without
-/// one never ends), and a room expires once it has been idle for its inactivity timeout
+/// Invitations expire at `expires_at`, bans, address bans and autobans end at `until`
+/// (a ban without one never ends), and a room expires once it has been idle for its inactivity timeout
 /// (VROOM: reserved rooms use their own timeout, 0 = never), counted in whole seconds
 /// from its last activity.
 pub fn for_each_timer<'a>(state: &'a State, mut f: impl FnMut(Timer<'a>)) {
@@ -143,6 +180,18 @@ pub fn for_each_timer<'a>(state: &'a State, mut f: impl FnMut(Timer<'a>)) {
                 f(Timer {
                     at,
                     due: Due::RoomBan { room, subject },
+                });
+            }
+        }
+        for (remote, ban) in &r.address_bans {
+            if let Some(at) = ban.until {
+                f(Timer {
+                    at,
+                    due: Due::RoomAddressBan {
+                        room,
+                        remote,
+                        id: &ban.id,
+                    },
                 });
             }
         }
@@ -170,12 +219,35 @@ pub fn for_each_timer<'a>(state: &'a State, mut f: impl FnMut(Timer<'a>)) {
                 });
             }
         }
+        for (remote, ban) in &acc.address_bans {
+            if let Some(at) = ban.until {
+                f(Timer {
+                    at,
+                    due: Due::AccountAddressBan {
+                        account,
+                        remote,
+                        id: &ban.id,
+                    },
+                });
+            }
+        }
     }
     for (subject, ban) in &state.server_bans {
         if let Some(at) = ban.until {
             f(Timer {
                 at,
                 due: Due::ServerBan { subject },
+            });
+        }
+    }
+    for (remote, ban) in &state.server_address_bans {
+        if let Some(at) = ban.until {
+            f(Timer {
+                at,
+                due: Due::ServerAddressBan {
+                    remote,
+                    id: &ban.id,
+                },
             });
         }
     }
@@ -215,8 +287,8 @@ pub fn for_each_timer<'a>(state: &'a State, mut f: impl FnMut(Timer<'a>)) {
     }
 }
 
-/// Everything that has expired at `now`: invitations, bans (room, account, server),
-/// autobans, and rooms idle past their inactivity timeout (see [`for_each_timer`]).
+/// Everything that has expired at `now`: invitations, bans and address bans (room,
+/// account, server), autobans, and rooms idle past their inactivity timeout (see [`for_each_timer`]).
 pub fn tick(state: &State, now: DateTime<Utc>) -> Vec<Event> {
     let actor = Actor::Service(CLOCK.to_owned());
     let mut out = Vec::new();
@@ -359,6 +431,37 @@ mod tests {
             inv.state = InvitationState::Used;
         }
         assert_eq!(next_deadline(&s, t0()), Some(t0() + secs(300)));
+    }
+
+    #[test]
+    fn a_timed_address_ban_is_a_deadline_and_ends_at_it() {
+        let mut s = server();
+        s.policy.inactivity_timeout_mins = 0;
+        let ends = t0() + secs(60);
+        s.server_address_bans.insert(
+            "h:1".into(),
+            crate::state::AddressBan {
+                id: "b1".into(),
+                subject: None,
+                reason: None,
+                by: Actor::Admin,
+                at: t0(),
+                until: Some(ends),
+            },
+        );
+        assert_eq!(next_deadline(&s, t0()), Some(ends));
+        assert!(tick(&s, ends - TimeDelta::nanoseconds(1)).is_empty());
+        assert!(matches!(
+            &tick(&s, ends)[..],
+            [Event {
+                kind: EventKind::AddressUnbanned {
+                    scope: BanScope::Server,
+                    expired: true,
+                    ..
+                },
+                ..
+            }]
+        ));
     }
 
     #[test]

@@ -106,6 +106,8 @@ fn all_rejections() -> Vec<Rejection> {
         },
         R::AccountRequired,
         R::GuestsMayNotCreate,
+        R::NoKnownAddress,
+        R::NetworkWhileObfuscated,
     ]
 }
 
@@ -165,9 +167,11 @@ fn rejection_index(r: &Rejection) -> usize {
         R::ConfusableName { .. } => 48,
         R::AccountRequired => 49,
         R::GuestsMayNotCreate => 50,
+        R::NoKnownAddress => 51,
+        R::NetworkWhileObfuscated => 52,
     }
 }
-const REJECTION_VARIANTS: usize = 51;
+const REJECTION_VARIANTS: usize = 53;
 
 /// One value of every `JournalError` variant, in `journal_index` order.
 fn all_journal_errors() -> Vec<JournalError> {

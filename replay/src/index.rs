@@ -253,6 +253,7 @@ fn partial_clone(full: &State, room: &RoomName) -> State {
         rooms,
         room_keys: full.room_keys.clone(),
         server_bans: full.server_bans.clone(),
+        server_address_bans: full.server_address_bans.clone(),
         autobans: full.autobans.clone(),
         // Failure counts only feed autoban decisions, never a room's state.
         failures: Default::default(),

@@ -337,6 +337,37 @@ pub fn describe(e: &Event, had_content: bool) -> (Option<String>, String) {
                 if *expired { " (expired)" } else { "" }
             ),
         ),
+        E::AddressBanned {
+            scope,
+            id,
+            remote,
+            subject,
+            reason,
+            until,
+        } => (
+            subject.as_ref().map(|p| p.to_string()),
+            format!(
+                "address {remote} (ban {id}{}) banned from {}",
+                subject
+                    .as_ref()
+                    .map(|p| format!(", made from {p}"))
+                    .unwrap_or_default(),
+                ban_terms(scope, *until, reason.as_deref())
+            ),
+        ),
+        E::AddressUnbanned {
+            scope,
+            id,
+            remote,
+            expired,
+        } => (
+            None,
+            format!(
+                "address {remote} (ban {id}) unbanned from {}{}",
+                scope_name(scope),
+                if *expired { " (expired)" } else { "" }
+            ),
+        ),
         E::Knocked {
             room, principal, ..
         } => (who(principal), format!("{principal} knocked at {room}")),

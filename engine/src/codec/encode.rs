@@ -280,6 +280,32 @@ pub(super) fn payload(
             subject: principal_out(subject),
             expired: *expired,
         }),
+        E::AddressBanned {
+            scope,
+            id,
+            remote,
+            subject,
+            reason,
+            until,
+        } => put!(v1::AddressBanned {
+            scope: scope_out(scope),
+            id: id.clone(),
+            remote: remote.clone(),
+            subject: subject.as_ref().map(principal_out),
+            reason: reason.clone(),
+            until: until.map(time_out),
+        }),
+        E::AddressUnbanned {
+            scope,
+            id,
+            remote,
+            expired,
+        } => put!(v1::AddressUnbanned {
+            scope: scope_out(scope),
+            id: id.clone(),
+            remote: remote.clone(),
+            expired: *expired,
+        }),
         E::Knocked {
             room,
             principal,

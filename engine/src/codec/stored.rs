@@ -569,6 +569,36 @@ pub mod v1 {
         /// Head covered.
         pub up_to_seq: u64,
     }
+
+    /// `address_ban` (added after release 1; first version).
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct AddressBanned {
+        /// Scope.
+        pub scope: BanScope,
+        /// Ban id.
+        pub id: String,
+        /// Stored remote address, or a network in CIDR form.
+        pub remote: String,
+        /// The person it was made from.
+        pub subject: Option<Principal>,
+        /// Why.
+        pub reason: Option<String>,
+        /// Until.
+        pub until: Option<Time>,
+    }
+
+    /// `address_unban` (added after release 1; first version).
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct AddressUnbanned {
+        /// Scope.
+        pub scope: BanScope,
+        /// Ban id.
+        pub id: String,
+        /// The address as banned.
+        pub remote: String,
+        /// By expiry.
+        pub expired: bool,
+    }
 }
 
 /// Schema version 2: `peer_kick` gained a reason; `autoban` says whether it ended the

@@ -353,6 +353,32 @@ pub static TYPES: &[TypeSpec] = &[
             },
         ))
     }),
+    row("address_ban", 1, |r| {
+        let (env, p): (_, v1::AddressBanned) = r.read()?;
+        Ok((
+            env,
+            EventKind::AddressBanned {
+                scope: scope_in(p.scope),
+                id: p.id,
+                remote: p.remote,
+                subject: p.subject.map(principal_in).transpose()?,
+                reason: p.reason,
+                until: p.until.map(t_in).transpose()?,
+            },
+        ))
+    }),
+    row("address_unban", 1, |r| {
+        let (env, p): (_, v1::AddressUnbanned) = r.read()?;
+        Ok((
+            env,
+            EventKind::AddressUnbanned {
+                scope: scope_in(p.scope),
+                id: p.id,
+                remote: p.remote,
+                expired: p.expired,
+            },
+        ))
+    }),
     row("lobby_knock", 1, |r| {
         let (env, p): (_, v1::Knocked) = r.read()?;
         Ok((

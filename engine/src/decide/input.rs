@@ -10,7 +10,7 @@ use crate::command::{Command, Credentials};
 use crate::context::Actor;
 use crate::event::AutobanKey;
 use crate::ids::{AccountId, Address, InvitationId, Principal, RoomName, Scheme, SessionId};
-use crate::model::{BanScope, RoomChange};
+use crate::model::{AddressTarget, BanScope, RoomChange};
 use crate::rejection::Rejection;
 use crate::text::{self, TextKind};
 
@@ -328,6 +328,25 @@ fn fields(cmd: &Command) -> Vec<(&'static str, Field<'_>)> {
         C::Unban { scope, subject } => {
             ban_scope(scope, &mut out);
             out.push(("subject", F::Principal(subject)));
+        }
+        C::BanAddress {
+            scope,
+            target,
+            reason,
+            until: _,
+        } => {
+            ban_scope(scope, &mut out);
+            match target {
+                AddressTarget::Of(p) => out.push(("subject", F::Principal(p))),
+                AddressTarget::Ip(ip) => out.push(("ip", F::Text(ip, TextKind::Line))),
+            }
+            if let Some(r) = reason {
+                out.push(("reason", F::Text(r, TextKind::Line)));
+            }
+        }
+        C::UnbanAddress { scope, address } => {
+            ban_scope(scope, &mut out);
+            out.push(("address", F::Text(address, TextKind::Line)));
         }
         C::LowerHand { room, subject } => {
             out.push(("room", F::Room(room)));

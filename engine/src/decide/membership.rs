@@ -5,7 +5,7 @@
 //! [`Rejected`] whose record holds the `JoinDenied` event (plus any autoban it
 //! triggers, plus the lifting of bans found expired on the way).
 
-use super::{autoban, invitations, rooms, Cx, Decision};
+use super::{address_bans, autoban, invitations, rooms, Cx, Decision};
 use crate::command::Credentials;
 use crate::event::{
     AutobanKey, DeleteReason, DenyReason, Event, EventKind, InvalidationReason, LeaveReason,
@@ -72,6 +72,11 @@ impl<'a, 'c> Attempt<'a, 'c> {
                 }
             }
         }
+        out.extend(address_bans::expired(
+            self.cx,
+            self.name,
+            self.remote.as_deref(),
+        ));
         for key in self.keys() {
             if st.autobans.get(&key).is_some_and(|u| *u <= now) {
                 out.push(self.cx.event(EventKind::AutobanLifted { key }));
@@ -88,7 +93,8 @@ impl<'a, 'c> Attempt<'a, 'c> {
         keys
     }
 
-    /// The active ban stopping this person, if any.
+    /// The active ban stopping this person, if any: a ban of them, a ban of the address
+    /// they come from (whatever name they use), an autoban.
     fn active_ban(&self) -> Option<Rejection> {
         let st = self.cx.state;
         let now = self.cx.ctx.now;
@@ -101,6 +107,9 @@ impl<'a, 'c> Attempt<'a, 'c> {
             {
                 return Some(Rejection::Banned { until: b.until });
             }
+        }
+        if let Some(b) = address_bans::in_force(self.cx, Some(self.name), self.remote.as_deref()) {
+            return Some(Rejection::Banned { until: b.until });
         }
         self.keys().iter().find_map(|k| {
             st.autobans

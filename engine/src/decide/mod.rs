@@ -5,6 +5,7 @@
 //! feature area; this module holds the dispatch and the permission helpers they share.
 
 mod accounts;
+mod address_bans;
 mod autoban;
 mod chat;
 mod input;
@@ -150,6 +151,13 @@ fn dispatch(cx: &Cx<'_>, cmd: &Command) -> Decision {
         | C::SetLogDays { .. }
         | C::SetObfuscateIps { .. }
         | C::SetWelcomeText { .. } => policies::decide(cx, cmd),
+        C::BanAddress {
+            scope,
+            target,
+            reason,
+            until,
+        } => address_bans::ban(cx, scope, target, reason, *until),
+        C::UnbanAddress { scope, address } => address_bans::unban(cx, scope, address),
         C::LiftAutoban { key } => autoban::lift(cx, key),
         C::RecordContentPurge {
             subject,

@@ -157,7 +157,11 @@ fn media(
 
 /// Who may ban in a scope: room moderators (outranking the subject), the account
 /// holder or an operator for account scope, operators for the server.
-fn check_scope(cx: &Cx<'_>, scope: &BanScope, subject: &Principal) -> Result<(), Rejection> {
+pub(super) fn check_scope(
+    cx: &Cx<'_>,
+    scope: &BanScope,
+    subject: &Principal,
+) -> Result<(), Rejection> {
     match scope {
         BanScope::Room(name) => {
             let r = cx.room(name)?;

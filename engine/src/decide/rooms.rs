@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::{autoban, check_hash, check_text, Cx, Decision, Rank};
+use super::{address_bans, autoban, check_hash, check_text, Cx, Decision, Rank};
 use crate::command::{Command, Secret};
 use crate::context::{Context, PasswordVerifier};
 use crate::event::{DeleteReason, DenyReason, Event, EventKind};
@@ -124,6 +124,18 @@ fn create(
                 || remote.is_some_and(|k| st.autobanned(&k, now))
             {
                 return Err(Rejection::Banned { until: None }.into());
+            }
+            // A server address ban: refused and journaled as a denied entry, as a join
+            // from the address would be, whatever name the attempt comes under.
+            if let Some(b) = address_bans::in_force(cx, None, stored_remote(cx).as_deref()) {
+                return Err(deny_entry(
+                    cx,
+                    room,
+                    address,
+                    &me,
+                    DenyReason::Banned,
+                    Rejection::Banned { until: b.until },
+                ));
             }
             if !matches!(me, Principal::Account(_)) {
                 if policy.accounts_only {

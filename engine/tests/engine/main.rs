@@ -4,6 +4,7 @@
 mod common;
 
 mod accounts;
+mod address_bans;
 mod autoban;
 mod chat;
 mod codec;

@@ -309,10 +309,31 @@ fn slots(cmd: &mut Command) -> (usize, Slots<'_>) {
             }
             49
         }
+        C::BanAddress {
+            scope,
+            target,
+            reason,
+            until: _,
+        } => {
+            scope_slots(scope, &mut s);
+            match target {
+                model::AddressTarget::Of(p) => s.push(("subject", Name, Slot::Principal(p))),
+                model::AddressTarget::Ip(ip) => s.push(("ip", Line, Slot::Text(ip))),
+            }
+            if let Some(r) = reason {
+                s.push(("reason", Line, Slot::Text(r)));
+            }
+            50
+        }
+        C::UnbanAddress { scope, address } => {
+            scope_slots(scope, &mut s);
+            s.push(("address", Line, Slot::Text(address)));
+            51
+        }
     };
     (index, s)
 }
-const COMMANDS: usize = 50;
+const COMMANDS: usize = 52;
 
 fn room_only<'a>(room: &'a mut RoomName, s: &mut Slots<'a>, index: usize) -> usize {
     s.push(("room", TextKind::Name, Slot::Room(room)));
@@ -569,6 +590,22 @@ fn samples() -> Vec<Command> {
             subject: who("bob"),
             reason: None,
             until: None,
+        },
+        C::BanAddress {
+            scope: BanScope::Room(r()),
+            target: model::AddressTarget::Of(who("bob")),
+            reason: Some("spam".into()),
+            until: None,
+        },
+        C::BanAddress {
+            scope: BanScope::Server,
+            target: model::AddressTarget::Ip("192.0.2.1".into()),
+            reason: None,
+            until: None,
+        },
+        C::UnbanAddress {
+            scope: BanScope::Server,
+            address: "h:0011".into(),
         },
     ]
 }

@@ -138,6 +138,27 @@ pub async fn list_room_bans(
     })
 }
 
+pub async fn list_room_address_bans(
+    app: App,
+    ctx: Ctx,
+    PathParams(room): PathParams<String>,
+) -> ApiResult<Json<Value>> {
+    let admin = matches!(ctx.caller, Caller::Admin);
+    with_room(&app, &ctx, &room, Sight::Moderator, |_, n, r, _| {
+        Json(json!({
+            "room": n.as_str(),
+            "address_bans": views::address_bans(r.address_bans.iter(), admin),
+        }))
+    })
+}
+
+pub async fn list_server_address_bans(app: App, ctx: Ctx) -> ApiResult<Json<Value>> {
+    require_admin(&ctx)?;
+    Ok(Json(app.engine.read(
+        |st| json!({ "address_bans": views::address_bans(st.server_address_bans.iter(), true) }),
+    )))
+}
+
 pub async fn list_lobby(
     app: App,
     ctx: Ctx,

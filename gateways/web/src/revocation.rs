@@ -52,6 +52,7 @@ pub(crate) fn reach(kind: &EventKind) -> Reach {
         // Bans and unlinking move a person across every room; an account's state
         // counts in every room it is present in.
         E::Banned { .. }
+        | E::AddressBanned { .. }
         | E::IdentityUnlinked { .. }
         | E::IdentityLinked { .. }
         | E::AccountDisabled { .. } => Reach::Everywhere,
@@ -79,6 +80,7 @@ pub(crate) fn reach(kind: &EventKind) -> Reach {
         | E::VideoPaused { .. }
         | E::VideoResumed { .. }
         | E::Unbanned { .. }
+        | E::AddressUnbanned { .. }
         | E::Knocked { .. }
         | E::HandRaised { .. }
         | E::HandLowered { .. }

@@ -65,6 +65,24 @@ fn obj(required: &[&str], props: Vec<(&str, Value)>) -> Value {
 fn subject() -> Value {
     obj(&["subject"], vec![("subject", r("Principal"))])
 }
+fn address_ban_body() -> Value {
+    obj(
+        &[],
+        vec![
+            ("subject", nullable(r("Principal"))),
+            ("ip", nullable(s())),
+            ("reason", nullable(s())),
+            (
+                "until",
+                nullable(json!({"type": "string", "format": "date-time"})),
+            ),
+            ("duration_secs", nullable(u())),
+        ],
+    )
+}
+fn address_ban_row() -> Value {
+    json!({"type": "object", "required": ["id", "address", "subject", "reason", "by", "at", "until"], "properties": {"id": s(), "address": nullable(s()), "subject": nullable(s()), "reason": nullable(s()), "by": s(), "at": s(), "until": nullable(s())}})
+}
 fn ban_body() -> Value {
     obj(
         &["subject"],
@@ -211,6 +229,9 @@ pub fn table() -> Vec<Route> {
         route(g.clone(), "/rooms/{room}/bans", get(query::list_room_bans), "moderation", Token, "Room bans (moderator)", None, 200, list("bans", r("Ban"))),
         route(p.clone(), "/rooms/{room}/bans", post(api::ban_room), "moderation", Token, "Ban from the room (moderator); strips moderation rights", Some(ban_body()), 201, cmd()),
         route(d.clone(), "/rooms/{room}/bans/{subject}", delete(api::unban_room), "moderation", Token, "Lift a room ban (moderator)", None, 200, cmd()),
+        route(g.clone(), "/rooms/{room}/address-bans", get(query::list_room_address_bans), "moderation", Token, "Room address bans (moderator): id, address as stored (a keyed hash; a plain address or network only to the admin)", None, 200, list("address_bans", address_ban_row())),
+        route(p.clone(), "/rooms/{room}/address-bans", post(api::ban_address_room), "moderation", Token, "Ban the address of a present person (`subject`, moderator) or an IP address or network (`ip`, admin): joins, knocks from it are refused under any name; the person's sessions end, others' at the address stay", Some(address_ban_body()), 201, cmd()),
+        route(d.clone(), "/rooms/{room}/address-bans/{ban}", delete(api::unban_address_room), "moderation", Token, "Lift a room address ban by its id or address as listed (admin: also the plain IP address or network)", None, 200, cmd()),
         route(p.clone(), "/rooms/{room}/hand/raise", post(api::raise_hand), "moderation", Token, "Raise one's hand", None, 200, cmd()),
         route(p.clone(), "/rooms/{room}/hand/lower", post(api::lower_hand), "moderation", Token, "Lower one's hand, or someone's (moderator)", Some(obj(&[], vec![("subject", nullable(r("Principal")))])), 200, cmd()),
         route(p.clone(), "/rooms/{room}/moderated-chat", post(api::moderated_chat), "moderation", Token, "Moderators-only chat on or off (moderator)", Some(obj(&["enabled"], vec![("enabled", b())])), 200, cmd()),
@@ -220,6 +241,9 @@ pub fn table() -> Vec<Route> {
         route(g.clone(), "/bans", get(query::list_server_bans), "moderation", Admin, "Server-wide bans", None, 200, list("bans", r("Ban"))),
         route(p.clone(), "/bans", post(api::ban_server), "moderation", Admin, "Ban from the whole server, every protocol", Some(ban_body()), 201, cmd()),
         route(d.clone(), "/bans/{subject}", delete(api::unban_server), "moderation", Admin, "Lift a server ban", None, 200, cmd()),
+        route(g.clone(), "/address-bans", get(query::list_server_address_bans), "moderation", Admin, "Server-wide address bans", None, 200, list("address_bans", address_ban_row())),
+        route(p.clone(), "/address-bans", post(api::ban_address_server), "moderation", Admin, "Ban an address server-wide: `ip` (an IP address; a CIDR network only with obfuscation off) or `subject` (the addresses of their sessions anywhere); joins, knocks and room creations from it are refused", Some(address_ban_body()), 201, cmd()),
+        route(d.clone(), "/address-bans/{ban}", delete(api::unban_address_server), "moderation", Admin, "Lift a server address ban: its id, its address as listed, or the plain IP address or network", None, 200, cmd()),
         route(g.clone(), "/autobans", get(query::list_autobans), "moderation", Admin, "Autobans in force (Mumble): identities and remote addresses (stored form) refused after too many failed joins", None, 200, list("autobans", json!({"type": "object", "required": ["kind", "value", "until"], "properties": {"kind": {"enum": ["identity", "remote"]}, "value": s(), "until": s()}}))),
         route(d.clone(), "/autobans/{kind}/{value}", delete(api::lift_autoban), "moderation", Admin, "Lift an autoban early: kind identity (an address) or remote (as listed, or a plain IP address)", None, 200, cmd()),
         // ---- accounts ----

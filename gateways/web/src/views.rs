@@ -7,7 +7,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use conclave_engine::event::AutobanKey;
 use conclave_engine::model::Role;
 use conclave_engine::service::Outcome;
-use conclave_engine::state::{Account, Ban, Gate, Invitation, InvitationState, Room};
+use conclave_engine::state::{Account, AddressBan, Ban, Gate, Invitation, InvitationState, Room};
 use conclave_engine::{json::event_json, Policy, Principal, RoomName, State};
 use serde_json::{json, Map, Value};
 
@@ -55,6 +55,58 @@ pub fn outcome(o: &Outcome) -> Value {
             v
         }).collect::<Vec<_>>(),
     })
+}
+
+/// Whether an address as stored may be shown to someone who is not the admin: only a
+/// keyed hash may (obfuscation on); a plain address or network never is.
+fn shown_address(stored: &str, admin: bool) -> Option<&str> {
+    (admin || stored.starts_with("h:")).then_some(stored)
+}
+
+/// [`outcome`] of an address ban or its lifting: the address in `data.remote` is left
+/// out for anyone but the admin unless it is a keyed hash.
+pub fn address_outcome(o: &Outcome, admin: bool) -> Value {
+    let mut v = outcome(o);
+    if admin {
+        return v;
+    }
+    if let Some(events) = v.get_mut("events").and_then(Value::as_array_mut) {
+        for e in events {
+            if let Some(data) = e.get_mut("data").and_then(Value::as_object_mut) {
+                let hidden = data
+                    .get("remote")
+                    .and_then(Value::as_str)
+                    .is_some_and(|r| shown_address(r, false).is_none());
+                if hidden {
+                    data.insert("remote".into(), Value::Null);
+                }
+            }
+        }
+    }
+    v
+}
+
+/// Address bans as listed: `address` is the stored form (a keyed hash with obfuscation
+/// on) and is `null` for anyone but the admin when it is a plain address or network;
+/// `id` names the ban either way.
+pub fn address_bans<'a>(
+    bans: impl Iterator<Item = (&'a String, &'a AddressBan)>,
+    admin: bool,
+) -> Value {
+    Value::Array(
+        bans.map(|(k, b)| {
+            json!({
+                "id": b.id,
+                "address": shown_address(k, admin),
+                "subject": b.subject.as_ref().map(|p| p.to_string()),
+                "reason": b.reason,
+                "by": b.by.to_string(),
+                "at": time(b.at),
+                "until": opt_time(b.until),
+            })
+        })
+        .collect(),
+    )
 }
 
 /// Merges `extra` fields into a JSON object.

@@ -1050,9 +1050,12 @@ fn sample_body(path: &str) -> Value {
         "/rooms/{room}/reserve" => json!({"owner_password": "x"}),
         "/rooms/{room}/roles" => json!({"subject": "web:x", "role": "member"}),
         "/rooms/{room}/invitations" => json!({"invitee": "web:x"}),
-        "/rooms/{room}/kick" | "/rooms/{room}/bans" | "/bans" | "/accounts/{account}/bans" => {
-            json!({"subject": "web:x"})
-        }
+        "/rooms/{room}/kick"
+        | "/rooms/{room}/bans"
+        | "/bans"
+        | "/accounts/{account}/bans"
+        | "/rooms/{room}/address-bans"
+        | "/address-bans" => json!({"subject": "web:x"}),
         "/rooms/{room}/mute"
         | "/rooms/{room}/unmute"
         | "/rooms/{room}/pause-video"

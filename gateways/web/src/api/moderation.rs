@@ -2,6 +2,7 @@
 
 use super::*;
 use conclave_engine::event::AutobanKey;
+use conclave_engine::model::AddressTarget;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -154,6 +155,122 @@ pub async fn unban_server(
         },
     )
     .await
+}
+
+/// `POST /rooms/{room}/address-bans`, `POST /address-bans`: ban the address of a
+/// present person (`subject`) or, for the admin, an IP address or network (`ip`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddressBan {
+    subject: Option<String>,
+    ip: Option<String>,
+    reason: Option<String>,
+    until: Option<DateTime<Utc>>,
+    duration_secs: Option<u32>,
+}
+
+impl AddressBan {
+    fn parts(
+        self,
+        now: DateTime<Utc>,
+    ) -> ApiResult<(AddressTarget, Option<String>, Option<DateTime<Utc>>)> {
+        let target = match (self.subject, self.ip) {
+            (Some(s), None) => AddressTarget::Of(parse_principal("subject", &s)?),
+            (None, Some(ip)) => AddressTarget::Ip(ip),
+            _ => return Err(ApiError::invalid("give `subject` or `ip`, one of them")),
+        };
+        let until = match (self.until, self.duration_secs) {
+            (Some(_), Some(_)) => {
+                return Err(ApiError::invalid(
+                    "give `until` or `duration_secs`, not both",
+                ))
+            }
+            (Some(u), None) => Some(u),
+            (None, Some(d)) => Some(now + Duration::seconds(i64::from(d))),
+            (None, None) => None,
+        };
+        Ok((target, self.reason, until))
+    }
+}
+
+async fn ban_address_in(
+    app: &App,
+    ctx: &Ctx,
+    actor: Actor,
+    scope: BanScope,
+    b: AddressBan,
+) -> ApiResult<Response> {
+    let (target, reason, until) = b.parts(app.engine.now())?;
+    let admin = matches!(actor, Actor::Admin);
+    let o = run(
+        app,
+        ctx,
+        actor,
+        Command::BanAddress {
+            scope,
+            target,
+            reason,
+            until,
+        },
+    )
+    .await?;
+    Ok(answer(
+        StatusCode::CREATED,
+        views::address_outcome(&o, admin),
+    ))
+}
+
+async fn unban_address_in(
+    app: &App,
+    ctx: &Ctx,
+    actor: Actor,
+    scope: BanScope,
+    address: String,
+) -> ApiResult<Response> {
+    let admin = matches!(actor, Actor::Admin);
+    let o = run(app, ctx, actor, Command::UnbanAddress { scope, address }).await?;
+    Ok(answer(StatusCode::OK, views::address_outcome(&o, admin)))
+}
+
+pub async fn ban_address_room(
+    app: App,
+    ctx: Ctx,
+    PathParams(room): PathParams<String>,
+    Body(b): Body<AddressBan>,
+) -> ApiResult<Response> {
+    let room = parse_room(&room)?;
+    let actor = room_actor(&ctx, &room)?;
+    ban_address_in(&app, &ctx, actor, BanScope::Room(room), b).await
+}
+
+/// `DELETE /rooms/{room}/address-bans/{id-or-address}`.
+pub async fn unban_address_room(
+    app: App,
+    ctx: Ctx,
+    PathParams((room, address)): PathParams<(String, String)>,
+) -> ApiResult<Response> {
+    let room = parse_room(&room)?;
+    let actor = room_actor(&ctx, &room)?;
+    unban_address_in(&app, &ctx, actor, BanScope::Room(room), address).await
+}
+
+pub async fn ban_address_server(
+    app: App,
+    ctx: Ctx,
+    Body(b): Body<AddressBan>,
+) -> ApiResult<Response> {
+    let actor = any_actor(&ctx)?;
+    ban_address_in(&app, &ctx, actor, BanScope::Server, b).await
+}
+
+/// `DELETE /address-bans/{id-or-address}`.
+pub async fn unban_address_server(
+    app: App,
+    ctx: Ctx,
+    PathParams(address): PathParams<String>,
+) -> ApiResult<Response> {
+    let actor = any_actor(&ctx)?;
+    unban_address_in(&app, &ctx, actor, BanScope::Server, address).await
 }
 
 /// `DELETE /autobans/{kind}/{value}`: lift an autoban (`identity` and an address, or
