@@ -10,8 +10,29 @@ from pathlib import Path
 
 import pytest
 import requests
+import requests.adapters
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+class SourceAdapter(requests.adapters.HTTPAdapter):
+    """Sends from a given loopback address (any of 127.0.0.0/8 works on Linux), so tests
+    can be several clients without leaving the loopback."""
+
+    def __init__(self, source: str, **kw):
+        self.source = source
+        super().__init__(**kw)
+
+    def init_poolmanager(self, *args, **kw):
+        kw["source_address"] = (self.source, 0)
+        super().init_poolmanager(*args, **kw)
+
+
+def session_from(source: str) -> requests.Session:
+    """A requests session whose connections come from `source` (a 127.x.y.z address)."""
+    s = requests.Session()
+    s.mount("http://", SourceAdapter(source))
+    return s
 
 
 def free_port() -> int:

@@ -9,28 +9,11 @@ Two loopback source addresses (127.0.3.1 and 127.0.3.2) stand for two places."""
 import json
 
 import requests
-from requests.adapters import HTTPAdapter
+
+from conftest import session_from
 
 HOME = "127.0.3.1"
 ELSEWHERE = "127.0.3.2"
-
-
-class SourceAdapter(HTTPAdapter):
-    """Sends from a given local address (any of 127.0.0.0/8 works on Linux loopback)."""
-
-    def __init__(self, source, **kw):
-        self.source = source
-        super().__init__(**kw)
-
-    def init_poolmanager(self, *args, **kw):
-        kw["source_address"] = (self.source, 0)
-        super().init_poolmanager(*args, **kw)
-
-
-def session_from(source):
-    s = requests.Session()
-    s.mount("http://", SourceAdapter(source))
-    return s
 
 
 def join(server, http, room, name):

@@ -3,7 +3,7 @@ told to slow down (429 rate.limited with Retry-After); the admin is not limited.
 
 import requests
 
-from conftest import Server
+from conftest import Server, session_from
 
 
 def start(conclave_bin, tmp_path, **env):
@@ -41,24 +41,6 @@ def test_chat_beyond_the_limit_is_refused(conclave_bin, tmp_path):
         server.stop()
 
 
-class _SourceAdapter(requests.adapters.HTTPAdapter):
-    """Sends from a given loopback address (any of 127.0.0.0/8 works on Linux)."""
-
-    def __init__(self, source, **kw):
-        self.source = source
-        super().__init__(**kw)
-
-    def init_poolmanager(self, *args, **kw):
-        kw["source_address"] = (self.source, 0)
-        super().init_poolmanager(*args, **kw)
-
-
-def _from(source):
-    s = requests.Session()
-    s.mount("http://", _SourceAdapter(source))
-    return s
-
-
 def test_one_identity_is_limited_across_addresses(conclave_bin, tmp_path):
     server = start(conclave_bin, tmp_path, CONCLAVE_RATE_ENTRIES_PER_MIN="3")
     try:
@@ -66,17 +48,17 @@ def test_one_identity_is_limited_across_addresses(conclave_bin, tmp_path):
             r = requests.post(f"{server.url}/rooms", headers=server.admin(),
                               json={"room": f"r{i}", "owner": "web:owner"}, timeout=10)
             assert r.status_code == 201, r.text
-        first = _from("127.0.4.1").post(f"{server.url}/rooms/r0/join", json={"as": "web:bob"}, timeout=10)
+        first = session_from("127.0.4.1").post(f"{server.url}/rooms/r0/join", json={"as": "web:bob"}, timeout=10)
         assert first.status_code == 201, first.text
         auth = {"Authorization": f"Bearer {first.json()['token']}"}
-        codes = [_from(f"127.0.4.{2 + i}").post(f"{server.url}/rooms/r{1 + i}/join", headers=auth, json={},
+        codes = [session_from(f"127.0.4.{2 + i}").post(f"{server.url}/rooms/r{1 + i}/join", headers=auth, json={},
                                                  timeout=10) for i in range(3)]
         # Each address entered once (under its limit of 3); the identity's fourth entry
         # in the minute is refused wherever it comes from.
         assert [c.status_code for c in codes] == [201, 201, 429], [c.text for c in codes]
         assert "this identity" in codes[-1].json()["error"]["message"]
         # Another identity at the same address is not held by bob's limit.
-        r = _from("127.0.4.4").post(f"{server.url}/rooms/r3/join", json={"as": "web:carol"}, timeout=10)
+        r = session_from("127.0.4.4").post(f"{server.url}/rooms/r3/join", json={"as": "web:carol"}, timeout=10)
         assert r.status_code == 201, r.text
     finally:
         server.stop()
