@@ -22,6 +22,7 @@
 //! | `journal.sync` | `--journal-sync` | `CONCLAVE_JOURNAL_SYNC` |
 //! | `engine.checkpoint_every` | `--checkpoint-every` | `CONCLAVE_CHECKPOINT_EVERY` |
 //! | `engine.tick_interval_ms` | `--tick-interval-ms` | `CONCLAVE_TICK_INTERVAL_MS` |
+//! | `engine.max_queued_commands` | `--max-queued-commands` | `CONCLAVE_MAX_QUEUED_COMMANDS` |
 //! | `policy.<key>` | `--<key with dashes>` | `CONCLAVE_<KEY>` |
 
 use std::net::SocketAddr;
@@ -112,6 +113,7 @@ struct JournalFile {
 struct EngineFile {
     checkpoint_every: Option<u64>,
     tick_interval_ms: Option<u64>,
+    max_queued_commands: Option<usize>,
 }
 
 /// Policy keys: the same names in `[policy]`, as flags and as env vars.
@@ -266,6 +268,10 @@ pub struct ServeArgs {
     /// [default: 1000].
     #[arg(long, env = "CONCLAVE_TICK_INTERVAL_MS")]
     pub tick_interval_ms: Option<u64>,
+    /// Commands that may wait for the engine at once, from every gateway; one more is
+    /// refused at once as busy (503 with Retry-After) [default: 16384].
+    #[arg(long, env = "CONCLAVE_MAX_QUEUED_COMMANDS")]
+    pub max_queued_commands: Option<usize>,
     #[command(flatten)]
     pub policy: PolicyKeys,
     #[command(flatten)]
@@ -286,6 +292,7 @@ pub struct Config {
     pub sync: SyncMode,
     pub checkpoint_every: u64,
     pub tick_interval: Duration,
+    pub max_queued_commands: usize,
     /// Policy with everything but the server password hash filled in.
     pub policy: Policy,
     pub server_password: Option<String>,
@@ -568,6 +575,14 @@ impl Config {
         if !(10..=3_600_000).contains(&tick_ms) {
             bail!("engine.tick_interval_ms (--tick-interval-ms): must be 10..=3600000");
         }
+        let max_queued_commands = pick(
+            args.max_queued_commands,
+            file.engine.max_queued_commands,
+            conclave_engine::service::DEFAULT_MAX_QUEUED_COMMANDS,
+        );
+        if !(1..=1_000_000).contains(&max_queued_commands) {
+            bail!("engine.max_queued_commands (--max-queued-commands): must be 1..=1000000");
+        }
         let data_dir = pick(
             args.data_dir.clone(),
             file.data_dir.clone(),
@@ -608,6 +623,7 @@ impl Config {
             .0,
             checkpoint_every,
             tick_interval: Duration::from_millis(tick_ms),
+            max_queued_commands,
             policy,
             server_password,
             ip_key,
@@ -682,6 +698,29 @@ mod tests {
                 max_delay: Duration::from_millis(5)
             }
         );
+    }
+
+    #[test]
+    fn the_engine_queue_bound_is_a_setting() {
+        let c = Config::load(&args(&[])).unwrap();
+        assert_eq!(
+            c.max_queued_commands,
+            conclave_engine::service::DEFAULT_MAX_QUEUED_COMMANDS
+        );
+        let (_d, p) = write("[engine]\nmax_queued_commands = 64\n");
+        assert_eq!(
+            Config::load(&args(&["--config", &p]))
+                .unwrap()
+                .max_queued_commands,
+            64
+        );
+        let c = Config::load(&args(&["--config", &p, "--max-queued-commands", "8"])).unwrap();
+        assert_eq!(c.max_queued_commands, 8);
+        let e = format!(
+            "{:#}",
+            Config::load(&args(&["--max-queued-commands", "0"])).unwrap_err()
+        );
+        assert!(e.contains("engine.max_queued_commands"), "{e}");
     }
 
     #[test]

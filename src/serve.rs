@@ -66,6 +66,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         },
         checkpoint_every: config.checkpoint_every,
         tick_interval: config.tick_interval,
+        max_queued_commands: config.max_queued_commands,
         ..EngineConfig::new(&config.data_dir)
     };
     let engine = Engine::open(engine_config)
