@@ -25,6 +25,23 @@ pub enum SyncMode {
     None,
 }
 
+/// How often the writer tries to recover from a storage failure (reopening the
+/// storage): first after `first`, then after twice the previous wait, at most `max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecoveryBackoff {
+    pub first: Duration,
+    pub max: Duration,
+}
+
+impl Default for RecoveryBackoff {
+    fn default() -> Self {
+        RecoveryBackoff {
+            first: Duration::from_secs(1),
+            max: Duration::from_secs(30),
+        }
+    }
+}
+
 /// How to open a journal.
 #[derive(Debug, Clone)]
 pub struct JournalConfig {
@@ -43,6 +60,9 @@ pub struct JournalConfig {
     /// and does not create a new database in its place. Written beside every refresh of
     /// the inner marker, from durable heads only. `None`: the inner marker only.
     pub head_witness: Option<PathBuf>,
+    /// After a failed write or flush, the writer refuses every append and retries to
+    /// recover on this schedule (see `Journal`'s "Recovery after a storage failure").
+    pub recovery: RecoveryBackoff,
 }
 
 impl Default for JournalConfig {
@@ -53,6 +73,7 @@ impl Default for JournalConfig {
             max_group: 1024,
             max_record_bytes: 64 * 1024,
             head_witness: None,
+            recovery: RecoveryBackoff::default(),
         }
     }
 }

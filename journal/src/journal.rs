@@ -15,7 +15,7 @@ use crate::reader::{read_one, Reader};
 use crate::record::{AppendRequest, Appended, Hash, ZERO_HASH};
 use crate::shared::Shared;
 use crate::storage::{SledStorage, Storage};
-use crate::writer::{self, Pending, WriterState};
+use crate::writer::{self, Msg, Pending, WriterState};
 
 /// Counters since open: how well group commit is folding appends together.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,14 +31,16 @@ pub struct JournalStats {
 struct Inner {
     shared: Arc<Shared>,
     reader: Reader,
-    tx: Option<mpsc::Sender<Pending>>,
+    tx: Option<mpsc::Sender<Msg>>,
     writer: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        // Closing the channel ends the writer after it commits what is queued.
-        self.tx = None;
+        // Ends the writer after it commits what is queued.
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.send(Msg::Close);
+        }
         let handle = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(h) = handle {
             let _ = h.join();
@@ -90,6 +92,17 @@ pub struct Journal {
 impl Journal {
     /// Opens or creates the sled journal in directory `path`.
     pub fn open(path: impl AsRef<Path>, config: JournalConfig) -> Result<Journal> {
+        Self::open_wrapped(path, config, |sled| Arc::new(sled))
+    }
+
+    /// [`Journal::open`] with the sled storage wrapped by `wrap` (tests put a
+    /// [`crate::storage::FaultyStorage`] around it). The wrapper must pass
+    /// [`Storage::reopen`] on for the journal to recover from a storage failure.
+    pub fn open_wrapped(
+        path: impl AsRef<Path>,
+        config: JournalConfig,
+        wrap: impl FnOnce(SledStorage) -> Arc<dyn Storage>,
+    ) -> Result<Journal> {
         if config.max_record_bytes > MAX_RECORD_BYTES_LIMIT {
             return Err(JournalError::Open {
                 path: path.as_ref().display().to_string(),
@@ -120,8 +133,8 @@ impl Journal {
                 }
             }
         }
-        let storage = SledStorage::open(path, config.cache_capacity)?;
-        Self::with_storage(Arc::new(storage), config).inspect_err(|e| {
+        let storage = wrap(SledStorage::open(path, config.cache_capacity)?);
+        Self::with_storage(storage, config).inspect_err(|e| {
             if let JournalError::Truncated {
                 acknowledged,
                 found,
@@ -139,31 +152,7 @@ impl Journal {
 
     /// Opens a journal on any storage backend.
     pub fn with_storage(storage: Arc<dyn Storage>, config: JournalConfig) -> Result<Journal> {
-        let (next_seq, prev_hash) = match storage.last_chunk()? {
-            None => (1, ZERO_HASH),
-            Some((first, bytes)) => {
-                let mut reader = ChunkReader::new(first, &bytes)?;
-                let mut last = None;
-                while let Some(r) = reader.next_record()? {
-                    last = Some((r.seq, r.hash, r.chain_hash()));
-                }
-                match last {
-                    Some((seq, hash, computed)) if computed == hash => (seq + 1, hash),
-                    Some((seq, _, _)) => {
-                        return Err(JournalError::Corrupt {
-                            seq,
-                            reason: "the last record's hash does not match its contents".into(),
-                        })
-                    }
-                    None => {
-                        return Err(JournalError::Corrupt {
-                            seq: first,
-                            reason: "the last chunk holds no record".into(),
-                        })
-                    }
-                }
-            }
-        };
+        let (next_seq, prev_hash) = stored_head(storage.as_ref())?;
         let witness = match &config.head_witness {
             Some(path) => crate::head::read_head_marker(path)?,
             None => None,
@@ -193,9 +182,10 @@ impl Journal {
             heads: HashMap::new(),
         };
         let writer_shared = shared.clone();
+        let wake = tx.clone();
         let handle = std::thread::Builder::new()
             .name("journal-writer".into())
-            .spawn(move || writer::run(writer_shared, rx, state))
+            .spawn(move || writer::run(writer_shared, wake, rx, state))
             .map_err(|e| JournalError::Storage(format!("cannot start the writer thread: {e}")))?;
         Ok(Journal {
             inner: Arc::new(Inner {
@@ -222,7 +212,7 @@ impl Journal {
     pub fn submit(&self, req: AppendRequest) -> Result<AppendTicket> {
         let (reply, rx) = oneshot::channel();
         let tx = self.inner.tx.as_ref().ok_or(JournalError::Closed)?;
-        tx.send(Pending { req, reply })
+        tx.send(Msg::Append(Pending { req, reply }))
             .map_err(|_| JournalError::Closed)?;
         Ok(AppendTicket(rx))
     }
@@ -253,16 +243,23 @@ impl Journal {
         self.shared().storage.purge_content(digest)
     }
 
-    /// Refuses every later append with `journal.poisoned` (the reason given), as after a
-    /// storage failure: for a journal opened only to be read (a degraded, read-only
-    /// start). Nothing more is flushed or marked when it closes.
+    /// Refuses every later append with `journal.poisoned` (the reason given), for good:
+    /// for a journal opened only to be read (a degraded, read-only start). Nothing more
+    /// is flushed or marked when it closes, and no recovery is attempted.
     pub fn refuse_writes(&self, reason: &str) {
-        let mut p = self
-            .shared()
-            .poisoned
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        p.get_or_insert_with(|| reason.to_owned());
+        self.shared().set_poison(reason.to_owned(), false);
+    }
+
+    /// After a storage failure, tries to recover now instead of at the next planned
+    /// attempt (see [`crate::RecoveryBackoff`]): blocks until the writer has tried.
+    /// `Ok` if writes are accepted (again); the attempt's error otherwise, or
+    /// `journal.poisoned` when the journal does not recover by itself.
+    pub fn recover_now(&self) -> Result<()> {
+        let (reply, rx) = mpsc::channel();
+        let tx = self.inner.tx.as_ref().ok_or(JournalError::Closed)?;
+        tx.send(Msg::Recover(reply))
+            .map_err(|_| JournalError::Closed)?;
+        rx.recv().map_err(|_| JournalError::Closed)?
     }
 
     /// The storage backend, for tools and tests.
@@ -278,10 +275,39 @@ fn has_database(path: &Path) -> bool {
     path.join("db").is_file()
 }
 
+/// The stored head: (next sequence number, hash of the last record), checked.
+pub(crate) fn stored_head(storage: &dyn Storage) -> Result<(u64, Hash)> {
+    match storage.last_chunk()? {
+        None => Ok((1, ZERO_HASH)),
+        Some((first, bytes)) => {
+            let mut reader = ChunkReader::new(first, &bytes)?;
+            let mut last = None;
+            while let Some(r) = reader.next_record()? {
+                last = Some((r.seq, r.hash, r.chain_hash()));
+            }
+            match last {
+                Some((seq, hash, computed)) if computed == hash => Ok((seq + 1, hash)),
+                Some((seq, _, _)) => Err(JournalError::Corrupt {
+                    seq,
+                    reason: "the last record's hash does not match its contents".into(),
+                }),
+                None => Err(JournalError::Corrupt {
+                    seq: first,
+                    reason: "the last chunk holds no record".into(),
+                }),
+            }
+        }
+    }
+}
+
 /// Refuses a journal whose head `found` is below a durable head `(seq, hash)` once
 /// recorded, or whose record at `seq` is another one (rolled back and rewritten, or
 /// replaced by another journal).
-fn check_durable_head(storage: &dyn Storage, found: u64, (seq, hash): (u64, Hash)) -> Result<()> {
+pub(crate) fn check_durable_head(
+    storage: &dyn Storage,
+    found: u64,
+    (seq, hash): (u64, Hash),
+) -> Result<()> {
     let truncated = JournalError::Truncated {
         acknowledged: seq,
         found,
@@ -299,7 +325,7 @@ fn check_durable_head(storage: &dyn Storage, found: u64, (seq, hash): (u64, Hash
 /// writer can trust the index for streams it has not seen since open. A watermark past
 /// the head (index entries that outlived their records) drops the index and rebuilds it,
 /// since stale runs could otherwise overlap new ones.
-fn catch_up_index(shared: &Shared, head: u64) -> Result<()> {
+pub(crate) fn catch_up_index(shared: &Shared, head: u64) -> Result<()> {
     let mut indexed = shared.storage.indexed_up_to()?;
     if indexed > head {
         tracing::warn!(

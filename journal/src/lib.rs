@@ -30,7 +30,9 @@ mod verify;
 mod writer;
 
 pub use codec::chain_hash;
-pub use config::{JournalConfig, SyncMode, MAX_RECORD_BYTES_LIMIT, MAX_STREAM_BYTES};
+pub use config::{
+    JournalConfig, RecoveryBackoff, SyncMode, MAX_RECORD_BYTES_LIMIT, MAX_STREAM_BYTES,
+};
 pub use copy::{copy_journal_dir, JournalCopy, PrivateCopy};
 pub use error::{JournalError, Result};
 pub use head::{read_head_marker, HEAD_MARKER};
@@ -39,6 +41,6 @@ pub use reader::Reader;
 pub use record::{
     AppendRequest, Appended, ExpectedVersion, Hash, Metadata, NewRecord, Record, ZERO_HASH,
 };
-pub use shared::Damage;
+pub use shared::{Damage, WriteFailure};
 pub use subscription::Subscription;
 pub use verify::{RecordLocation, VerifyFailure, VerifyProblem, VerifyReport};

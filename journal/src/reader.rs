@@ -10,7 +10,7 @@ use crate::codec::{self, ChunkReader};
 use crate::error::{JournalError, Result};
 use crate::journal::{hex, Content};
 use crate::record::{Hash, Record};
-use crate::shared::{Damage, Shared};
+use crate::shared::{Damage, Shared, WriteFailure};
 use crate::storage::{ChunkIter, Storage};
 use crate::subscription::Subscription;
 use crate::verify::{self, VerifyReport};
@@ -49,8 +49,15 @@ impl Reader {
     }
 
     /// Remembers an error that says stored data is damaged (see [`Reader::damage`]).
+    /// A storage error while writes are refused after a storage failure is that
+    /// failure's consequence (sled fails reads too once its disk is full), not damage.
     fn note(&self, e: &JournalError, seq: Option<u64>) {
         if !e.is_damage() {
+            return;
+        }
+        if matches!(e, JournalError::Storage(_))
+            && self.shared.poison().is_some_and(|p| p.recoverable)
+        {
             return;
         }
         let seq = match e {
@@ -83,6 +90,17 @@ impl Reader {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// Set while appends are refused after a storage failure (or for good on a journal
+    /// opened read-only): why, and whether and when the journal retries by itself.
+    pub fn write_failure(&self) -> Option<WriteFailure> {
+        self.shared.poison().map(|p| p.view())
+    }
+
+    /// The hash of the acknowledged head record ([`crate::ZERO_HASH`] when empty).
+    pub fn head_hash(&self) -> Hash {
+        self.shared.committed_hash()
     }
 
     /// One record by sequence number.

@@ -22,12 +22,61 @@ pub(crate) struct Shared {
     pub appends_committed: AtomicU64,
     /// The hash of the committed head record.
     pub committed_hash: Mutex<Hash>,
-    /// Set after a storage failure: every later write is refused.
-    pub poisoned: Mutex<Option<String>>,
+    /// Set after a storage failure (every later write is refused until the writer has
+    /// reopened the storage and decided from what is on disk), or for good by
+    /// `Journal::refuse_writes`.
+    pub poisoned: Mutex<Option<Poison>>,
     /// The stream index is complete up to here; later records are found by scanning.
     pub indexed: AtomicU64,
     /// The first damage a read or a verification ran into since open, if any.
     pub damage: Mutex<Option<Damage>>,
+}
+
+/// Why writes are refused, and whether the writer tries to recover.
+#[derive(Debug, Clone)]
+pub(crate) struct Poison {
+    pub reason: String,
+    /// A storage failure the writer retries to recover from (reopen); `false` for a
+    /// journal opened read-only, or a failure recovery cannot undo.
+    pub recoverable: bool,
+    pub since: std::time::Instant,
+    /// Recovery attempts that failed so far.
+    pub attempts: u32,
+    /// When the writer tries next.
+    pub next_attempt: Option<std::time::Instant>,
+}
+
+/// Writes are refused after a storage failure: what happened and what the journal does
+/// about it ([`crate::Reader::write_failure`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteFailure {
+    /// The failure (`storage error: durable flush: No space left on device ...`).
+    pub reason: String,
+    /// Whether the journal retries by itself (reopening its storage with backoff);
+    /// `false` on a read-only start or after a failure only a restart can resolve.
+    pub retrying: bool,
+    /// How long writes have been refused.
+    pub for_duration: std::time::Duration,
+    /// Recovery attempts that failed so far.
+    pub attempts: u32,
+    /// Time until the next attempt, when one is planned.
+    pub next_attempt_in: Option<std::time::Duration>,
+}
+
+impl Poison {
+    pub(crate) fn view(&self) -> WriteFailure {
+        let now = std::time::Instant::now();
+        WriteFailure {
+            reason: self.reason.clone(),
+            retrying: self.recoverable,
+            for_duration: now.saturating_duration_since(self.since),
+            attempts: self.attempts,
+            next_attempt_in: self
+                .next_attempt
+                .filter(|_| self.recoverable)
+                .map(|at| at.saturating_duration_since(now)),
+        }
+    }
 }
 
 /// Stored data found damaged or unreadable while the journal is open: what makes a running
@@ -63,6 +112,31 @@ impl Shared {
                 "the journal is damaged"
             );
             *d = Some(damage);
+        }
+    }
+
+    /// The poison, if writes are refused.
+    pub(crate) fn poison(&self) -> Option<Poison> {
+        self.poisoned
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Refuses writes from now on (the first reason stays).
+    pub(crate) fn set_poison(&self, reason: String, recoverable: bool) {
+        let mut p = self.poisoned.lock().unwrap_or_else(|p| p.into_inner());
+        match p.as_mut() {
+            Some(p) => p.recoverable &= recoverable,
+            None => {
+                *p = Some(Poison {
+                    reason,
+                    recoverable,
+                    since: std::time::Instant::now(),
+                    attempts: 0,
+                    next_attempt: None,
+                })
+            }
         }
     }
 

@@ -134,6 +134,11 @@ impl Clock for TestClock {
 /// clock thread one scan per spacing.
 pub(super) const RESCAN_SPACING: Duration = Duration::from_millis(10);
 
+/// The longest a failed tick holds the next one back: a journal that refused writes
+/// after a storage failure recovers by itself, and expiry due meanwhile should follow
+/// soon after (a tick against a journal still refusing fails at once, cheaply).
+const TICK_RETRY: Duration = Duration::from_secs(5);
+
 /// What the clock thread waits on: rung by whatever may change the next deadline (as the
 /// [`Waker`] of the futures it polls), and stopped when the engine stops.
 #[derive(Default)]
@@ -224,8 +229,9 @@ pub(super) fn clock(inner: Arc<Inner>) {
                 asked = None;
                 stale = true;
                 if let Ok(Err(e)) = answer {
-                    tracing::warn!(error = %e, retry_in = ?safety, "tick failed");
-                    held_until = Some(Instant::now() + safety);
+                    let retry_in = safety.min(TICK_RETRY);
+                    tracing::warn!(error = %e, ?retry_in, "tick failed");
+                    held_until = Some(Instant::now() + retry_in);
                 }
             }
         }

@@ -6,7 +6,7 @@ use std::sync::{mpsc, Arc};
 
 use conclave_journal::JournalError;
 
-use super::pipeline::{Decided, Pending, Reply};
+use super::pipeline::{Decided, Job, Pending, Reply};
 use super::{Applied, EngineError, FeedEvent, Inner, Outcome};
 use crate::evolve::evolve;
 
@@ -36,7 +36,10 @@ pub(super) fn completer(
                     Err(e) => {
                         tracing::error!(error = %e, "append failed; resynchronizing");
                         inner.failed.store(true, Ordering::Release);
-                        failed(decided, &e)
+                        if let Some(jobs) = super::lock(&inner.jobs).as_ref() {
+                            let _ = jobs.send(Job::Resync);
+                        }
+                        failed(decided, &for_callers(e))
                     }
                 };
                 for (reply, result) in answers {
@@ -109,6 +112,17 @@ fn apply(
         answers.push((reply, result));
     }
     (answers, committed)
+}
+
+/// What callers are told when their append failed: a failed write or flush left the
+/// journal refusing writes until it recovers by itself, so they hear that, as every
+/// command meanwhile does (`journal.poisoned`: 503 with Retry-After), with the storage
+/// error as the reason; other errors as they are.
+fn for_callers(e: JournalError) -> JournalError {
+    match e {
+        JournalError::Storage(_) => JournalError::Poisoned(e.to_string()),
+        other => other,
+    }
 }
 
 /// The answers of a batch whose append failed: its journaled commands fail with the

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use conclave_journal::storage::{SledStorage, Storage};
 use conclave_journal::JournalConfig;
 
 use super::clock::{Clock, SystemClock};
@@ -39,6 +40,21 @@ pub struct EngineConfig {
     /// refused at once as busy (`engine.busy`, HTTP 503 with Retry-After) instead of
     /// queueing without bound.
     pub max_queued_commands: usize,
+    /// Tests only: wraps the journal's sled storage (a
+    /// [`FaultyStorage`](conclave_journal::storage::FaultyStorage) that fails flushes on
+    /// command), to drive the engine through a storage failure and its recovery.
+    #[doc(hidden)]
+    pub journal_storage: Option<WrapStorage>,
+}
+
+/// Wraps the journal's sled storage ([`EngineConfig::journal_storage`]).
+#[derive(Clone)]
+pub struct WrapStorage(pub Arc<dyn Fn(SledStorage) -> Arc<dyn Storage> + Send + Sync>);
+
+impl std::fmt::Debug for WrapStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WrapStorage")
+    }
 }
 
 /// The default [`EngineConfig::max_queued_commands`]: far above what the decider's
@@ -60,6 +76,7 @@ impl EngineConfig {
             tick_interval: DEFAULT_TICK_INTERVAL,
             feed_capacity: super::feed::DEFAULT_FEED_CAPACITY,
             max_queued_commands: DEFAULT_MAX_QUEUED_COMMANDS,
+            journal_storage: None,
         }
     }
 

@@ -21,6 +21,9 @@ use crate::rejection::{Rejected, Rejection};
 use crate::state::State;
 use crate::tick::tick;
 
+/// How often a failed engine looks whether the journal accepts writes again.
+const RESYNC_POLL: std::time::Duration = std::time::Duration::from_millis(100);
+
 pub(super) struct Decider {
     inner: Arc<Inner>,
     working: State,
@@ -59,7 +62,27 @@ pub(super) fn decider(
     };
     // Decide everything already queued, then submit it as one append: the journal and
     // the completer then handle one request and one wake-up per batch, not per command.
-    while let Ok(first) = jobs.recv() {
+    loop {
+        let first = if d.inner.failed.load(Ordering::Acquire) {
+            // After a failed append: resynchronize as soon as the journal accepts writes
+            // again (it recovers by itself), not only when the next command comes, so
+            // health turns back without traffic.
+            match jobs.recv_timeout(RESYNC_POLL) {
+                Ok(job) => job,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if d.inner.journal.write_failure().is_none() {
+                        d.resync();
+                    }
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        } else {
+            match jobs.recv() {
+                Ok(job) => job,
+                Err(_) => break,
+            }
+        };
         if d.inner.failed.load(Ordering::Acquire) {
             d.resync();
         }
@@ -79,16 +102,56 @@ impl Decider {
         self.last_now
     }
 
+    /// Starts over from the committed state once everything in flight is answered. If the
+    /// committed state no longer matches the journal's head (a journal that recovered
+    /// from a storage failure decides from what is on disk), it is rebuilt from the
+    /// checkpoint and the journal first. While the journal still refuses writes, the
+    /// engine stays marked failed, so health stays unhealthy without flip-flopping.
     fn resync(&mut self) {
         let (tx, rx) = mpsc::channel();
         if self.pending.send(Pending::Barrier(tx)).is_ok() {
             let _ = rx.recv();
         }
-        self.inner.failed.store(false, Ordering::Release);
+        let journal = &self.inner.journal;
+        let storage_failed = journal.write_failure().is_some();
+        if !storage_failed {
+            let (head, hash) = {
+                let c = self.inner.committed();
+                (c.head, c.head_hash)
+            };
+            if head != journal.head() || hash != journal.head_hash() {
+                tracing::error!(
+                    committed = head,
+                    journal_head = journal.head(),
+                    "the committed state does not match the journal after its recovery; rebuilding"
+                );
+                match super::rebuild(
+                    journal,
+                    &self.inner.checkpoints,
+                    &self.inner.config.policy,
+                    None,
+                ) {
+                    Ok(rebuilt) => {
+                        *self
+                            .inner
+                            .committed
+                            .write()
+                            .unwrap_or_else(|p| p.into_inner()) = rebuilt;
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "rebuilding the committed state failed; retrying");
+                        return;
+                    }
+                }
+            }
+        }
+        self.inner.failed.store(storage_failed, Ordering::Release);
         let c = self.inner.committed();
         self.working = c.state.clone();
         self.head = c.head;
-        tracing::warn!(head = self.head, "engine resynchronized with the journal");
+        if !storage_failed {
+            tracing::warn!(head = self.head, "engine resynchronized with the journal");
+        }
     }
 
     fn command(&mut self, req: Request, reply: Reply, passwords: &Prechecked) {
@@ -180,6 +243,8 @@ impl Decider {
             Job::Hold(until) => {
                 let _ = until.recv();
             }
+            // The loop resynchronizes before any job once an append has failed.
+            Job::Resync => {}
         }
     }
 

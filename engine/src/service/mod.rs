@@ -48,7 +48,7 @@ use checkpoint::CheckpointStore;
 use clock::{clock, Alarm};
 pub use clock::{Clock, SystemClock, TestClock};
 use completer::completer;
-pub use config::{EngineConfig, DEFAULT_MAX_QUEUED_COMMANDS, DEFAULT_TICK_INTERVAL};
+pub use config::{EngineConfig, WrapStorage, DEFAULT_MAX_QUEUED_COMMANDS, DEFAULT_TICK_INTERVAL};
 use decider::decider;
 pub use error::EngineError;
 use feed::Feed;
@@ -124,6 +124,16 @@ impl Inner {
                 Err(EngineError::Busy("password checks"))
             }
             Err(password::HashPoolError::Stopped) => Err(EngineError::Stopped),
+        }
+    }
+
+    /// While the journal refuses writes after a storage failure (a full disk), every
+    /// command is refused at once with `journal.poisoned` (503 with Retry-After), until
+    /// the journal has recovered by itself.
+    fn refuse_while_storage_failed(&self) -> Result<(), EngineError> {
+        match self.journal.write_failure() {
+            None => Ok(()),
+            Some(f) => Err(EngineError::Journal(JournalError::Poisoned(f.reason))),
         }
     }
 
@@ -218,8 +228,14 @@ impl Engine {
             head_witness: Some(layout.head_witness()),
             ..config.journal.clone()
         };
-        let journal = Journal::open(layout.journal(), journal_config)
-            .map_err(|e| startup::explain_open_error(&layout, e))?;
+        let opened = match &config.journal_storage {
+            None => Journal::open(layout.journal(), journal_config),
+            Some(wrap) => {
+                let wrap = wrap.0.clone();
+                Journal::open_wrapped(layout.journal(), journal_config, move |sled| wrap(sled))
+            }
+        };
+        let journal = opened.map_err(|e| startup::explain_open_error(&layout, e))?;
         startup::check_checkpoint(
             &layout,
             journal.head(),
@@ -417,6 +433,7 @@ impl Engine {
         passwords: Prechecked,
     ) -> Result<oneshot::Receiver<Result<Outcome, EngineError>>, EngineError> {
         self.inner.refuse_read_only()?;
+        self.inner.refuse_while_storage_failed()?;
         let (reply, rx) = oneshot::channel();
         let jobs = lock(&self.inner.jobs);
         let tx = jobs.as_ref().ok_or(EngineError::Stopped)?;
@@ -522,12 +539,25 @@ impl Engine {
         m
     }
 
-    /// Whether the engine is accepting commands normally (false after an append
-    /// failure until it has resynchronized, and always on a read-only start).
+    /// Whether the engine is accepting commands normally: false while the journal
+    /// refuses writes after a storage failure ([`Engine::storage_failure`]) and until the
+    /// engine has resynchronized after it, and always on a read-only start.
     pub fn healthy(&self) -> bool {
         self.inner.read_only.is_none()
-            && !self.inner.failed.load(Ordering::Relaxed)
+            && self.inner.journal.write_failure().is_none()
+            && !self.inner.failed.load(Ordering::Acquire)
             && lock(&self.inner.jobs).is_some()
+    }
+
+    /// Set while the journal refuses writes after a storage failure (a full disk): what
+    /// failed, and whether the journal retries by itself (it reopens its storage with
+    /// backoff, 1 s doubling up to 30 s by default). Commands are refused meanwhile with
+    /// `journal.poisoned`; reads go on from the committed state.
+    pub fn storage_failure(&self) -> Option<conclave_journal::WriteFailure> {
+        if self.inner.read_only.is_some() {
+            return None;
+        }
+        self.inner.journal.write_failure()
     }
 
     /// Set when the engine runs read-only on a damaged journal (an operator's decision,

@@ -27,6 +27,10 @@ pub(super) enum Job {
     /// Tests only ([`super::Engine::hold_decider`]): the decider waits until the
     /// sender is dropped, so the queue can be seen filling up.
     Hold(mpsc::Receiver<()>),
+    /// Sent by the completer after a failed append: wakes the decider, which then
+    /// resynchronizes as soon as the journal accepts writes again, without waiting for
+    /// a command.
+    Resync,
 }
 
 /// One place in the decider's bounded queue (see

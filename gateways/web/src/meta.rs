@@ -19,9 +19,30 @@ pub async fn health(app: App) -> Response {
         all_ok &= s.healthy();
         sources.insert(s.name(), s.health());
     }
+    // One reason for as long as it lasts: a storage failure (a full disk) keeps
+    // health at 503 until the journal has recovered by itself, however commands fare.
+    let failure = app.engine.storage_failure();
+    let engine = match &failure {
+        Some(f) => format!("storage_failed: {}", f.reason),
+        None if engine_ok => "ok".to_owned(),
+        None if app.engine.read_only().is_some() => "read_only".to_owned(),
+        None => "resynchronizing".to_owned(),
+    };
+    let storage = match &failure {
+        None => json!({ "status": "ok" }),
+        Some(f) => json!({
+            "status": "failed",
+            "error": f.reason,
+            "retrying": f.retrying,
+            "failed_for_secs": f.for_duration.as_secs(),
+            "attempts": f.attempts,
+            "next_attempt_in_secs": f.next_attempt_in.map(|d| d.as_secs_f64()),
+        }),
+    };
     let body = json!({
         "status": if all_ok { "ok" } else { "unhealthy" },
-        "engine": if engine_ok { "ok" } else { "resynchronizing" },
+        "engine": engine,
+        "storage": storage,
         "journal_head": app.engine.journal().head(),
         "committed_head": app.engine.head(),
         "uptime_secs": app.started.elapsed().as_secs(),

@@ -1,7 +1,7 @@
 //! A storage wrapper that fails on command, for tests of the failure paths above the
 //! backend (the writer, and whatever is built on the journal).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
 use super::{ChunkIter, Storage, WriteBatch};
@@ -22,6 +22,7 @@ enum Gate {
 struct Counters {
     writes: AtomicU64,
     flushes: AtomicU64,
+    reopens: AtomicU64,
 }
 
 /// Wraps a real backend; `write` and `flush` can be made to fail, and `flush` can be
@@ -34,6 +35,8 @@ pub struct FaultyStorage<S> {
     flush_gate: Arc<(Mutex<Gate>, Condvar)>,
     /// Signalled whenever a write or flush starts, for tests that wait for one.
     progress: Arc<(Mutex<()>, Condvar)>,
+    /// A full disk: flushes and reopens fail until it is cleared.
+    full: AtomicBool,
 }
 
 impl<S: Storage> FaultyStorage<S> {
@@ -44,7 +47,27 @@ impl<S: Storage> FaultyStorage<S> {
             fail_write_at: Mutex::new(None),
             flush_gate: Arc::new((Mutex::new(Gate::Open), Condvar::new())),
             progress: Arc::new((Mutex::new(()), Condvar::new())),
+            full: AtomicBool::new(false),
         }
+    }
+
+    /// Makes the disk "full" or frees it again. While full, as with sled on a real full
+    /// disk, a write still lands in memory (sled applies a batch in its page cache) but
+    /// every flush, discard and reopen fails with an injected "No space left on
+    /// device"; records written meanwhile may still reach the disk later (sled's
+    /// background flush, or its flush on close), which is what recovery must undo.
+    pub fn set_full(&self, full: bool) {
+        self.full.store(full, Ordering::SeqCst);
+        self.progressed();
+    }
+
+    /// Reopens attempted so far (see [`Storage::reopen`]).
+    pub fn reopens(&self) -> u64 {
+        self.counters.reopens.load(Ordering::SeqCst)
+    }
+
+    fn is_full(&self) -> bool {
+        self.full.load(Ordering::SeqCst)
     }
 
     /// The `n`th write from now on (1 = the next one) fails; later ones succeed.
@@ -100,6 +123,12 @@ fn injected(what: &str) -> JournalError {
     JournalError::Storage(format!("injected {what} failure"))
 }
 
+fn no_space(what: &str) -> JournalError {
+    JournalError::Storage(format!(
+        "injected {what} failure: No space left on device (os error 28)"
+    ))
+}
+
 impl<S: Storage> Storage for FaultyStorage<S> {
     fn last_chunk(&self) -> Result<Option<(u64, Vec<u8>)>> {
         self.inner.last_chunk()
@@ -134,6 +163,9 @@ impl<S: Storage> Storage for FaultyStorage<S> {
             return Err(injected("flush"));
         }
         drop(gate);
+        if self.is_full() {
+            return Err(no_space("flush"));
+        }
         self.inner.flush()
     }
 
@@ -167,5 +199,21 @@ impl<S: Storage> Storage for FaultyStorage<S> {
 
     fn durable_head(&self) -> Result<Option<(u64, Hash)>> {
         self.inner.durable_head()
+    }
+
+    fn discard(&self, chunks: &[u64], content: &[Hash]) -> Result<()> {
+        if self.is_full() {
+            return Err(no_space("discard"));
+        }
+        self.inner.discard(chunks, content)
+    }
+
+    fn reopen(&self) -> Result<()> {
+        self.counters.reopens.fetch_add(1, Ordering::SeqCst);
+        self.progressed();
+        if self.is_full() {
+            return Err(no_space("reopen"));
+        }
+        self.inner.reopen()
     }
 }

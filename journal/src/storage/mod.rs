@@ -55,4 +55,22 @@ pub trait Storage: Send + Sync + 'static {
     fn save_durable_head(&self, seq: u64, hash: &Hash) -> Result<()>;
     /// The head last saved by [`Storage::save_durable_head`].
     fn durable_head(&self) -> Result<Option<(u64, Hash)>>;
+    /// Removes chunks (by first sequence number) and content atomically and durably:
+    /// records that were applied but never acknowledged, found on disk after a reopen.
+    fn discard(&self, chunks: &[u64], content: &[Hash]) -> Result<()> {
+        let _ = (chunks, content);
+        Err(crate::error::JournalError::Storage(
+            "this storage cannot discard records".into(),
+        ))
+    }
+    /// Closes the backend and opens it again in place, after a failed write or flush:
+    /// what the reopened backend holds is what was on disk (its own recovery decides).
+    /// Readers keep their handle to this storage; they may see errors while it is
+    /// closed. A backend that cannot reopen says so, and the journal stays refusing
+    /// writes.
+    fn reopen(&self) -> Result<()> {
+        Err(crate::error::JournalError::Storage(
+            "this storage cannot be reopened".into(),
+        ))
+    }
 }

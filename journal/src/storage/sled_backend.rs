@@ -8,7 +8,10 @@
 //! - `mindexed` -> the sequence number up to which the stream index is complete
 
 use std::collections::HashMap;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use super::{index_run, ChunkIter, Storage, WriteBatch};
 use crate::durable::SledSync;
@@ -39,13 +42,32 @@ pub(crate) const SEGMENT_SIZE: usize = 8 * 1024 * 1024;
 const LEGACY_SEGMENT_SIZE: usize = 512 * 1024;
 
 /// A journal stored in one sled database.
+///
+/// The open database sits behind a lock so that it can be reopened in place after a
+/// storage failure ([`Storage::reopen`]): sled marks itself failed after an I/O error
+/// (every later write fails) and only its recovery, on a fresh open, decides what is on
+/// disk. Every operation works on a clone of the open handle (an iterator keeps its
+/// clone until it is dropped), so a reopen knows when the old database is no longer used.
 pub struct SledStorage {
+    dir: PathBuf,
+    cache_capacity: u64,
+    /// `None` between closing the failed database and a successful reopen.
+    open: RwLock<Option<Arc<OpenDb>>>,
+}
+
+/// One open sled database.
+struct OpenDb {
     db: sled::Db,
     tree: sled::Tree,
-    dir: PathBuf,
     /// Turns sled's flush into a durable one.
     sync: SledSync,
 }
+
+/// The file a reopen writes (and removes) first, to see whether the disk has room again.
+const SPACE_PROBE: &str = "conclave-space-probe";
+
+/// How long a reopen waits for reads still using the old database to finish.
+const REOPEN_WAIT: Duration = Duration::from_secs(5);
 
 pub(crate) fn chunk_key(seq: u64) -> [u8; 9] {
     let mut k = [0u8; 9];
@@ -81,6 +103,63 @@ fn be_u64(bytes: &[u8], what: &str) -> Result<u64> {
 impl SledStorage {
     /// Opens (or creates) the database at `path`.
     pub fn open(path: &Path, cache_capacity: u64) -> Result<Self> {
+        let db = OpenDb::open(path, cache_capacity)?;
+        Ok(SledStorage {
+            dir: path.to_path_buf(),
+            cache_capacity,
+            open: RwLock::new(Some(Arc::new(db))),
+        })
+    }
+
+    /// The open database, or `journal.poisoned` while it is closed for a reopen (a
+    /// storage failure is being recovered from; not damage).
+    fn db(&self) -> Result<Arc<OpenDb>> {
+        self.open
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or_else(|| {
+                JournalError::Poisoned(
+                    "the journal database is being reopened after a storage failure".into(),
+                )
+            })
+    }
+
+    /// The underlying tree, for tests that tamper with stored bytes.
+    #[doc(hidden)]
+    pub fn raw_tree(&self) -> sled::Tree {
+        match self.db() {
+            Ok(db) => db.tree.clone(),
+            Err(e) => panic!("raw_tree on a closed database: {e}"),
+        }
+    }
+}
+
+/// Writes, syncs and removes a file of one sled segment in `dir`: whether the disk has
+/// room again for sled to recover and go on.
+fn probe_space(dir: &Path) -> Result<()> {
+    let path = dir.join(SPACE_PROBE);
+    let probe = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&path)?;
+        let block = vec![0u8; 64 * 1024];
+        for _ in 0..SEGMENT_SIZE / block.len() {
+            f.write_all(&block)?;
+        }
+        f.sync_data()
+    };
+    let result = probe();
+    let _ = std::fs::remove_file(&path);
+    result.map_err(|e| {
+        JournalError::Storage(format!(
+            "no room to reopen the journal yet ({} MiB probe in {}): {e}",
+            SEGMENT_SIZE / (1024 * 1024),
+            dir.display()
+        ))
+    })
+}
+
+impl OpenDb {
+    fn open(path: &Path, cache_capacity: u64) -> Result<Self> {
         let open_err = |reason: String| JournalError::Open {
             path: path.display().to_string(),
             reason,
@@ -149,18 +228,7 @@ impl SledStorage {
                 flush(&db)?;
             }
         }
-        Ok(SledStorage {
-            db,
-            tree,
-            dir: path.to_path_buf(),
-            sync,
-        })
-    }
-
-    /// The underlying tree, for tests that tamper with stored bytes.
-    #[doc(hidden)]
-    pub fn raw_tree(&self) -> &sled::Tree {
-        &self.tree
+        Ok(OpenDb { db, tree, sync })
     }
 }
 
@@ -206,7 +274,7 @@ fn decode_run(stream: &str, version_key: &[u8], value: &[u8]) -> Result<(u64, Ve
     Ok((first, seqs))
 }
 
-impl SledStorage {
+impl OpenDb {
     /// Every index run of `stream` whose key is at or after `from_key`, decoded:
     /// (first version, seqs).
     fn runs_from(
@@ -230,7 +298,8 @@ impl SledStorage {
 
 impl Storage for SledStorage {
     fn last_chunk(&self) -> Result<Option<(u64, Vec<u8>)>> {
-        let last = self.tree.scan_prefix([CHUNK]).next_back().transpose()?;
+        let db = self.db()?;
+        let last = db.tree.scan_prefix([CHUNK]).next_back().transpose()?;
         match last {
             None => Ok(None),
             Some((k, v)) => Ok(Some((be_u64(&k[1..], "chunk key")?, v.to_vec()))),
@@ -238,7 +307,11 @@ impl Storage for SledStorage {
     }
 
     fn chunks(&self, from_seq: u64) -> ChunkIter<'_> {
-        let holder = self
+        let db = match self.db() {
+            Ok(db) => db,
+            Err(e) => return Box::new(std::iter::once(Err(e))),
+        };
+        let holder = db
             .tree
             .range(chunk_key(0)..=chunk_key(from_seq))
             .next_back()
@@ -248,17 +321,17 @@ impl Storage for SledStorage {
             Ok(None) => chunk_key(from_seq).to_vec(),
             Err(e) => return Box::new(std::iter::once(Err(e.into()))),
         };
-        Box::new(
-            self.tree
-                .range(start..=chunk_key(u64::MAX).to_vec())
-                .map(|kv| {
-                    let (k, v) = kv?;
-                    Ok((be_u64(&k[1..], "chunk key")?, v.to_vec()))
-                }),
-        )
+        let range = db.tree.range(start..=chunk_key(u64::MAX).to_vec());
+        // The iterator keeps its handle: a reopen waits until it is dropped.
+        Box::new(range.map(move |kv| {
+            let _in_use = &db;
+            let (k, v) = kv?;
+            Ok((be_u64(&k[1..], "chunk key")?, v.to_vec()))
+        }))
     }
 
     fn write(&self, batch: WriteBatch) -> Result<()> {
+        let db = self.db()?;
         let mut b = sled::Batch::default();
         for (digest, content) in batch.content {
             b.insert(&content_key(&digest)[..], content);
@@ -282,17 +355,16 @@ impl Storage for SledStorage {
         if let Some(up_to) = batch.indexed_up_to {
             b.insert(INDEXED_KEY, &up_to.to_be_bytes()[..]);
         }
-        self.tree.apply_batch(b)?;
+        db.tree.apply_batch(b)?;
         Ok(())
     }
 
     fn flush(&self) -> Result<()> {
-        self.sync
-            .flush(&self.db)
-            .map_err(|e| JournalError::Storage(format!("durable flush: {e}")))
+        self.db()?.flush()
     }
 
     fn stream_entries(&self, stream: &str, from_version: u64) -> Result<Vec<(u64, u64)>> {
+        let db = self.db()?;
         let prefix = stream_prefix(stream)?;
         let key_at = |version: u64| {
             let mut k = prefix.clone();
@@ -300,16 +372,12 @@ impl Storage for SledStorage {
             k
         };
         // The run holding `from_version` starts at or before it.
-        let start = match self
-            .tree
-            .range(key_at(0)..=key_at(from_version))
-            .next_back()
-        {
+        let start = match db.tree.range(key_at(0)..=key_at(from_version)).next_back() {
             Some(kv) => kv?.0.to_vec(),
             None => key_at(from_version),
         };
         let mut out = Vec::new();
-        for run in self.runs_from(stream, &prefix, start) {
+        for run in db.runs_from(stream, &prefix, start) {
             let (first, seqs) = run?;
             out.extend(
                 (first..)
@@ -321,8 +389,9 @@ impl Storage for SledStorage {
     }
 
     fn stream_head(&self, stream: &str, max_seq: u64) -> Result<u64> {
+        let db = self.db()?;
         let prefix = stream_prefix(stream)?;
-        for kv in self.tree.scan_prefix(&prefix).rev() {
+        for kv in db.tree.scan_prefix(&prefix).rev() {
             let (k, v) = kv?;
             let (first, seqs) = decode_run(stream, &k[prefix.len()..], &v)?;
             if let Some(i) = seqs.iter().rposition(|&seq| seq <= max_seq) {
@@ -333,23 +402,28 @@ impl Storage for SledStorage {
     }
 
     fn clear_stream_index(&self) -> Result<()> {
-        clear_stream_index(&self.tree, None)
+        clear_stream_index(&self.db()?.tree, None)
     }
 
     fn indexed_up_to(&self) -> Result<u64> {
-        match self.tree.get(INDEXED_KEY)? {
+        match self.db()?.tree.get(INDEXED_KEY)? {
             Some(v) => be_u64(&v, "index marker"),
             None => Ok(0),
         }
     }
 
     fn content(&self, digest: &Hash) -> Result<Option<Vec<u8>>> {
-        Ok(self.tree.get(content_key(digest))?.map(|v| v.to_vec()))
+        Ok(self
+            .db()?
+            .tree
+            .get(content_key(digest))?
+            .map(|v| v.to_vec()))
     }
 
     fn purge_content(&self, digest: &Hash) -> Result<bool> {
-        let existed = self.tree.remove(content_key(digest))?.is_some();
-        self.flush()?;
+        let db = self.db()?;
+        let existed = db.tree.remove(content_key(digest))?.is_some();
+        db.flush()?;
         Ok(existed)
     }
 
@@ -361,5 +435,69 @@ impl Storage for SledStorage {
 
     fn durable_head(&self) -> Result<Option<(u64, Hash)>> {
         head::read_head_marker(&self.dir.join(HEAD_MARKER))
+    }
+
+    fn discard(&self, chunks: &[u64], content: &[Hash]) -> Result<()> {
+        let db = self.db()?;
+        let mut b = sled::Batch::default();
+        for seq in chunks {
+            b.remove(&chunk_key(*seq)[..]);
+        }
+        for digest in content {
+            b.remove(&content_key(digest)[..]);
+        }
+        db.tree.apply_batch(b)?;
+        db.flush()
+    }
+
+    fn reopen(&self) -> Result<()> {
+        probe_space(&self.dir)?;
+        let taken = self.open.write().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(mut old) = taken {
+            // sled holds a lock on its files until the last handle is dropped (and
+            // dropping it flushes what it can: whatever lands on disk is decided on by
+            // the journal after the reopen).
+            let started = Instant::now();
+            loop {
+                match Arc::try_unwrap(old) {
+                    Ok(db) => {
+                        drop(db);
+                        break;
+                    }
+                    Err(still_used) if started.elapsed() < REOPEN_WAIT => {
+                        old = still_used;
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    Err(still_used) => {
+                        *self.open.write().unwrap_or_else(|p| p.into_inner()) = Some(still_used);
+                        return Err(JournalError::Storage(format!(
+                            "cannot reopen the journal: reads still use the failed database after {REOPEN_WAIT:?}"
+                        )));
+                    }
+                }
+            }
+        }
+        // sled's background threads may release the file lock a moment after the drop.
+        let mut tries = 0;
+        let db = loop {
+            match OpenDb::open(&self.dir, self.cache_capacity) {
+                Ok(db) => break db,
+                Err(e) if tries < 20 && e.to_string().contains("lock") => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        *self.open.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(db));
+        Ok(())
+    }
+}
+
+impl OpenDb {
+    fn flush(&self) -> Result<()> {
+        self.sync
+            .flush(&self.db)
+            .map_err(|e| JournalError::Storage(format!("durable flush: {e}")))
     }
 }
