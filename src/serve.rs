@@ -106,6 +106,10 @@ async fn serve(
     tls: Option<TlsConfig>,
     nats: Option<conclave_gateway_nats::NatsConfig>,
 ) -> anyhow::Result<()> {
+    // Signal handlers first: from the moment the listener answers, SIGTERM is a graceful
+    // stop (a handler registered only when the shutdown future was first polled left a
+    // moment where SIGTERM killed the process outright).
+    let shutdown = shutdown_signal()?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding the REST API to {listen}"))?;
@@ -146,7 +150,7 @@ async fn serve(
     println!("conclave: REST API on {scheme}://{local}");
     let _ = std::io::stdout().flush();
     let served = transport
-        .serve(listener, router, shutdown_signal())
+        .serve(listener, router, shutdown)
         .await
         .context("serving the REST API");
     // Let the outbox catch up briefly, then store its cursor.
@@ -199,33 +203,28 @@ fn load_tls(source: &TlsSource, listen: std::net::SocketAddr) -> anyhow::Result<
     }
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %e, "cannot listen for SIGINT");
-            std::future::pending::<()>().await;
+/// Registers the SIGTERM and SIGINT handlers now and resolves when either arrives.
+#[cfg(unix)]
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
         }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
-    }
-    tracing::info!("shutdown requested; finishing in-flight requests");
+        tracing::info!("shutdown requested; finishing in-flight requests");
+    })
+}
+
+/// Resolves on Ctrl-C.
+#[cfg(not(unix))]
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutdown requested; finishing in-flight requests");
+    })
 }
 
 fn init_logging(filter: &str) -> anyhow::Result<()> {
