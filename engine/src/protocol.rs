@@ -702,7 +702,8 @@ pub fn journal_mapping(e: &JournalError) -> ErrorMapping {
         JournalError::Conflict { .. } | JournalError::HeadConflict { .. } => {
             unavailable(X::ResourceConstraint, RETRY_SOON_SECS)
         }
-        // Nothing more is written until the server restarts.
+        // Nothing more is written until the journal has recovered by itself (it retries
+        // with backoff up to 30 s, hence Retry-After) or, on a read-only start, ever.
         JournalError::Poisoned(_) | JournalError::Closed => {
             unavailable(X::ServiceUnavailable, RETRY_LATER_SECS)
         }
