@@ -41,8 +41,51 @@ pub struct AdminArgs {
     /// Print the server's JSON answer instead of the text form.
     #[arg(long, global = true)]
     pub json: bool,
+    #[command(flatten)]
+    pub tls: TlsArgs,
     #[command(subcommand)]
     pub action: AdminAction,
+}
+
+/// How an `https://` server's certificate is checked: Mozilla's roots by default, the
+/// certificates of a PEM file (a private CA, or a server's own self-signed certificate),
+/// or not at all (`--insecure`, for trying `serve --tls-self-signed` out).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct TlsArgs {
+    /// PEM file of the certificates to trust for an https:// server (instead of
+    /// Mozilla's roots).
+    #[arg(long, env = "CONCLAVE_CA_FILE", global = true)]
+    pub ca_file: Option<PathBuf>,
+    /// Do not check the server's certificate (only for trying TLS out: it lets anyone
+    /// on the path read the admin token).
+    #[arg(long, global = true)]
+    pub insecure: bool,
+}
+
+impl TlsArgs {
+    fn config(&self) -> anyhow::Result<ureq::tls::TlsConfig> {
+        let mut tls = ureq::tls::TlsConfig::builder();
+        if let Some(path) = &self.ca_file {
+            let pem = std::fs::read(path)
+                .with_context(|| format!("reading the CA file {}", path.display()))?;
+            let mut certs = Vec::new();
+            for item in ureq::tls::parse_pem(&pem) {
+                match item.with_context(|| format!("the CA file {}", path.display()))? {
+                    ureq::tls::PemItem::Certificate(c) => certs.push(c),
+                    _ => continue,
+                }
+            }
+            if certs.is_empty() {
+                anyhow::bail!("the CA file {} holds no certificate", path.display());
+            }
+            tls = tls.root_certs(ureq::tls::RootCerts::from(certs));
+        }
+        if self.insecure {
+            eprintln!("conclave: --insecure: the server's certificate is not checked");
+            tls = tls.disable_verification(true);
+        }
+        Ok(tls.build())
+    }
 }
 
 /// The actions. Contacts and moderators are identities (`sip:a@b`, `web:a`) or account
@@ -150,6 +193,7 @@ impl Client {
             args.token.clone(),
             args.token_file.clone(),
             &args.data_dir,
+            &args.tls,
         )
     }
 
@@ -160,6 +204,7 @@ impl Client {
         token: Option<String>,
         token_file: Option<PathBuf>,
         data_dir: &std::path::Path,
+        tls: &TlsArgs,
     ) -> anyhow::Result<Client> {
         let token = match token {
             Some(t) => t,
@@ -179,6 +224,7 @@ impl Client {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(30)))
+            .tls_config(tls.config()?)
             .build()
             .into();
         Ok(Client {

@@ -245,6 +245,8 @@ pub struct ServerArgs {
     /// File holding the admin token.
     #[arg(long)]
     pub token_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub tls: crate::admin::TlsArgs,
 }
 
 /// Sends a purge to the running server, printing its answer.
@@ -260,6 +262,7 @@ fn purge_over_http(
         server.token.clone(),
         server.token_file.clone(),
         &data.data,
+        &server.tls,
     )?;
     let answer = client.request("POST", path, Some(body))?;
     print(&answer)?;

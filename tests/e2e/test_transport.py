@@ -373,6 +373,19 @@ def test_https_with_a_self_signed_certificate(conclave_bin, tmp_path):
         # unknown issuer): verification is on by default.
         with pytest.raises(requests.exceptions.SSLError):
             requests.get(f"{server.url}/about/health", timeout=10)
+
+        # `conclave admin` reaches it: refused by default (unknown issuer), with the
+        # server's own certificate as its CA file, or with --insecure.
+        def admin(*extra):
+            return server.cli(*extra, "list-rooms")
+        refused = admin()
+        assert refused.returncode != 0, refused.stdout
+        pem = tmp_path / "server.pem"
+        pem.write_text(ssl.get_server_certificate(("127.0.0.1", server.port)))
+        trusted = admin("--ca-file", str(pem))
+        assert trusted.returncode == 0, trusted.stderr
+        insecure = admin("--insecure")
+        assert insecure.returncode == 0 and "not checked" in insecure.stderr, insecure.stderr
     finally:
         server.stop()
 
