@@ -377,6 +377,10 @@ pub enum Command {
         room: RoomName,
         /// The waiting session.
         session: SessionId,
+        /// The server password (Mumble's), asked of identities without an account as on
+        /// a join: the lobby is inside the server.
+        #[serde(default)]
+        server_password: Option<Secret>,
     },
     /// Let a knocking person in (moderator); their session joins.
     Admit {

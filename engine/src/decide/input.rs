@@ -263,9 +263,16 @@ fn fields(cmd: &Command) -> Vec<(&'static str, Field<'_>)> {
             out.push(("session", F::Session(session)));
             credentials(c, &mut out);
         }
-        C::Leave { room, session }
-        | C::RenewSession { room, session }
-        | C::Knock { room, session } => {
+        C::Leave { room, session } | C::RenewSession { room, session } => {
+            out.push(("room", F::Room(room)));
+            out.push(("session", F::Session(session)));
+        }
+        // A password is compared with a hash, never stored or shown: no text rule.
+        C::Knock {
+            room,
+            session,
+            server_password: _,
+        } => {
             out.push(("room", F::Room(room)));
             out.push(("session", F::Session(session)));
         }

@@ -533,7 +533,12 @@ pub(super) fn leave(cx: &Cx<'_>, name: &RoomName, session: &SessionId) -> Decisi
 }
 
 /// Wait in the lobby.
-pub(super) fn knock(cx: &Cx<'_>, name: &RoomName, session: &SessionId) -> Decision {
+pub(super) fn knock(
+    cx: &Cx<'_>,
+    name: &RoomName,
+    session: &SessionId,
+    server_password: Option<&crate::command::Secret>,
+) -> Decision {
     let at = Attempt::new(cx, name)?;
     let room = at.room;
     if !room.config.lobby {
@@ -557,6 +562,12 @@ pub(super) fn knock(cx: &Cx<'_>, name: &RoomName, session: &SessionId) -> Decisi
     }
     if at.account_required() {
         return Err(at.deny(DenyReason::AccountRequired, Rejection::AccountRequired));
+    }
+    // Mumble's server password, as on a join: registered people (accounts) skip it.
+    if let Some(h) = &cx.state.policy.server_password_hash {
+        if !matches!(at.principal, Principal::Account(_)) {
+            at.password(h, server_password, PasswordKind::Server)?;
+        }
     }
     if room.config.locked {
         return Err(at.deny(DenyReason::Locked, Rejection::Locked));

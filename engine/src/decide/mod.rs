@@ -123,7 +123,11 @@ fn dispatch(cx: &Cx<'_>, cmd: &Command) -> Decision {
         C::Leave { room, session } => membership::leave(cx, room, session),
         C::RenewSession { room, session } => membership::renew(cx, room, session),
         C::EndGatewaySessions { gateway } => membership::end_gateway_sessions(cx, gateway),
-        C::Knock { room, session } => membership::knock(cx, room, session),
+        C::Knock {
+            room,
+            session,
+            server_password,
+        } => membership::knock(cx, room, session, server_password.as_ref()),
         C::Admit { room, subject } => membership::admit(cx, room, subject),
         C::RejectKnock { room, subject } => membership::reject_knock(cx, room, subject),
         C::GrantRole {

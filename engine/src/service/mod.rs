@@ -383,6 +383,27 @@ impl Engine {
                     vec![attempt.expose().to_owned()],
                 );
             }
+            // A knock asks for the server password only (the lobby decides the rest).
+            Command::Knock {
+                room,
+                session,
+                server_password: Some(attempt),
+            } => {
+                let mut ctx =
+                    crate::context::Context::new(req.actor.clone(), self.now(), "precheck");
+                ctx.origin = req.origin.clone();
+                ctx.ip_key = self.inner.config.ip_key.clone();
+                let hashes = self.read(|state| {
+                    if crate::decide::refused_before_passwords(state, &ctx, room, session) {
+                        return None;
+                    }
+                    state.policy.server_password_hash.clone()
+                });
+                return (
+                    hashes.into_iter().collect(),
+                    vec![attempt.expose().to_owned()],
+                );
+            }
             _ => return (Vec::new(), Vec::new()),
         };
         let attempts: Vec<String> = [

@@ -84,6 +84,7 @@ fn a_guest_banned_by_address_cannot_come_back_under_a_new_name_from_there() {
         Command::Knock {
             room: room("standup"),
             session: sid("k1"),
+            server_password: None,
         },
     )
     .err("membership.banned", &["join_denied"]);

@@ -20,6 +20,7 @@ fn knock(s: &str) -> Command {
     Command::Knock {
         room: room("l"),
         session: sid(s),
+        server_password: None,
     }
 }
 
@@ -69,6 +70,7 @@ fn reject_knock_and_knock_rules() {
         Command::Knock {
             room: room("open"),
             session: sid("x"),
+            server_password: None,
         },
     )
     .err("room.lobby_disabled", &[]);

@@ -182,7 +182,11 @@ fn command(w: &World, (kind, a, b, c, flag): Step) -> Option<(Actor, Command)> {
             ],
         },
         16 => Command::MuteAudio { room: r, subject },
-        17 => Command::Knock { room: r, session },
+        17 => Command::Knock {
+            room: r,
+            session,
+            server_password: None,
+        },
         18 => Command::Admit { room: r, subject },
         19 => Command::PostMessage {
             room: r,

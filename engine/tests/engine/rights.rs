@@ -385,6 +385,33 @@ fn the_server_password_gates_room_creation() {
         .ok(&["room_create"]);
 }
 
+fn knock_with(r: &str, s: &str, server_password: Option<&str>) -> Command {
+    Command::Knock {
+        room: room(r),
+        session: sid(s),
+        server_password: server_password.map(Secret::new),
+    }
+}
+
+#[test]
+fn the_server_password_gates_the_lobby_too() {
+    let mut w = World::new();
+    w.run(&user("alice"), create_room("hall"));
+    w.run(&user("alice"), configure("hall", RoomChange::Lobby(true)));
+    with_server_password(&mut w, "srv");
+    with_carols_account(&mut w);
+    w.when(&user("bob"), knock_with("hall", "b1", None))
+        .err("auth.password_required", &["join_denied"]);
+    w.when(&user("bob"), knock_with("hall", "b2", Some("nope")))
+        .err("auth.wrong_password", &["join_denied"]);
+    assert!(w.state.rooms[&room("hall")].lobby.is_empty());
+    w.when(&user("bob"), knock_with("hall", "b3", Some("srv")))
+        .ok(&["lobby_knock"]);
+    // Registered people skip it, as on joins.
+    w.when(&user("carol"), knock_with("hall", "c1", None))
+        .ok(&["lobby_knock"]);
+}
+
 #[test]
 fn guessing_the_server_password_by_creating_rooms_is_autobanned() {
     let mut w = World::new();
@@ -521,6 +548,7 @@ fn accounts_only_admits_only_identities_linked_to_an_account() {
         Command::Knock {
             room: room("r"),
             session: sid("b"),
+            server_password: None,
         },
     )
     .err("auth.account_required", &["join_denied"]);

@@ -262,7 +262,7 @@ fn slots(cmd: &mut Command) -> (usize, Slots<'_>) {
             s.push(("subject", Name, Slot::Principal(subject)));
             36
         }
-        C::Knock { room, session } => room_session(room, session, &mut s, 37),
+        C::Knock { room, session, .. } => room_session(room, session, &mut s, 37),
         C::Admit { room, subject } => room_subject(room, subject, &mut s, 38),
         C::RejectKnock { room, subject } => room_subject(room, subject, &mut s, 39),
         C::RaiseHand { room } => room_only(room, &mut s, 40),
@@ -545,6 +545,7 @@ fn samples() -> Vec<Command> {
         C::Knock {
             room: r(),
             session: sid("s1"),
+            server_password: None,
         },
         C::Admit {
             room: r(),

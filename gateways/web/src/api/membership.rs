@@ -103,6 +103,7 @@ pub struct Knock {
     as_: Option<String>,
     guest_key: Option<String>,
     session: Option<String>,
+    server_password: Option<String>,
 }
 
 pub async fn knock(
@@ -128,6 +129,7 @@ pub async fn knock(
         Command::Knock {
             room: room.clone(),
             session: session.clone(),
+            server_password: secret(b.server_password),
         },
     )
     .await?;
