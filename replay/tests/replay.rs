@@ -672,3 +672,71 @@ proptest! {
         prop_assert!(!rep.ok);
     }
 }
+
+#[test]
+fn the_report_lists_address_bans_with_whom_they_were_made_from() {
+    use conclave_engine::command::Command;
+    use conclave_engine::model::AddressTarget;
+    use conclave_engine::service::{Engine, EngineConfig, Request};
+    use conclave_engine::{Address, BanScope, Credentials, Origin, Principal, RoomName, SessionId};
+
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(EngineConfig::new(dir.path())).unwrap();
+    let from = |remote: &str| Origin {
+        gateway: "web".into(),
+        protocol: "http".into(),
+        remote_addr: Some(remote.into()),
+    };
+    let standup = RoomName::lookup("standup").unwrap();
+    let alice = Address::parse("web:alice").unwrap();
+    let zed = Address::parse("web:zed").unwrap();
+    let run = |c: Command, actor: Actor, remote: &str| {
+        engine
+            .execute_blocking(Request::new(c, actor, from(remote)))
+            .unwrap();
+    };
+    run(
+        Command::CreateRoom {
+            room: standup.clone(),
+            parent: None,
+            private: false,
+            owner: Some(Principal::Address(alice.clone())),
+            max_members: None,
+            welcome_text: None,
+            access_password_hash: None,
+            server_password: None,
+        },
+        Actor::Admin,
+        "192.0.2.1:1",
+    );
+    run(
+        Command::Join {
+            room: standup.clone(),
+            session: SessionId::parse("z1").unwrap(),
+            credentials: Credentials::default(),
+        },
+        Actor::Identity(zed.clone()),
+        "192.0.2.50:4000",
+    );
+    run(
+        Command::BanAddress {
+            scope: BanScope::Room(standup.clone()),
+            target: AddressTarget::Of(Principal::Address(zed.clone())),
+            reason: Some("spam".into()),
+            until: None,
+        },
+        Actor::Identity(alice.clone()),
+        "192.0.2.1:1",
+    );
+    let index = ReplayIndex::build(engine.journal(), IndexConfig::default()).unwrap();
+    let r = full_report(engine.journal(), &index);
+    let row = r
+        .bans
+        .iter()
+        .find(|b| b.subject.starts_with("address "))
+        .expect("the address ban is in the report");
+    assert_eq!(row.scope, "room:standup");
+    assert!(row.subject.ends_with("(of web:zed)"), "{}", row.subject);
+    assert_eq!(row.by, "web:alice");
+    assert_eq!(row.reason.as_deref(), Some("spam"));
+}

@@ -545,15 +545,27 @@ pub fn build(journal: &Journal, index: &ReplayIndex, q: &ReportQuery) -> Result<
             for (p, ban) in &room.bans {
                 b.ban_open(None, &BanScope::Room(name.clone()), p, ban);
             }
+            for (remote, ab) in &room.address_bans {
+                let scope = BanScope::Room(name.clone());
+                b.address_ban_open(None, &scope, remote, &address_ban(ab), ab.subject.as_ref());
+            }
         }
     }
     if q.room.is_none() {
         for (p, ban) in &state.server_bans {
             b.ban_open(None, &BanScope::Server, p, ban);
         }
+        for (remote, ab) in &state.server_address_bans {
+            let of = ab.subject.as_ref();
+            b.address_ban_open(None, &BanScope::Server, remote, &address_ban(ab), of);
+        }
         for (id, acc) in &state.accounts {
             for (p, ban) in &acc.bans {
                 b.ban_open(None, &BanScope::Account(id.clone()), p, ban);
+            }
+            for (remote, ab) in &acc.address_bans {
+                let scope = BanScope::Account(id.clone());
+                b.address_ban_open(None, &scope, remote, &address_ban(ab), ab.subject.as_ref());
             }
         }
     }
@@ -622,6 +634,36 @@ impl Builder {
             at: fmt_time(ban.at),
             scope: key.0,
             subject: key.1,
+            by: ban.by.to_string(),
+            reason: ban.reason.clone(),
+            until: ban.until.map(fmt_time),
+            lifted_at: None,
+            lifted_by: None,
+            expired: false,
+        });
+    }
+
+    /// An address ban's row: its subject is the address as stored (a keyed hash when
+    /// addresses are obfuscated), with the person it was made from.
+    fn address_ban_open(
+        &mut self,
+        seq: Option<u64>,
+        scope: &BanScope,
+        remote: &str,
+        ban: &Ban,
+        of: Option<&Principal>,
+    ) {
+        let subject = match of {
+            Some(p) => format!("address {remote} (of {p})"),
+            None => format!("address {remote}"),
+        };
+        let key = (scope_name(scope), format!("address {remote}"));
+        self.open_bans.insert(key.clone(), self.bans.len());
+        self.bans.push(BanRow {
+            seq,
+            at: fmt_time(ban.at),
+            scope: key.0,
+            subject,
             by: ban.by.to_string(),
             reason: ban.reason.clone(),
             until: ban.until.map(fmt_time),
@@ -718,6 +760,38 @@ impl Builder {
                     until: *until,
                 };
                 self.ban_open(Some(record.seq), scope, subject, &ban);
+            }
+            E::AddressBanned {
+                scope,
+                remote,
+                subject,
+                reason,
+                until,
+                ..
+            } => {
+                let ban = Ban {
+                    reason: reason.clone(),
+                    by: e.actor.clone(),
+                    at: e.at,
+                    until: *until,
+                };
+                let seq = Some(record.seq);
+                self.address_ban_open(seq, scope, remote, &ban, subject.as_ref());
+            }
+            E::AddressUnbanned {
+                scope,
+                remote,
+                expired,
+                ..
+            } => {
+                let key = (scope_name(scope), format!("address {remote}"));
+                if let Some(i) = self.open_bans.remove(&key) {
+                    if let Some(row) = self.bans.get_mut(i) {
+                        row.lifted_at = Some(at.clone());
+                        row.lifted_by = Some(e.actor.to_string());
+                        row.expired = *expired;
+                    }
+                }
             }
             E::Unbanned {
                 scope,
@@ -1075,4 +1149,14 @@ pub fn who_was_there(
     seq: u64,
 ) -> Result<Option<Vec<crate::view::MemberView>>> {
     Ok(index.room_at(journal, room, seq)?.map(|v| v.members))
+}
+
+/// An address ban as a ban row's source.
+fn address_ban(ab: &conclave_engine::state::AddressBan) -> Ban {
+    Ban {
+        reason: ab.reason.clone(),
+        by: ab.by.clone(),
+        at: ab.at,
+        until: ab.until,
+    }
 }
