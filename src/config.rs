@@ -13,6 +13,7 @@
 //! | `web.body_read_timeout_secs` | `--web-body-read-timeout-secs` | `CONCLAVE_WEB_BODY_READ_TIMEOUT_SECS` |
 //! | `web.idle_timeout_secs` | `--web-idle-timeout-secs` | `CONCLAVE_WEB_IDLE_TIMEOUT_SECS` |
 //! | `web.max_connections` | `--web-max-connections` | `CONCLAVE_WEB_MAX_CONNECTIONS` |
+//! | `web.max_connections_per_address` | `--web-max-connections-per-address` | `CONCLAVE_WEB_MAX_CONNECTIONS_PER_ADDRESS` |
 //! | `web.trusted_proxies` | `--trusted-proxies a,b` | `CONCLAVE_TRUSTED_PROXIES` |
 //! | `web.forwarded_header` | `--forwarded-header` | `CONCLAVE_FORWARDED_HEADER` |
 //! | `web.cors_origins` | `--cors-origins a,b` | `CONCLAVE_CORS_ORIGINS` |
@@ -94,6 +95,7 @@ struct WebFile {
     body_read_timeout_secs: Option<u64>,
     idle_timeout_secs: Option<u64>,
     max_connections: Option<usize>,
+    max_connections_per_address: Option<usize>,
     trusted_proxies: Option<Vec<String>>,
     forwarded_header: Option<String>,
     cors_origins: Option<Vec<String>>,
@@ -235,6 +237,10 @@ pub struct ServeArgs {
     /// Connections the REST API holds at once; more are closed at once [default: 4096].
     #[arg(long, env = "CONCLAVE_WEB_MAX_CONNECTIONS")]
     pub web_max_connections: Option<usize>,
+    /// Connections one client address holds at once (a trusted proxy is not held to
+    /// it) [default: 256].
+    #[arg(long, env = "CONCLAVE_WEB_MAX_CONNECTIONS_PER_ADDRESS")]
+    pub web_max_connections_per_address: Option<usize>,
     /// Reverse proxies (addresses or CIDR networks, comma-separated) whose forwarding
     /// header names the client [default: none].
     #[arg(long, env = "CONCLAVE_TRUSTED_PROXIES", value_delimiter = ',')]
@@ -319,6 +325,7 @@ pub struct WebConfig {
     pub body_read_timeout: Duration,
     pub idle_timeout: Duration,
     pub max_connections: usize,
+    pub max_connections_per_address: usize,
     pub trusted_proxies: conclave_gateway_web::TrustedProxies,
     pub cors: conclave_gateway_web::CorsSettings,
     pub tls: TlsSource,
@@ -366,6 +373,16 @@ impl WebConfig {
         if !(1..=1_000_000).contains(&max_connections) {
             bail!("web.max_connections (--web-max-connections): must be 1..=1000000");
         }
+        let max_connections_per_address = pick(
+            args.web_max_connections_per_address,
+            file.max_connections_per_address,
+            d.max_connections_per_address,
+        );
+        if !(1..=1_000_000).contains(&max_connections_per_address) {
+            bail!(
+                "web.max_connections_per_address (--web-max-connections-per-address): must be 1..=1000000"
+            );
+        }
         let header = args
             .forwarded_header
             .as_deref()
@@ -406,6 +423,7 @@ impl WebConfig {
             body_read_timeout,
             idle_timeout,
             max_connections,
+            max_connections_per_address,
             trusted_proxies,
             cors,
             tls,

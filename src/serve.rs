@@ -122,6 +122,7 @@ async fn serve(
         body_read_timeout: web.body_read_timeout,
         idle_timeout: web.idle_timeout,
         max_connections: web.max_connections,
+        max_connections_per_address: web.max_connections_per_address,
         trusted_proxies: web.trusted_proxies.clone(),
         tls,
     });

@@ -73,6 +73,9 @@ pub struct TransportSettings {
     pub idle_timeout: Duration,
     /// Connections open at once.
     pub max_connections: usize,
+    /// Connections open at once from one TCP peer address (a listed reverse proxy is not
+    /// held to it), so that one address cannot take every slot.
+    pub max_connections_per_address: usize,
     /// Reverse proxies whose forwarding header names the client.
     pub trusted_proxies: TrustedProxies,
     /// TLS, or plain HTTP when `None`.
@@ -86,6 +89,7 @@ impl Default for TransportSettings {
             body_read_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(60),
             max_connections: 4096,
+            max_connections_per_address: 256,
             trusted_proxies: TrustedProxies::default(),
             tls: None,
         }
@@ -259,6 +263,7 @@ impl Transport {
             stats: self.stats,
         });
         let permits = Arc::new(Semaphore::new(settings.max_connections));
+        let per_address = Arc::new(PerAddress::new(settings.max_connections_per_address));
         let (stop_tx, stop_rx) = watch::channel(Stop::Run);
         let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
         tokio::pin!(shutdown);
@@ -277,10 +282,22 @@ impl Transport {
                 refuse(stream, &shared);
                 continue;
             };
+            let from = if shared.trusted.trusts(peer.ip()) {
+                None
+            } else {
+                match per_address.take(peer.ip()) {
+                    Some(slot) => Some(slot),
+                    None => {
+                        refuse(stream, &shared);
+                        continue;
+                    }
+                }
+            };
             shared.stats.accepted.fetch_add(1, Ordering::Relaxed);
             shared.stats.open.fetch_add(1, Ordering::Relaxed);
             let guard = ConnGuard {
                 _permit: permit,
+                _from: from,
                 stats: shared.stats.clone(),
             };
             let _ = stream.set_nodelay(true);
@@ -358,7 +375,61 @@ fn refuse(stream: TcpStream, shared: &Shared) {
 /// the WebSocket's task).
 struct ConnGuard {
     _permit: OwnedSemaphorePermit,
+    /// The connection's place in its address's share (none for a trusted proxy).
+    _from: Option<AddressSlot>,
     stats: Arc<Stats>,
+}
+
+/// Connections open per TCP peer address; an entry leaves the map when its count
+/// reaches zero, so the map never holds more addresses than connections are open.
+struct PerAddress {
+    max: usize,
+    open: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
+}
+
+impl PerAddress {
+    fn new(max: usize) -> Self {
+        PerAddress {
+            max: max.max(1),
+            open: std::sync::Mutex::default(),
+        }
+    }
+
+    /// A place for one more connection from `ip`, if it has fewer than `max` open.
+    fn take(self: &Arc<Self>, ip: std::net::IpAddr) -> Option<AddressSlot> {
+        let ip = ip.to_canonical();
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let n = open.entry(ip).or_insert(0);
+        if *n >= self.max {
+            if *n == 0 {
+                open.remove(&ip);
+            }
+            return None;
+        }
+        *n += 1;
+        Some(AddressSlot {
+            ip,
+            of: self.clone(),
+        })
+    }
+}
+
+/// One connection's place in its address's share; dropping it gives it back.
+struct AddressSlot {
+    ip: std::net::IpAddr,
+    of: Arc<PerAddress>,
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut open = self.of.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
 }
 
 impl Drop for ConnGuard {

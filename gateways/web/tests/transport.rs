@@ -315,6 +315,39 @@ async fn the_connection_over_the_cap_is_refused_at_once() {
     server.stop().await;
 }
 
+/// A TCP connection to `to` from the loopback address `from`.
+async fn connect_from(from: &str, to: std::net::SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+    socket.connect(to).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_cannot_take_every_slot() {
+    let settings = TransportSettings {
+        max_connections: 100,
+        max_connections_per_address: 2,
+        header_read_timeout: Duration::from_secs(5),
+        idle_timeout: Duration::from_secs(5),
+        ..TransportSettings::default()
+    };
+    let server = start(settings, probe_router(Arc::default())).await;
+    let mut a = connect_from("127.0.0.1", server.addr).await;
+    let mut b = connect_from("127.0.0.1", server.addr).await;
+    assert_eq!(status(&get_on(&mut a, "/who", "").await), "200");
+    assert_eq!(status(&get_on(&mut b, "/who", "").await), "200");
+    // A third from the same address is closed at once...
+    let mut c = connect_from("127.0.0.1", server.addr).await;
+    let (got, took) = read_to_close(&mut c).await;
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.is_empty() || status(&text) == "503", "{text}");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    // ...while another address is served.
+    let mut d = connect_from("127.0.0.2", server.addr).await;
+    assert_eq!(status(&get_on(&mut d, "/who", "").await), "200");
+    server.stop().await;
+}
+
 /// A whole answer, or what came before the connection closed.
 async fn read_to_close_or_answer(s: &mut TcpStream) -> (String, Duration) {
     let t = Instant::now();
