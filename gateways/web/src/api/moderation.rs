@@ -66,22 +66,29 @@ pub struct Ban {
     duration_secs: Option<u32>,
 }
 
+/// When a ban ends: `until`, or `duration_secs` from `now`, or never; not both.
+fn ban_end(
+    until: Option<DateTime<Utc>>,
+    duration_secs: Option<u32>,
+    now: DateTime<Utc>,
+) -> ApiResult<Option<DateTime<Utc>>> {
+    match (until, duration_secs) {
+        (Some(_), Some(_)) => Err(ApiError::invalid(
+            "give `until` or `duration_secs`, not both",
+        )),
+        (Some(u), None) => Ok(Some(u)),
+        (None, Some(d)) => Ok(Some(now + Duration::seconds(i64::from(d)))),
+        (None, None) => Ok(None),
+    }
+}
+
 impl Ban {
     fn parts(
         self,
         now: DateTime<Utc>,
     ) -> ApiResult<(Principal, Option<String>, Option<DateTime<Utc>>)> {
         let subject = parse_principal("subject", &self.subject)?;
-        let until = match (self.until, self.duration_secs) {
-            (Some(_), Some(_)) => {
-                return Err(ApiError::invalid(
-                    "give `until` or `duration_secs`, not both",
-                ))
-            }
-            (Some(u), None) => Some(u),
-            (None, Some(d)) => Some(now + Duration::seconds(i64::from(d))),
-            (None, None) => None,
-        };
+        let until = ban_end(self.until, self.duration_secs, now)?;
         Ok((subject, self.reason, until))
     }
 }
@@ -179,16 +186,7 @@ impl AddressBan {
             (None, Some(ip)) => AddressTarget::Ip(ip),
             _ => return Err(ApiError::invalid("give `subject` or `ip`, one of them")),
         };
-        let until = match (self.until, self.duration_secs) {
-            (Some(_), Some(_)) => {
-                return Err(ApiError::invalid(
-                    "give `until` or `duration_secs`, not both",
-                ))
-            }
-            (Some(u), None) => Some(u),
-            (None, Some(d)) => Some(now + Duration::seconds(i64::from(d))),
-            (None, None) => None,
-        };
+        let until = ban_end(self.until, self.duration_secs, now)?;
         Ok((target, self.reason, until))
     }
 }
