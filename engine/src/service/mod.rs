@@ -351,6 +351,15 @@ impl Engine {
     ///
     /// None when the join would be refused before any password is checked (a missing
     /// room, a ban, an autoban, a taken session): those cost no argon2.
+    /// The context a password precheck asks the decision rules in: the request's actor,
+    /// origin and the engine's address key, as the decider will decide it.
+    fn precheck_context(&self, req: &Request) -> crate::context::Context {
+        let mut ctx = crate::context::Context::new(req.actor.clone(), self.now(), "precheck");
+        ctx.origin = req.origin.clone();
+        ctx.ip_key = self.inner.config.ip_key.clone();
+        ctx
+    }
+
     fn password_work(&self, req: &Request) -> (Vec<String>, Vec<String>) {
         let command = &req.command;
         let (credentials, session) = match command {
@@ -369,10 +378,7 @@ impl Engine {
                 server_password: Some(attempt),
                 ..
             } => {
-                let mut ctx =
-                    crate::context::Context::new(req.actor.clone(), self.now(), "precheck");
-                ctx.origin = req.origin.clone();
-                ctx.ip_key = self.inner.config.ip_key.clone();
+                let ctx = self.precheck_context(req);
                 let hashes = self.read(|state| {
                     crate::decide::create_checks_server_password(state, &ctx, command)
                         .then(|| state.policy.server_password_hash.clone())
@@ -389,10 +395,7 @@ impl Engine {
                 session,
                 server_password: Some(attempt),
             } => {
-                let mut ctx =
-                    crate::context::Context::new(req.actor.clone(), self.now(), "precheck");
-                ctx.origin = req.origin.clone();
-                ctx.ip_key = self.inner.config.ip_key.clone();
+                let ctx = self.precheck_context(req);
                 let hashes = self.read(|state| {
                     if crate::decide::refused_before_passwords(state, &ctx, room, session) {
                         return None;
@@ -430,9 +433,7 @@ impl Engine {
             let Some(name) = room else {
                 return Vec::new();
             };
-            let mut ctx = crate::context::Context::new(req.actor.clone(), self.now(), "precheck");
-            ctx.origin = req.origin.clone();
-            ctx.ip_key = self.inner.config.ip_key.clone();
+            let ctx = self.precheck_context(req);
             if crate::decide::refused_before_passwords(state, &ctx, &name, session) {
                 return Vec::new();
             }
