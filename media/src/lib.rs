@@ -1,1 +1,1 @@
-//! The media node: WebRTC peers, SFU forwarding, audio mixing and recording, driven by engine decisions (not built yet).
+//! The media node: G.711 audio mixing for SIP calls (RTP, jitter buffer, RTCP, RFC 4733 DTMF); later WebRTC forwarding (being built).
