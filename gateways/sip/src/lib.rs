@@ -13,6 +13,7 @@
 pub mod digest;
 pub mod imc;
 pub mod info;
+pub mod registrar;
 pub mod sdp;
 pub mod session_timer;
 pub mod transaction;
