@@ -1,1 +1,27 @@
-//! The media node: G.711 audio mixing for SIP calls (RTP, jitter buffer, RTCP, RFC 4733 DTMF); later WebRTC forwarding (being built).
+//! The media node: a G.711 audio conference mixer for SIP calls (RTP, jitter buffer,
+//! RTCP, RFC 4733 DTMF, music on hold); later WebRTC forwarding.
+//!
+//! The protocol logic is sans-IO ([`Conference`], [`MediaCore`]: datagrams and `now`
+//! in, datagrams and events out, tested on a virtual clock); [`MediaNode`] is the tokio
+//! shell the SIP gateway drives. The engine decides (mute, kick); the media node only
+//! enforces.
+
+pub mod clock;
+pub mod conference;
+pub mod dtmf;
+pub mod error;
+pub mod g711;
+pub mod hold_music;
+pub mod jitter;
+pub mod mixer;
+pub mod node;
+pub mod rtcp;
+pub mod rtp;
+#[cfg(test)]
+mod testing;
+
+pub use conference::{Channel, Conference, Direction, LegId, LegParams, MediaEvent, Output};
+pub use error::MediaError;
+pub use g711::G711;
+pub use mixer::MediaCore;
+pub use node::{LegInfo, MediaConfig, MediaNode, MediaStats};
