@@ -80,6 +80,30 @@ pub enum Command {
         /// The identity.
         address: Address,
     },
+    /// Give a `sip:` identity digest credentials for the registrar (operator only): links
+    /// the identity to the account if it is not linked yet (one call provisions a SIP
+    /// user, as Kamailio's `kamctl add` does). The HA1 values are computed by the admin
+    /// API ([`crate::sip_digest::ha1`]); the password never reaches the engine. They are
+    /// password-equivalent for the realm, so no JSON view of the event shows them.
+    SetSipCredential {
+        /// The account.
+        account: AccountId,
+        /// The `sip:` identity phones register as.
+        address: Address,
+        /// The digest realm the HA1 values were computed for.
+        realm: String,
+        /// `MD5(user:realm:password)`, 32 lowercase hex digits.
+        ha1_md5: String,
+        /// `SHA-256(user:realm:password)`, 64 lowercase hex digits.
+        ha1_sha256: String,
+    },
+    /// Remove an identity's SIP digest credentials (operator only); the link stays.
+    ClearSipCredential {
+        /// The account.
+        account: AccountId,
+        /// The `sip:` identity.
+        address: Address,
+    },
     /// Set or clear the display name (operator or the account holder).
     SetDisplayName {
         /// The account.
@@ -487,6 +511,8 @@ impl Command {
             Command::CreateAccount { .. } => "create_account",
             Command::LinkIdentity { .. } => "link_identity",
             Command::UnlinkIdentity { .. } => "unlink_identity",
+            Command::SetSipCredential { .. } => "set_sip_credential",
+            Command::ClearSipCredential { .. } => "clear_sip_credential",
             Command::SetDisplayName { .. } => "set_display_name",
             Command::EnableAccount { .. } => "enable_account",
             Command::DisableAccount { .. } => "disable_account",

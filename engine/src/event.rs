@@ -211,6 +211,32 @@ pub enum EventKind {
         /// The identity.
         address: Address,
     },
+    /// A `sip:` identity of the account got digest credentials for the registrar
+    /// (replacing any it had). The HA1 values are password-equivalent for the realm:
+    /// they are stored (the registrar needs them after a restart) but never serialized,
+    /// so no JSON view (feed, NATS, audit, timelines) shows them; the view lists the
+    /// algorithms instead (see [`crate::json::event_json`]).
+    SipCredentialSet {
+        /// The account.
+        account: AccountId,
+        /// The identity.
+        address: Address,
+        /// The digest realm.
+        realm: String,
+        /// HA1 for MD5 (never serialized).
+        #[serde(skip_serializing)]
+        ha1_md5: String,
+        /// HA1 for SHA-256 (never serialized).
+        #[serde(skip_serializing)]
+        ha1_sha256: String,
+    },
+    /// An identity's SIP digest credentials were removed (the identity stays linked).
+    SipCredentialCleared {
+        /// The account.
+        account: AccountId,
+        /// The identity.
+        address: Address,
+    },
     /// The display name changed.
     DisplayNameChanged {
         /// The account.
@@ -652,6 +678,8 @@ impl EventKind {
             E::AccountCreated { account, .. }
             | E::IdentityLinked { account, .. }
             | E::IdentityUnlinked { account, .. }
+            | E::SipCredentialSet { account, .. }
+            | E::SipCredentialCleared { account, .. }
             | E::DisplayNameChanged { account, .. }
             | E::AccountEnabled { account }
             | E::AccountDisabled { account }
@@ -714,6 +742,8 @@ impl EventKind {
             E::AccountCreated { .. } => "account_create",
             E::IdentityLinked { .. } => "identity_link",
             E::IdentityUnlinked { .. } => "identity_unlink",
+            E::SipCredentialSet { .. } => "sip_credential_set",
+            E::SipCredentialCleared { .. } => "sip_credential_clear",
             E::DisplayNameChanged { .. } => "display_name_change",
             E::AccountEnabled { .. } => "account_enable",
             E::AccountDisabled { .. } => "account_disable",

@@ -10,10 +10,11 @@
 use chrono::Duration;
 
 use crate::event::{AutobanKey, Event, EventKind, InvalidationReason};
-use crate::ids::{AccountId, Principal, RoomName};
+use crate::ids::{AccountId, Address, Principal, RoomName};
 use crate::model::{BanScope, Role};
 use crate::state::{
-    AddressBan, Ban, Gate, Invitation, InvitationState, Knock, Member, Presence, Room, State,
+    AddressBan, Ban, Gate, Invitation, InvitationState, Knock, Member, Presence, Room,
+    SipCredential, State,
 };
 
 /// Apply `event` to `state`.
@@ -46,6 +47,14 @@ pub fn evolve(state: &mut State, event: &Event) {
                     }
                 }
             }
+            // A credential belongs to the link it was set on, never to a new owner.
+            if state
+                .sip_credentials
+                .get(address)
+                .is_some_and(|c| &c.account != account)
+            {
+                state.sip_credentials.remove(address);
+            }
             if let Some(acc) = state.accounts.get_mut(account) {
                 acc.identities.insert(address.clone());
             }
@@ -56,9 +65,39 @@ pub fn evolve(state: &mut State, event: &Event) {
         E::IdentityUnlinked { account, address } => {
             if state.identities.get(address) == Some(account) {
                 state.identities.remove(address);
+                state.sip_credentials.remove(address);
             }
             if let Some(acc) = state.accounts.get_mut(account) {
                 acc.identities.remove(address);
+            }
+        }
+        E::SipCredentialSet {
+            account,
+            address,
+            realm,
+            ha1_md5,
+            ha1_sha256,
+        } => {
+            // Only on a live link (decide links first, in the same batch).
+            if state.identities.get(address) == Some(account) {
+                state.sip_credentials.insert(
+                    address.clone(),
+                    SipCredential {
+                        account: account.clone(),
+                        realm: realm.clone(),
+                        ha1_md5: ha1_md5.clone(),
+                        ha1_sha256: ha1_sha256.clone(),
+                    },
+                );
+            }
+        }
+        E::SipCredentialCleared { account, address } => {
+            if state
+                .sip_credentials
+                .get(address)
+                .is_some_and(|c| &c.account == account)
+            {
+                state.sip_credentials.remove(address);
             }
         }
         E::DisplayNameChanged {
@@ -534,6 +573,16 @@ pub fn evolve(state: &mut State, event: &Event) {
                 Principal::Account(a) => Some(a.clone()),
                 Principal::Address(addr) => state.identities.get(addr).cloned(),
             };
+            // Erasure also ends the person's SIP credentials (their journaled HA1
+            // values are payload, not purgeable content: see docs/api.md).
+            let erased: Vec<Address> = account
+                .as_ref()
+                .and_then(|a| state.accounts.get(a))
+                .map(|acc| acc.identities.iter().cloned().collect())
+                .unwrap_or_default();
+            for addr in &erased {
+                state.sip_credentials.remove(addr);
+            }
             if let Some(acc) = account.and_then(|a| state.accounts.get_mut(&a)) {
                 acc.display_name = None;
             }

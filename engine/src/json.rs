@@ -4,18 +4,26 @@
 use chrono::SecondsFormat;
 use serde_json::{json, Value};
 
-use crate::event::Event;
+use crate::event::{Event, EventKind};
+use crate::sip_digest::ALGORITHMS;
 
 /// `{"type", "at", "actor", "stream", "data"}`: `type` is the stable event type name,
 /// `at` is RFC 3339 UTC with microseconds, `data` the event's own fields.
 ///
 /// Password hashes are never shown (a stolen argon2 hash can be attacked offline): a
 /// field that holds one reads `"[redacted]"` when set and `null` when cleared, so the
-/// view still says that a password was set, changed or removed.
+/// view still says that a password was set, changed or removed. SIP digest HA1 values
+/// (password-equivalent) are not even redacted: `sip_credential_set` reads
+/// `{account, address, realm, algorithms: ["MD5", "SHA-256"]}`.
 pub fn event_json(e: &Event) -> Value {
     let mut data = serde_json::to_value(&e.kind)
         .unwrap_or_else(|err| json!({ "unrepresentable": err.to_string() }));
     redact_password_hashes(&mut data);
+    if let (EventKind::SipCredentialSet { .. }, Value::Object(map)) = (&e.kind, &mut data) {
+        // The HA1 values are never serialized; say which ones the credential holds.
+        let algorithms = ALGORITHMS.iter().map(|a| a.as_str()).collect::<Vec<_>>();
+        map.insert("algorithms".to_owned(), json!(algorithms));
+    }
     json!({
         "type": e.type_name(),
         "at": e.at.to_rfc3339_opts(SecondsFormat::Micros, true),
@@ -55,7 +63,7 @@ fn redact_password_hashes(v: &mut Value) {
 #[cfg(test)]
 mod tests {
     use super::event_json;
-    use crate::testing::{sample_events, SampleParams};
+    use crate::testing::{sample_events, SampleParams, SAMPLE_HA1_MD5, SAMPLE_HA1_SHA256};
 
     #[test]
     fn no_view_of_any_event_shows_a_password_hash() {
@@ -64,6 +72,25 @@ mod tests {
             // The sample hashes are `fake$...`.
             assert!(!text.contains("fake$"), "{text}");
         }
+    }
+
+    #[test]
+    fn no_view_of_a_sip_credential_shows_its_ha1_values() {
+        // Given the sample sip_credential_set, when it is shown as JSON,
+        let view = sample_events(&SampleParams::default())
+            .into_iter()
+            .find(|e| e.type_name() == "sip_credential_set")
+            .map(|e| event_json(&e))
+            .unwrap();
+        // then neither hash appears, and the view says which algorithms it holds.
+        let text = view.to_string();
+        assert!(!text.contains(SAMPLE_HA1_MD5), "{text}");
+        assert!(!text.contains(SAMPLE_HA1_SHA256), "{text}");
+        assert_eq!(
+            view["data"],
+            serde_json::json!({"account": "alice", "address": "sip:alice@example.org",
+                               "realm": "example.org", "algorithms": ["MD5", "SHA-256"]})
+        );
     }
 
     #[test]

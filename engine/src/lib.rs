@@ -28,6 +28,7 @@ pub mod protocol;
 pub mod rejection;
 pub mod retention;
 pub mod service;
+pub mod sip_digest;
 pub mod state;
 pub mod testing;
 pub mod text;
@@ -53,5 +54,5 @@ pub use protocol::{
 };
 pub use rejection::{Rejected, Rejection};
 pub use retention::PurgeScope;
-pub use state::State;
+pub use state::{SipCredential, State};
 pub use tick::{next_deadline, tick};

@@ -83,6 +83,22 @@ pub struct Account {
     pub rendezvous: Option<RoomName>,
 }
 
+/// The SIP digest credentials of one `sip:` identity (what the registrar checks a
+/// REGISTER against). Kept only while the identity is linked to `account`: unlinking it,
+/// linking it elsewhere or erasing the person removes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SipCredential {
+    /// The account the identity is linked to (whether it is enabled is the account's
+    /// `enabled` flag, read through [`State::accounts`]).
+    pub account: AccountId,
+    /// The digest realm the HA1 values were computed for.
+    pub realm: String,
+    /// `MD5(user:realm:password)`, lowercase hex.
+    pub ha1_md5: String,
+    /// `SHA-256(user:realm:password)`, lowercase hex.
+    pub ha1_sha256: String,
+}
+
 /// Whether a medium is open, closed by its owner, or closed by a moderator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -308,6 +324,8 @@ pub struct State {
     pub failures: BTreeMap<AutobanKey, Vec<DateTime<Utc>>>,
     /// Total sessions on the server (kept by `evolve`, checked against `max_users`).
     pub online: u64,
+    /// SIP digest credentials by `sip:` identity (each one linked to its account).
+    pub sip_credentials: BTreeMap<Address, SipCredential>,
 }
 
 impl State {
@@ -495,6 +513,25 @@ impl State {
             || r.lobby
                 .get(&p)
                 .is_some_and(|k| &k.session == session && &k.address == identity)
+    }
+
+    /// The SIP digest credentials of an identity, if an operator set some. The
+    /// registrar also refuses a REGISTER when the account is disabled
+    /// (`accounts[&cred.account].enabled`).
+    pub fn sip_credential(&self, address: &Address) -> Option<&SipCredential> {
+        self.sip_credentials.get(address)
+    }
+
+    /// The `sip:` identities of an account that have digest credentials.
+    pub fn sip_credentials_of<'a>(
+        &'a self,
+        account: &'a AccountId,
+    ) -> impl Iterator<Item = (&'a Address, &'a SipCredential)> + 'a {
+        self.accounts
+            .get(account)
+            .into_iter()
+            .flat_map(|acc| acc.identities.iter())
+            .filter_map(|a| self.sip_credentials.get(a).map(|c| (a, c)))
     }
 
     /// Rooms with at least one member (Kamailio `active_rooms` statistic).

@@ -112,7 +112,7 @@ impl PasswordVerifier for FakeVerifier {
 }
 
 /// Number of [`EventKind`] variants; [`variant_index`] is exhaustive over them.
-pub const EVENT_KIND_COUNT: usize = 46;
+pub const EVENT_KIND_COUNT: usize = 48;
 
 /// A dense index per variant, so tests can check that samples cover every kind (adding
 /// a variant breaks the exhaustive match here, which is the point).
@@ -165,8 +165,17 @@ pub fn variant_index(kind: &EventKind) -> usize {
         E::SessionRenewed { .. } => 43,
         E::AddressBanned { .. } => 44,
         E::AddressUnbanned { .. } => 45,
+        E::SipCredentialSet { .. } => 46,
+        E::SipCredentialCleared { .. } => 47,
     }
 }
+
+/// The MD5 HA1 of the sample `sip_credential_set` (any lowercase hex of the right
+/// length): tests look for it in views that must not show it.
+pub const SAMPLE_HA1_MD5: &str = "1f0f4bc0e5d1c5d2a8f0b5bd2e3c5f5e";
+/// The SHA-256 HA1 of the sample `sip_credential_set`.
+pub const SAMPLE_HA1_SHA256: &str =
+    "6b0c9c7c5bd3b9a1e0b7e3d8a9f3c1d2e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9";
 
 /// Inputs that vary the samples (property tests feed random ones).
 #[derive(Debug, Clone)]
@@ -504,6 +513,17 @@ pub fn sample_events(p: &SampleParams) -> Vec<Event> {
             id: "b3".into(),
             remote: "h:abcd".into(),
             expired: p.flag,
+        },
+        E::SipCredentialSet {
+            account: p.account.clone(),
+            address: p.address.clone(),
+            realm: "example.org".into(),
+            ha1_md5: SAMPLE_HA1_MD5.into(),
+            ha1_sha256: SAMPLE_HA1_SHA256.into(),
+        },
+        E::SipCredentialCleared {
+            account: p.account.clone(),
+            address: p.address.clone(),
         },
     ];
     let actors = [

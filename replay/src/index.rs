@@ -258,6 +258,8 @@ fn partial_clone(full: &State, room: &RoomName) -> State {
         // Failure counts only feed autoban decisions, never a room's state.
         failures: Default::default(),
         online: full.online,
+        // Credentials never change a room's state.
+        sip_credentials: Default::default(),
     }
 }
 

@@ -129,6 +129,20 @@ pub fn describe(e: &Event, had_content: bool) -> (Option<String>, String) {
             who(address),
             format!("{address} unlinked from account {account}"),
         ),
+        // The HA1 values are never shown (they are password-equivalent).
+        E::SipCredentialSet {
+            account,
+            address,
+            realm,
+            ..
+        } => (
+            who(address),
+            format!("SIP credentials of {address} ({account}) set for realm {realm}"),
+        ),
+        E::SipCredentialCleared { account, address } => (
+            who(address),
+            format!("SIP credentials of {address} ({account}) cleared"),
+        ),
         E::DisplayNameChanged {
             account,
             display_name,

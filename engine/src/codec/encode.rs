@@ -41,7 +41,22 @@ pub(super) fn payload(
         | E::ContactsOpened { account } => put!(v1::AccountRef {
             account: s(account),
         }),
-        E::IdentityLinked { account, address } | E::IdentityUnlinked { account, address } => {
+        E::SipCredentialSet {
+            account,
+            address,
+            realm,
+            ha1_md5,
+            ha1_sha256,
+        } => put!(v1::SipCredentialSet {
+            account: s(account),
+            address: s(address),
+            realm: realm.clone(),
+            ha1_md5: ha1_md5.clone(),
+            ha1_sha256: ha1_sha256.clone(),
+        }),
+        E::IdentityLinked { account, address }
+        | E::IdentityUnlinked { account, address }
+        | E::SipCredentialCleared { account, address } => {
             put!(v1::AccountIdentity {
                 account: s(account),
                 address: s(address),

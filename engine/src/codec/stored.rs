@@ -599,6 +599,22 @@ pub mod v1 {
         /// By expiry.
         pub expired: bool,
     }
+
+    /// `sip_credential_set` (added after release 1; first version). `sip_credential_clear`
+    /// is an [`AccountIdentity`].
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct SipCredentialSet {
+        /// Account id.
+        pub account: String,
+        /// The `sip:` identity.
+        pub address: String,
+        /// Digest realm.
+        pub realm: String,
+        /// HA1 for MD5, lowercase hex.
+        pub ha1_md5: String,
+        /// HA1 for SHA-256, lowercase hex.
+        pub ha1_sha256: String,
+    }
 }
 
 /// Schema version 2: `peer_kick` gained a reason; `autoban` says whether it ended the

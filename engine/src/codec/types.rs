@@ -470,6 +470,24 @@ pub static TYPES: &[TypeSpec] = &[
             },
         ))
     }),
+    row("sip_credential_set", 1, |r| {
+        let (env, p): (_, v1::SipCredentialSet) = r.read()?;
+        Ok((
+            env,
+            EventKind::SipCredentialSet {
+                account: acc_in(p.account),
+                address: addr_in(&p.address)?,
+                realm: p.realm,
+                ha1_md5: p.ha1_md5,
+                ha1_sha256: p.ha1_sha256,
+            },
+        ))
+    }),
+    row("sip_credential_clear", 1, |r| {
+        let (env, p): (_, v1::AccountIdentity) = r.read()?;
+        let (account, address) = (acc_in(p.account), addr_in(&p.address)?);
+        Ok((env, EventKind::SipCredentialCleared { account, address }))
+    }),
 ];
 
 /// The row of a type name, if this build knows it (a hash lookup: decode is on the

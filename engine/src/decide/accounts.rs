@@ -4,9 +4,10 @@
 use super::{Cx, Decision};
 use crate::command::Command;
 use crate::event::EventKind;
-use crate::ids::{check_display_name as display_name_rule, AccountId, Principal};
+use crate::ids::{check_display_name as display_name_rule, AccountId, Address, Principal, Scheme};
 use crate::model::{Role, RoomConfig};
 use crate::rejection::Rejection;
+use crate::sip_digest::{self, DigestAlgorithm};
 use crate::state::Account;
 
 pub(super) fn decide(cx: &Cx<'_>, cmd: &Command) -> Decision {
@@ -46,6 +47,56 @@ pub(super) fn decide(cx: &Cx<'_>, cmd: &Command) -> Decision {
                 return Err(Rejection::IdentityNotLinked.into());
             }
             Ok(vec![cx.event(EventKind::IdentityUnlinked {
+                account: account.clone(),
+                address: address.clone(),
+            })])
+        }
+        C::SetSipCredential {
+            account,
+            address,
+            realm,
+            ha1_md5,
+            ha1_sha256,
+        } => {
+            cx.require_operator()?;
+            existing(cx, account)?;
+            check_sip_credential(address, realm, ha1_md5, ha1_sha256)?;
+            let mut events = Vec::new();
+            match st.identities.get(address) {
+                Some(a) if a == account => {}
+                Some(a) => return Err(Rejection::IdentityAlreadyLinked(a.clone()).into()),
+                None => events.push(cx.event(EventKind::IdentityLinked {
+                    account: account.clone(),
+                    address: address.clone(),
+                })),
+            }
+            let same = st.sip_credential(address).is_some_and(|c| {
+                &c.account == account
+                    && &c.realm == realm
+                    && &c.ha1_md5 == ha1_md5
+                    && &c.ha1_sha256 == ha1_sha256
+            });
+            if !same {
+                events.push(cx.event(EventKind::SipCredentialSet {
+                    account: account.clone(),
+                    address: address.clone(),
+                    realm: realm.clone(),
+                    ha1_md5: ha1_md5.clone(),
+                    ha1_sha256: ha1_sha256.clone(),
+                }));
+            }
+            Ok(events)
+        }
+        C::ClearSipCredential { account, address } => {
+            cx.require_operator()?;
+            existing(cx, account)?;
+            if st.identities.get(address) != Some(account) {
+                return Err(Rejection::IdentityNotLinked.into());
+            }
+            if st.sip_credential(address).is_none() {
+                return Ok(vec![]);
+            }
+            Ok(vec![cx.event(EventKind::SipCredentialCleared {
                 account: account.clone(),
                 address: address.clone(),
             })])
@@ -194,6 +245,36 @@ fn holder_or_operator<'a>(cx: &Cx<'a>, account: &AccountId) -> Result<&'a Accoun
         }
         _ => Err(Rejection::NotOwner),
     }
+}
+
+/// A SIP credential is for a `sip:` identity, in a realm a challenge can carry, with
+/// HA1 values the registrar can compare against (lowercase hex of the right length).
+fn check_sip_credential(
+    address: &Address,
+    realm: &str,
+    ha1_md5: &str,
+    ha1_sha256: &str,
+) -> Result<(), Rejection> {
+    let invalid = |field: &'static str, reason: &str| Rejection::InvalidInput {
+        field,
+        reason: reason.to_owned(),
+    };
+    if address.scheme() != Scheme::Sip {
+        return Err(invalid(
+            "address",
+            "SIP credentials are for sip: identities",
+        ));
+    }
+    if let Some(problem) = sip_digest::realm_problem(realm) {
+        return Err(invalid("realm", problem));
+    }
+    if !sip_digest::is_ha1(DigestAlgorithm::Md5, ha1_md5) {
+        return Err(invalid("ha1_md5", "not 32 lowercase hex digits"));
+    }
+    if !sip_digest::is_ha1(DigestAlgorithm::Sha256, ha1_sha256) {
+        return Err(invalid("ha1_sha256", "not 64 lowercase hex digits"));
+    }
+    Ok(())
 }
 
 /// A display name is free text on one line (spaces allowed, as in Jami), not a user

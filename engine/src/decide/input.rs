@@ -163,7 +163,22 @@ fn fields(cmd: &Command) -> Vec<(&'static str, Field<'_>)> {
                 out.push(("display_name", F::Text(n, TextKind::Name)));
             }
         }
-        C::LinkIdentity { account, address } | C::UnlinkIdentity { account, address } => {
+        C::SetSipCredential {
+            account,
+            address,
+            realm,
+            ha1_md5,
+            ha1_sha256,
+        } => {
+            out.push(("account", F::Account(account)));
+            out.push(("address", F::Address(address)));
+            out.push(("realm", F::Text(realm, TextKind::Name)));
+            out.push(("ha1_md5", F::Hash(ha1_md5)));
+            out.push(("ha1_sha256", F::Hash(ha1_sha256)));
+        }
+        C::LinkIdentity { account, address }
+        | C::UnlinkIdentity { account, address }
+        | C::ClearSipCredential { account, address } => {
             out.push(("account", F::Account(account)));
             out.push(("address", F::Address(address)));
         }

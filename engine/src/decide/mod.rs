@@ -94,6 +94,8 @@ fn dispatch(cx: &Cx<'_>, cmd: &Command) -> Decision {
         C::CreateAccount { .. }
         | C::LinkIdentity { .. }
         | C::UnlinkIdentity { .. }
+        | C::SetSipCredential { .. }
+        | C::ClearSipCredential { .. }
         | C::SetDisplayName { .. }
         | C::EnableAccount { .. }
         | C::DisableAccount { .. }

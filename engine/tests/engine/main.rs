@@ -19,4 +19,5 @@ mod retention;
 mod rights;
 mod roles;
 mod rooms;
+mod sip_credentials;
 mod text;

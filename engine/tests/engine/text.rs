@@ -330,10 +330,29 @@ fn slots(cmd: &mut Command) -> (usize, Slots<'_>) {
             s.push(("address", Line, Slot::Text(address)));
             51
         }
+        C::SetSipCredential {
+            account,
+            address,
+            realm,
+            ha1_md5,
+            ha1_sha256,
+        } => {
+            s.push(("account", Name, Slot::Account(account)));
+            s.push(("address", Name, Slot::Address(address)));
+            s.push(("realm", Name, Slot::Text(realm)));
+            s.push(("ha1_md5", Name, Slot::Text(ha1_md5)));
+            s.push(("ha1_sha256", Name, Slot::Text(ha1_sha256)));
+            52
+        }
+        C::ClearSipCredential { account, address } => {
+            s.push(("account", Name, Slot::Account(account)));
+            s.push(("address", Name, Slot::Address(address)));
+            53
+        }
     };
     (index, s)
 }
-const COMMANDS: usize = 52;
+const COMMANDS: usize = 54;
 
 fn room_only<'a>(room: &'a mut RoomName, s: &mut Slots<'a>, index: usize) -> usize {
     s.push(("room", TextKind::Name, Slot::Room(room)));
@@ -581,6 +600,17 @@ fn samples() -> Vec<Command> {
             before: None,
             records: 1,
             up_to_seq: 1,
+        },
+        C::SetSipCredential {
+            account: aid("alice"),
+            address: sip("alice"),
+            realm: "example.org".into(),
+            ha1_md5: "0".repeat(32),
+            ha1_sha256: "0".repeat(64),
+        },
+        C::ClearSipCredential {
+            account: aid("alice"),
+            address: sip("alice"),
         },
         // The other shapes of the enums inside commands.
         C::LiftAutoban {

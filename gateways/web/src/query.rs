@@ -186,7 +186,7 @@ pub async fn list_autobans(app: App, ctx: Ctx) -> ApiResult<Json<Value>> {
 pub async fn list_accounts(app: App, ctx: Ctx) -> ApiResult<Json<Value>> {
     require_admin(&ctx)?;
     Ok(Json(app.engine.read(|st| {
-        json!({ "accounts": st.accounts.iter().map(|(id, a)| views::account(id.as_str(), a)).collect::<Vec<_>>() })
+        json!({ "accounts": st.accounts.iter().map(|(id, a)| views::account(id.as_str(), a, st)).collect::<Vec<_>>() })
     })))
 }
 
@@ -194,12 +194,12 @@ fn with_account(
     app: &App,
     ctx: &Ctx,
     account: &str,
-    f: impl FnOnce(&str, &conclave_engine::state::Account) -> Value,
+    f: impl FnOnce(&str, &conclave_engine::state::Account, &State) -> Value,
 ) -> ApiResult<Json<Value>> {
     require_admin(ctx)?;
     let id = parse_account(account)?;
     app.engine.read(|st| match st.accounts.get(&id) {
-        Some(a) => Ok(Json(f(id.as_str(), a))),
+        Some(a) => Ok(Json(f(id.as_str(), a, st))),
         None => Err(ApiError::new(
             axum::http::StatusCode::NOT_FOUND,
             "account.not_found",
@@ -221,7 +221,7 @@ pub async fn list_contacts(
     ctx: Ctx,
     PathParams(account): PathParams<String>,
 ) -> ApiResult<Json<Value>> {
-    with_account(&app, &ctx, &account, |id, a| {
+    with_account(&app, &ctx, &account, |id, a, _| {
         json!({
             "account": id,
             "contacts_restricted": a.contacts_restricted,
@@ -239,7 +239,7 @@ pub async fn list_moderators(
         &app,
         &ctx,
         &account,
-        |id, a| json!({ "account": id, "moderators": a.moderators.iter().map(ToString::to_string).collect::<Vec<_>>() }),
+        |id, a, _| json!({ "account": id, "moderators": a.moderators.iter().map(ToString::to_string).collect::<Vec<_>>() }),
     )
 }
 
@@ -252,7 +252,7 @@ pub async fn list_account_bans(
         &app,
         &ctx,
         &account,
-        |id, a| json!({ "account": id, "bans": views::bans(a.bans.iter()) }),
+        |id, a, _| json!({ "account": id, "bans": views::bans(a.bans.iter()) }),
     )
 }
 

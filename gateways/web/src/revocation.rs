@@ -56,7 +56,11 @@ pub(crate) fn reach(kind: &EventKind) -> Reach {
         | E::IdentityUnlinked { .. }
         | E::IdentityLinked { .. }
         | E::AccountDisabled { .. } => Reach::Everywhere,
+        // A SIP credential grants no web right (the registrar checks it at each
+        // REGISTER).
         E::AccountCreated { .. }
+        | E::SipCredentialSet { .. }
+        | E::SipCredentialCleared { .. }
         | E::DisplayNameChanged { .. }
         | E::AccountEnabled { .. }
         | E::ContactAllowed { .. }

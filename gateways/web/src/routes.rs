@@ -255,6 +255,8 @@ pub fn table() -> Vec<Route> {
         route(p.clone(), "/accounts/{account}/disable", post(api::disable_account), "accounts", Admin, "Jami disable-account: its sessions end", None, 200, cmd()),
         route(p.clone(), "/accounts/{account}/identities", post(api::link_identity), "accounts", Admin, "Link an identity to the account", Some(obj(&["address"], vec![("address", r("Address"))])), 200, cmd()),
         route(d.clone(), "/accounts/{account}/identities/{address}", delete(api::unlink_identity), "accounts", Admin, "Unlink an identity", None, 200, cmd()),
+        route(Method::PUT, "/accounts/{account}/sip-credentials", put(api::set_sip_credential), "accounts", Admin, "Set the SIP digest password of a sip: identity (linked to the account if it is not yet): stored as MD5 and SHA-256 HA1 values, never in plaintext; realm defaults to the address's host", Some(obj(&["address", "password"], vec![("address", r("Address")), ("password", s()), ("realm", s())])), 200, cmd()),
+        route(d.clone(), "/accounts/{account}/sip-credentials/{address}", delete(api::clear_sip_credential), "accounts", Admin, "Remove a sip: identity's digest credentials (the identity stays linked)", None, 200, cmd()),
         route(g.clone(), "/accounts/{account}/contacts", get(query::list_contacts), "accounts", Admin, "Allowed contacts (Jami list-contacts)", None, 200, json!({"type": "object", "properties": {"account": s(), "contacts_restricted": b(), "allowed_contacts": {"type": "array", "items": s()}}})),
         route(p.clone(), "/accounts/{account}/contacts", post(api::allow_contact), "accounts", Admin, "Allow a contact (the first turns the restriction on)", Some(obj(&["contact"], vec![("contact", r("Principal"))])), 200, cmd()),
         route(d.clone(), "/accounts/{account}/contacts", delete(api::open_contacts), "accounts", Admin, "Clear the allow-list: anyone may reach the account", None, 200, cmd()),
@@ -795,7 +797,9 @@ fn components() -> Value {
     let account = json!({"type": "object", "properties": {"account": s(), "display_name": nullable(s()), "enabled": b(),
         "identities": {"type": "array", "items": s()}, "contacts_restricted": b(),
         "allowed_contacts": {"type": "array", "items": s()}, "moderators": {"type": "array", "items": s()},
-        "bans": {"type": "array", "items": r("Ban")}, "rendezvous": nullable(s())}});
+        "bans": {"type": "array", "items": r("Ban")}, "rendezvous": nullable(s()),
+        "sip_credentials": {"type": "array", "items": {"type": "object", "properties": {
+            "address": s(), "realm": s(), "algorithms": {"type": "array", "items": s()}}}}}});
     let audit = json!({"type": "object", "properties": {"seq": u(), "at": s(), "stream": s(), "event_type": s(),
         "schema_version": u(), "actor": nullable(s()), "gateway": nullable(s()), "protocol": nullable(s()),
         "remote_addr": nullable(sd("keyed hash (h:...) when IP obfuscation is on")), "correlation_id": nullable(s()),

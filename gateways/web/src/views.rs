@@ -7,6 +7,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use conclave_engine::event::AutobanKey;
 use conclave_engine::model::Role;
 use conclave_engine::service::Outcome;
+use conclave_engine::sip_digest::ALGORITHMS;
 use conclave_engine::state::{Account, AddressBan, Ban, Gate, Invitation, InvitationState, Room};
 use conclave_engine::{json::event_json, Policy, Principal, RoomName, State};
 use serde_json::{json, Map, Value};
@@ -257,7 +258,21 @@ pub fn lobby(r: &Room) -> Value {
     )
 }
 
-pub fn account(id: &str, a: &Account) -> Value {
+/// An account. `sip_credentials` says which of its `sip:` identities the registrar
+/// accepts, with the realm and the algorithms: never the HA1 values.
+pub fn account(id: &str, a: &Account, st: &State) -> Value {
+    let sip: Vec<Value> = a
+        .identities
+        .iter()
+        .filter_map(|addr| st.sip_credential(addr).map(|c| (addr, c)))
+        .map(|(addr, c)| {
+            json!({
+                "address": addr.to_string(),
+                "realm": c.realm,
+                "algorithms": ALGORITHMS.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
     json!({
         "account": id,
         "display_name": a.display_name,
@@ -268,6 +283,7 @@ pub fn account(id: &str, a: &Account) -> Value {
         "moderators": a.moderators.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "bans": bans(a.bans.iter()),
         "rendezvous": a.rendezvous.as_ref().map(RoomName::as_str),
+        "sip_credentials": sip,
     })
 }
 

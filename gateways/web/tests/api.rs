@@ -1415,3 +1415,76 @@ async fn acting_as_a_person_is_journaled_with_who_authorized_it() {
     assert_eq!(create["actor"], "web:alice");
     assert!(create["authorized_by"].is_null());
 }
+
+#[tokio::test]
+async fn sip_credentials_are_set_as_ha1_values_and_never_shown() {
+    use conclave_engine::sip_digest::{ha1, DigestAlgorithm};
+    // Given an account,
+    let t = setup();
+    let a = Some(ADMIN);
+    t.ok(M::POST, "/accounts", a, Some(json!({"account": "alice"})))
+        .await;
+    let body = json!({"address": "sip:alice@example.org", "password": "s3cret-pw"});
+    // anonymous callers and non-sip identities are refused,
+    t.err(
+        M::PUT,
+        "/accounts/alice/sip-credentials",
+        None,
+        Some(body.clone()),
+        401,
+        "auth.required",
+    )
+    .await;
+    t.err(
+        M::PUT,
+        "/accounts/alice/sip-credentials",
+        a,
+        Some(json!({"address": "xmpp:alice@example.org", "password": "x"})),
+        400,
+        "input.invalid",
+    )
+    .await;
+    // when the admin sets a SIP password (realm defaulting to the host),
+    let set = t
+        .ok(M::PUT, "/accounts/alice/sip-credentials", a, Some(body))
+        .await;
+    assert_eq!(
+        set["events"].as_array().map(Vec::len),
+        Some(2),
+        "identity_link then sip_credential_set: {set}"
+    );
+    // then the account lists the identity's realm and algorithms,
+    let acc = t.ok(M::GET, "/accounts/alice", a, None).await;
+    assert_eq!(acc["identities"], json!(["sip:alice@example.org"]));
+    assert_eq!(
+        acc["sip_credentials"],
+        json!([{"address": "sip:alice@example.org", "realm": "example.org",
+                "algorithms": ["MD5", "SHA-256"]}])
+    );
+    // and neither the audit trail nor the account shows the hashes or the password.
+    let audit = t
+        .ok(M::GET, "/audit?type=sip_credential_set", a, None)
+        .await;
+    assert_eq!(
+        audit["entries"].as_array().map(Vec::len),
+        Some(1),
+        "{audit}"
+    );
+    let md5 = ha1(DigestAlgorithm::Md5, "alice", "example.org", "s3cret-pw");
+    let sha = ha1(DigestAlgorithm::Sha256, "alice", "example.org", "s3cret-pw");
+    for text in [audit.to_string(), acc.to_string(), set.to_string()] {
+        assert!(!text.contains(&md5) && !text.contains(&sha), "{text}");
+        assert!(!text.contains("s3cret-pw"), "{text}");
+    }
+    // Clearing keeps the link.
+    t.ok(
+        M::DELETE,
+        "/accounts/alice/sip-credentials/sip:alice@example.org",
+        a,
+        None,
+    )
+    .await;
+    let acc = t.ok(M::GET, "/accounts/alice", a, None).await;
+    assert_eq!(acc["sip_credentials"], json!([]));
+    assert_eq!(acc["identities"], json!(["sip:alice@example.org"]));
+}

@@ -1,5 +1,7 @@
 //! Accounts (Jami): create, enable, identities, contacts, moderators, rendezvous, calls.
 
+use conclave_engine::sip_digest::{self, DigestAlgorithm};
+
 use super::*;
 
 #[derive(Deserialize)]
@@ -115,6 +117,73 @@ pub async fn unlink_identity(
 ) -> ApiResult<Response> {
     let address = parse_address("address", &address)?;
     on_account(app, ctx, account, |account| Command::UnlinkIdentity {
+        account,
+        address,
+    })
+    .await
+}
+
+/// A SIP password to set. No `Debug`: the plaintext must never reach a log.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SipPassword {
+    address: String,
+    password: String,
+    /// Defaults to the host part of the address.
+    realm: Option<String>,
+}
+
+/// Sets the digest credentials of a `sip:` identity (linking it to the account if it is
+/// not yet): the HA1 values for MD5 and SHA-256 are computed here, and the plaintext is
+/// dropped with the request (never journaled, stored or logged).
+pub async fn set_sip_credential(
+    app: App,
+    ctx: Ctx,
+    PathParams(account): PathParams<String>,
+    Body(b): Body<SipPassword>,
+) -> ApiResult<Response> {
+    // Refuse a non-admin before looking at the password at all.
+    require_admin(&ctx)?;
+    let address = parse_address("address", &b.address)?;
+    if address.scheme() != Scheme::Sip {
+        return Err(ApiError::invalid(
+            "address: SIP credentials are for sip: identities",
+        ));
+    }
+    if b.password.is_empty() || b.password.len() > MAX_PASSWORD_LEN {
+        return Err(ApiError::invalid(format!(
+            "password: must be 1..={MAX_PASSWORD_LEN} bytes"
+        )));
+    }
+    let realm = match (b.realm, address.domain()) {
+        (Some(r), _) => r,
+        (None, Some(host)) => host.to_owned(),
+        (None, None) => {
+            return Err(ApiError::invalid(
+                "realm: the address has no host part to default to; give one",
+            ))
+        }
+    };
+    let user = address.local().to_owned();
+    let ha1_md5 = sip_digest::ha1(DigestAlgorithm::Md5, &user, &realm, &b.password);
+    let ha1_sha256 = sip_digest::ha1(DigestAlgorithm::Sha256, &user, &realm, &b.password);
+    on_account(app, ctx, account, |account| Command::SetSipCredential {
+        account,
+        address,
+        realm,
+        ha1_md5,
+        ha1_sha256,
+    })
+    .await
+}
+
+pub async fn clear_sip_credential(
+    app: App,
+    ctx: Ctx,
+    PathParams((account, address)): PathParams<(String, String)>,
+) -> ApiResult<Response> {
+    let address = parse_address("address", &address)?;
+    on_account(app, ctx, account, |account| Command::ClearSipCredential {
         account,
         address,
     })
