@@ -310,6 +310,12 @@ impl Client {
                 .delete(&url)
                 .header("Authorization", &auth)
                 .call(),
+            ("PUT", body) => self
+                .agent
+                .put(&url)
+                .header("Authorization", &auth)
+                .content_type("application/json")
+                .send(body.unwrap_or_else(|| json!({})).to_string()),
             (_, body) => self
                 .agent
                 .post(&url)

@@ -82,6 +82,10 @@ struct File {
     policy: PolicyKeys,
     #[serde(default)]
     nats: crate::nats_cmd::NatsFile,
+    #[serde(default)]
+    sip: crate::sip_cmd::SipFile,
+    #[serde(default)]
+    media: crate::sip_cmd::MediaFile,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -282,6 +286,8 @@ pub struct ServeArgs {
     pub policy: PolicyKeys,
     #[command(flatten)]
     pub nats: crate::nats_cmd::NatsFlags,
+    #[command(flatten)]
+    pub sip: crate::sip_cmd::SipFlags,
 }
 
 /// The merged configuration.
@@ -305,6 +311,8 @@ pub struct Config {
     pub ip_key: Option<[u8; 32]>,
     /// The NATS gateway, if a URL is configured (see docs/nats.md).
     pub nats: Option<conclave_gateway_nats::NatsConfig>,
+    /// The SIP gateway and media node, unless turned off (see `sip_cmd`).
+    pub sip: Option<crate::sip_cmd::SipSettings>,
 }
 
 /// Where the web listener's TLS certificate comes from.
@@ -607,6 +615,7 @@ impl Config {
             PathBuf::from("./data"),
         );
         let nats = args.nats.resolve(&file.nats, &data_dir);
+        let sip = args.sip.resolve(&file.sip, &file.media)?;
         let web = WebConfig::load(args, &file.web)?;
         Ok(Config {
             data_dir,
@@ -646,6 +655,7 @@ impl Config {
             server_password,
             ip_key,
             nats,
+            sip,
         })
     }
 }

@@ -5,6 +5,7 @@ mod config;
 mod nats_cmd;
 mod replay_cmd;
 mod serve;
+mod sip_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

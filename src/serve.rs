@@ -13,7 +13,7 @@ use conclave_gateway_web::{
 };
 use conclave_journal::JournalConfig;
 
-use crate::config::{Config, ServeArgs, TlsSource, WebConfig};
+use crate::config::{Config, ServeArgs, TlsSource};
 
 /// Runs the server; returns once it has shut down cleanly.
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -82,15 +82,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .thread_name("conclave-rt")
         .build()
         .context("starting the async runtime")?;
-    let served = runtime.block_on(serve(
-        engine.clone(),
-        admin_token,
-        config.web_listen,
-        config.rates,
-        &config.web,
-        tls,
-        config.nats.clone(),
-    ));
+    let served = runtime.block_on(serve(engine.clone(), admin_token, &config, tls));
     // Finish in-flight commands and write a checkpoint, whatever happened above.
     engine.shutdown();
     tracing::info!(head = engine.head(), "stopped");
@@ -100,12 +92,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 async fn serve(
     engine: Engine,
     admin_token: String,
-    listen: std::net::SocketAddr,
-    rates: conclave_gateway_web::RateSettings,
-    web: &WebConfig,
+    config: &Config,
     tls: Option<TlsConfig>,
-    nats: Option<conclave_gateway_nats::NatsConfig>,
 ) -> anyhow::Result<()> {
+    let (listen, rates, web) = (config.web_listen, config.rates, &config.web);
+    let (nats, sip) = (config.nats.clone(), config.sip.clone());
     // Signal handlers first: from the moment the listener answers, SIGTERM is a graceful
     // stop (a handler registered only when the shutdown future was first polled left a
     // moment where SIGTERM killed the process outright).
@@ -132,6 +123,10 @@ async fn serve(
     if let Some((_, source)) = &nats {
         sources.push(source.clone());
     }
+    let sip = crate::sip_cmd::start_gateway(engine.clone(), sip).await?;
+    if let Some((_, _, source)) = &sip {
+        sources.push(source.clone());
+    }
     // Web sessions survive a restart with their signed tokens; one whose client is gone
     // ends when its lease runs out.
     let router = web.cors.apply(router_with_options(
@@ -146,7 +141,7 @@ async fn serve(
         max_connections = web.max_connections,
         trusted_proxies = web.trusted_proxies.nets.len(),
         cors = web.cors.enabled(),
-        "REST API listening (SIP gateway not started: a later issue)"
+        "REST API listening"
     );
     println!("conclave: REST API on {scheme}://{local}");
     let _ = std::io::stdout().flush();
@@ -154,6 +149,10 @@ async fn serve(
         .serve(listener, router, shutdown)
         .await
         .context("serving the REST API");
+    if let Some((server, media, _)) = sip {
+        server.shutdown().await;
+        media.shutdown().await;
+    }
     // Let the outbox catch up briefly, then store its cursor.
     if let Some((handle, _)) = nats {
         handle.shutdown().await;

@@ -180,6 +180,11 @@ fn validate(c: &MediaConfig) -> Result<(), MediaError> {
 }
 
 impl MediaNode {
+    /// The address written into SDP for this node's legs.
+    pub fn announce(&self) -> IpAddr {
+        self.inner.config.announce
+    }
+
     /// Validates the configuration, loads the hold music and starts the mixer thread.
     pub async fn start(config: MediaConfig) -> Result<MediaNode, MediaError> {
         validate(&config)?;

@@ -2,6 +2,7 @@
 data directory, ready once /about/health answers (polled, no fixed sleeps)."""
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -46,15 +47,19 @@ class Server:
     """One `conclave serve` process; can be stopped and started again on the same data."""
 
     def __init__(self, binary: str, data_dir: Path, log_dir: Path, sync: str = "always",
-                 env: dict | None = None):
+                 env: dict | None = None, args: list | None = None):
         self.binary = binary
         self.data_dir = data_dir
         self.log_dir = log_dir
         self.sync = sync
         # Extra environment for the server process (the power-cut shim uses it).
         self.env = env or {}
+        # Extra `serve` flags (the SIP tests open registration, for example).
+        self.args = list(args or [])
         self.proc = None
         self.port = None
+        # The SIP gateway's port (UDP and TCP) and the media node's RTP port range.
+        self.sip_port = None
         self.starts = 0
 
     @property
@@ -71,6 +76,8 @@ class Server:
     def start(self, timeout: float = 60.0) -> None:
         for _attempt in range(5):
             self.port = free_port()
+            self.sip_port = free_port()
+            media_lo = random.randrange(20000, 60000, 2)
             self.starts += 1
             out = open(self.log_dir / f"server-{self.starts}.out", "w")
             err = open(self.log_dir / f"server-{self.starts}.err", "w")
@@ -79,13 +86,15 @@ class Server:
             env.update(self.env)
             self.proc = subprocess.Popen(
                 [self.binary, "serve", "--data-dir", str(self.data_dir),
-                 "--web-listen", f"127.0.0.1:{self.port}", "--journal-sync", self.sync],
+                 "--web-listen", f"127.0.0.1:{self.port}", "--journal-sync", self.sync,
+                 "--sip-listen", f"127.0.0.1:{self.sip_port}",
+                 "--media-ports", f"{media_lo}-{media_lo + 399}", *self.args],
                 stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env,
             )
             if self._wait_ready(timeout):
                 return
             self.stop()
-            if "binding the REST API" not in self.stderr():
+            if "binding the REST API" not in self.stderr() and "binding SIP" not in self.stderr():
                 break
         raise RuntimeError(f"conclave did not become ready:\n{self.stderr()}")
 

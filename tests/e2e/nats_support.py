@@ -137,7 +137,7 @@ class Conclave:
              "--web-listen", f"127.0.0.1:{self.port}",
              "--nats-url", self.nats_url, "--nats-server-id", "e2e",
              "--nats-service-name", "e2e-bot", "--nats-service-token", TOKEN,
-             "--nats-service-may-act-as", "true", *self.extra_args],
+             "--nats-service-may-act-as", "true", "--sip-enabled", "false", *self.extra_args],
             stdout=subprocess.DEVNULL, stderr=err, stdin=subprocess.DEVNULL,
             env={**self.env(), "CONCLAVE_LOG": "info"})
         deadline = time.monotonic() + timeout

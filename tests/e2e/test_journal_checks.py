@@ -66,7 +66,7 @@ def serve_expecting_refusal(binary: str, data: Path, logs: Path, name: str,
     with open(out, "w") as o, open(err, "w") as e:
         proc = subprocess.Popen(
             [binary, "serve", "--data-dir", str(data), "--web-listen",
-             f"127.0.0.1:{free_port()}"],
+             f"127.0.0.1:{free_port()}", "--sip-enabled", "false"],
             stdout=o, stderr=e, stdin=subprocess.DEVNULL, env=env)
         try:
             rc = proc.wait(timeout=timeout)

@@ -420,7 +420,8 @@ def test_a_bad_key_stops_the_start_with_a_message(conclave_bin, tmp_path):
     logs.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONCLAVE_")}
     r = subprocess.run([conclave_bin, "serve", "--data-dir", str(tmp_path / "data"), "--web-listen",
-                        "127.0.0.1:0", "--tls-cert", str(cert), "--tls-key", str(key)],
+                        "127.0.0.1:0", "--tls-cert", str(cert), "--tls-key", str(key),
+                        "--sip-enabled", "false"],
                        capture_output=True, text=True, timeout=60, env=env, stdin=subprocess.DEVNULL)
     assert r.returncode != 0
     assert "tls_cert" in r.stderr and "server.crt" in r.stderr, r.stderr

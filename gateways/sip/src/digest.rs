@@ -230,10 +230,23 @@ impl Challenger {
     /// §2.4), sharing one fresh nonce; `stale=true` when the previous nonce had only
     /// expired.
     pub fn challenge(&self, realm: &str, now_unix: u64, stale: bool) -> Vec<String> {
+        self.challenge_with(realm, now_unix, stale, &[Algorithm::Sha256, Algorithm::Md5])
+    }
+
+    /// [`Challenger::challenge`] offering `algorithms` in that order (one header each,
+    /// one shared nonce): a UA that reads only the first challenge (SIPp 3.6, old
+    /// phones) needs the one it speaks first.
+    pub fn challenge_with(
+        &self,
+        realm: &str,
+        now_unix: u64,
+        stale: bool,
+        algorithms: &[Algorithm],
+    ) -> Vec<String> {
         let counter = self.counter.fetch_add(1, Ordering::Relaxed);
         let nonce = self.nonce(realm, now_unix, counter);
         let stale = if stale { ", stale=true" } else { "" };
-        [Algorithm::Sha256, Algorithm::Md5]
+        algorithms
             .iter()
             .map(|a| {
                 format!(
@@ -254,6 +267,28 @@ impl Challenger {
         authorization: &str,
         method: &str,
         request_uri: &str,
+        realm: &str,
+        now_unix: u64,
+        lookup: impl Fn(&str) -> Option<StoredHa1>,
+    ) -> Result<Verified, DigestError> {
+        self.verify_with(
+            authorization,
+            method,
+            |uri| uri.eq_ignore_ascii_case(request_uri),
+            realm,
+            now_unix,
+            lookup,
+        )
+    }
+
+    /// [`Challenger::verify`] with the caller deciding which digest `uri` values are
+    /// equivalent to the request's (RFC 3261 §22.4 asks for equivalence, not equality:
+    /// SIPp, for one, signs a REGISTER with `sip:<server address>:<port>`).
+    pub fn verify_with(
+        &mut self,
+        authorization: &str,
+        method: &str,
+        uri_ok: impl Fn(&str) -> bool,
         realm: &str,
         now_unix: u64,
         lookup: impl Fn(&str) -> Option<StoredHa1>,
@@ -284,7 +319,7 @@ impl Challenger {
         if their_realm != realm {
             return Err(DigestError::Realm);
         }
-        if !uri.eq_ignore_ascii_case(request_uri) {
+        if !uri_ok(uri) {
             return Err(DigestError::Uri);
         }
         let issued = self.check_nonce(nonce, realm, now_unix)?;

@@ -10,11 +10,14 @@
 //! - `sdp`, `info`, `session_timer`: the offer/answer, DTMF over `INFO`, and RFC 4028
 //!   session timers of audio calls.
 
+pub mod app;
+pub mod config;
 pub mod digest;
 pub mod imc;
 pub mod info;
 pub mod registrar;
 pub mod sdp;
+pub mod server;
 pub mod session_timer;
 pub mod transaction;
 pub mod wire;

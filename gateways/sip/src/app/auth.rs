@@ -1,0 +1,117 @@
+//! Who may act for a SIP identity.
+//!
+//! An identity with SIP credentials (set by an operator, stored as HA1 digests) acts
+//! only with a valid digest response: every request it sends is challenged with `401`
+//! until it carries one (phones then reuse the nonce with a growing `nc`). An identity
+//! without credentials acts only when the operator opened registration, and only in the
+//! server's own domain (a guest of the domain, as a web guest is). The From header alone
+//! is never trusted for an identity that has credentials.
+
+use conclave_engine::ids::{Address, Principal};
+
+use super::facts::header_values;
+use super::{lock, reply, App};
+use crate::digest::{DigestError, StoredHa1};
+use crate::transaction::ServerKey;
+
+/// Whether the request may act for its From identity; when not, it has been answered.
+pub async fn authenticate(app: &App, key: &ServerKey, req: &rsip::Request, who: &Address) -> bool {
+    match check(app, req, who) {
+        Ok(()) => true,
+        Err(resp) => {
+            app.metrics.count_auth_refusal();
+            app.outbox.respond(key, resp).await;
+            false
+        }
+    }
+}
+
+fn check(app: &App, req: &rsip::Request, who: &Address) -> Result<(), rsip::Response> {
+    let (credential, disabled) = app.handle.engine().read(|s| {
+        let cred = s.sip_credential(who).cloned();
+        let disabled = s
+            .account_of(&Principal::Address(who.clone()))
+            .is_some_and(|a| !a.enabled);
+        (cred, disabled)
+    });
+    if disabled {
+        return Err(reply::status(req, 403, "Forbidden (account disabled)"));
+    }
+    let realm = credential
+        .as_ref()
+        .map_or(app.config.realm.clone(), |c| c.realm.clone());
+    let authorization = header_values(&req.headers, "Authorization", None);
+    let Some(credential) = credential else {
+        if app.config.open_registration
+            && who
+                .domain()
+                .is_some_and(|d| d.eq_ignore_ascii_case(&app.config.addressing.domain))
+        {
+            return Ok(());
+        }
+        // Challenge first, so that a stranger learns nothing about which identities
+        // have credentials; refuse once they answered the challenge.
+        if authorization.is_empty() {
+            return Err(challenge(app, req, &realm, false));
+        }
+        return Err(reply::status(
+            req,
+            403,
+            "Forbidden (no SIP credentials for this identity)",
+        ));
+    };
+    let Some(value) = authorization.first() else {
+        return Err(challenge(app, req, &realm, false));
+    };
+    let method = req.method.to_string();
+    let now = app.unix_now();
+    let uri_ok = |uri: &str| equivalent_uri(app, &req.uri, uri);
+    let result = lock(&app.challenger).verify_with(value, &method, uri_ok, &realm, now, |user| {
+        (user == who.local()).then(|| StoredHa1 {
+            md5: credential.ha1_md5.clone(),
+            sha256: credential.ha1_sha256.clone(),
+        })
+    });
+    match result {
+        Ok(v) if app.config.digest_algorithms.contains(&v.algorithm) => Ok(()),
+        Ok(v) => {
+            tracing::info!(identity = %who, algorithm = v.algorithm.as_str(), "SIP digest with an algorithm not offered");
+            Err(challenge(app, req, &realm, false))
+        }
+        Err(DigestError::Stale) => Err(challenge(app, req, &realm, true)),
+        Err(e) => {
+            tracing::info!(identity = %who, code = e.code(), "SIP digest refused");
+            Err(challenge(app, req, &realm, false))
+        }
+    }
+}
+
+/// Whether a digest `uri` names what the Request-URI names (RFC 3261 §22.4): the same
+/// text, or a sip: URI with the same user part whose host is this server (its domain or
+/// an address), whatever port or parameters it carries.
+fn equivalent_uri(app: &App, request_uri: &rsip::Uri, uri: &str) -> bool {
+    if uri.eq_ignore_ascii_case(&request_uri.to_string()) {
+        return true;
+    }
+    let Ok(theirs) = rsip::Uri::try_from(uri) else {
+        return false;
+    };
+    matches!(theirs.scheme, None | Some(rsip::Scheme::Sip))
+        && theirs.user().unwrap_or_default() == request_uri.user().unwrap_or_default()
+        && app.is_our_host(&super::facts::host_string(&theirs))
+}
+
+fn challenge(app: &App, req: &rsip::Request, realm: &str, stale: bool) -> rsip::Response {
+    let values = lock(&app.challenger).challenge_with(
+        realm,
+        app.unix_now(),
+        stale,
+        &app.config.digest_algorithms,
+    );
+    let mut resp = reply::status(req, 401, "Unauthorized");
+    for v in values {
+        resp.headers
+            .push(rsip::Header::Other("WWW-Authenticate".into(), v));
+    }
+    resp
+}

@@ -1,0 +1,250 @@
+"""SIPp (Debian package sip-tester) driving the SIP gateway: scenarios are written per
+test from small templates (the values a scenario checks are part of its XML), run with
+`-m 1` against the server's SIP port, and their message traces read back."""
+
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from conftest import free_port
+
+DOMAIN = "localhost"
+
+HEADER = '<?xml version="1.0" encoding="ISO-8859-1" ?>\n<!DOCTYPE scenario SYSTEM "sipp.dtd">\n'
+
+
+def sipp_bin() -> str:
+    path = shutil.which("sipp")
+    if path is None:
+        pytest.fail("sipp is not installed (Debian package sip-tester; scripts/test installs it)")
+    return path
+
+
+def _ok_reply() -> str:
+    return """
+  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]Z[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+    ]]>
+  </send>
+"""
+
+
+def recv_messages(count: int, timeout_ms: int = 10000) -> str:
+    """Steps receiving `count` MESSAGE requests and answering each 200."""
+    return "".join(
+        f'\n  <recv request="MESSAGE" timeout="{timeout_ms}"/>\n' + _ok_reply() for _ in range(count))
+
+
+def message_step(user: str, to_user: str, body: str, expect: int, cseq: int = 1,
+                 auth: bool = False) -> str:
+    """A MESSAGE from `user` to `to_user` answered with `expect` (after a digest
+    challenge when `auth`)."""
+    body = body.replace("]]>", "")
+    def send(cseq: int, authorization: bool) -> str:
+        # SIPp signs with sip:<remote address> unless run with -auth_uri <to_user>@<domain>.
+        auth_line = "\n      [authentication]" if authorization else ""
+        return f"""
+  <send retrans="500">
+    <![CDATA[
+      MESSAGE sip:{to_user}@{DOMAIN} SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:{user}@{DOMAIN}>;tag=[pid]T[call_number]
+      To: <sip:{to_user}@{DOMAIN}>
+      Call-ID: [call_id]
+      CSeq: {cseq} MESSAGE
+      Max-Forwards: 70{auth_line}
+      Contact: <sip:{user}@[local_ip]:[local_port];transport=[transport]>
+      Content-Type: text/plain
+      Content-Length: [len]
+
+{body}
+    ]]>
+  </send>
+"""
+    steps = ""
+    if auth:
+        steps += send(cseq, False) + '\n  <recv response="401" auth="true"/>\n'
+        cseq += 1
+    steps += send(cseq, auth)
+    steps += f'\n  <recv response="100" optional="true"/>\n  <recv response="{expect}"/>\n'
+    return steps
+
+
+def register_step(user: str, expires: int = 300, auth: bool = False, expect: int = 200,
+                  contact_port: int | None = None) -> str:
+    """A REGISTER for `user` whose Contact is this SIPp's port, or `contact_port` (a
+    listener's)."""
+    contact = f"[local_ip]:{contact_port}" if contact_port else "[local_ip]:[local_port]"
+    def send(cseq: int, authorization: bool) -> str:
+        auth_line = "\n      [authentication]" if authorization else ""
+        return f"""
+  <send retrans="500">
+    <![CDATA[
+      REGISTER sip:{DOMAIN} SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:{user}@{DOMAIN}>;tag=[pid]R[call_number]
+      To: <sip:{user}@{DOMAIN}>
+      Call-ID: [call_id]
+      CSeq: {cseq} REGISTER
+      Max-Forwards: 70{auth_line}
+      Contact: <sip:{user}@{contact};transport=[transport]>
+      Expires: {expires}
+      Content-Length: 0
+
+    ]]>
+  </send>
+"""
+    steps = ""
+    cseq = 1
+    if auth:
+        steps += send(cseq, False) + '\n  <recv response="401" auth="true"/>\n'
+        cseq += 1
+    steps += send(cseq, auth) + f'\n  <recv response="{expect}"/>\n'
+    return steps
+
+
+def scenario(name: str, steps: str) -> str:
+    return f'{HEADER}<scenario name="{name}">\n{steps}\n</scenario>\n'
+
+
+class Sipp:
+    """Runs scenarios against one server; keeps each run's trace."""
+
+    def __init__(self, server, workdir: Path):
+        self.server = server
+        self.dir = workdir
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.runs = 0
+
+    def _cmd(self, xml: str, port: int, transport: str, extra: list) -> tuple[list, Path]:
+        self.runs += 1
+        sf = self.dir / f"scenario-{self.runs}.xml"
+        sf.write_text(xml)
+        trace = self.dir / f"messages-{self.runs}.log"
+        calls = "1"
+        if "-m" in extra:
+            i = extra.index("-m")
+            calls, extra = extra[i + 1], extra[:i] + extra[i + 2:]
+        cmd = [sipp_bin(), f"127.0.0.1:{self.server.sip_port}", "-sf", str(sf), "-m", calls,
+               "-i", "127.0.0.1", "-p", str(port), "-t", transport, "-nostdin",
+               "-trace_msg", "-message_file", str(trace), "-trace_err",
+               "-error_file", str(self.dir / f"errors-{self.runs}.log"),
+               "-mp", str(free_port()), "-timeout", "30s", "-timeout_error", *extra]
+        return cmd, trace
+
+    def run(self, xml: str, port: int | None = None, transport: str = "u1",
+            extra: list | None = None, expect_ok: bool = True) -> str:
+        """Runs a scenario to its end; returns the message trace."""
+        cmd, trace = self._cmd(xml, port or free_port(), transport, extra or [])
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=60,
+                           stdin=subprocess.DEVNULL, cwd=self.dir)
+        text = trace.read_text(errors="replace") if trace.exists() else ""
+        if expect_ok:
+            assert r.returncode == 0, (
+                f"sipp failed ({r.returncode}):\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}\n"
+                f"errors: {self._errors()}\ntrace:\n{text[-4000:]}")
+        return text
+
+    def start(self, xml: str, port: int, transport: str = "u1", extra: list | None = None):
+        """Starts a scenario in the background (a member waiting for messages)."""
+        cmd, trace = self._cmd(xml, port, transport, extra or [])
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                stdin=subprocess.DEVNULL, cwd=self.dir)
+        return Background(proc, trace, self)
+
+    def listen(self, count: int, port: int) -> "Background":
+        """A SIPp server on `port` answering `count` MESSAGEs 200 (each MESSAGE the
+        gateway sends is a transaction of its own, a call to SIPp)."""
+        xml = scenario("listen", '\n  <recv request="MESSAGE"/>\n' + _ok_reply())
+        return self.start(xml, port, extra=["-m", str(count)])
+
+    def _errors(self) -> str:
+        p = self.dir / f"errors-{self.runs}.log"
+        return p.read_text(errors="replace")[-2000:] if p.exists() else ""
+
+
+class User:
+    """A SIP user as two SIPp instances: a listener its registration points at (where the
+    gateway's MESSAGEs arrive) and one-shot clients sending its requests."""
+
+    def __init__(self, sipp: "Sipp", name: str, notices: int, register: bool = True):
+        self.sipp, self.name = sipp, name
+        self.port = free_port()
+        self.listener = sipp.listen(notices, self.port) if notices else None
+        if register:
+            sipp.run(scenario(f"{name}-register", register_step(name, contact_port=self.port)))
+
+    def send(self, to_user: str, body: str, expect: int = 200) -> str:
+        return self.sipp.run(scenario(f"{self.name}-message", message_step(self.name, to_user, body, expect)))
+
+    def notices(self) -> list[str]:
+        return received_bodies(self.listener.wait()) if self.listener else []
+
+
+class Background:
+    def __init__(self, proc, trace: Path, sipp: Sipp):
+        self.proc = proc
+        self.trace = trace
+        self.sipp = sipp
+
+    def wait(self, timeout: float = 45) -> str:
+        """Waits for the scenario to end successfully; returns its trace."""
+        try:
+            out, err = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, err = self.proc.communicate()
+        text = self.trace.read_text(errors="replace") if self.trace.exists() else ""
+        assert self.proc.returncode == 0, (
+            f"background sipp failed ({self.proc.returncode}):\n{out[-2000:]}\n{err[-2000:]}\n"
+            f"trace:\n{text[-4000:]}")
+        return text
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def received_bodies(trace: str, method: str = "MESSAGE") -> list[str]:
+    """Bodies of the `method` requests SIPp received, in order."""
+    bodies = []
+    for block in re.split(r"-{10,}", trace):
+        if "message received" not in block:
+            continue
+        m = re.search(rf"^{method} sip:", block, re.M)
+        if not m:
+            continue
+        text = block[m.start():]
+        parts = re.split(r"\r?\n\r?\n", text, maxsplit=1)
+        bodies.append(parts[1].strip() if len(parts) > 1 else "")
+    return bodies
+
+
+def received_statuses(trace: str) -> list[str]:
+    """Status lines SIPp received, in order."""
+    return re.findall(r"^(SIP/2\.0 \d{3} [^\r\n]*)", trace, re.M)
+
+
+def wait_registrations(server, count: int, timeout: float = 10) -> None:
+    """Waits until the gateway holds `count` bindings (its health says)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        h = requests.get(f"{server.url}/about/health", timeout=2).json()
+        if h.get("sources", {}).get("sip", {}).get("registrations", -1) >= count:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"the gateway never held {count} registrations")

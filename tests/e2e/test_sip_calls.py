@@ -1,0 +1,242 @@
+"""Audio calls into rooms: SIPp's INVITE/BYE, refusals mapped to SIP statuses, and three
+RTP callers whose mix is checked by frequency (each hears the others, never itself; a
+caller muted over HTTP is gone from the others' audio within 100 ms)."""
+
+import time
+
+import pytest
+import requests
+
+from conftest import Server, free_port
+from rtp_caller import Caller
+from sip_support import DOMAIN, Sipp, received_statuses, scenario
+
+
+@pytest.fixture
+def sip_server(conclave_bin, tmp_path):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    s = Server(conclave_bin, tmp_path / "data", logs, args=["--sip-open-registration", "true"])
+    s.start()
+    yield s
+    s.stop()
+
+
+def admin(server, method, path, json=None, expect=200):
+    r = requests.request(method, f"{server.url}{path}", headers=server.admin(), json=json, timeout=30)
+    assert r.status_code == expect, f"{method} {path} -> {r.status_code} {r.text}"
+    return r.json()
+
+
+def members(server, room) -> dict:
+    r = requests.get(f"{server.url}/rooms/{room}/members", headers=server.admin(), timeout=10)
+    return {m["principal"]: m for m in r.json().get("members", [])} if r.status_code == 200 else {}
+
+
+def wait_for(pred, what, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def invite_scenario(user: str, room_user: str, expect: int, codecs: str = "0 101",
+                    rtpmap: str = "a=rtpmap:0 PCMU/8000", hold_ms: int = 1500) -> str:
+    """INVITE with an SDP offer; on 200 ACK, stay, BYE; otherwise ACK the failure."""
+    invite = f"""
+  <send retrans="500">
+    <![CDATA[
+      INVITE sip:{room_user}@{DOMAIN} SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:{user}@{DOMAIN}>;tag=[pid]I[call_number]
+      To: <sip:{room_user}@{DOMAIN}>
+      Call-ID: [call_id]
+      CSeq: 1 INVITE
+      Max-Forwards: 70
+      Contact: <sip:{user}@[local_ip]:[local_port];transport=[transport]>
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+v=0
+o=- 1 1 IN IP4 [local_ip]
+s=-
+c=IN IP4 [local_ip]
+t=0 0
+m=audio [media_port] RTP/AVP {codecs}
+{rtpmap}
+a=rtpmap:101 telephone-event/8000
+a=sendrecv
+    ]]>
+  </send>
+  <recv response="100" optional="true"/>
+"""
+    if expect == 200:
+        return invite + f"""
+  <recv response="200" rtd="true"/>
+  <send>
+    <![CDATA[
+      ACK sip:{room_user}@{DOMAIN} SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:{user}@{DOMAIN}>;tag=[pid]I[call_number]
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <pause milliseconds="{hold_ms}"/>
+  <send retrans="500">
+    <![CDATA[
+      BYE sip:{room_user}@{DOMAIN} SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:{user}@{DOMAIN}>;tag=[pid]I[call_number]
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: 2 BYE
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="200"/>
+"""
+    return invite + f"""
+  <recv response="{expect}"/>
+  <send>
+    <![CDATA[
+      ACK sip:{room_user}@{DOMAIN} SIP/2.0
+      [last_Via:]
+      From: <sip:{user}@{DOMAIN}>;tag=[pid]I[call_number]
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+"""
+
+
+def test_a_call_joins_the_room_and_bye_leaves_it(sip_server, tmp_path):
+    admin(sip_server, "POST", "/rooms", {"room": "conf", "owner": "web:olga"}, expect=201)
+    sipp = Sipp(sip_server, tmp_path / "sipp")
+    call = sipp.start(scenario("call", invite_scenario("alice", "chat-conf", 200, hold_ms=2500)),
+                      free_port())
+    wait_for(lambda: "sip:alice@localhost" in members(sip_server, "conf"), "alice in conf")
+    call.wait()
+    wait_for(lambda: "sip:alice@localhost" not in members(sip_server, "conf"), "alice gone")
+    audit = admin(sip_server, "GET", "/audit?room=conf")["entries"]
+    joins = [e for e in audit if e["event_type"] == "room_join"]
+    assert joins and joins[-1]["gateway"] == "sip" and joins[-1]["actor"] == "sip:alice@localhost"
+
+
+def test_denials_map_to_sip_statuses(sip_server, tmp_path):
+    admin(sip_server, "POST", "/rooms", {"room": "conf", "owner": "web:olga"}, expect=201)
+    admin(sip_server, "POST", "/rooms/conf/bans", {"subject": "sip:eve@localhost"}, expect=201)
+    sipp = Sipp(sip_server, tmp_path / "sipp")
+    # Banned over HTTP: the next INVITE is 403.
+    trace = sipp.run(scenario("banned", invite_scenario("eve", "chat-conf", 403)))
+    assert any(s.startswith("SIP/2.0 403") for s in received_statuses(trace))
+    # No such room: 404. Only G.729 offered: 488.
+    sipp.run(scenario("nowhere", invite_scenario("bob", "chat-nowhere", 404)))
+    sipp.run(scenario("g729", invite_scenario("bob", "chat-conf", 488, codecs="18",
+                                              rtpmap="a=rtpmap:18 G729/8000")))
+    # Every denial is journaled with its reason.
+    audit = admin(sip_server, "GET", "/audit?room=conf")["entries"]
+    denied = [e for e in audit if e["event_type"] == "join_denied"]
+    assert denied and denied[-1]["event"]["data"]["reason"] == "banned", denied
+
+
+def _frames_power(caller: Caller, freq: float, since: float):
+    from rtp_caller import goertzel
+    return [(t, goertzel(f, freq)) for (t, f) in caller.frames_after(since)]
+
+
+def test_three_callers_hear_each_other_not_themselves_and_a_mute_is_enforced(sip_server):
+    admin(sip_server, "POST", "/rooms", {"room": "conf", "owner": "web:olga"}, expect=201)
+    tones = {"alice": 500.0, "bob": 1100.0, "carol": 1700.0}
+    callers = {u: Caller(u, sip_server.sip_port, tone=f) for u, f in tones.items()}
+    try:
+        for c in callers.values():
+            assert c.invite("chat-conf") == 200
+        t0 = time.monotonic()
+        time.sleep(1.5)
+        for name, c in callers.items():
+            own = c.hears(tones[name], t0 + 0.5)
+            others = [c.hears(f, t0 + 0.5) for u, f in tones.items() if u != name]
+            assert min(others) > 100 * max(own, 1e-9), (name, own, others)
+        # A moderator (the admin) mutes Alice over HTTP: gone from the others' audio.
+        admin(sip_server, "POST", "/rooms/conf/mute", {"subject": "sip:alice@localhost"})
+        t_mute = time.monotonic()
+        time.sleep(0.6)
+        for name in ("bob", "carol"):
+            before = callers[name].hears(tones["alice"], t0 + 0.5, t_mute)
+            frames = _frames_power(callers[name], tones["alice"], t_mute)
+            gone_at = None
+            for i, (t, p) in enumerate(frames):
+                rest = [q for (_, q) in frames[i:i + 10]]
+                if len(rest) == 10 and max(rest) < before * 0.01:
+                    gone_at = t
+                    break
+            assert gone_at is not None, (name, before, frames[:20])
+            assert gone_at - t_mute <= 0.100, (name, gone_at - t_mute)
+            # The others still hear each other.
+            other = "carol" if name == "bob" else "bob"
+            assert callers[name].hears(tones[other], t_mute + 0.2) > before * 0.1
+        # Alice still hears the room.
+        assert callers["alice"].hears(tones["bob"], t_mute + 0.2) > 0
+        for c in callers.values():
+            assert c.bye() == 200
+    finally:
+        for c in callers.values():
+            c.close()
+
+
+def test_a_kick_over_http_sends_bye(sip_server):
+    admin(sip_server, "POST", "/rooms", {"room": "conf", "owner": "web:olga"}, expect=201)
+    c = Caller("mallory", sip_server.sip_port)
+    try:
+        assert c.invite("chat-conf") == 200
+        admin(sip_server, "POST", "/rooms/conf/kick", {"subject": "sip:mallory@localhost"})
+        # The caller's SIP socket gets the BYE (answered 200 by the caller).
+        deadline = time.monotonic() + 5
+        got_bye = False
+        while time.monotonic() < deadline and not got_bye:
+            try:
+                data, _ = c.sip.recvfrom(65535)
+            except OSError:
+                continue
+            text = data.decode(errors="replace")
+            if text.startswith("BYE "):
+                c._answer_request(text)
+                got_bye = True
+        assert got_bye
+        assert "sip:mallory@localhost" not in members(sip_server, "conf")
+    finally:
+        c.close()
+
+
+def test_keypad_star_six_mutes_oneself(sip_server):
+    admin(sip_server, "POST", "/rooms", {"room": "conf", "owner": "web:olga"}, expect=201)
+    c = Caller("dan", sip_server.sip_port)
+    try:
+        assert c.invite("chat-conf") == 200
+        for digit in ("*", "6"):
+            c.cseq += 1
+            body = f"Signal={digit}\r\nDuration=160\r\n"
+            req = c._request("INFO", c.ruri, to_tag=c.remote_tag).replace(
+                "Content-Length: 0\r\n\r\n",
+                f"Content-Type: application/dtmf-relay\r\nContent-Length: {len(body)}\r\n\r\n{body}")
+            c._send(req)
+            code, _ = c._final()
+            assert code == 200
+        wait_for(lambda: members(sip_server, "conf").get("sip:dan@localhost", {}).get("audio") == "self_closed",
+                 "dan muted by his own keypad")
+        c.bye()
+    finally:
+        c.close()
