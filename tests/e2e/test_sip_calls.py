@@ -240,3 +240,46 @@ def test_keypad_star_six_mutes_oneself(sip_server):
         c.bye()
     finally:
         c.close()
+
+
+def test_calls_and_registered_members_outlive_the_session_lease(conclave_bin, tmp_path):
+    """The gateway renews what it holds: a call and a registered IM member stay past
+    several lease lengths; an unregistered member's session ends with its lease."""
+    from sip_support import User
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    s = Server(conclave_bin, tmp_path / "data", logs,
+               args=["--sip-open-registration", "true", "--session-lease-secs", "2"])
+    s.start()
+    try:
+        admin(s, "POST", "/rooms", {"room": "conf", "owner": "web:olga"}, expect=201)
+        sipp = Sipp(s, tmp_path / "sipp")
+        ivy = User(sipp, "ivy", notices=0)           # registered (expires 300)
+        ivy.send("chat-conf", "#join")
+        joe = User(sipp, "joe", notices=0, register=False)
+        joe.send("chat-conf", "#join")
+        c = Caller("kim", s.sip_port)
+        try:
+            assert c.invite("chat-conf") == 200
+            wait_for(lambda: "sip:joe@localhost" not in members(s, "conf"), "joe's lease to end",
+                     timeout=15)
+
+            def renewals(who):
+                return sum(1 for e in admin(s, "GET", "/audit?room=conf")["entries"]
+                           if e["event_type"] == "session_renew"
+                           and e["event"]["data"]["principal"] == who)
+            # Several lease lengths: each renewal moves the lease on by one.
+            wait_for(lambda: renewals("sip:kim@localhost") >= 5 and renewals("sip:ivy@localhost") >= 5,
+                     "renewals of the call and the registered member", timeout=30)
+            present = members(s, "conf")
+            assert "sip:kim@localhost" in present and "sip:ivy@localhost" in present, present
+            assert not c._stop.is_set(), "the call was ended"
+            assert c.bye() == 200
+        finally:
+            c.close()
+        audit = admin(s, "GET", "/audit?room=conf")["entries"]
+        leaves = {e["event"]["data"]["principal"]: e["event"]["data"]["reason"]
+                  for e in audit if e["event_type"] == "room_leave"}
+        assert leaves.get("sip:joe@localhost") == "lease_expired", leaves
+    finally:
+        s.stop()

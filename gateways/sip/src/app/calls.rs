@@ -157,6 +157,11 @@ impl Calls {
             .collect()
     }
 
+    /// Every call.
+    pub fn all(&self) -> impl Iterator<Item = &Call> {
+        self.calls.values()
+    }
+
     pub fn len(&self) -> usize {
         self.calls.len()
     }

@@ -12,6 +12,7 @@ pub mod calls;
 pub mod deliver;
 pub mod facts;
 pub mod fanout;
+pub mod leases;
 pub mod message;
 pub mod metrics;
 pub mod outbox;

@@ -152,6 +152,7 @@ impl SipServer {
         tasks.push(tokio::spawn(app::register::expiry_loop(app.clone())));
         tasks.push(tokio::spawn(app::call::timer_loop(app.clone())));
         tasks.push(tokio::spawn(app::call::media_events(app.clone())));
+        tasks.push(tokio::spawn(app::leases::run(app.clone())));
         tracing::info!(udp = ?local.udp, tcp = ?local.tcp, domain = %config.addressing.domain, "SIP gateway listening");
         Ok(SipServer {
             app,
