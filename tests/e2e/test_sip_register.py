@@ -99,3 +99,15 @@ def test_an_expired_registration_ends_the_im_session(closed_server, tmp_path):
                          timeout=10).json()["entries"]
     leaves = [e for e in audit if e["event_type"] == "room_leave"]
     assert leaves and leaves[-1]["gateway"] == "sip", leaves
+
+
+def test_password_guessing_is_throttled_per_address(closed_server, tmp_path):
+    provision(closed_server, tmp_path, "acct-dora", "dora", "d0ra-pass")
+    sipp = Sipp(closed_server, tmp_path / "sipp")
+    # Twenty wrong answers from one address, then even the right password is refused
+    # for the rest of the minute.
+    for i in range(20):
+        sipp.run(scenario(f"guess{i}", register_step("dora", auth=True, expect=401)),
+                 extra=["-au", "dora", "-ap", f"guess-{i}"])
+    trace = sipp.run(scenario("right", register_step("dora", expect=403)))
+    assert "too many failed authentications" in trace

@@ -7,6 +7,10 @@
 //! server's own domain (a guest of the domain, as a web guest is). The From header alone
 //! is never trusted for an identity that has credentials.
 
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
 use conclave_engine::ids::{Address, Principal};
 
 use super::facts::header_values;
@@ -14,9 +18,66 @@ use super::{lock, reply, App};
 use crate::digest::{DigestError, StoredHa1};
 use crate::transaction::ServerKey;
 
+/// Failed digest answers one source address may send per window before every request
+/// of it that needs authentication is refused outright (an online password guesser gets
+/// 20 guesses a minute, not thousands).
+pub const MAX_FAILURES: u32 = 20;
+const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+const MAX_TRACKED: usize = 65_536;
+
+/// Failed digest answers per source address in the current window, bounded.
+#[derive(Debug, Default)]
+pub struct Failures {
+    by_ip: HashMap<IpAddr, (u32, Instant)>,
+}
+
+impl Failures {
+    /// Whether `ip` used up its failures for the window.
+    fn throttled(&self, ip: IpAddr, now: Instant) -> bool {
+        self.by_ip.get(&ip).is_some_and(|(n, since)| {
+            *n >= MAX_FAILURES && now.duration_since(*since) < FAILURE_WINDOW
+        })
+    }
+
+    fn failed(&mut self, ip: IpAddr, now: Instant) {
+        if self.by_ip.len() >= MAX_TRACKED && !self.by_ip.contains_key(&ip) {
+            self.by_ip
+                .retain(|_, (_, since)| now.duration_since(*since) < FAILURE_WINDOW);
+            if self.by_ip.len() >= MAX_TRACKED {
+                return;
+            }
+        }
+        let entry = self.by_ip.entry(ip).or_insert((0, now));
+        if now.duration_since(entry.1) >= FAILURE_WINDOW {
+            *entry = (0, now);
+        }
+        entry.0 = entry.0.saturating_add(1);
+    }
+}
+
 /// Whether the request may act for its From identity; when not, it has been answered.
-pub async fn authenticate(app: &App, key: &ServerKey, req: &rsip::Request, who: &Address) -> bool {
-    match check(app, req, who) {
+pub async fn authenticate(
+    app: &App,
+    key: &ServerKey,
+    from: IpAddr,
+    req: &rsip::Request,
+    who: &Address,
+) -> bool {
+    if lock(&app.auth_failures).throttled(from, app.now()) {
+        app.metrics.count_auth_refusal();
+        let resp = reply::header(
+            reply::status(
+                req,
+                403,
+                "Forbidden (too many failed authentications; retry later)",
+            ),
+            "Retry-After",
+            FAILURE_WINDOW.as_secs().to_string(),
+        );
+        app.outbox.respond(key, resp).await;
+        return false;
+    }
+    match check(app, from, req, who) {
         Ok(()) => true,
         Err(resp) => {
             app.metrics.count_auth_refusal();
@@ -26,7 +87,12 @@ pub async fn authenticate(app: &App, key: &ServerKey, req: &rsip::Request, who: 
     }
 }
 
-fn check(app: &App, req: &rsip::Request, who: &Address) -> Result<(), rsip::Response> {
+fn check(
+    app: &App,
+    from: IpAddr,
+    req: &rsip::Request,
+    who: &Address,
+) -> Result<(), rsip::Response> {
     let (credential, disabled) = app.handle.engine().read(|s| {
         let cred = s.sip_credential(who).cloned();
         let disabled = s
@@ -54,6 +120,7 @@ fn check(app: &App, req: &rsip::Request, who: &Address) -> Result<(), rsip::Resp
         if authorization.is_empty() {
             return Err(challenge(app, req, &realm, false));
         }
+        lock(&app.auth_failures).failed(from, app.now());
         return Err(reply::status(
             req,
             403,
@@ -81,6 +148,7 @@ fn check(app: &App, req: &rsip::Request, who: &Address) -> Result<(), rsip::Resp
         Err(DigestError::Stale) => Err(challenge(app, req, &realm, true)),
         Err(e) => {
             tracing::info!(identity = %who, code = e.code(), "SIP digest refused");
+            lock(&app.auth_failures).failed(from, app.now());
             Err(challenge(app, req, &realm, false))
         }
     }

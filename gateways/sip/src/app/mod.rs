@@ -63,6 +63,7 @@ pub struct App {
     /// Woken when a binding's expiry may have moved earlier.
     pub registrar_changed: Notify,
     pub challenger: Mutex<Challenger>,
+    pub auth_failures: Mutex<auth::Failures>,
     pub peers: Mutex<deliver::LastPeers>,
     pub calls: Mutex<calls::Calls>,
     /// Woken when a call's deadline may have moved earlier.
@@ -99,6 +100,7 @@ impl App {
         );
         App {
             challenger: Mutex::new(Challenger::new(config.nonce_key)),
+            auth_failures: Mutex::new(auth::Failures::default()),
             imc,
             media,
             outbox,
