@@ -140,6 +140,19 @@ class Caller:
         self._start_media()
         return code
 
+    def reinvite(self, direction: str = "sendonly") -> int:
+        """A re-INVITE in the dialog with `a=<direction>` (sendonly: hold); returns the
+        status and ACKs it."""
+        self.cseq += 1
+        rp = self.rtp.getsockname()[1]
+        sdp = ("v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+               f"m=audio {rp} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n"
+               f"a=rtpmap:101 telephone-event/8000\r\na={direction}\r\n")
+        self._send(self._request("INVITE", self.ruri, sdp, to_tag=self.remote_tag))
+        code, text = self._final()
+        self._ack(self.ruri, text)
+        return code
+
     def _ack(self, ruri: str, response: str, branch: str | None = None):
         m = re.search(r"(?im)^To:.*;tag=([^;\s]+)", response)
         tag = m.group(1) if m else None

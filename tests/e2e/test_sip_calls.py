@@ -283,3 +283,39 @@ def test_calls_and_registered_members_outlive_the_session_lease(conclave_bin, tm
         assert leaves.get("sip:joe@localhost") == "lease_expired", leaves
     finally:
         s.stop()
+
+
+def test_a_held_caller_is_not_mixed_and_resumes(sip_server):
+    admin(sip_server, "POST", "/rooms", {"room": "conf", "owner": "web:olga"}, expect=201)
+    a, b = Caller("amy", sip_server.sip_port, tone=600.0), Caller("ben", sip_server.sip_port, tone=1300.0)
+    try:
+        assert a.invite("chat-conf") == 200 and b.invite("chat-conf") == 200
+        t0 = time.monotonic()
+        wait_for(lambda: b.hears(600.0, t0) > 1000, "ben hears amy")
+        # Amy holds (a=sendonly): her line (her PBX's music) is not mixed for the room.
+        assert a.reinvite("sendonly") == 200
+        t_hold = time.monotonic()
+        before = b.hears(600.0, t0, t_hold)
+        wait_for(lambda: b.frames_after(t_hold + 0.1)
+                 and b.hears(600.0, time.monotonic() - 0.2) < before * 0.01, "amy no longer mixed",
+                 timeout=3)
+        # She resumes: heard again.
+        assert a.reinvite("sendrecv") == 200
+        t_back = time.monotonic()
+        wait_for(lambda: b.hears(600.0, t_back + 0.1) > 1000, "ben hears amy again")
+        assert a.bye() == 200 and b.bye() == 200
+    finally:
+        a.close()
+        b.close()
+
+
+def test_calling_a_rendezvous_account_joins_its_conference(sip_server):
+    admin(sip_server, "POST", "/accounts", {"account": "team42"}, expect=201)
+    admin(sip_server, "PUT", "/accounts/team42/rendezvous", {"room": "teamroom"})
+    c = Caller("liz", sip_server.sip_port)
+    try:
+        assert c.invite("team42") == 200
+        assert "sip:liz@localhost" in members(sip_server, "teamroom")
+        assert c.bye() == 200
+    finally:
+        c.close()

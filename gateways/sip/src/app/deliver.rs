@@ -84,13 +84,23 @@ fn targets(app: &App, to: &Address) -> Vec<(Peer, String)> {
     if !bindings.is_empty() {
         return bindings
             .into_iter()
-            .map(|b| (contact_peer(&b.contact).unwrap_or(b.peer), b.contact))
+            .map(|b| (target_of(&b.contact, b.peer), b.contact))
             .collect();
     }
     lock(&app.peers)
         .get(to)
         .map(|p| vec![(*p, to.to_string())])
         .unwrap_or_default()
+}
+
+/// Where a binding's messages go: over TCP, back on the connection the registration came
+/// in on (a phone does not listen for new connections: RFC 5626's connection reuse, as
+/// Kamailio's TCP aliases do); over UDP, to the contact's address when it names one.
+fn target_of(contact: &str, registered_from: Peer) -> Peer {
+    if registered_from.transport == Transport::Tcp {
+        return registered_from;
+    }
+    contact_peer(contact).unwrap_or(registered_from)
 }
 
 /// The peer a contact URI names when its host is an IP address: its port (5060 by
