@@ -88,8 +88,17 @@ impl SipServer {
             )?)),
             None => None,
         };
+        // Port 0 asks for a free port: TCP takes the one UDP got, so that one address
+        // serves both transports as SIP expects.
+        let tcp_addr = match (
+            config.tcp,
+            udp_socket.as_ref().and_then(|s| s.local_addr().ok()),
+        ) {
+            (Some(t), Some(u)) if t.port() == 0 && t.ip() == u.ip() => Some(u),
+            (t, _) => t,
+        };
         let tcp_listener =
-            match config.tcp {
+            match tcp_addr {
                 Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.map_err(
                     |source| StartError::Bind {
                         transport: "TCP",
