@@ -16,7 +16,7 @@ use conclave_engine::ids::{Address, Principal};
 use super::facts::header_values;
 use super::{lock, reply, App};
 use crate::digest::{DigestError, StoredHa1};
-use crate::transaction::ServerKey;
+use crate::transaction::{Peer, ServerKey};
 
 /// Failed digest answers one source address may send per window before every request
 /// of it that needs authentication is refused outright (an online password guesser gets
@@ -56,13 +56,18 @@ impl Failures {
 }
 
 /// Whether the request may act for its From identity; when not, it has been answered.
+///
+/// Only then is `peer` remembered as where the identity last sent from (where messages
+/// for it go while it has no registration): a forged From must not redirect anyone's
+/// messages.
 pub async fn authenticate(
     app: &App,
     key: &ServerKey,
-    from: IpAddr,
+    peer: Peer,
     req: &rsip::Request,
     who: &Address,
 ) -> bool {
+    let from = peer.addr.ip();
     if lock(&app.auth_failures).throttled(from, app.now()) {
         app.metrics.count_auth_refusal();
         let resp = reply::header(
@@ -78,7 +83,10 @@ pub async fn authenticate(
         return false;
     }
     match check(app, from, req, who) {
-        Ok(()) => true,
+        Ok(()) => {
+            lock(&app.peers).remember(who, peer);
+            true
+        }
         Err(resp) => {
             app.metrics.count_auth_refusal();
             app.outbox.respond(key, resp).await;

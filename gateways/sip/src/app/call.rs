@@ -107,7 +107,7 @@ pub async fn invite(app: Arc<App>, key: ServerKey, from: Peer, req: rsip::Reques
             )
             .await;
     };
-    if !auth::authenticate(&app, &key, from.addr.ip(), &req, &facts.from).await {
+    if !auth::authenticate(&app, &key, from, &req, &facts.from).await {
         return;
     }
     let timer = match session_timer_of(&app, &req, &facts) {

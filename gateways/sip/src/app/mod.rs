@@ -132,7 +132,6 @@ impl App {
         if let Some(resp) = self.precheck(&req, &facts) {
             return self.outbox.respond(&key, resp).await;
         }
-        lock(&self.peers).remember(&facts.from, from);
         use rsip::Method as M;
         match facts.method {
             M::Register => register::handle(&self, key, from, req, facts).await,

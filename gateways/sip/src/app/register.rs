@@ -75,7 +75,7 @@ pub async fn handle(app: &Arc<App>, key: ServerKey, from: Peer, req: rsip::Reque
             )
             .await;
     }
-    if !auth::authenticate(app, &key, from.addr.ip(), &req, &facts.from).await {
+    if !auth::authenticate(app, &key, from, &req, &facts.from).await {
         return;
     }
     let register = match read_register(&req, &facts) {
