@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use conclave_media::dtmf::digit_for_event;
 use thiserror::Error;
 
 /// The `Accept` header value of a 415 answer to an INFO whose body is not DTMF.
@@ -76,18 +77,7 @@ fn signal_key(signal: &str) -> Option<char> {
     match (chars.next(), chars.next()) {
         (Some(c), None) if c.is_ascii_digit() || c == '*' || c == '#' => Some(c),
         (Some(c @ ('A'..='D' | 'a'..='d')), None) => Some(c.to_ascii_uppercase()),
-        _ => signal.parse::<u8>().ok().and_then(key_from_event),
-    }
-}
-
-/// The key of an RFC 4733 DTMF event code (0-15); flash and other events are `None`.
-pub fn key_from_event(event: u8) -> Option<char> {
-    match event {
-        0..=9 => char::from_digit(u32::from(event), 10),
-        10 => Some('*'),
-        11 => Some('#'),
-        12..=15 => Some(char::from(b'A' + (event - 12))),
-        _ => None,
+        _ => signal.parse::<u8>().ok().and_then(digit_for_event),
     }
 }
 

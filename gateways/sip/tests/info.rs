@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use conclave_gateway_sip::info::{
-    dtmf_from_info, key_from_event, DtmfCommand, DtmfCommands, InfoError, INFO_ACCEPT,
+    dtmf_from_info, DtmfCommand, DtmfCommands, InfoError, INFO_ACCEPT,
 };
 use proptest::prelude::*;
 
@@ -91,11 +91,11 @@ fn bad_bodies_are_typed_errors() {
 
 #[test]
 fn rfc4733_events_map_to_keys() {
-    assert_eq!(key_from_event(0), Some('0'));
-    assert_eq!(key_from_event(9), Some('9'));
-    assert_eq!(key_from_event(10), Some('*'));
-    assert_eq!(key_from_event(15), Some('D'));
-    assert_eq!(key_from_event(16), None);
+    assert_eq!(conclave_media::dtmf::digit_for_event(0), Some('0'));
+    assert_eq!(conclave_media::dtmf::digit_for_event(9), Some('9'));
+    assert_eq!(conclave_media::dtmf::digit_for_event(10), Some('*'));
+    assert_eq!(conclave_media::dtmf::digit_for_event(15), Some('D'));
+    assert_eq!(conclave_media::dtmf::digit_for_event(16), None);
 }
 
 #[test]
