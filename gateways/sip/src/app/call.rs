@@ -332,10 +332,7 @@ pub async fn invite(app: Arc<App>, key: ServerKey, from: Peer, req: rsip::Reques
                 c.media = Some(local);
                 c.muted = muted;
                 c.phase = Phase::Accepted;
-                c.expires_at = timer
-                    .as_ref()
-                    .filter(|t| t.refresher == Refresher::Uac)
-                    .map(|t| session_timer::expires_at(now, t));
+                c.expires_at = timer.as_ref().and_then(|t| timer_deadline(now, t));
                 true
             }
             _ => false,
@@ -419,6 +416,24 @@ fn session_timer_of(
     })
 }
 
+/// When a call with `timer` ends unless refreshed. The caller refreshes
+/// (`refresher=uac`); a session we would have to refresh ourselves gets no deadline: the
+/// gateway sends no refreshes, and RTP inactivity ends a dead call anyway.
+fn timer_deadline(now: Instant, timer: &SessionTimer) -> Option<Instant> {
+    (timer.refresher == Refresher::Uac).then(|| session_timer::expires_at(now, timer))
+}
+
+/// Adds the RFC 4028 headers of `timer` to a 2xx.
+fn with_timer(mut resp: rsip::Response, timer: Option<&SessionTimer>) -> rsip::Response {
+    if let Some(t) = timer {
+        resp = reply::header(resp, "Session-Expires", t.header_value());
+        if t.require_timer {
+            resp = reply::header(resp, "Require", "timer");
+        }
+    }
+    resp
+}
+
 fn answer_2xx(
     app: &App,
     req: &rsip::Request,
@@ -433,13 +448,7 @@ fn answer_2xx(
         resp = reply::header(resp, "Contact", contact);
     }
     resp = reply::with_allow(resp);
-    resp = reply::header(resp, "Supported", super::SUPPORTED);
-    if let Some(t) = timer {
-        resp = reply::header(resp, "Session-Expires", t.header_value());
-        if t.require_timer {
-            resp = reply::header(resp, "Require", "timer");
-        }
-    }
+    resp = with_timer(reply::header(resp, "Supported", super::SUPPORTED), timer);
     wire::response_with_body(resp, "application/sdp", sdp_body.into_bytes())
 }
 
@@ -528,20 +537,33 @@ pub async fn ack_timeout(app: &Arc<App>, invite: ServerKey) {
 }
 
 pub async fn bye(app: &Arc<App>, key: ServerKey, req: rsip::Request, facts: Facts) {
-    let Some(id) = in_dialog(app, &facts) else {
-        return app
-            .outbox
-            .respond(
-                &key,
-                reply::status(&req, 481, "Call/Transaction Does Not Exist"),
-            )
-            .await;
+    let Some(id) = dialog_or_481(app, &key, &req, &facts).await else {
+        return;
     };
     let tag = facts.to_tag.clone().unwrap_or_default();
     app.outbox
         .respond(&key, reply::in_dialog(&req, 200, "OK", &tag))
         .await;
     end_call(app, &id, false, true).await;
+}
+
+/// [`in_dialog`], or `481 Call/Transaction Does Not Exist` answered.
+async fn dialog_or_481(
+    app: &App,
+    key: &ServerKey,
+    req: &rsip::Request,
+    facts: &Facts,
+) -> Option<DialogId> {
+    let id = in_dialog(app, facts);
+    if id.is_none() {
+        app.outbox
+            .respond(
+                key,
+                reply::status(req, 481, "Call/Transaction Does Not Exist"),
+            )
+            .await;
+    }
+    id
 }
 
 /// The call a request inside a dialog belongs to: Call-ID, From tag and our To tag.
@@ -559,14 +581,8 @@ fn in_dialog(app: &App, facts: &Facts) -> Option<DialogId> {
 }
 
 pub async fn reinvite(app: &Arc<App>, key: ServerKey, req: rsip::Request, facts: Facts) {
-    let Some(id) = in_dialog(app, &facts) else {
-        return app
-            .outbox
-            .respond(
-                &key,
-                reply::status(&req, 481, "Call/Transaction Does Not Exist"),
-            )
-            .await;
+    let Some(id) = dialog_or_481(app, &key, &req, &facts).await else {
+        return;
     };
     let timer = match session_timer_of(app, &req, &facts) {
         Ok(t) => t,
@@ -583,10 +599,7 @@ pub async fn reinvite(app: &Arc<App>, key: ServerKey, req: rsip::Request, facts:
                 Some(mut local) => {
                     local.session_version += 1;
                     call.media = Some(local);
-                    call.expires_at = timer
-                        .as_ref()
-                        .filter(|t| t.refresher == Refresher::Uac)
-                        .map(|t| session_timer::expires_at(app.now(), t));
+                    call.expires_at = timer.as_ref().and_then(|t| timer_deadline(app.now(), t));
                     Ok((local, call.leg))
                 }
             },
@@ -634,14 +647,8 @@ pub async fn reinvite(app: &Arc<App>, key: ServerKey, req: rsip::Request, facts:
 
 /// UPDATE (RFC 3311) without a body: a session refresh (RFC 4028).
 pub async fn update(app: &Arc<App>, key: ServerKey, req: rsip::Request, facts: Facts) {
-    let Some(id) = in_dialog(app, &facts) else {
-        return app
-            .outbox
-            .respond(
-                &key,
-                reply::status(&req, 481, "Call/Transaction Does Not Exist"),
-            )
-            .await;
+    let Some(id) = dialog_or_481(app, &key, &req, &facts).await else {
+        return;
     };
     if !req.body.is_empty() {
         return app
@@ -661,33 +668,18 @@ pub async fn update(app: &Arc<App>, key: ServerKey, req: rsip::Request, facts: F
         Err(resp) => return app.outbox.respond(&key, resp).await,
     };
     if let Some(c) = lock(&app.calls).get_mut(&id) {
-        c.expires_at = timer
-            .as_ref()
-            .filter(|t| t.refresher == Refresher::Uac)
-            .map(|t| session_timer::expires_at(app.now(), t));
+        c.expires_at = timer.as_ref().and_then(|t| timer_deadline(app.now(), t));
     }
     app.calls_changed.notify_one();
     let tag = facts.to_tag.clone().unwrap_or_default();
-    let mut resp = reply::in_dialog(&req, 200, "OK", &tag);
-    if let Some(t) = &timer {
-        resp = reply::header(resp, "Session-Expires", t.header_value());
-        if t.require_timer {
-            resp = reply::header(resp, "Require", "timer");
-        }
-    }
+    let resp = with_timer(reply::in_dialog(&req, 200, "OK", &tag), timer.as_ref());
     app.outbox.respond(&key, resp).await;
 }
 
 /// INFO with a DTMF body (application/dtmf-relay or application/dtmf).
 pub async fn info(app: &Arc<App>, key: ServerKey, req: rsip::Request, facts: Facts) {
-    let Some(id) = in_dialog(app, &facts) else {
-        return app
-            .outbox
-            .respond(
-                &key,
-                reply::status(&req, 481, "Call/Transaction Does Not Exist"),
-            )
-            .await;
+    let Some(id) = dialog_or_481(app, &key, &req, &facts).await else {
+        return;
     };
     let tag = facts.to_tag.clone().unwrap_or_default();
     let ct = facts.content_type.clone().unwrap_or_default();
@@ -884,18 +876,8 @@ pub async fn media_events(app: Arc<App>) {
 pub async fn timer_loop(app: Arc<App>) {
     loop {
         let next = lock(&app.calls).next_deadline();
-        let notified = app.calls_changed.notified();
-        match next {
-            Some(at) => {
-                tokio::select! {
-                    _ = tokio::time::sleep_until(at.into()) => {}
-                    _ = notified => continue,
-                }
-            }
-            None => {
-                notified.await;
-                continue;
-            }
+        if !super::sleep_until_due(next, &app.calls_changed).await {
+            continue;
         }
         let due = lock(&app.calls).expired(app.now());
         for id in due {

@@ -247,6 +247,23 @@ impl App {
     }
 }
 
+/// Sleeps until `next` (forever without one) or until `changed` is notified (a deadline
+/// may have moved earlier). True when the deadline came: the caller then handles what is
+/// due; false when it should look at its deadlines again.
+pub async fn sleep_until_due(next: Option<Instant>, changed: &Notify) -> bool {
+    let notified = changed.notified();
+    match next {
+        Some(at) => tokio::select! {
+            _ = tokio::time::sleep_until(at.into()) => true,
+            _ = notified => false,
+        },
+        None => {
+            notified.await;
+            false
+        }
+    }
+}
+
 /// A correlation id from a Call-ID: the engine bounds ids, so a long or odd Call-ID is
 /// hashed instead of refused.
 fn correlation_id(call_id: &str) -> Option<String> {

@@ -253,18 +253,8 @@ pub async fn end_im_sessions(app: &App, who: &Address) {
 pub async fn expiry_loop(app: Arc<App>) {
     loop {
         let next = lock(&app.registrar).poll_timeout();
-        let notified = app.registrar_changed.notified();
-        match next {
-            Some(at) => {
-                tokio::select! {
-                    _ = tokio::time::sleep_until(at.into()) => {}
-                    _ = notified => continue,
-                }
-            }
-            None => {
-                notified.await;
-                continue;
-            }
+        if !super::sleep_until_due(next, &app.registrar_changed).await {
+            continue;
         }
         let ended = lock(&app.registrar).expire(app.now());
         for who in ended {
