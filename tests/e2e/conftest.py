@@ -151,3 +151,14 @@ def server(conclave_bin, tmp_path):
     s.start()
     yield s
     s.stop()
+
+
+@pytest.fixture
+def sip_server(conclave_bin, tmp_path):
+    """A server whose SIP gateway lets guests of its domain in (open registration)."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    s = Server(conclave_bin, tmp_path / "data", logs, args=["--sip-open-registration", "true"])
+    s.start()
+    yield s
+    s.stop()

@@ -239,6 +239,35 @@ def received_statuses(trace: str) -> list[str]:
     return re.findall(r"^(SIP/2\.0 \d{3} [^\r\n]*)", trace, re.M)
 
 
+def rest(server, method, path, token=None, json=None, expect=200):
+    """A REST call answered `expect`; its JSON (or text)."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    r = requests.request(method, f"{server.url}{path}", headers=headers, json=json, timeout=30)
+    assert r.status_code == expect, f"{method} {path} -> {r.status_code} {r.text}"
+    return r.json() if r.headers.get("content-type", "").startswith("application/json") else r.text
+
+
+def admin(server, method, path, json=None, expect=200):
+    """A REST call with the admin token."""
+    return rest(server, method, path, server.admin_token, json, expect)
+
+
+def members(server, room) -> dict:
+    """Who is present in `room`, by principal (empty when the room does not exist)."""
+    r = requests.get(f"{server.url}/rooms/{room}/members", headers=server.admin(), timeout=10)
+    return {m["principal"]: m for m in r.json().get("members", [])} if r.status_code == 200 else {}
+
+
+def wait_for(pred, what: str, timeout: float = 10.0) -> None:
+    """Polls `pred` until it holds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 def wait_registrations(server, count: int, timeout: float = 10) -> None:
     """Waits until the gateway holds `count` bindings (its health says)."""
     deadline = time.monotonic() + timeout

@@ -4,42 +4,9 @@ caller muted over HTTP is gone from the others' audio within 100 ms)."""
 
 import time
 
-import pytest
-import requests
-
 from conftest import Server, free_port
 from rtp_caller import Caller
-from sip_support import DOMAIN, Sipp, received_statuses, scenario
-
-
-@pytest.fixture
-def sip_server(conclave_bin, tmp_path):
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    s = Server(conclave_bin, tmp_path / "data", logs, args=["--sip-open-registration", "true"])
-    s.start()
-    yield s
-    s.stop()
-
-
-def admin(server, method, path, json=None, expect=200):
-    r = requests.request(method, f"{server.url}{path}", headers=server.admin(), json=json, timeout=30)
-    assert r.status_code == expect, f"{method} {path} -> {r.status_code} {r.text}"
-    return r.json()
-
-
-def members(server, room) -> dict:
-    r = requests.get(f"{server.url}/rooms/{room}/members", headers=server.admin(), timeout=10)
-    return {m["principal"]: m for m in r.json().get("members", [])} if r.status_code == 200 else {}
-
-
-def wait_for(pred, what, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
+from sip_support import DOMAIN, Sipp, admin, members, received_statuses, scenario, wait_for
 
 
 def invite_scenario(user: str, room_user: str, expect: int, codecs: str = "0 101",

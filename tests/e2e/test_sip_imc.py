@@ -5,46 +5,10 @@ Each SIP user is a SIPp listener its registration points at (the gateway's MESSA
 arrive there, each a transaction of its own, as Kamailio sends them) and SIPp clients
 sending its requests."""
 
-import time
-
-import pytest
 import requests
 
-from conftest import Server
-from sip_support import Sipp, User, received_statuses, scenario, message_step
-
-
-@pytest.fixture
-def sip_server(conclave_bin, tmp_path):
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    s = Server(conclave_bin, tmp_path / "data", logs, args=["--sip-open-registration", "true"])
-    s.start()
-    yield s
-    s.stop()
-
-
-def rest(server, method, path, token=None, json=None, expect=200):
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    r = requests.request(method, f"{server.url}{path}", headers=headers, json=json, timeout=30)
-    assert r.status_code == expect, f"{method} {path} -> {r.status_code} {r.text}"
-    return r.json() if r.headers.get("content-type", "").startswith("application/json") else r.text
-
-
-def wait_for(pred, what: str, timeout: float = 10):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def members(server, room):
-    r = requests.get(f"{server.url}/rooms/{room}/members", headers=server.admin(), timeout=10)
-    if r.status_code != 200:
-        return set()
-    return {m["principal"] for m in r.json()["members"]}
+from sip_support import (Sipp, User, members, message_step, received_statuses, rest, scenario,
+                         wait_for)
 
 
 def test_imc_commands_and_chat_across_sip_and_http(sip_server, tmp_path):
