@@ -321,9 +321,11 @@ fn beyond_the_cap_new_requests_get_503_and_are_not_stored() {
     // Then a stateless 503 with Retry-After, no TU request, no state
     assert!(new_request(&outs).is_none());
     let t = transmits(&outs);
-    assert!(t
-        .iter()
-        .all(|t| t.starts_with("SIP/2.0 503 Service Unavailable") && t.contains("Retry-After: 5")));
+    assert!(
+        t.iter()
+            .all(|t| t.starts_with("SIP/2.0 503 Service Unavailable")
+                && t.contains("Retry-After: 32"))
+    );
     assert_eq!(t.len(), 1);
     assert_eq!(layer.transaction_count(), 2);
 }

@@ -1,6 +1,7 @@
 //! The transaction layer: messages and time in, outputs polled, next deadline computed.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use rsip::prelude::UntypedHeader;
@@ -43,6 +44,8 @@ pub struct TransactionLayer {
     timers: BTreeSet<(Instant, TxId)>,
     scheduled: HashMap<TxId, Instant>,
     outputs: VecDeque<Output>,
+    /// Live server transactions per source address.
+    per_address: HashMap<IpAddr, usize>,
 }
 
 impl TransactionLayer {
@@ -57,7 +60,15 @@ impl TransactionLayer {
             timers: BTreeSet::new(),
             scheduled: HashMap::new(),
             outputs: VecDeque::new(),
+            per_address: HashMap::new(),
         }
+    }
+
+    /// Whether a new server transaction from `from` would pass a bound.
+    fn full_for(&self, from: &Peer) -> bool {
+        self.txs.len() >= self.config.max_transactions
+            || self.per_address.get(&from.addr.ip()).copied().unwrap_or(0)
+                >= self.config.max_transactions_per_address
     }
 
     /// Live transactions (server and client).
@@ -200,7 +211,7 @@ impl TransactionLayer {
             self.answer_stateless(from, request, 481, "");
             return;
         };
-        if self.txs.len() >= self.config.max_transactions {
+        if self.full_for(&from) {
             self.overloaded(from, request);
             return;
         }
@@ -232,7 +243,7 @@ impl TransactionLayer {
             self.retransmitted(id);
             return;
         }
-        if self.txs.len() >= self.config.max_transactions {
+        if self.full_for(&from) {
             self.overloaded(from, &request);
             return;
         }
@@ -297,6 +308,7 @@ impl TransactionLayer {
         };
         self.txs.insert(id, Tx::Server(tx));
         self.servers.insert(key, id);
+        *self.per_address.entry(peer.addr.ip()).or_default() += 1;
         self.reschedule(id);
         id
     }
@@ -310,13 +322,15 @@ impl TransactionLayer {
         self.send_stateless(to, response.into());
     }
 
-    /// Over the bound: `503` with Retry-After, nothing stored, the TU not told.
+    /// Over a bound: `503` with Retry-After (the time a transaction lives, 64*T1, after
+    /// which the bound has room again), nothing stored, the TU not told.
     fn overloaded(&mut self, to: Peer, request: &Request) {
         let tag = wire::new_stateless_tag();
         let mut response = wire::response(request, 503, "", Some(&tag));
+        let wait = self.config.t64().as_secs().max(1).to_string();
         response
             .headers
-            .push(Header::RetryAfter(rsip::headers::RetryAfter::new("5")));
+            .push(Header::RetryAfter(rsip::headers::RetryAfter::new(wait)));
         self.send_stateless(to, response.into());
     }
 
@@ -606,6 +620,13 @@ impl TransactionLayer {
         match self.txs.remove(&id) {
             Some(Tx::Server(tx)) => {
                 self.servers.remove(&tx.key);
+                let ip = tx.peer.addr.ip();
+                if let Some(n) = self.per_address.get_mut(&ip) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        self.per_address.remove(&ip);
+                    }
+                }
                 if let Some(k) = tx.ack_index {
                     if self.awaiting_ack.get(&k) == Some(&id) {
                         self.awaiting_ack.remove(&k);

@@ -54,6 +54,9 @@ pub struct TimerConfig {
     pub t4: Duration,
     /// Most live transactions (server and client); beyond it new requests get `503`.
     pub max_transactions: usize,
+    /// Most live server transactions of one source address: one address's flood of new
+    /// requests gets `503` itself and leaves room for everyone else.
+    pub max_transactions_per_address: usize,
     /// Longest an INVITE server transaction waits for the TU's final response before the
     /// layer answers `408` itself (no RFC timer; it keeps a stuck TU from pinning state).
     pub invite_guard: Duration,
@@ -66,6 +69,7 @@ impl Default for TimerConfig {
             t2: Duration::from_secs(4),
             t4: Duration::from_secs(5),
             max_transactions: 10_000,
+            max_transactions_per_address: 1_000,
             invite_guard: Duration::from_secs(300),
         }
     }

@@ -15,6 +15,13 @@ pub enum WireError {
     /// A request whose method rsip cannot represent (answered `501`).
     #[error("Not Implemented")]
     UnknownMethod,
+    /// The Request-URI has no scheme (`chat@host`): `400`.
+    #[error("Bad Request-URI")]
+    BadRequestUri,
+    /// The Request-URI's scheme is not `sip` or `sips` (`tel:`, `urn:`, `im:`...):
+    /// `416 Unsupported URI Scheme` (RFC 3261 §8.2.2.1).
+    #[error("Unsupported URI Scheme")]
+    UnsupportedUriScheme,
     /// A mandatory header (To, From, CSeq, Call-ID, Via; Max-Forwards on requests) is absent.
     #[error("Missing {0} Header")]
     MissingHeader(&'static str),
@@ -63,6 +70,8 @@ impl WireError {
             Self::BadStartLine => "sip.bad_start_line",
             Self::BadVersion => "sip.bad_version",
             Self::UnknownMethod => "sip.unknown_method",
+            Self::BadRequestUri => "sip.bad_request_uri",
+            Self::UnsupportedUriScheme => "sip.unsupported_uri_scheme",
             Self::MissingHeader(_) => "sip.missing_header",
             Self::DuplicateHeader(_) => "sip.duplicate_header",
             Self::BadHeader => "sip.bad_header",
@@ -90,6 +99,7 @@ impl WireError {
             Self::TooLarge | Self::Garbage | Self::Incomplete => None,
             Self::BadVersion => Some(505),
             Self::UnknownMethod => Some(501),
+            Self::UnsupportedUriScheme => Some(416),
             _ => Some(400),
         }
     }

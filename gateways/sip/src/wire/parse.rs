@@ -83,7 +83,30 @@ pub(crate) fn start_line(line: &[u8]) -> Result<StartLine<'_>, WireError> {
     if method.to_string() != name {
         return Err(WireError::UnknownMethod);
     }
+    request_uri_scheme(second)?;
     Ok(StartLine::Request { method, raw: first })
+}
+
+/// Checks the Request-URI's scheme before rsip reads it: rsip fails on `tel:` and
+/// `urn:` URIs (which deserve `416`, not `400`) and reads `chat:x@host` or `chat@host`
+/// as a URI without a scheme, which must not pass as `sip:`.
+fn request_uri_scheme(uri: &[u8]) -> Result<(), WireError> {
+    let Some(colon) = uri.iter().position(|b| *b == b':') else {
+        return Err(WireError::BadRequestUri);
+    };
+    let scheme = uri.get(..colon).unwrap_or_default();
+    let well_formed = scheme.first().is_some_and(u8::is_ascii_alphabetic)
+        && scheme
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
+    if !well_formed {
+        return Err(WireError::BadRequestUri);
+    }
+    if scheme.eq_ignore_ascii_case(b"sip") || scheme.eq_ignore_ascii_case(b"sips") {
+        Ok(())
+    } else {
+        Err(WireError::UnsupportedUriScheme)
+    }
 }
 
 fn version(v: &[u8]) -> Result<(), WireError> {
