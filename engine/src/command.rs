@@ -492,6 +492,28 @@ pub enum Command {
         /// The last journal record the selection covered.
         up_to_seq: u64,
     },
+
+    // ---- gateways ----
+    /// Journal a refusal a gateway made on its own, before any other command: an INVITE
+    /// whose SDP has no common codec (488), a session interval too small (422), a
+    /// REGISTER interval too brief (423), a failed digest answer (401/403). Always
+    /// refused ([`Rejection::GatewayRefused`](crate::Rejection::GatewayRefused)) with an
+    /// `api_action_denied` to record, so it takes the engine's denial path: repeats from
+    /// one source (the origin's remote address, else the actor) are journaled once a
+    /// minute. Any actor: the gateway sends it as the identity it refused. Never
+    /// accepted from outside (it is not deserialized): only a gateway inside the process
+    /// states what it refused.
+    #[serde(skip_deserializing)]
+    RecordGatewayRefusal {
+        /// The room the refused request named, if any; journaled only when it exists
+        /// (else the record goes to the `server` stream).
+        room: Option<RoomName>,
+        /// What was refused, `[a-z0-9._]{1,64}`: `sip_invite`, `sip_register`.
+        action: String,
+        /// Why, a stable code `[a-z0-9._]{1,64}`: `sdp.no_common_codec`,
+        /// `timer.too_small`, `register.interval_too_brief`, `digest.wrong_response`.
+        code: String,
+    },
 }
 
 impl Command {
@@ -562,6 +584,7 @@ impl Command {
             Command::SetWelcomeText { .. } => "set_welcome_text",
             Command::LiftAutoban { .. } => "lift_autoban",
             Command::RecordContentPurge { .. } => "record_content_purge",
+            Command::RecordGatewayRefusal { .. } => "record_gateway_refusal",
         }
     }
 
@@ -569,7 +592,9 @@ impl Command {
     /// with this.
     pub fn room(&self) -> Option<&RoomName> {
         match self {
-            Command::SetRendezvous { room, .. } => room.as_ref(),
+            Command::SetRendezvous { room, .. } | Command::RecordGatewayRefusal { room, .. } => {
+                room.as_ref()
+            }
             Command::CreateRoom { room, .. }
             | Command::ConfigureRoom { room, .. }
             | Command::LockRoom { room }

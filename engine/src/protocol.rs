@@ -688,6 +688,14 @@ impl Rejection {
                 xmpp(X::BadRequest, T::Modify),
                 I::Refuse,
             ),
+
+            // ---- gateways ----
+            // The answer of `record_gateway_refusal`, which only the gateway that already
+            // answered its client (with its own status: 488, 422, 423, 401) ever sends;
+            // this row is never seen by a client. A refusal, like any permission: 403.
+            R::GatewayRefused { .. } => {
+                refused(403, S::Forbidden, xmpp(X::Forbidden, T::Auth), I::Refuse)
+            }
         }
     }
 }

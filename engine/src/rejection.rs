@@ -255,6 +255,19 @@ pub enum Rejection {
     /// Nothing left after sanitizing.
     #[error("message is empty")]
     MessageEmpty,
+
+    // ---- gateways ----
+    /// A gateway refused a request on its own (a SIP INVITE with no common codec, a
+    /// REGISTER interval too brief) and had it journaled
+    /// ([`Command::RecordGatewayRefusal`](crate::Command::RecordGatewayRefusal)); the
+    /// gateway has already answered its client.
+    #[error("the gateway refused {action}: {code}")]
+    GatewayRefused {
+        /// What was refused (`sip_invite`).
+        action: String,
+        /// The gateway's code for why (`sdp.no_common_codec`).
+        code: String,
+    },
 }
 
 impl Rejection {
@@ -313,6 +326,7 @@ impl Rejection {
         "perm.guests_may_not_create",
         "ban.no_known_address",
         "ban.network_while_obfuscated",
+        "gateway.refused",
     ];
 
     /// The stable code: `area.reason`, lowercase.
@@ -372,6 +386,7 @@ impl Rejection {
             R::GuestsMayNotCreate => "perm.guests_may_not_create",
             R::NoKnownAddress => "ban.no_known_address",
             R::NetworkWhileObfuscated => "ban.network_while_obfuscated",
+            R::GatewayRefused { .. } => "gateway.refused",
         }
     }
 

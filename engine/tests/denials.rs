@@ -7,10 +7,12 @@ use std::time::Duration;
 
 use chrono::TimeDelta;
 use conclave_engine::command::Command;
-use conclave_engine::service::{Engine, EngineConfig, Request, TestClock};
+use conclave_engine::service::{
+    Engine, EngineConfig, EngineError, GatewayScope, Request, TestClock,
+};
 use conclave_engine::testing::{advance_blocking, test_clock};
 use conclave_engine::{
-    Actor, Address, Credentials, Origin, Policy, Principal, RoomName, SessionId,
+    Actor, Address, Credentials, Origin, Policy, Principal, Rejection, RoomName, Scheme, SessionId,
 };
 
 fn from(remote: &str) -> Origin {
@@ -91,5 +93,81 @@ fn repeated_refusals_from_one_source_are_journaled_once_a_minute() {
     advance_blocking(&engine, &clock, TimeDelta::seconds(61)).unwrap();
     let before = engine.head();
     attempt(&engine, "sip:bot61@example.org", "198.51.100.9:4000", 61);
+    assert_eq!(engine.head(), before + 1);
+}
+
+/// One INVITE the SIP gateway refused for want of a common codec, reported as the
+/// caller from `remote`; the engine's answer.
+fn refused_invite(engine: &Engine, who: &str, remote: &str, room_name: &str) -> EngineError {
+    let sip = engine.gateway(GatewayScope {
+        name: "sip".into(),
+        schemes: vec![Scheme::Sip],
+    });
+    let req = Request::new(
+        Command::RecordGatewayRefusal {
+            room: Some(room(room_name)),
+            action: "sip_invite".into(),
+            code: "sdp.no_common_codec".into(),
+        },
+        Actor::Identity(Address::parse(who).unwrap()),
+        Origin {
+            gateway: "sip".into(),
+            protocol: "sip".into(),
+            remote_addr: Some(remote.into()),
+        },
+    );
+    sip.execute_blocking(req).unwrap_err()
+}
+
+#[test]
+fn a_stranger_flooding_refused_invites_costs_one_record_a_minute() {
+    // given a room
+    let (engine, clock, _dir) = given();
+    let before = engine.head();
+    // when a stranger sends a hundred INVITEs the gateway refuses (488)
+    for n in 0..100 {
+        let err = refused_invite(
+            &engine,
+            &format!("sip:bot{n}@example.org"),
+            "198.51.100.9",
+            "board",
+        );
+        // then each is answered as a gateway refusal
+        match err {
+            EngineError::Rejected {
+                rejection,
+                recorded,
+                ..
+            } => {
+                assert_eq!(
+                    rejection,
+                    Rejection::GatewayRefused {
+                        action: "sip_invite".into(),
+                        code: "sdp.no_common_codec".into(),
+                    }
+                );
+                assert_eq!(recorded.len(), usize::from(n == 0), "attempt {n}");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    // and one is journaled, in the room's stream, the others counted
+    assert_eq!(engine.head(), before + 1);
+    assert_eq!(engine.metrics().denials_not_journaled, 99);
+    let record = engine.journal().reader().get(before + 1).unwrap().unwrap();
+    assert_eq!(record.stream, "room:board");
+    assert_eq!(record.event_type, "api_action_denied");
+    assert_eq!(record.meta.gateway.as_deref(), Some("sip"));
+
+    // Another source is journaled at once, the same one again after a minute; a room
+    // nobody holds goes to the server stream, once a minute too.
+    refused_invite(&engine, "sip:carol@example.org", "203.0.113.5", "board");
+    assert_eq!(engine.head(), before + 2);
+    refused_invite(&engine, "sip:bot1@example.org", "198.51.100.9", "nowhere");
+    refused_invite(&engine, "sip:bot2@example.org", "198.51.100.9", "elsewhere");
+    assert_eq!(engine.head(), before + 3);
+    advance_blocking(&engine, &clock, TimeDelta::seconds(61)).unwrap();
+    let before = engine.head();
+    refused_invite(&engine, "sip:bot1@example.org", "198.51.100.9", "board");
     assert_eq!(engine.head(), before + 1);
 }

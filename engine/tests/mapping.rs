@@ -108,6 +108,10 @@ fn all_rejections() -> Vec<Rejection> {
         R::GuestsMayNotCreate,
         R::NoKnownAddress,
         R::NetworkWhileObfuscated,
+        R::GatewayRefused {
+            action: "sip_invite".into(),
+            code: "sdp.no_common_codec".into(),
+        },
     ]
 }
 
@@ -169,9 +173,10 @@ fn rejection_index(r: &Rejection) -> usize {
         R::GuestsMayNotCreate => 50,
         R::NoKnownAddress => 51,
         R::NetworkWhileObfuscated => 52,
+        R::GatewayRefused { .. } => 53,
     }
 }
-const REJECTION_VARIANTS: usize = 53;
+const REJECTION_VARIANTS: usize = 54;
 
 /// One value of every `JournalError` variant, in `journal_index` order.
 fn all_journal_errors() -> Vec<JournalError> {

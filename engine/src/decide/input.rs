@@ -34,7 +34,16 @@ enum Field<'a> {
     Invitation(&'a InvitationId),
     /// A stored password hash (its format is checked where it is used).
     Hash(&'a str),
+    /// A room only referred to and journaled only if it exists
+    /// ([`Command::RecordGatewayRefusal`]): [`RoomName::lookup`]'s rule (1..=256
+    /// characters, nothing a line of text may not hold).
+    RoomRef(&'a RoomName),
+    /// A gateway's stable code or action name: `[a-z0-9._]{1,64}`.
+    Code(&'a str),
 }
+
+/// The longest gateway code or action name.
+const MAX_CODE_LEN: usize = 64;
 
 /// Checks the actor's name and every text-bearing field of `cmd`.
 pub(super) fn check(cx: &Cx<'_>, cmd: &Command) -> Result<(), Rejection> {
@@ -128,6 +137,27 @@ fn check_field(cx: &Cx<'_>, name: &'static str, field: Field<'_>) -> Result<(), 
                 .map_err(|e| invalid(name, e))
         }
         Field::Hash(h) => forbid(name, h, TextKind::Name),
+        Field::RoomRef(r) if cx.state.rooms.contains_key(r) => Ok(()),
+        Field::RoomRef(r) => {
+            forbid(name, r.as_str(), TextKind::Line)?;
+            RoomName::lookup(r.as_str())
+                .map(drop)
+                .map_err(|e| invalid(name, e))
+        }
+        Field::Code(c) => {
+            forbid(name, c, TextKind::Name)?;
+            let ok = (1..=MAX_CODE_LEN).contains(&c.len())
+                && c.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._".contains(&b));
+            if ok {
+                Ok(())
+            } else {
+                Err(invalid(
+                    name,
+                    format!("expected 1 to {MAX_CODE_LEN} of a-z, 0-9, '.' and '_'"),
+                ))
+            }
+        }
     }
 }
 
@@ -401,6 +431,13 @@ fn fields(cmd: &Command) -> Vec<(&'static str, Field<'_>)> {
             if let Some(s) = subject {
                 out.push(("subject", F::Principal(s)));
             }
+        }
+        C::RecordGatewayRefusal { room, action, code } => {
+            if let Some(r) = room {
+                out.push(("room", F::RoomRef(r)));
+            }
+            out.push(("action", F::Code(action)));
+            out.push(("code", F::Code(code)));
         }
     }
     out

@@ -8,6 +8,7 @@ mod accounts;
 mod address_bans;
 mod autoban;
 mod chat;
+mod gateways;
 mod input;
 mod invitations;
 mod membership;
@@ -171,6 +172,9 @@ fn dispatch(cx: &Cx<'_>, cmd: &Command) -> Decision {
             records,
             up_to_seq,
         } => retention::record_purge(cx, subject, before, *records, *up_to_seq),
+        C::RecordGatewayRefusal { room, action, code } => {
+            gateways::record_refusal(cx, room.as_ref(), action, code)
+        }
     }
 }
 

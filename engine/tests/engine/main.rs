@@ -8,6 +8,7 @@ mod address_bans;
 mod autoban;
 mod chat;
 mod codec;
+mod gateway_refusals;
 mod invitations;
 mod lobby;
 mod membership;

@@ -349,10 +349,19 @@ fn slots(cmd: &mut Command) -> (usize, Slots<'_>) {
             s.push(("address", Name, Slot::Address(address)));
             53
         }
+        C::RecordGatewayRefusal { room, action, code } => {
+            // A room only referred to (journaled only if it exists): a line's rule.
+            if let Some(r) = room {
+                s.push(("room", Line, Slot::Room(r)));
+            }
+            s.push(("action", Name, Slot::Text(action)));
+            s.push(("code", Name, Slot::Text(code)));
+            54
+        }
     };
     (index, s)
 }
-const COMMANDS: usize = 54;
+const COMMANDS: usize = 55;
 
 fn room_only<'a>(room: &'a mut RoomName, s: &mut Slots<'a>, index: usize) -> usize {
     s.push(("room", TextKind::Name, Slot::Room(room)));
@@ -611,6 +620,11 @@ fn samples() -> Vec<Command> {
         C::ClearSipCredential {
             account: aid("alice"),
             address: sip("alice"),
+        },
+        C::RecordGatewayRefusal {
+            room: Some(r()),
+            action: "sip_invite".into(),
+            code: "sdp.no_common_codec".into(),
         },
         // The other shapes of the enums inside commands.
         C::LiftAutoban {
