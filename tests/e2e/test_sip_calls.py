@@ -113,10 +113,16 @@ def test_denials_map_to_sip_statuses(sip_server, tmp_path):
     sipp.run(scenario("nowhere", invite_scenario("bob", "chat-nowhere", 404)))
     sipp.run(scenario("g729", invite_scenario("bob", "chat-conf", 488, codecs="18",
                                               rtpmap="a=rtpmap:18 G729/8000")))
-    # Every denial is journaled with its reason.
+    # Every denial is journaled with its reason: the engine's (the ban) and the
+    # gateway's own (no common codec).
+    wait_for(lambda: any(e["event_type"] == "api_action_denied"
+                         for e in admin(sip_server, "GET", "/audit?room=conf")["entries"]),
+             "the gateway's refusal journaled")
     audit = admin(sip_server, "GET", "/audit?room=conf")["entries"]
     denied = [e for e in audit if e["event_type"] == "join_denied"]
     assert denied and denied[-1]["event"]["data"]["reason"] == "banned", denied
+    refused = [e["event"]["data"] for e in audit if e["event_type"] == "api_action_denied"]
+    assert {"action": "sip_invite", "code": "sdp.no_common_codec"}.items() <= refused[-1].items(), refused
 
 
 def _frames_power(caller: Caller, freq: float, since: float):

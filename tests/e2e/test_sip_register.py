@@ -9,7 +9,7 @@ import requests
 
 from conftest import Server, free_port
 from sip_support import (Sipp, message_step, received_bodies, received_statuses, register_step,
-                         scenario)
+                         scenario, wait_for)
 
 
 @pytest.fixture
@@ -47,6 +47,13 @@ def test_register_with_digest_and_wrong_passwords(closed_server, tmp_path):
     # A wrong password is challenged again, never accepted.
     sipp.run(scenario("bad", register_step("alice", auth=True, expect=401)),
              extra=["-au", "alice", "-ap", "wrong"])
+    # The wrong answer is journaled (once a minute per source), the first challenge not.
+    def refusals():
+        audit = requests.get(f"{closed_server.url}/audit?type=api_action_denied",
+                             headers=closed_server.admin(), timeout=10).json()["entries"]
+        return [(e["event"]["data"]["action"], e["event"]["data"]["code"]) for e in audit]
+    wait_for(lambda: refusals(), "the refusal journaled")
+    assert refusals() == [("sip_register", "digest.wrong_response")], refusals()
     # An identity without credentials is refused once it answers the challenge.
     sipp.run(scenario("nobody", register_step("mallory", auth=True, expect=403)),
              extra=["-au", "mallory", "-ap", "whatever"])

@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use conclave_engine::ids::{Address, Principal};
@@ -60,16 +61,22 @@ impl Failures {
 /// Only then is `peer` remembered as where the identity last sent from (where messages
 /// for it go while it has no registration): a forged From must not redirect anyone's
 /// messages.
+///
+/// A refusal other than the first challenge (a wrong answer, an identity without
+/// credentials, a disabled account, a throttled address) is journaled, once a minute per
+/// source (`App::record_refusal`), with the digest error's code.
 pub async fn authenticate(
-    app: &App,
+    app: &Arc<App>,
     key: &ServerKey,
     peer: Peer,
     req: &rsip::Request,
     who: &Address,
 ) -> bool {
     let from = peer.addr.ip();
+    let action = action_of(&req.method);
     if lock(&app.auth_failures).throttled(from, app.now()) {
         app.metrics.count_auth_refusal();
+        app.record_refusal(who, peer.addr, "", None, action, "sip.auth_throttled");
         let resp = reply::header(
             reply::status(
                 req,
@@ -87,20 +94,32 @@ pub async fn authenticate(
             lock(&app.peers).remember(who, peer);
             true
         }
-        Err(resp) => {
+        Err((resp, code)) => {
             app.metrics.count_auth_refusal();
             app.outbox.respond(key, resp).await;
+            if let Some(code) = code {
+                app.record_refusal(who, peer.addr, "", None, action, code);
+            }
             false
         }
     }
 }
 
-fn check(
-    app: &App,
-    from: IpAddr,
-    req: &rsip::Request,
-    who: &Address,
-) -> Result<(), rsip::Response> {
+/// The action a refusal of `method` is journaled under.
+fn action_of(method: &rsip::Method) -> &'static str {
+    match method {
+        rsip::Method::Register => "sip_register",
+        rsip::Method::Invite => "sip_invite",
+        rsip::Method::Message => "sip_message",
+        _ => "sip_request",
+    }
+}
+
+/// A refusal: the answer, and the code it is journaled with (`None`: not journaled, the
+/// first challenge of a normal exchange).
+type Refusal = (rsip::Response, Option<&'static str>);
+
+fn check(app: &App, from: IpAddr, req: &rsip::Request, who: &Address) -> Result<(), Refusal> {
     let (credential, disabled) = app.handle.engine().read(|s| {
         let cred = s.sip_credential(who).cloned();
         let disabled = s
@@ -109,7 +128,10 @@ fn check(
         (cred, disabled)
     });
     if disabled {
-        return Err(reply::status(req, 403, "Forbidden (account disabled)"));
+        return Err((
+            reply::status(req, 403, "Forbidden (account disabled)"),
+            Some("account.disabled"),
+        ));
     }
     let realm = credential
         .as_ref()
@@ -126,17 +148,16 @@ fn check(
         // Challenge first, so that a stranger learns nothing about which identities
         // have credentials; refuse once they answered the challenge.
         if authorization.is_empty() {
-            return Err(challenge(app, req, &realm, false));
+            return Err((challenge(app, req, &realm, false), None));
         }
         lock(&app.auth_failures).failed(from, app.now());
-        return Err(reply::status(
-            req,
-            403,
-            "Forbidden (no SIP credentials for this identity)",
+        return Err((
+            reply::status(req, 403, "Forbidden (no SIP credentials for this identity)"),
+            Some("sip.no_credentials"),
         ));
     };
     let Some(value) = authorization.first() else {
-        return Err(challenge(app, req, &realm, false));
+        return Err((challenge(app, req, &realm, false), None));
     };
     let method = req.method.to_string();
     let now = app.unix_now();
@@ -151,13 +172,13 @@ fn check(
         Ok(v) if app.config.digest_algorithms.contains(&v.algorithm) => Ok(()),
         Ok(v) => {
             tracing::info!(identity = %who, algorithm = v.algorithm.as_str(), "SIP digest with an algorithm not offered");
-            Err(challenge(app, req, &realm, false))
+            Err((challenge(app, req, &realm, false), Some("digest.algorithm")))
         }
-        Err(DigestError::Stale) => Err(challenge(app, req, &realm, true)),
+        Err(DigestError::Stale) => Err((challenge(app, req, &realm, true), None)),
         Err(e) => {
             tracing::info!(identity = %who, code = e.code(), "SIP digest refused");
             lock(&app.auth_failures).failed(from, app.now());
-            Err(challenge(app, req, &realm, false))
+            Err((challenge(app, req, &realm, false), Some(e.code())))
         }
     }
 }

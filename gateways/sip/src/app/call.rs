@@ -11,7 +11,7 @@ use conclave_engine::state::Gate;
 use conclave_engine::{Command, Credentials};
 use conclave_media::{Direction as MediaDirection, MediaEvent, G711};
 
-use super::calls::{Call, DialogId, Phase};
+use super::calls::{Call, DialogId, Inserted, Phase};
 use super::facts::header_values;
 use super::{auth, deliver, lock, reply, App, Facts};
 use crate::imc::Target;
@@ -110,45 +110,24 @@ pub async fn invite(app: Arc<App>, key: ServerKey, from: Peer, req: rsip::Reques
     if !auth::authenticate(&app, &key, from, &req, &facts.from).await {
         return;
     }
-    let timer = match session_timer_of(&app, &req, &facts) {
-        Ok(t) => t,
-        Err(resp) => return app.outbox.respond(&key, resp).await,
-    };
-    // The offer, checked before anything is joined or opened.
-    let offer = if req.body.is_empty() {
-        None
-    } else {
-        if facts.content_type.as_deref() != Some("application/sdp") {
-            let resp = reply::header(
-                reply::status(&req, 415, "Unsupported Media Type"),
-                "Accept",
-                "application/sdp",
+    let (timer, offer, media) = match check_invite(&app, &req, &facts) {
+        Ok(v) => v,
+        Err((response, code)) => {
+            app.outbox.respond(&key, response).await;
+            let room = match &dest {
+                Destination::Room(r) => Some(r.clone()),
+                Destination::Account(_) => None,
+            };
+            app.record_refusal(
+                &facts.from,
+                from.addr,
+                &facts.call_id,
+                room,
+                "sip_invite",
+                code,
             );
-            return app.outbox.respond(&key, resp).await;
+            return;
         }
-        let text = match sdp::body_text(&req.body) {
-            Ok(t) => t.to_owned(),
-            Err(e) => return app.outbox.respond(&key, sdp_refusal(&req, &e)).await,
-        };
-        let probe = LocalMedia {
-            address: app.media_address(),
-            port: 9,
-            session_id: 0,
-            session_version: 0,
-        };
-        if let Err(e) = sdp::answer(&text, &probe, &CODECS) {
-            return app.outbox.respond(&key, sdp_refusal(&req, &e)).await;
-        }
-        Some(text)
-    };
-    let Some(media) = app.media.clone() else {
-        return app
-            .outbox
-            .respond(
-                &key,
-                reply::status(&req, 488, "Not Acceptable Here (no media node)"),
-            )
-            .await;
     };
     let local_tag = wire::new_tag();
     let Some(session) = call_session(&id.call_id, &id.remote_tag) else {
@@ -184,14 +163,27 @@ pub async fn invite(app: Arc<App>, key: ServerKey, from: Peer, req: rsip::Reques
         dtmf: DtmfCommands::new(),
         muted: false,
     };
-    if !lock(&app.calls).insert(call, app.config.max_calls_per_address) {
-        return app
-            .outbox
-            .respond(
-                &key,
-                reply::status(&req, 486, "Busy Here (too many calls from this address)"),
-            )
-            .await;
+    let inserted = lock(&app.calls).insert(call, app.config.max_calls_per_address);
+    match inserted {
+        Inserted::Yes => {}
+        Inserted::Cancelled => {
+            // The CANCEL came before the call was known: answer it now.
+            let resp = reply::in_dialog(&req, 487, "Request Terminated", &local_tag);
+            return app.outbox.respond(&key, resp).await;
+        }
+        Inserted::Refused => {
+            let resp = reply::status(&req, 486, "Busy Here (too many calls from this address)");
+            app.outbox.respond(&key, resp).await;
+            app.record_refusal(
+                &facts.from,
+                from.addr,
+                &facts.call_id,
+                None,
+                "sip_invite",
+                "sip.too_many_calls",
+            );
+            return;
+        }
     }
     // (The transaction layer answered 100 Trying on arrival.)
     let remote = Some(from.addr);
@@ -349,6 +341,51 @@ pub async fn invite(app: Arc<App>, key: ServerKey, from: Peer, req: rsip::Reques
     app.outbox.respond(&key, resp).await;
 }
 
+/// What an INVITE must pass before anything is joined or opened: its session interval,
+/// its offer (when it has one) and a media node. A refusal is the answer and the stable
+/// code journaled for it.
+#[allow(clippy::type_complexity)]
+fn check_invite(
+    app: &App,
+    req: &rsip::Request,
+    facts: &Facts,
+) -> Result<
+    (
+        Option<SessionTimer>,
+        Option<String>,
+        conclave_media::MediaNode,
+    ),
+    (rsip::Response, &'static str),
+> {
+    let timer = session_timer_of(app, req, facts)?;
+    let offer = if req.body.is_empty() {
+        None
+    } else {
+        if facts.content_type.as_deref() != Some("application/sdp") {
+            let resp = reply::header(
+                reply::status(req, 415, "Unsupported Media Type"),
+                "Accept",
+                "application/sdp",
+            );
+            return Err((resp, "sip.unsupported_media_type"));
+        }
+        let text = sdp::body_text(&req.body).map_err(|e| (sdp_refusal(req, &e), e.code()))?;
+        let probe = LocalMedia {
+            address: app.media_address(),
+            port: 9,
+            session_id: 0,
+            session_version: 0,
+        };
+        sdp::answer(text, &probe, &CODECS).map_err(|e| (sdp_refusal(req, &e), e.code()))?;
+        Some(text.to_owned())
+    };
+    let media = app.media.clone().ok_or_else(|| {
+        let resp = reply::status(req, 488, "Not Acceptable Here (no media node)");
+        (resp, "media.unavailable")
+    })?;
+    Ok((timer, offer, media))
+}
+
 /// Whether the call was cancelled (its entry is gone or marked).
 fn was_cancelled(app: &App, id: &DialogId) -> bool {
     lock(&app.calls).get_mut(id).is_none_or(|c| c.cancelled)
@@ -391,7 +428,7 @@ fn session_timer_of(
     app: &App,
     req: &rsip::Request,
     facts: &Facts,
-) -> Result<Option<SessionTimer>, rsip::Response> {
+) -> Result<Option<SessionTimer>, (rsip::Response, &'static str)> {
     let se = header_values(&req.headers, "Session-Expires", Some("x"));
     let min_se = header_values(&req.headers, "Min-SE", None);
     let config = TimerConfig {
@@ -406,13 +443,16 @@ fn session_timer_of(
         min_se.first().map(String::as_str),
         supports,
     )
-    .map_err(|e| match e {
-        session_timer::TimerError::TooSmall { min_se } => reply::header(
-            reply::status(req, 422, "Session Interval Too Small"),
-            "Min-SE",
-            min_se.to_string(),
-        ),
-        other => reply::status(req, 400, &other.to_string()),
+    .map_err(|e| {
+        let resp = match &e {
+            session_timer::TimerError::TooSmall { min_se } => reply::header(
+                reply::status(req, 422, "Session Interval Too Small"),
+                "Min-SE",
+                min_se.to_string(),
+            ),
+            other => reply::status(req, 400, &other.to_string()),
+        };
+        (resp, e.code())
     })
 }
 
@@ -515,12 +555,20 @@ pub async fn cancelled(app: &App, invite: ServerKey) {
     let pending = {
         let mut calls = lock(&app.calls);
         let id = calls.by_invite(&invite);
-        match id.and_then(|id| calls.get_mut(&id)) {
-            Some(c) if c.phase == Phase::Proceeding => {
-                c.cancelled = true;
-                c.invite_request.take().map(|r| (r, c.local_tag.clone()))
+        match id {
+            Some(id) => match calls.get_mut(&id) {
+                Some(c) if c.phase == Phase::Proceeding => {
+                    c.cancelled = true;
+                    c.invite_request.take().map(|r| (r, c.local_tag.clone()))
+                }
+                _ => None,
+            },
+            None => {
+                // The INVITE's handler has not registered its call yet (it is still
+                // authenticating or checking the offer): it answers 487 when it does.
+                calls.cancel_early(invite.clone());
+                None
             }
-            _ => None,
         }
     };
     if let Some((req, tag)) = pending {
@@ -586,7 +634,7 @@ pub async fn reinvite(app: &Arc<App>, key: ServerKey, req: rsip::Request, facts:
     };
     let timer = match session_timer_of(app, &req, &facts) {
         Ok(t) => t,
-        Err(resp) => return app.outbox.respond(&key, resp).await,
+        Err((resp, _)) => return app.outbox.respond(&key, resp).await,
     };
     // The call's media, with the session version moved on; or the status to refuse with.
     let found: Result<_, (u16, &str)> = {
@@ -665,7 +713,7 @@ pub async fn update(app: &Arc<App>, key: ServerKey, req: rsip::Request, facts: F
     }
     let timer = match session_timer_of(app, &req, &facts) {
         Ok(t) => t,
-        Err(resp) => return app.outbox.respond(&key, resp).await,
+        Err((resp, _)) => return app.outbox.respond(&key, resp).await,
     };
     if let Some(c) = lock(&app.calls).get_mut(&id) {
         c.expires_at = timer.as_ref().and_then(|t| timer_deadline(app.now(), t));

@@ -66,10 +66,25 @@ pub struct Call {
     pub muted: bool,
 }
 
+/// What [`Calls::insert`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inserted {
+    Yes,
+    /// Its address holds as many calls as allowed, or the dialog exists.
+    Refused,
+    /// A CANCEL for its INVITE came first: not kept.
+    Cancelled,
+}
+
+/// CANCELs that matched an INVITE the transaction user had not registered yet, kept
+/// until the INVITE's handler gets there (bounded: the oldest are forgotten).
+const MAX_EARLY_CANCELS: usize = 1024;
+
 /// Every call.
 #[derive(Debug, Default)]
 pub struct Calls {
     calls: HashMap<DialogId, Call>,
+    early_cancels: std::collections::VecDeque<ServerKey>,
     by_invite: HashMap<ServerKey, DialogId>,
     by_leg: HashMap<LegId, DialogId>,
     per_address: HashMap<IpAddr, usize>,
@@ -78,12 +93,18 @@ pub struct Calls {
 impl Calls {
     /// Adds a call unless its address holds `max_per_address` already or the dialog
     /// exists.
-    pub fn insert(&mut self, call: Call, max_per_address: usize) -> bool {
+    pub fn insert(&mut self, call: Call, max_per_address: usize) -> Inserted {
+        if let Some(k) = &call.invite {
+            if let Some(pos) = self.early_cancels.iter().position(|c| c == k) {
+                self.early_cancels.remove(pos);
+                return Inserted::Cancelled;
+            }
+        }
         let ip = call.peer.addr.ip();
         if self.calls.contains_key(&call.id)
             || self.per_address.get(&ip).copied().unwrap_or(0) >= max_per_address
         {
-            return false;
+            return Inserted::Refused;
         }
         *self.per_address.entry(ip).or_default() += 1;
         if let Some(k) = &call.invite {
@@ -93,7 +114,15 @@ impl Calls {
             self.by_leg.insert(l, call.id.clone());
         }
         self.calls.insert(call.id.clone(), call);
-        true
+        Inserted::Yes
+    }
+
+    /// Notes a CANCEL whose INVITE has no call yet: [`Calls::insert`] refuses it then.
+    pub fn cancel_early(&mut self, invite: ServerKey) {
+        if self.early_cancels.len() >= MAX_EARLY_CANCELS {
+            self.early_cancels.pop_front();
+        }
+        self.early_cancels.push_back(invite);
     }
 
     pub fn get_mut(&mut self, id: &DialogId) -> Option<&mut Call> {

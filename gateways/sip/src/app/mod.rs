@@ -236,6 +236,33 @@ impl App {
         self.handle.execute(req).await
     }
 
+    /// Journals a refusal the gateway decided itself (a codec, a session interval, a
+    /// failed digest: no engine command was refused), in the background after the SIP
+    /// answer went out. The engine keeps one record a minute per source, action and
+    /// code, so a flood costs the journal nothing more.
+    pub fn record_refusal(
+        self: &Arc<Self>,
+        who: &conclave_engine::ids::Address,
+        remote: SocketAddr,
+        call_id: &str,
+        room: Option<conclave_engine::ids::RoomName>,
+        action: &'static str,
+        code: &'static str,
+    ) {
+        let app = self.clone();
+        let who = who.clone();
+        let call_id = call_id.to_owned();
+        tokio::spawn(async move {
+            let cmd = Command::RecordGatewayRefusal {
+                room,
+                action: action.into(),
+                code: code.into(),
+            };
+            // Always refused: that is how it is journaled.
+            let _ = app.execute(&who, Some(remote), &call_id, cmd).await;
+        });
+    }
+
     /// Seconds since the Unix epoch, from the engine's clock (digest nonces).
     pub fn unix_now(&self) -> u64 {
         u64::try_from(self.handle.engine().now().timestamp()).unwrap_or(0)

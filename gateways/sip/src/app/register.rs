@@ -67,13 +67,18 @@ pub async fn handle(app: &Arc<App>, key: ServerKey, from: Peer, req: rsip::Reque
         }
     };
     if to_aor != facts.from {
-        return app
-            .outbox
-            .respond(
-                &key,
-                reply::status(&req, 403, "Forbidden (third-party registration)"),
-            )
-            .await;
+        let resp = reply::status(&req, 403, "Forbidden (third-party registration)");
+        app.outbox.respond(&key, resp).await;
+        let code = "register.third_party";
+        app.record_refusal(
+            &facts.from,
+            from.addr,
+            &facts.call_id,
+            None,
+            "sip_register",
+            code,
+        );
+        return;
     }
     if !auth::authenticate(app, &key, from, &req, &facts.from).await {
         return;
@@ -105,6 +110,7 @@ pub async fn handle(app: &Arc<App>, key: ServerKey, from: Peer, req: rsip::Reque
             }
         }
         Err(e) => {
+            let code = e.code();
             let resp = match e {
                 RegisterError::IntervalTooBrief { min } => reply::header(
                     reply::status(&req, 423, "Interval Too Brief"),
@@ -124,6 +130,14 @@ pub async fn handle(app: &Arc<App>, key: ServerKey, from: Peer, req: rsip::Reque
                 ),
             };
             app.outbox.respond(&key, resp).await;
+            app.record_refusal(
+                &facts.from,
+                from.addr,
+                &facts.call_id,
+                None,
+                "sip_register",
+                code,
+            );
         }
     }
 }
