@@ -15,6 +15,7 @@
 //! | `sip.realm` (default: the domain) | `--sip-realm` | `CONCLAVE_SIP_REALM` |
 //! | `sip.digest_algorithms` (default `["SHA-256", "MD5"]`) | `--sip-digest-algorithms sha-256,md5` | `CONCLAVE_SIP_DIGEST_ALGORITHMS` |
 //! | `sip.open_registration` (default false) | `--sip-open-registration` | `CONCLAVE_SIP_OPEN_REGISTRATION` |
+//! | `sip.max_tcp_connections` (default 4096) | `--sip-max-tcp-connections` | `CONCLAVE_SIP_MAX_TCP_CONNECTIONS` |
 //! | `sip.min_expires` / `sip.max_expires` (60 / 3600) | `--sip-min-expires` / `--sip-max-expires` | `CONCLAVE_SIP_MIN_EXPIRES` / `CONCLAVE_SIP_MAX_EXPIRES` |
 //! | `media.bind` (default `127.0.0.1`) | `--media-bind` | `CONCLAVE_MEDIA_BIND` |
 //! | `media.announce` (default: the bind address) | `--media-announce` | `CONCLAVE_MEDIA_ANNOUNCE` |
@@ -52,6 +53,7 @@ pub struct SipFile {
     open_registration: Option<bool>,
     min_expires: Option<u32>,
     max_expires: Option<u32>,
+    max_tcp_connections: Option<usize>,
 }
 
 /// `[media]` in the configuration file.
@@ -106,6 +108,9 @@ pub struct SipFlags {
     /// Longest registration granted, seconds [default: 3600].
     #[arg(long, env = "CONCLAVE_SIP_MAX_EXPIRES")]
     sip_max_expires: Option<u32>,
+    /// Open SIP TCP connections at most [default: 4096].
+    #[arg(long, env = "CONCLAVE_SIP_MAX_TCP_CONNECTIONS")]
+    sip_max_tcp_connections: Option<usize>,
     /// Address the media node's RTP sockets bind to [default: 127.0.0.1].
     #[arg(long, env = "CONCLAVE_MEDIA_BIND")]
     media_bind: Option<IpAddr>,
@@ -230,6 +235,12 @@ impl SipFlags {
             bail!("sip.min_expires / sip.max_expires: need 0 < min <= max");
         }
         c.default_expires = c.default_expires.clamp(c.min_expires, c.max_expires);
+        if let Some(n) = self.sip_max_tcp_connections.or(sip.max_tcp_connections) {
+            if !(1..=1_000_000).contains(&n) {
+                bail!("sip.max_tcp_connections (--sip-max-tcp-connections): must be 1..=1000000");
+            }
+            c.max_tcp_connections = n;
+        }
 
         let mut m = MediaConfig::default();
         if let Some(b) = self.media_bind.or(media.bind) {

@@ -277,3 +277,239 @@ def wait_registrations(server, count: int, timeout: float = 10) -> None:
             return
         time.sleep(0.05)
     raise AssertionError(f"the gateway never held {count} registrations")
+
+
+# ---- raw SIP over sockets (hostile-input tests): exact bytes in, parsed answers out ----
+
+import socket  # noqa: E402
+import uuid  # noqa: E402
+
+
+def new_branch() -> str:
+    return "z9hG4bK" + uuid.uuid4().hex
+
+
+def sip_request(method: str, ruri: str, *, user: str = "mallory", to: str | None = None,
+                branch: str | None = None, call_id: str | None = None, cseq: str | None = None,
+                via: str | None = None, transport: str = "UDP", sent_by: str = "127.0.0.1:9",
+                max_forwards: str = "70", content_type: str | None = None, body: str | bytes = b"",
+                extra: list | tuple = (), omit: list | tuple = (),
+                content_length: int | str | None = None, from_tag: str = "ft1") -> bytes:
+    """The bytes of a request, CRLF-terminated lines; `omit` names headers to leave out,
+    `content_length` overrides the real length ("" leaves the header out)."""
+    body = body.encode() if isinstance(body, str) else body
+    headers = [
+        ("Via", via or f"SIP/2.0/{transport} {sent_by};branch={branch or new_branch()}"),
+        ("Max-Forwards", max_forwards),
+        ("From", f"<sip:{user}@{DOMAIN}>;tag={from_tag}"),
+        ("To", to or f"<{ruri}>"),
+        ("Call-ID", call_id or uuid.uuid4().hex),
+        ("CSeq", cseq or f"1 {method}"),
+    ]
+    if content_type:
+        headers.append(("Content-Type", content_type))
+    headers.extend(extra)
+    if content_length != "":
+        headers.append(("Content-Length", str(len(body) if content_length is None else content_length)))
+    lines = [f"{method} {ruri} SIP/2.0"] + [f"{n}: {v}" for n, v in headers if n not in omit]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+class SipMessage:
+    """A parsed message: start line, headers (lower-cased names, values in order), body."""
+
+    def __init__(self, raw: bytes):
+        self.raw = raw
+        head, _, self.body = raw.partition(b"\r\n\r\n")
+        lines = head.decode(errors="replace").split("\r\n")
+        self.start = lines[0]
+        self.headers: dict[str, list[str]] = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            self.headers.setdefault(name.strip().lower(), []).append(value.strip())
+
+    @property
+    def is_response(self) -> bool:
+        return self.start.startswith("SIP/2.0 ")
+
+    @property
+    def code(self) -> int:
+        return int(self.start.split(" ", 2)[1]) if self.is_response else 0
+
+    @property
+    def reason(self) -> str:
+        return self.start.split(" ", 2)[2] if self.is_response else ""
+
+    def header(self, name: str) -> str | None:
+        v = self.headers.get(name.lower())
+        return v[0] if v else None
+
+    def __repr__(self) -> str:
+        return f"<{self.start}>"
+
+
+def ok_for(req: SipMessage) -> bytes:
+    """A 200 answering a request the gateway sent us (a notice MESSAGE)."""
+    lines = ["SIP/2.0 200 OK"] + [f"Via: {v}" for v in req.headers.get("via", [])]
+    lines += [f"From: {req.header('from')}", f"To: {req.header('to')};tag=raw",
+              f"Call-ID: {req.header('call-id')}", f"CSeq: {req.header('cseq')}", "Content-Length: 0"]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+class RawUdp:
+    """A UDP socket on 127.0.0.1 talking to the gateway: requests the gateway sends it are
+    answered 200 (and kept in `requests`), responses are returned to the caller."""
+
+    def __init__(self, server, source: str = "127.0.0.1"):
+        self.server = ("127.0.0.1", server.sip_port)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        self.sock.bind((source, 0))
+        self.port = self.sock.getsockname()[1]
+        self.sent_by = f"{source}:{self.port}"
+        self.requests: list[SipMessage] = []
+
+    def request(self, method: str, ruri: str, **kw) -> bytes:
+        kw.setdefault("sent_by", self.sent_by)
+        return sip_request(method, ruri, **kw)
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendto(data, self.server)
+
+    def recv(self, timeout: float = 5.0) -> SipMessage | None:
+        """The next response, or None after `timeout` seconds without one."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            self.sock.settimeout(left)
+            try:
+                data, _ = self.sock.recvfrom(65535)
+            except (socket.timeout, ConnectionRefusedError):
+                continue
+            msg = SipMessage(data)
+            if msg.is_response:
+                return msg
+            self.requests.append(msg)
+            self.sock.sendto(ok_for(msg), self.server)
+
+    def final(self, timeout: float = 5.0) -> SipMessage | None:
+        """The next final (>= 200) response."""
+        deadline = time.monotonic() + timeout
+        while (m := self.recv(max(0.0, deadline - time.monotonic()))) is not None:
+            if m.code >= 200:
+                return m
+        return None
+
+    def ask(self, data: bytes, timeout: float = 5.0) -> SipMessage | None:
+        self.send(data)
+        return self.final(timeout)
+
+    def barrier(self, timeout: float = 5.0) -> list[SipMessage]:
+        """Sends an OPTIONS and returns every response that arrived before its 200: the
+        gateway handles one socket's datagrams in order, so anything it was going to
+        answer to what was sent earlier has been answered by then."""
+        # After a burst the answers can overflow this socket's receive buffer: an
+        # OPTIONS whose 200 was lost is sent again (a new one; the point still holds).
+        before, branches = [], set()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            branch = new_branch()
+            branches.add(branch)
+            self.send(self.request("OPTIONS", f"sip:{DOMAIN}", branch=branch))
+            while (m := self.recv(min(1.0, max(0.0, deadline - time.monotonic())))) is not None:
+                if m.code == 200 and any(b in (m.header("via") or "") for b in branches):
+                    return before
+                before.append(m)
+        raise AssertionError(f"no answer to the OPTIONS barrier; got {before}")
+
+    def close(self):
+        self.sock.close()
+
+
+class RawTcp:
+    """One TCP connection to the gateway, with Content-Length framing of what comes back."""
+
+    def __init__(self, server, nodelay: bool = False):
+        self.sock = socket.create_connection(("127.0.0.1", server.sip_port), timeout=5)
+        if nodelay:
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        host, port = self.sock.getsockname()
+        self.sent_by = f"{host}:{port}"
+        self.buf = b""
+        self.requests: list[SipMessage] = []
+
+    def request(self, method: str, ruri: str, **kw) -> bytes:
+        kw.setdefault("sent_by", self.sent_by)
+        kw.setdefault("transport", "TCP")
+        return sip_request(method, ruri, **kw)
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def _message(self) -> SipMessage | None:
+        end = self.buf.find(b"\r\n\r\n")
+        if end < 0:
+            return None
+        head = SipMessage(self.buf[:end + 4])
+        n = int(head.header("content-length") or head.header("l") or 0)
+        if len(self.buf) < end + 4 + n:
+            return None
+        raw, self.buf = self.buf[:end + 4 + n], self.buf[end + 4 + n:]
+        return SipMessage(raw)
+
+    def recv(self, timeout: float = 5.0) -> SipMessage | None:
+        """The next response (requests from the gateway are answered 200); None when the
+        connection is closed or `timeout` passes."""
+        deadline = time.monotonic() + timeout
+        while True:
+            while (m := self._message()) is not None:
+                if m.is_response:
+                    return m
+                self.requests.append(m)
+                self.sock.sendall(ok_for(m))
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            self.sock.settimeout(left)
+            try:
+                data = self.sock.recv(65535)
+            except socket.timeout:
+                continue
+            except (ConnectionResetError, BrokenPipeError):
+                return None
+            if not data:
+                return None
+            self.buf += data
+
+    def final(self, timeout: float = 5.0) -> SipMessage | None:
+        deadline = time.monotonic() + timeout
+        while (m := self.recv(max(0.0, deadline - time.monotonic()))) is not None:
+            if m.code >= 200:
+                return m
+        return None
+
+    def ask(self, data: bytes, timeout: float = 5.0) -> SipMessage | None:
+        self.send(data)
+        return self.final(timeout)
+
+    def closed_by_peer(self, timeout: float = 5.0) -> bool:
+        """Whether the gateway closes the connection within `timeout` (bytes it sends
+        first are kept in the buffer)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.sock.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                data = self.sock.recv(65535)
+            except socket.timeout:
+                return False
+            except (ConnectionResetError, BrokenPipeError):
+                return True
+            if not data:
+                return True
+            self.buf += data
+        return False
+
+    def close(self):
+        self.sock.close()
