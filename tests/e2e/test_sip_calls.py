@@ -292,3 +292,39 @@ def test_calling_a_rendezvous_account_joins_its_conference(sip_server):
         assert c.bye() == 200
     finally:
         c.close()
+
+
+def test_a_caller_alone_hears_the_hold_music_until_someone_joins(conclave_bin, tmp_path):
+    import math
+    import struct
+    import wave
+    music = tmp_path / "hold.wav"
+    with wave.open(str(music), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * 700 * i / 8000)))
+                               for i in range(8000)))
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    s = Server(conclave_bin, tmp_path / "data", logs,
+               args=["--sip-open-registration", "true", "--media-hold-music", str(music)])
+    s.start()
+    a, b = Caller("mia", s.sip_port, tone=1500.0), Caller("ned", s.sip_port, tone=400.0)
+    try:
+        admin(s, "POST", "/rooms", {"room": "conf", "owner": "web:olga"}, expect=201)
+        assert a.invite("chat-conf") == 200
+        t0 = time.monotonic()
+        wait_for(lambda: a.hears(700.0, t0) > 1000, "mia hears the hold music")
+        assert b.invite("chat-conf") == 200
+        t1 = time.monotonic()
+        music = a.hears(700.0, t0, t1)
+        # The music stops once she is not alone, and she hears ned.
+        wait_for(lambda: a.hears(700.0, time.monotonic() - 0.2) < music * 0.01, "the music to stop",
+                 timeout=3)
+        assert a.hears(400.0, time.monotonic() - 0.2) > 1000
+        assert a.bye() == 200 and b.bye() == 200
+    finally:
+        a.close()
+        b.close()
+        s.stop()
