@@ -203,6 +203,21 @@ class Caller:
             if delay > 0:
                 time.sleep(delay)
 
+    def send_dtmf(self, digit: str, pt: int = 101):
+        """One RFC 4733 key press: three packets of the event, then three end packets,
+        all with one timestamp (as phones send them)."""
+        event = "0123456789*#".index(digit)
+        ssrc = random.getrandbits(32)
+        seq, ts = random.getrandbits(16), random.getrandbits(32)
+        for i in range(6):
+            end = 0x80 if i >= 3 else 0
+            duration = 160 * (i + 1) if i < 3 else 480
+            header = struct.pack("!BBHII", 0x80, (0x80 if i == 0 else 0) | pt, (seq + i) & 0xFFFF,
+                                 ts & 0xFFFFFFFF, ssrc)
+            payload = struct.pack("!BBH", event, end | 10, duration)
+            self.rtp.sendto(header + payload, self.media_to)
+            time.sleep(0.02)
+
     def _receiver(self):
         while not self._stop.is_set():
             try:

@@ -328,3 +328,21 @@ def test_a_caller_alone_hears_the_hold_music_until_someone_joins(conclave_bin, t
         a.close()
         b.close()
         s.stop()
+
+
+def test_keypad_star_one_over_rfc4733_raises_the_hand(sip_server):
+    admin(sip_server, "POST", "/rooms", {"room": "conf", "owner": "web:olga"}, expect=201)
+    c = Caller("ola", sip_server.sip_port)
+    try:
+        assert c.invite("chat-conf") == 200
+        c.send_dtmf("*")
+        c.send_dtmf("1")
+        wait_for(lambda: members(sip_server, "conf").get("sip:ola@localhost", {}).get("hand_raised"),
+                 "ola's hand raised by her keypad")
+        c.send_dtmf("*")
+        c.send_dtmf("1")
+        wait_for(lambda: members(sip_server, "conf").get("sip:ola@localhost", {}).get("hand_raised")
+                 is False, "ola's hand lowered again")
+        assert c.bye() == 200
+    finally:
+        c.close()
