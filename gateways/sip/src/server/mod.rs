@@ -304,14 +304,16 @@ async fn core(
                         }
                     }
                 }
+                // Dialog events share the handlers' bound: a flood of stray ACKs costs
+                // at most that many tasks (a dropped ACK is retransmitted with our 2xx).
                 Output::Ack { request, .. } => {
-                    tokio::spawn(app.clone().on_ack(request));
+                    spawn_bounded(&handlers, app.clone().on_ack(request));
                 }
                 Output::Cancelled { invite } => {
-                    tokio::spawn(app.clone().on_cancelled(invite));
+                    spawn_bounded(&handlers, app.clone().on_cancelled(invite));
                 }
                 Output::AckTimeout { invite } => {
-                    tokio::spawn(app.clone().on_ack_timeout(invite));
+                    spawn_bounded(&handlers, app.clone().on_ack_timeout(invite));
                 }
                 Output::Response { key, response } => {
                     let code = response.status_code.code();
@@ -328,6 +330,22 @@ async fn core(
                 }
             }
         }
+    }
+}
+
+/// Runs `work` as a task holding one of the handler permits; drops it when none is free.
+fn spawn_bounded(
+    handlers: &Arc<Semaphore>,
+    work: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    match handlers.clone().try_acquire_owned() {
+        Ok(permit) => {
+            tokio::spawn(async move {
+                work.await;
+                drop(permit);
+            });
+        }
+        Err(_) => tracing::debug!("SIP handlers busy; a dialog event was dropped"),
     }
 }
 
