@@ -48,7 +48,13 @@ def test_imc_commands_and_chat_across_sip_and_http(sip_server, tmp_path):
     assert len(refusals) == 2, b
     assert any("owner" in x.lower() for x in refusals), b
     assert "sip:alice@localhost" in members(sip_server, "standup")
-    rest(sip_server, "GET", "/rooms/standup", sip_server.admin_token)
+    # Kamailio's imc MI commands: the SIP room and its members like any other.
+    out = sip_server.cli("list-rooms")
+    assert "ROOM: standup\n  OWNER: sip:alice@localhost\n" in out.stdout, out
+    out = sip_server.cli("list-members", "standup")
+    assert "sip:bob@localhost" in out.stdout and "sip:alice@localhost" in out.stdout, out
+    metrics = rest(sip_server, "GET", "/metrics")
+    assert "conclave_active_rooms 1" in metrics and "conclave_sip_deliveries_total" in metrics
 
 
 def test_private_room_invite_accept_deny_and_owner_exit(sip_server, tmp_path):
