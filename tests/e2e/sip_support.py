@@ -18,6 +18,22 @@ DOMAIN = "localhost"
 HEADER = '<?xml version="1.0" encoding="ISO-8859-1" ?>\n<!DOCTYPE scenario SYSTEM "sipp.dtd">\n'
 
 
+def free_udp_port() -> int:
+    """A port free for UDP (SIPp's socket) and TCP on 127.0.0.1 right now."""
+    import socket
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            u.bind(("127.0.0.1", 0))
+            port = u.getsockname()[1]
+            try:
+                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+                    t.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port")
+
+
 def sipp_bin() -> str:
     path = shutil.which("sipp")
     if path is None:
@@ -142,15 +158,19 @@ class Sipp:
                "-i", "127.0.0.1", "-p", str(port), "-t", transport, "-nostdin",
                "-trace_msg", "-message_file", str(trace), "-trace_err",
                "-error_file", str(self.dir / f"errors-{self.runs}.log"),
-               "-mp", str(free_port()), "-timeout", "30s", "-timeout_error", *extra]
+               "-mp", str(free_udp_port()), "-timeout", "30s", "-timeout_error", *extra]
         return cmd, trace
 
     def run(self, xml: str, port: int | None = None, transport: str = "u1",
             extra: list | None = None, expect_ok: bool = True) -> str:
-        """Runs a scenario to its end; returns the message trace."""
-        cmd, trace = self._cmd(xml, port or free_port(), transport, extra or [])
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=60,
-                           stdin=subprocess.DEVNULL, cwd=self.dir)
+        """Runs a scenario to its end; returns the message trace. A port taken between
+        choosing it and SIPp binding it is chosen again (when the caller left it to us)."""
+        for _attempt in range(5):
+            cmd, trace = self._cmd(xml, port or free_udp_port(), transport, extra or [])
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=60,
+                               stdin=subprocess.DEVNULL, cwd=self.dir)
+            if port is not None or "Unable to bind" not in (r.stdout + r.stderr):
+                break
         text = trace.read_text(errors="replace") if trace.exists() else ""
         if expect_ok:
             assert r.returncode == 0, (
@@ -182,7 +202,7 @@ class User:
 
     def __init__(self, sipp: "Sipp", name: str, notices: int, register: bool = True):
         self.sipp, self.name = sipp, name
-        self.port = free_port()
+        self.port = free_udp_port()
         self.listener = sipp.listen(notices, self.port) if notices else None
         if register:
             sipp.run(scenario(f"{name}-register", register_step(name, contact_port=self.port)))

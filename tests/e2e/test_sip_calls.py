@@ -4,9 +4,10 @@ caller muted over HTTP is gone from the others' audio within 100 ms)."""
 
 import time
 
-from conftest import Server, free_port
+from conftest import Server
 from rtp_caller import Caller
-from sip_support import DOMAIN, Sipp, admin, members, received_statuses, scenario, wait_for
+from sip_support import (DOMAIN, Sipp, admin, free_udp_port, members, received_statuses, scenario,
+                         wait_for)
 
 
 def invite_scenario(user: str, room_user: str, expect: int, codecs: str = "0 101",
@@ -93,7 +94,7 @@ def test_a_call_joins_the_room_and_bye_leaves_it(sip_server, tmp_path):
     admin(sip_server, "POST", "/rooms", {"room": "conf", "owner": "web:olga"}, expect=201)
     sipp = Sipp(sip_server, tmp_path / "sipp")
     call = sipp.start(scenario("call", invite_scenario("alice", "chat-conf", 200, hold_ms=2500)),
-                      free_port())
+                      free_udp_port())
     wait_for(lambda: "sip:alice@localhost" in members(sip_server, "conf"), "alice in conf")
     call.wait()
     wait_for(lambda: "sip:alice@localhost" not in members(sip_server, "conf"), "alice gone")

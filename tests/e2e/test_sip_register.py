@@ -7,9 +7,9 @@ import time
 import pytest
 import requests
 
-from conftest import Server, free_port
-from sip_support import (Sipp, message_step, received_bodies, received_statuses, register_step,
-                         scenario, wait_for)
+from conftest import Server
+from sip_support import (Sipp, free_udp_port, message_step, received_bodies, received_statuses,
+                         register_step, scenario, wait_for)
 
 
 @pytest.fixture
@@ -68,7 +68,7 @@ def test_messages_from_a_provisioned_identity_need_its_digest(closed_server, tmp
     provision(closed_server, tmp_path, "acct-bob", "bob", "b0b-pass")
     sipp = Sipp(closed_server, tmp_path / "sipp")
     # Without credentials the MESSAGE is challenged; SIPp answers it; then 200 and a notice.
-    listen = free_port()
+    listen = free_udp_port()
     listener = sipp.listen(1, listen)
     sipp.run(scenario("reg", register_step("bob", auth=True, contact_port=listen)),
              extra=["-au", "bob", "-ap", "b0b-pass"])
@@ -85,7 +85,7 @@ def test_an_expired_registration_ends_the_im_session(closed_server, tmp_path):
     provision(closed_server, tmp_path, "acct-carol", "carol", "c4rol-pass")
     sipp = Sipp(closed_server, tmp_path / "sipp")
     auth = ["-au", "carol", "-ap", "c4rol-pass"]
-    listen = free_port()
+    listen = free_udp_port()
     listener = sipp.listen(1, listen)
     sipp.run(scenario("reg", register_step("carol", auth=True, contact_port=listen, expires=2)),
              extra=auth)
