@@ -15,6 +15,8 @@
 //! | `sip.realm` (default: the domain) | `--sip-realm` | `CONCLAVE_SIP_REALM` |
 //! | `sip.digest_algorithms` (default `["SHA-256", "MD5"]`) | `--sip-digest-algorithms sha-256,md5` | `CONCLAVE_SIP_DIGEST_ALGORITHMS` |
 //! | `sip.open_registration` (default false) | `--sip-open-registration` | `CONCLAVE_SIP_OPEN_REGISTRATION` |
+//! | `sip.max_transactions` (default 100000) | `--sip-max-transactions` | `CONCLAVE_SIP_MAX_TRANSACTIONS` |
+//! | `sip.max_transactions_per_address` (default 50000) | `--sip-max-transactions-per-address` | `CONCLAVE_SIP_MAX_TRANSACTIONS_PER_ADDRESS` |
 //! | `sip.max_tcp_connections` (default 4096) | `--sip-max-tcp-connections` | `CONCLAVE_SIP_MAX_TCP_CONNECTIONS` |
 //! | `sip.min_expires` / `sip.max_expires` (60 / 3600) | `--sip-min-expires` / `--sip-max-expires` | `CONCLAVE_SIP_MIN_EXPIRES` / `CONCLAVE_SIP_MAX_EXPIRES` |
 //! | `media.bind` (default `127.0.0.1`) | `--media-bind` | `CONCLAVE_MEDIA_BIND` |
@@ -54,6 +56,8 @@ pub struct SipFile {
     min_expires: Option<u32>,
     max_expires: Option<u32>,
     max_tcp_connections: Option<usize>,
+    max_transactions: Option<usize>,
+    max_transactions_per_address: Option<usize>,
 }
 
 /// `[media]` in the configuration file.
@@ -108,6 +112,13 @@ pub struct SipFlags {
     /// Longest registration granted, seconds [default: 3600].
     #[arg(long, env = "CONCLAVE_SIP_MAX_EXPIRES")]
     sip_max_expires: Option<u32>,
+    /// Live SIP transactions at most [default: 100000].
+    #[arg(long, env = "CONCLAVE_SIP_MAX_TRANSACTIONS")]
+    sip_max_transactions: Option<usize>,
+    /// Live SIP server transactions of one source address at most (a proxy in front
+    /// carries everyone's) [default: 50000].
+    #[arg(long, env = "CONCLAVE_SIP_MAX_TRANSACTIONS_PER_ADDRESS")]
+    sip_max_transactions_per_address: Option<usize>,
     /// Open SIP TCP connections at most [default: 4096].
     #[arg(long, env = "CONCLAVE_SIP_MAX_TCP_CONNECTIONS")]
     sip_max_tcp_connections: Option<usize>,
@@ -235,6 +246,21 @@ impl SipFlags {
             bail!("sip.min_expires / sip.max_expires: need 0 < min <= max");
         }
         c.default_expires = c.default_expires.clamp(c.min_expires, c.max_expires);
+        if let Some(n) = self.sip_max_transactions.or(sip.max_transactions) {
+            if !(100..=10_000_000).contains(&n) {
+                bail!("sip.max_transactions (--sip-max-transactions): must be 100..=10000000");
+            }
+            c.max_transactions = n;
+        }
+        if let Some(n) = self
+            .sip_max_transactions_per_address
+            .or(sip.max_transactions_per_address)
+        {
+            if !(10..=10_000_000).contains(&n) {
+                bail!("sip.max_transactions_per_address (--sip-max-transactions-per-address): must be 10..=10000000");
+            }
+            c.max_transactions_per_address = n;
+        }
         if let Some(n) = self.sip_max_tcp_connections.or(sip.max_tcp_connections) {
             if !(1..=1_000_000).contains(&n) {
                 bail!("sip.max_tcp_connections (--sip-max-tcp-connections): must be 1..=1000000");

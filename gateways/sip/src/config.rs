@@ -35,6 +35,9 @@ pub struct SipConfig {
     pub max_contacts_per_aor: usize,
     /// Registrar: bindings kept in all (memory bound against a registration flood).
     pub max_bindings: usize,
+    /// Live SIP transactions at most, and per source address (stateless `503` beyond).
+    pub max_transactions: usize,
+    pub max_transactions_per_address: usize,
     /// Open TCP connections at most.
     pub max_tcp_connections: usize,
     /// A TCP connection that sends nothing for this long is closed.
@@ -70,6 +73,9 @@ impl SipConfig {
             default_expires: 3600,
             max_contacts_per_aor: 10,
             max_bindings: 100_000,
+            max_transactions: crate::transaction::TimerConfig::default().max_transactions,
+            max_transactions_per_address: crate::transaction::TimerConfig::default()
+                .max_transactions_per_address,
             max_tcp_connections: 4096,
             tcp_idle_timeout: Duration::from_secs(600),
             session_min_se: 90,

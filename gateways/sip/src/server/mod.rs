@@ -253,7 +253,11 @@ async fn core(
     connections: tcp::Connections,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut layer = TransactionLayer::new(TimerConfig::default());
+    let mut layer = TransactionLayer::new(TimerConfig {
+        max_transactions: app.config.max_transactions,
+        max_transactions_per_address: app.config.max_transactions_per_address,
+        ..TimerConfig::default()
+    });
     let mut pending: HashMap<ClientKey, oneshot::Sender<ClientOutcome>> = HashMap::new();
     let handlers = Arc::new(Semaphore::new(MAX_HANDLERS));
     loop {

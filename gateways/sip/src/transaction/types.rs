@@ -68,8 +68,14 @@ impl Default for TimerConfig {
             t1: Duration::from_millis(500),
             t2: Duration::from_secs(4),
             t4: Duration::from_secs(5),
-            max_transactions: 10_000,
-            max_transactions_per_address: 1_000,
+            // A completed non-INVITE transaction lingers 32 s over UDP (Timer J) to
+            // absorb retransmissions, and each MESSAGE fanned out to 9 members opens 9
+            // client transactions (5 s each, Timer K): at R MESSAGEs a second into such
+            // a room about 77 R are live. 100 000 (about 1 KiB each at most) serves
+            // 1300 MESSAGEs a second; one address (a proxy in front carries everyone)
+            // may hold half.
+            max_transactions: 100_000,
+            max_transactions_per_address: 50_000,
             invite_guard: Duration::from_secs(300),
         }
     }
