@@ -15,8 +15,9 @@
 //! | `sip.realm` (default: the domain) | `--sip-realm` | `CONCLAVE_SIP_REALM` |
 //! | `sip.digest_algorithms` (default `["SHA-256", "MD5"]`) | `--sip-digest-algorithms sha-256,md5` | `CONCLAVE_SIP_DIGEST_ALGORITHMS` |
 //! | `sip.open_registration` (default false) | `--sip-open-registration` | `CONCLAVE_SIP_OPEN_REGISTRATION` |
-//! | `sip.max_transactions` (default 100000) | `--sip-max-transactions` | `CONCLAVE_SIP_MAX_TRANSACTIONS` |
-//! | `sip.max_transactions_per_address` (default 50000) | `--sip-max-transactions-per-address` | `CONCLAVE_SIP_MAX_TRANSACTIONS_PER_ADDRESS` |
+//! | `sip.max_calls_per_address` (default 16) | `--sip-max-calls-per-address` | `CONCLAVE_SIP_MAX_CALLS_PER_ADDRESS` |
+//! | `sip.max_transactions` (default 200000) | `--sip-max-transactions` | `CONCLAVE_SIP_MAX_TRANSACTIONS` |
+//! | `sip.max_transactions_per_address` (default 100000) | `--sip-max-transactions-per-address` | `CONCLAVE_SIP_MAX_TRANSACTIONS_PER_ADDRESS` |
 //! | `sip.max_tcp_connections` (default 4096) | `--sip-max-tcp-connections` | `CONCLAVE_SIP_MAX_TCP_CONNECTIONS` |
 //! | `sip.min_expires` / `sip.max_expires` (60 / 3600) | `--sip-min-expires` / `--sip-max-expires` | `CONCLAVE_SIP_MIN_EXPIRES` / `CONCLAVE_SIP_MAX_EXPIRES` |
 //! | `media.bind` (default `127.0.0.1`) | `--media-bind` | `CONCLAVE_MEDIA_BIND` |
@@ -58,6 +59,7 @@ pub struct SipFile {
     max_tcp_connections: Option<usize>,
     max_transactions: Option<usize>,
     max_transactions_per_address: Option<usize>,
+    max_calls_per_address: Option<usize>,
 }
 
 /// `[media]` in the configuration file.
@@ -112,11 +114,15 @@ pub struct SipFlags {
     /// Longest registration granted, seconds [default: 3600].
     #[arg(long, env = "CONCLAVE_SIP_MAX_EXPIRES")]
     sip_max_expires: Option<u32>,
-    /// Live SIP transactions at most [default: 100000].
+    /// Calls one source address may hold at once (a PBX or SBC in front carries many)
+    /// [default: 16].
+    #[arg(long, env = "CONCLAVE_SIP_MAX_CALLS_PER_ADDRESS")]
+    sip_max_calls_per_address: Option<usize>,
+    /// Live SIP transactions at most [default: 200000].
     #[arg(long, env = "CONCLAVE_SIP_MAX_TRANSACTIONS")]
     sip_max_transactions: Option<usize>,
     /// Live SIP server transactions of one source address at most (a proxy in front
-    /// carries everyone's) [default: 50000].
+    /// carries everyone's) [default: 100000].
     #[arg(long, env = "CONCLAVE_SIP_MAX_TRANSACTIONS_PER_ADDRESS")]
     sip_max_transactions_per_address: Option<usize>,
     /// Open SIP TCP connections at most [default: 4096].
@@ -260,6 +266,14 @@ impl SipFlags {
                 bail!("sip.max_transactions_per_address (--sip-max-transactions-per-address): must be 10..=10000000");
             }
             c.max_transactions_per_address = n;
+        }
+        if let Some(n) = self.sip_max_calls_per_address.or(sip.max_calls_per_address) {
+            if !(1..=1_000_000).contains(&n) {
+                bail!(
+                    "sip.max_calls_per_address (--sip-max-calls-per-address): must be 1..=1000000"
+                );
+            }
+            c.max_calls_per_address = n;
         }
         if let Some(n) = self.sip_max_tcp_connections.or(sip.max_tcp_connections) {
             if !(1..=1_000_000).contains(&n) {

@@ -278,8 +278,13 @@ async fn core(
                     layer.respond(Instant::now(), &key, response)
                 }
                 Some(CoreCommand::Send { to, request, done }) => {
-                    let key = layer.send_request(Instant::now(), to, request);
-                    pending.insert(key, done);
+                    if layer.transaction_count() >= app.config.max_transactions {
+                        // Not sent at all: a drop, not a timeout.
+                        let _ = done.send(ClientOutcome::NotSent);
+                    } else {
+                        let key = layer.send_request(Instant::now(), to, request);
+                        pending.insert(key, done);
+                    }
                 }
                 None => return,
             },

@@ -71,11 +71,11 @@ impl Default for TimerConfig {
             // A completed non-INVITE transaction lingers 32 s over UDP (Timer J) to
             // absorb retransmissions, and each MESSAGE fanned out to 9 members opens 9
             // client transactions (5 s each, Timer K): at R MESSAGEs a second into such
-            // a room about 77 R are live. 100 000 (about 1 KiB each at most) serves
-            // 1300 MESSAGEs a second; one address (a proxy in front carries everyone)
-            // may hold half.
-            max_transactions: 100_000,
-            max_transactions_per_address: 50_000,
+            // a room about 77 R are live. 200 000 (under 1 KiB each: about 150 MiB at
+            // worst) serves 2 500 MESSAGEs a second; one address (a proxy in front
+            // carries everyone's) may hold half.
+            max_transactions: 200_000,
+            max_transactions_per_address: 100_000,
             invite_guard: Duration::from_secs(300),
         }
     }
