@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use conclave_engine::ids::RoomName;
 use conclave_engine::service::FeedFilter;
+use conclave_engine::EventKind;
 
 use super::{call, deliver, App};
 use crate::imc::{chat_line, Roster};
@@ -43,8 +44,34 @@ pub async fn run(app: Arc<App>) {
         if rebuild {
             roster = engine.read(Roster::from_state);
         }
-        if let Some(name) = ev.record.stream.strip_prefix("room:") {
-            call::reconcile(&app, &RoomName::from_stored(name.to_owned())).await;
+        if may_affect_calls(&ev.event.kind) {
+            if let Some(name) = ev.record.stream.strip_prefix("room:") {
+                call::reconcile(&app, &RoomName::from_stored(name.to_owned())).await;
+            }
         }
     }
+}
+
+/// Whether an event may end a call's session or change its mute: everything but the
+/// room's chatter (chat lines, renewals, denials, hands, invitations, knocks), so a busy
+/// chat does not re-read every call's state for each line. A new kind of event is
+/// reconciled until it is listed here.
+fn may_affect_calls(kind: &EventKind) -> bool {
+    use EventKind as E;
+    !matches!(
+        kind,
+        E::MessagePosted { .. }
+            | E::SessionRenewed { .. }
+            | E::JoinDenied { .. }
+            | E::ActionDenied { .. }
+            | E::HandRaised { .. }
+            | E::HandLowered { .. }
+            | E::InvitationIssued { .. }
+            | E::InvitationAnswered { .. }
+            | E::InvitationInvalidated { .. }
+            | E::Knocked { .. }
+            | E::KnockRejected { .. }
+            | E::VideoPaused { .. }
+            | E::VideoResumed { .. }
+    )
 }
