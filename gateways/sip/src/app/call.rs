@@ -341,22 +341,20 @@ pub async fn invite(app: Arc<App>, key: ServerKey, from: Peer, req: rsip::Reques
     app.outbox.respond(&key, resp).await;
 }
 
+/// A refusal before the engine is asked: the answer, and the stable code journaled for it.
+type Refusal = (rsip::Response, &'static str);
+
+/// What an INVITE brings that passed: its session timer, its offer, the media node.
+type Accepted = (
+    Option<SessionTimer>,
+    Option<String>,
+    conclave_media::MediaNode,
+);
+
 /// What an INVITE must pass before anything is joined or opened: its session interval,
 /// its offer (when it has one) and a media node. A refusal is the answer and the stable
 /// code journaled for it.
-#[allow(clippy::type_complexity)]
-fn check_invite(
-    app: &App,
-    req: &rsip::Request,
-    facts: &Facts,
-) -> Result<
-    (
-        Option<SessionTimer>,
-        Option<String>,
-        conclave_media::MediaNode,
-    ),
-    (rsip::Response, &'static str),
-> {
+fn check_invite(app: &App, req: &rsip::Request, facts: &Facts) -> Result<Accepted, Refusal> {
     let timer = session_timer_of(app, req, facts)?;
     let offer = if req.body.is_empty() {
         None
@@ -428,7 +426,7 @@ fn session_timer_of(
     app: &App,
     req: &rsip::Request,
     facts: &Facts,
-) -> Result<Option<SessionTimer>, (rsip::Response, &'static str)> {
+) -> Result<Option<SessionTimer>, Refusal> {
     let se = header_values(&req.headers, "Session-Expires", Some("x"));
     let min_se = header_values(&req.headers, "Min-SE", None);
     let config = TimerConfig {
