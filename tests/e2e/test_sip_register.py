@@ -18,7 +18,8 @@ def closed_server(conclave_bin, tmp_path):
     logs.mkdir()
     # SIPp 3.6 speaks MD5 only and answers the first challenge: MD5 first.
     s = Server(conclave_bin, tmp_path / "data", logs,
-               args=["--sip-min-expires", "1", "--sip-digest-algorithms", "md5,sha-256"])
+               args=["--sip-min-expires", "1", "--sip-digest-algorithms", "md5,sha-256",
+                     "--session-lease-secs", "2"])
     s.start()
     yield s
     s.stop()
@@ -104,8 +105,11 @@ def test_an_expired_registration_ends_the_im_session(closed_server, tmp_path):
     assert not present(), "the IM session outlived its registration"
     audit = requests.get(f"{closed_server.url}/audit?room=tea", headers=closed_server.admin(),
                          timeout=10).json()["entries"]
-    leaves = [e for e in audit if e["event_type"] == "room_leave"]
-    assert leaves and leaves[-1]["gateway"] == "sip", leaves
+    leaves = [e["event"]["data"]["reason"] for e in audit if e["event_type"] == "room_leave"]
+    assert leaves == ["lease_expired"], leaves
+    # Her room stays: a lapsed registration is not its owner's #exit.
+    assert requests.get(f"{closed_server.url}/rooms/tea", headers=closed_server.admin(),
+                        timeout=10).status_code == 200
 
 
 def test_password_guessing_is_throttled_per_address(closed_server, tmp_path):
@@ -118,3 +122,22 @@ def test_password_guessing_is_throttled_per_address(closed_server, tmp_path):
                  extra=["-au", "dora", "-ap", f"guess-{i}"])
     trace = sipp.run(scenario("right", register_step("dora", expect=403)))
     assert "too many failed authentications" in trace
+
+
+def test_a_restart_ends_the_previous_runs_sip_sessions(sip_server, tmp_path):
+    """Dialogs and bindings live in memory: at start the gateway ends the sessions its
+    previous run held, journaled as gateway_restarted, instead of leaving ghosts."""
+    sipp = Sipp(sip_server, tmp_path / "sipp")
+    sipp.run(scenario("join", message_step("uma", "chat-manager", "#create den", 200)))
+    r = requests.get(f"{sip_server.url}/rooms/den/members", headers=sip_server.admin(), timeout=10)
+    assert "sip:uma@localhost" in str(r.json())
+    sip_server.stop()
+    sip_server.start()
+    r = requests.get(f"{sip_server.url}/rooms/den/members", headers=sip_server.admin(), timeout=10)
+    # The room stays (a restart is not its owner's #exit); its SIP member is gone.
+    assert r.status_code == 200, r.text
+    assert "sip:uma@localhost" not in str(r.json()), r.json()
+    audit = requests.get(f"{sip_server.url}/audit?room=den", headers=sip_server.admin(),
+                         timeout=10).json()["entries"]
+    leaves = [e["event"]["data"]["reason"] for e in audit if e["event_type"] == "room_leave"]
+    assert leaves == ["gateway_restarted"], leaves

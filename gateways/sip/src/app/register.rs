@@ -2,7 +2,8 @@
 //!
 //! A registration is the lease of its identity's IM sessions (its memberships of rooms
 //! joined with IMC commands): while a binding lives, the gateway renews them; when the
-//! last binding ends (un-REGISTER or expiry) each session ends with a journaled leave.
+//! last binding ends (un-REGISTER or expiry) it stops, and each session ends with its
+//! lease, journaled (`lease_expired`).
 //! Calls are not touched: a call's dialog is its own lease.
 
 use std::collections::HashMap;
@@ -104,7 +105,7 @@ pub async fn handle(app: &Arc<App>, key: ServerKey, from: Peer, req: rsip::Reque
             resp = reply::header(resp, "Date", app.handle.engine().now().to_rfc2822());
             app.outbox.respond(&key, resp).await;
             if done.ended {
-                end_im_sessions(app, &facts.from).await;
+                release_im_sessions(app, &facts.from);
             } else if !done.contacts.is_empty() {
                 renew_im_sessions(app, &facts.from, None, true).await;
             }
@@ -247,23 +248,17 @@ pub async fn renew_im_sessions(
     }
 }
 
-/// Ends `who`'s IM sessions: its registration is gone.
-pub async fn end_im_sessions(app: &App, who: &Address) {
+/// Lets `who`'s IM sessions go: its registration is gone, so the gateway no longer
+/// renews them and each ends with its lease, journaled (`lease_expired`). Not a `Leave`:
+/// that would be the member's own `#exit`, which closes a room its owner leaves, and a
+/// phone whose registration lapsed has not asked for that.
+pub fn release_im_sessions(app: &App, who: &Address) {
     lock(&app.renewals).forget(who);
-    let session = im_session(who);
-    for room in im_rooms(app, who) {
-        let cmd = Command::Leave {
-            room,
-            session: session.clone(),
-        };
-        if let Err(e) = app.execute(who, None, "", cmd).await {
-            tracing::warn!(identity = %who, error = %e, "ending an IM session failed");
-        }
-    }
+    tracing::info!(identity = %who, "SIP registration ended; its IM sessions end with their lease");
 }
 
-/// Ends the IM sessions of every identity whose bindings expired; runs for the server's
-/// life, sleeping until the next expiry.
+/// Releases the IM sessions of every identity whose bindings expired; runs for the
+/// server's life, sleeping until the next expiry.
 pub async fn expiry_loop(app: Arc<App>) {
     loop {
         let next = lock(&app.registrar).poll_timeout();
@@ -273,7 +268,7 @@ pub async fn expiry_loop(app: Arc<App>) {
         let ended = lock(&app.registrar).expire(app.now());
         for who in ended {
             tracing::info!(identity = %who, "SIP registration expired");
-            end_im_sessions(&app, &who).await;
+            release_im_sessions(&app, &who);
         }
     }
 }
