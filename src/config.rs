@@ -86,6 +86,8 @@ struct File {
     sip: crate::sip_cmd::SipFile,
     #[serde(default)]
     media: crate::sip_cmd::MediaFile,
+    #[serde(default)]
+    xmpp: crate::xmpp_cmd::XmppFile,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -288,6 +290,8 @@ pub struct ServeArgs {
     pub nats: crate::nats_cmd::NatsFlags,
     #[command(flatten)]
     pub sip: crate::sip_cmd::SipFlags,
+    #[command(flatten)]
+    pub xmpp: crate::xmpp_cmd::XmppFlags,
 }
 
 /// The merged configuration.
@@ -313,6 +317,8 @@ pub struct Config {
     pub nats: Option<conclave_gateway_nats::NatsConfig>,
     /// The SIP gateway and media node, unless turned off (see `sip_cmd`).
     pub sip: Option<crate::sip_cmd::SipSettings>,
+    /// The XMPP component, if a component domain is configured (see docs/xmpp.md).
+    pub xmpp: Option<crate::xmpp_cmd::XmppSettings>,
 }
 
 /// Where the web listener's TLS certificate comes from.
@@ -616,6 +622,7 @@ impl Config {
         );
         let nats = args.nats.resolve(&file.nats, &data_dir);
         let sip = args.sip.resolve(&file.sip, &file.media)?;
+        let xmpp = args.xmpp.resolve(&file.xmpp)?;
         let web = WebConfig::load(args, &file.web)?;
         Ok(Config {
             data_dir,
@@ -656,6 +663,7 @@ impl Config {
             ip_key,
             nats,
             sip,
+            xmpp,
         })
     }
 }

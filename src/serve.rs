@@ -96,7 +96,7 @@ async fn serve(
     tls: Option<TlsConfig>,
 ) -> anyhow::Result<()> {
     let (listen, rates, web) = (config.web_listen, config.rates, &config.web);
-    let (nats, sip) = (config.nats.clone(), config.sip.clone());
+    let (nats, sip, xmpp) = (config.nats.clone(), config.sip.clone(), config.xmpp.clone());
     // Signal handlers first: from the moment the listener answers, SIGTERM is a graceful
     // stop (a handler registered only when the shutdown future was first polled left a
     // moment where SIGTERM killed the process outright).
@@ -127,6 +127,10 @@ async fn serve(
     if let Some((_, _, source)) = &sip {
         sources.push(source.clone());
     }
+    let xmpp = crate::xmpp_cmd::start_gateway(engine.clone(), xmpp).await?;
+    if let Some((_, source)) = &xmpp {
+        sources.push(source.clone());
+    }
     // Web sessions survive a restart with their signed tokens; one whose client is gone
     // ends when its lease runs out.
     let router = web.cors.apply(router_with_options(
@@ -149,6 +153,9 @@ async fn serve(
         .serve(listener, router, shutdown)
         .await
         .context("serving the REST API");
+    if let Some((gateway, _)) = xmpp {
+        gateway.shutdown().await;
+    }
     if let Some((server, media, _)) = sip {
         server.shutdown().await;
         media.shutdown().await;

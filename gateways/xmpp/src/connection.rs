@@ -1,0 +1,383 @@
+//! The thin shell: one TCP connection to the XMPP server's component port at a time,
+//! the XEP-0114 handshake, frames through the core, and reconnection with capped,
+//! jittered exponential backoff while the server is down or restarting.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use conclave_engine::service::GatewayHandle;
+use sha1::{Digest, Sha1};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::core::{Core, PublicRoom, NS_COMPONENT};
+use crate::error::XmppError;
+use crate::framer::{Frame, Framer};
+use crate::xml::{parse_element, Element};
+use crate::XmppConfig;
+
+const NS_STREAMS: &str = "http://etherx.jabber.org/streams";
+/// Bytes read at once; the framer bounds what accumulates.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Connection state shared with health and metrics.
+#[derive(Debug, Default)]
+pub struct Status {
+    connected: AtomicBool,
+    stopped: AtomicBool,
+    reconnects: AtomicU64,
+    stanzas_in: AtomicU64,
+    stanzas_out: AtomicU64,
+    last_error: Mutex<Option<(String, String)>>,
+}
+
+impl Status {
+    /// Whether the component is connected and authenticated.
+    pub fn connected(&self) -> bool {
+        self.connected.load(Ordering::Relaxed)
+    }
+
+    /// Connection attempts after the first (each after a failure or a lost connection).
+    pub fn reconnects(&self) -> u64 {
+        self.reconnects.load(Ordering::Relaxed)
+    }
+
+    fn set_error(&self, e: &XmppError) {
+        if let Ok(mut g) = self.last_error.lock() {
+            *g = Some((e.code().to_owned(), e.to_string()));
+        }
+    }
+
+    /// The health document under `sources.xmpp`. Being disconnected does not make the
+    /// server unhealthy: the other protocols go on, and the component comes back.
+    pub fn health(&self, config: &XmppConfig) -> serde_json::Value {
+        let last_error = self
+            .last_error
+            .lock()
+            .ok()
+            .and_then(|g| g.clone())
+            .map(|(code, message)| serde_json::json!({ "code": code, "message": message }));
+        let state = if self.stopped.load(Ordering::Relaxed) {
+            "stopped"
+        } else if self.connected() {
+            "connected"
+        } else {
+            "connecting"
+        };
+        serde_json::json!({
+            "status": "ok",
+            "state": state,
+            "connected": self.connected(),
+            "component_domain": config.component_domain,
+            "server": config.server,
+            "reconnects": self.reconnects(),
+            "stanzas_in": self.stanzas_in.load(Ordering::Relaxed),
+            "stanzas_out": self.stanzas_out.load(Ordering::Relaxed),
+            "last_error": last_error,
+        })
+    }
+
+    /// Prometheus lines.
+    pub fn metrics(&self) -> String {
+        let mut out = String::new();
+        let lines: [(&str, &str, &str, u64); 4] = [
+            (
+                "conclave_xmpp_connected",
+                "gauge",
+                "1 while the XMPP component is connected and authenticated",
+                u64::from(self.connected()),
+            ),
+            (
+                "conclave_xmpp_reconnects_total",
+                "counter",
+                "XMPP component connection attempts after the first",
+                self.reconnects(),
+            ),
+            (
+                "conclave_xmpp_stanzas_in_total",
+                "counter",
+                "stanzas received from the XMPP server",
+                self.stanzas_in.load(Ordering::Relaxed),
+            ),
+            (
+                "conclave_xmpp_stanzas_out_total",
+                "counter",
+                "stanzas sent to the XMPP server",
+                self.stanzas_out.load(Ordering::Relaxed),
+            ),
+        ];
+        for (name, kind, help, value) in lines {
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+            ));
+        }
+        out
+    }
+}
+
+/// The running component.
+pub struct XmppGateway {
+    config: XmppConfig,
+    status: Arc<Status>,
+    stop: watch::Sender<bool>,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl XmppGateway {
+    /// Starts connecting in the background (call inside a Tokio runtime); a server that
+    /// is down is not an error here, it is retried with backoff.
+    pub fn start(config: XmppConfig, handle: GatewayHandle) -> Self {
+        let status = Arc::new(Status::default());
+        let (stop, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(run(config.clone(), handle, status.clone(), stop_rx));
+        XmppGateway {
+            config,
+            status,
+            stop,
+            task: Mutex::new(Some(task)),
+        }
+    }
+
+    /// Shared connection state.
+    pub fn status(&self) -> Arc<Status> {
+        self.status.clone()
+    }
+
+    /// Health details.
+    pub fn health(&self) -> serde_json::Value {
+        self.status.health(&self.config)
+    }
+
+    /// Prometheus lines.
+    pub fn metrics(&self) -> String {
+        self.status.metrics()
+    }
+
+    /// Closes the stream politely (bounded in time) and ends the task.
+    pub async fn shutdown(&self) {
+        let _ = self.stop.send(true);
+        let task = self.task.lock().ok().and_then(|mut t| t.take());
+        if let Some(mut task) = task {
+            if tokio::time::timeout(Duration::from_secs(3), &mut task)
+                .await
+                .is_err()
+            {
+                task.abort();
+                let _ = task.await;
+            }
+        }
+        self.status.connected.store(false, Ordering::Relaxed);
+        self.status.stopped.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The reconnect loop.
+async fn run(
+    config: XmppConfig,
+    handle: GatewayHandle,
+    status: Arc<Status>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let core = Core::new(&config.component_domain);
+    let mut delay = config.backoff_min;
+    let mut first = true;
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        if !first {
+            status.reconnects.fetch_add(1, Ordering::Relaxed);
+        }
+        first = false;
+        let outcome = session(&config, &core, &handle, &status, &mut stop, &mut delay).await;
+        status.connected.store(false, Ordering::Relaxed);
+        match outcome {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(code = e.code(), error = %e, server = %config.server, "XMPP component connection lost or refused; retrying");
+                status.set_error(&e);
+            }
+        }
+        let wait = jitter(delay);
+        delay = (delay * 2).min(config.backoff_max);
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Full jitter in the upper half: `[d/2, d]`, so that many components restarted at
+/// once do not reconnect in step, and the wait never collapses to nothing.
+fn jitter(d: Duration) -> Duration {
+    let mut b = [0u8; 4];
+    let r = if getrandom::fill(&mut b).is_ok() {
+        u32::from_le_bytes(b)
+    } else {
+        u32::MAX / 2
+    };
+    let half = d / 2;
+    half + half.mul_f64(f64::from(r) / f64::from(u32::MAX))
+}
+
+/// One connection: `Ok(())` only when asked to stop.
+async fn session(
+    config: &XmppConfig,
+    core: &Core,
+    handle: &GatewayHandle,
+    status: &Status,
+    stop: &mut watch::Receiver<bool>,
+    delay: &mut Duration,
+) -> Result<(), XmppError> {
+    let mut stream = tokio::time::timeout(config.io_timeout, TcpStream::connect(&config.server))
+        .await
+        .map_err(|_| XmppError::Timeout("connecting"))??;
+    let _ = stream.set_nodelay(true);
+    let mut framer = Framer::new();
+    let mut chunk = vec![0u8; READ_CHUNK];
+    let header = format!(
+        "<?xml version='1.0'?><stream:stream xmlns='{NS_COMPONENT}' xmlns:stream='{NS_STREAMS}' to='{}'>",
+        crate::xml::escape(&config.component_domain)
+    );
+    write(&mut stream, config, header.as_bytes()).await?;
+
+    // Handshake, bounded in time as a whole.
+    let prefixes = vec![("stream".to_owned(), NS_STREAMS.to_owned())];
+    let handshake = async {
+        let mut id: Option<String> = None;
+        loop {
+            while let Some(frame) = framer.next_frame()? {
+                match frame {
+                    Frame::StreamOpen(head) => {
+                        let el =
+                            parse_element(&format!("{}/>", head.trim_end_matches('>')), "", &[])?;
+                        if el.name != "stream" || el.ns != NS_STREAMS {
+                            return Err(XmppError::BadStreamHeader("not an XMPP stream".into()));
+                        }
+                        let sid = el
+                            .get_attr("id")
+                            .map(str::to_owned)
+                            .ok_or_else(|| XmppError::BadStreamHeader("no stream id".into()))?;
+                        let digest = Sha1::digest(format!("{sid}{}", config.secret.expose()));
+                        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+                        write(
+                            &mut stream,
+                            config,
+                            format!("<handshake>{hex}</handshake>").as_bytes(),
+                        )
+                        .await?;
+                        id = Some(sid);
+                    }
+                    Frame::Stanza(text) => {
+                        let el = parse_element(&text, NS_COMPONENT, &prefixes)?;
+                        if el.name == "handshake" && el.ns == NS_COMPONENT && id.is_some() {
+                            return Ok(());
+                        }
+                        if el.name == "error" && el.ns == NS_STREAMS {
+                            return Err(XmppError::HandshakeRefused(stream_error(&el)));
+                        }
+                    }
+                    Frame::StreamClose => return Err(XmppError::Closed),
+                }
+            }
+            let n = stream.read(&mut chunk).await?;
+            if n == 0 {
+                return Err(XmppError::Closed);
+            }
+            framer.push(chunk.get(..n).unwrap_or_default());
+        }
+    };
+    tokio::time::timeout(config.io_timeout, handshake)
+        .await
+        .map_err(|_| XmppError::Timeout("handshake"))??;
+
+    status.connected.store(true, Ordering::Relaxed);
+    *delay = config.backoff_min;
+    tracing::info!(server = %config.server, domain = %config.component_domain, "XMPP component connected");
+
+    loop {
+        while let Some(frame) = framer.next_frame()? {
+            match frame {
+                Frame::StreamOpen(_) => {
+                    return Err(XmppError::Malformed("a second stream header".into()))
+                }
+                Frame::StreamClose => return Err(XmppError::Closed),
+                Frame::Stanza(text) => {
+                    status.stanzas_in.fetch_add(1, Ordering::Relaxed);
+                    let el = match parse_element(&text, NS_COMPONENT, &prefixes) {
+                        Ok(el) => el,
+                        Err(e) => {
+                            // The server framed it, so it is well-formed enough to go on
+                            // from; one bad stanza does not cost every user the service.
+                            tracing::warn!(code = e.code(), error = %e, "unparsable stanza ignored");
+                            continue;
+                        }
+                    };
+                    if el.name == "error" && el.ns == NS_STREAMS {
+                        return Err(XmppError::StreamError(stream_error(&el)));
+                    }
+                    let out = core.handle(&el, || public_rooms(handle));
+                    for reply in out {
+                        write(&mut stream, config, reply.to_xml(NS_COMPONENT).as_bytes()).await?;
+                        status.stanzas_out.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+        tokio::select! {
+            read = stream.read(&mut chunk) => {
+                let n = read?;
+                if n == 0 {
+                    return Err(XmppError::Closed);
+                }
+                framer.push(chunk.get(..n).unwrap_or_default());
+            }
+            _ = stop.changed() => {
+                // Close our side, then give the server a moment to close its own, so
+                // that it logs a clean end rather than a broken connection.
+                let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                    stream.write_all(b"</stream:stream>").await?;
+                    while stream.read(&mut chunk).await? > 0 {}
+                    Ok::<(), std::io::Error>(())
+                })
+                .await;
+                return Ok(());
+            }
+        }
+    }
+}
+
+async fn write(stream: &mut TcpStream, config: &XmppConfig, bytes: &[u8]) -> Result<(), XmppError> {
+    tokio::time::timeout(config.io_timeout, stream.write_all(bytes))
+        .await
+        .map_err(|_| XmppError::Timeout("writing"))??;
+    Ok(())
+}
+
+/// The condition of a `<stream:error>`, with its text if any.
+fn stream_error(el: &Element) -> String {
+    let condition = el
+        .elements()
+        .find(|c| c.name != "text")
+        .map_or("undefined-condition", |c| c.name.as_str());
+    match el.elements().find(|c| c.name == "text") {
+        Some(t) => format!("{condition}: {}", t.text_content()),
+        None => condition.to_owned(),
+    }
+}
+
+/// The engine's rooms that strangers may see (private rooms are not listed).
+fn public_rooms(handle: &GatewayHandle) -> Vec<PublicRoom> {
+    handle.engine().read(|st| {
+        st.list_rooms()
+            .filter(|(_, r)| !r.config.private)
+            .take(crate::core::MAX_ITEMS)
+            .map(|(n, _)| PublicRoom {
+                name: n.as_str().to_owned(),
+            })
+            .collect()
+    })
+}
