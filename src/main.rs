@@ -6,6 +6,7 @@ mod nats_cmd;
 mod replay_cmd;
 mod serve;
 mod sip_cmd;
+mod status;
 mod xmpp_cmd;
 
 use std::path::PathBuf;

@@ -330,22 +330,6 @@ fn check_token(what: &str, v: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-struct SipStatus(Arc<SipServer>);
-
-impl StatusSource for SipStatus {
-    fn name(&self) -> String {
-        "sip".into()
-    }
-
-    fn health(&self) -> serde_json::Value {
-        self.0.health()
-    }
-
-    fn metrics(&self) -> String {
-        self.0.metrics()
-    }
-}
-
 /// Starts the media node and the SIP gateway if configured; call inside the serve
 /// runtime, and shut it down before the engine.
 pub async fn start_gateway(
@@ -374,6 +358,11 @@ pub async fn start_gateway(
         println!("conclave: SIP on tcp:{a}");
     }
     let server = Arc::new(server);
-    let source: Arc<dyn StatusSource> = Arc::new(SipStatus(server.clone()));
+    let source = crate::status::GatewayStatus::source(
+        "sip",
+        server.clone(),
+        SipServer::health,
+        SipServer::metrics,
+    );
     Ok(Some((server, media, source)))
 }

@@ -200,22 +200,6 @@ fn check_server(s: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-struct XmppStatus(Arc<XmppGateway>);
-
-impl StatusSource for XmppStatus {
-    fn name(&self) -> String {
-        "xmpp".into()
-    }
-
-    fn health(&self) -> serde_json::Value {
-        self.0.health()
-    }
-
-    fn metrics(&self) -> String {
-        self.0.metrics()
-    }
-}
-
 /// Starts the component if configured (it connects in the background and retries
 /// while the XMPP server is down); call inside the serve runtime, and shut it down
 /// before the engine.
@@ -255,7 +239,12 @@ pub async fn start_gateway(
         "conclave: XMPP component {} via {}",
         s.component_domain, s.server
     );
-    let source: Arc<dyn StatusSource> = Arc::new(XmppStatus(gateway.clone()));
+    let source = crate::status::GatewayStatus::source(
+        "xmpp",
+        gateway.clone(),
+        XmppGateway::health,
+        XmppGateway::metrics,
+    );
     Ok(Some((gateway, source)))
 }
 
