@@ -172,17 +172,36 @@ impl OpenDb {
         };
         let opened = match open(sled_config(path, cache_capacity)) {
             Ok(Err(sled::Error::Unsupported(why))) => {
-                match open(sled_config(path, cache_capacity).segment_size(LEGACY_SEGMENT_SIZE)) {
-                    Ok(Ok(db)) => {
-                        tracing::warn!(
-                            path = %path.display(),
-                            "journal database was created with sled's old 512 KiB segments, where \
-                             large tree nodes go to blob files that sled does not fsync: a power \
-                             cut can lose them; recreate the database to use 8 MiB segments"
-                        );
-                        Ok(Ok(db))
+                // The refused first attempt's threads may still hold the database's file
+                // lock for a moment: an I/O error here is retried briefly, not reported
+                // as the segment size.
+                let mut attempts = 0;
+                loop {
+                    let legacy =
+                        sled_config(path, cache_capacity).segment_size(LEGACY_SEGMENT_SIZE);
+                    match open(legacy) {
+                        Ok(Ok(db)) => {
+                            tracing::warn!(
+                                path = %path.display(),
+                                "journal database was created with sled's old 512 KiB segments, \
+                                 where large tree nodes go to blob files that sled does not \
+                                 fsync: a power cut can lose them; recreate the database to use \
+                                 8 MiB segments"
+                            );
+                            break Ok(Ok(db));
+                        }
+                        Ok(Err(sled::Error::Io(e))) if attempts < 50 => {
+                            attempts += 1;
+                            tracing::debug!(error = %e, "reopening with the old segment size");
+                            std::thread::sleep(std::time::Duration::from_millis(10));
+                        }
+                        Ok(Err(e)) => {
+                            break Ok(Err(sled::Error::Unsupported(format!(
+                                "{why}; opening with the old segment size: {e}"
+                            ))))
+                        }
+                        Err(p) => break Err(p),
                     }
-                    _ => Ok(Err(sled::Error::Unsupported(why))),
                 }
             }
             other => other,
