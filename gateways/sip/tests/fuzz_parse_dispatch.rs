@@ -13,36 +13,14 @@ use conclave_gateway_sip::transaction::{Output, Peer, TimerConfig, TransactionLa
 use conclave_gateway_sip::wire::{self, StreamFramer};
 use proptest::prelude::*;
 
-const FIXTURES: &[&str] = &[
-    "register",
-    "register_auth",
-    "invite_sdp",
-    "ack",
-    "bye",
-    "cancel",
-    "message",
-    "message_compact",
-    "options",
-    "info",
-    "resp_100",
-    "resp_180",
-    "resp_200",
-    "resp_401",
-    "resp_487",
-];
+mod common;
+
+use common::{fixture, FIXTURES};
+
 const MAX_TX: usize = 32;
 
 fn corpus() -> Vec<Vec<u8>> {
-    FIXTURES
-        .iter()
-        .map(|name| {
-            let path = format!(
-                "{}/tests/fixtures/sip/{name}.sip",
-                env!("CARGO_MANIFEST_DIR")
-            );
-            std::fs::read(path).unwrap_or_default()
-        })
-        .collect()
+    FIXTURES.iter().map(|name| fixture(name)).collect()
 }
 
 /// One mutation of a message.

@@ -3,13 +3,9 @@
 use conclave_gateway_sip::wire::{self, parse_datagram, Framing, WireError};
 use rsip::prelude::*;
 
-fn fixture(name: &str) -> Vec<u8> {
-    let path = format!(
-        "{}/tests/fixtures/sip/{name}.sip",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    std::fs::read(path).unwrap_or_default()
-}
+mod common;
+
+use common::{fixture, FIXTURES};
 
 fn text(name: &str) -> String {
     String::from_utf8(fixture(name)).unwrap_or_default()
@@ -21,23 +17,7 @@ fn parse(s: &str) -> Result<Option<rsip::SipMessage>, WireError> {
 
 #[test]
 fn every_fixture_parses() {
-    for name in [
-        "register",
-        "register_auth",
-        "invite_sdp",
-        "ack",
-        "bye",
-        "cancel",
-        "message",
-        "message_compact",
-        "options",
-        "info",
-        "resp_100",
-        "resp_180",
-        "resp_200",
-        "resp_401",
-        "resp_487",
-    ] {
+    for &name in FIXTURES {
         let bytes = fixture(name);
         assert!(!bytes.is_empty(), "{name} fixture missing");
         // When parsed, then it is a message
