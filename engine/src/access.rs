@@ -82,6 +82,21 @@ impl State {
         rank
     }
 
+    /// Whether `viewer` may see the real addresses of the people in room `name`
+    /// (XEP-0045: a moderator always, in a semi-anonymous room only a moderator, in a
+    /// non-anonymous one, `public_addresses`, every participant). Those waiting in the
+    /// lobby and strangers never do.
+    pub fn sees_addresses(&self, name: &RoomName, viewer: Viewer<'_>, now: DateTime<Utc>) -> bool {
+        match self.sight(name, viewer, now) {
+            Some(Sight::Moderator) => true,
+            Some(Sight::Participant) => self
+                .rooms
+                .get(name)
+                .is_some_and(|r| r.config.public_addresses),
+            Some(Sight::Waiting | Sight::Public) | None => false,
+        }
+    }
+
     /// What `viewer` may see of room `name`, or `None` when, for this viewer, the room
     /// does not exist: missing, or private and the viewer a stranger to it (a private
     /// room gives a stranger the same answer as a missing one).

@@ -230,6 +230,19 @@ pub enum Command {
         /// The room.
         room: RoomName,
     },
+    /// Set or clear the room's subject (XEP-0045 subject, a topic). Moderators may, or
+    /// members when the room lets them (`members_change_subject`); the actor must be
+    /// present in the room, unless an operator. `None`, or text that is empty once
+    /// sanitized, clears it; setting the subject it already has changes nothing.
+    SetSubject {
+        /// The room.
+        room: RoomName,
+        /// The subject: multi-line text like a welcome text (line feeds and tabs, no
+        /// other control character), HTML stripped unless the server allows it, at most
+        /// [`MAX_SUBJECT_LEN`](crate::model::MAX_SUBJECT_LEN) characters (or the
+        /// policy's `text_message_length`, if smaller).
+        subject: Option<String>,
+    },
 
     // ---- membership ----
     /// Enter a room with one session.
@@ -552,6 +565,7 @@ impl Command {
             Command::ReserveRoom { .. } => "reserve_room",
             Command::UnreserveRoom { .. } => "unreserve_room",
             Command::DestroyRoom { .. } => "destroy_room",
+            Command::SetSubject { .. } => "set_subject",
             Command::Join { .. } => "join",
             Command::Leave { .. } => "leave",
             Command::RenewSession { .. } => "renew_session",
@@ -602,6 +616,7 @@ impl Command {
             | Command::ReserveRoom { room, .. }
             | Command::UnreserveRoom { room }
             | Command::DestroyRoom { room }
+            | Command::SetSubject { room, .. }
             | Command::Join { room, .. }
             | Command::Leave { room, .. }
             | Command::RenewSession { room, .. }

@@ -342,6 +342,19 @@ pub enum EventKind {
         /// Whether the reserved timeout applied.
         reserved: bool,
     },
+    /// The room's subject was set or cleared (XEP-0045 subject; `room_subject`). The
+    /// subject is a setting of the room, not personal content: it stays in the payload
+    /// as the welcome text does, so retention never makes a room lose its subject.
+    SubjectChanged {
+        /// The room.
+        room: RoomName,
+        /// The new subject, `None` when cleared.
+        subject: Option<String>,
+        /// Who set it, as a person; `None` when an operator or a service did.
+        by: Option<Principal>,
+        /// With which identity (what an XMPP gateway shows as its sender).
+        address: Option<Address>,
+    },
 
     // ---- membership ----
     /// A session joined (VROOM `room_join`).
@@ -695,6 +708,7 @@ impl EventKind {
             | E::RoomUnreserved { room }
             | E::RoomDeleted { room, .. }
             | E::RoomExpired { room, .. }
+            | E::SubjectChanged { room, .. }
             | E::Joined { room, .. }
             | E::SessionRenewed { room, .. }
             | E::Left { room, .. }
@@ -759,6 +773,7 @@ impl EventKind {
             E::RoomUnreserved { .. } => "room_unreserve",
             E::RoomDeleted { .. } => "room_delete",
             E::RoomExpired { .. } => "room_expire",
+            E::SubjectChanged { .. } => "room_subject",
             E::Joined { .. } => "room_join",
             E::SessionRenewed { .. } => "session_renew",
             E::Left { .. } => "room_leave",

@@ -14,7 +14,7 @@ use crate::ids::{AccountId, Address, Principal, RoomName};
 use crate::model::{BanScope, Role};
 use crate::state::{
     AddressBan, Ban, Gate, Invitation, InvitationState, Knock, Member, Presence, Room,
-    SipCredential, State,
+    SipCredential, State, Subject,
 };
 
 /// Apply `event` to `state`.
@@ -205,6 +205,21 @@ pub fn evolve(state: &mut State, event: &Event) {
             }
         }
         E::RoomDeleted { room, .. } | E::RoomExpired { room, .. } => remove_room_tree(state, room),
+        E::SubjectChanged {
+            room,
+            subject,
+            address,
+            ..
+        } => {
+            if let Some(r) = state.rooms.get_mut(room) {
+                r.subject = subject.as_ref().map(|text| Subject {
+                    text: text.clone(),
+                    by: address.clone(),
+                    at,
+                });
+                r.last_activity = at;
+            }
+        }
 
         // ---- membership ----
         E::Joined {

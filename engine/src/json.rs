@@ -94,6 +94,45 @@ mod tests {
     }
 
     #[test]
+    fn a_subject_change_reads_as_its_fields() {
+        // Given the samples of room_subject (set by a person, cleared by the operator),
+        let views: Vec<_> = sample_events(&SampleParams::default())
+            .into_iter()
+            .filter(|e| e.type_name() == "room_subject")
+            .map(|e| event_json(&e))
+            .collect();
+        // then each shows the room, the subject and who set it, null when nobody did.
+        assert_eq!(
+            views[0]["data"],
+            serde_json::json!({"room": "standup", "subject": "hello",
+                               "by": "sip:alice@example.org", "address": "sip:alice@example.org"})
+        );
+        assert_eq!(views[0]["stream"], "room:standup");
+        assert_eq!(
+            views[1]["data"],
+            serde_json::json!({"room": "standup", "subject": null, "by": null, "address": null})
+        );
+    }
+
+    #[test]
+    fn the_new_room_changes_read_by_name() {
+        let data: Vec<_> = sample_events(&SampleParams::default())
+            .into_iter()
+            .filter(|e| e.type_name() == "room_modify")
+            .map(|e| event_json(&e)["data"]["change"].clone())
+            .collect();
+        for expected in [
+            serde_json::json!({"name": "hello"}),
+            serde_json::json!({"description": null}),
+            serde_json::json!({"members_change_subject": true}),
+            serde_json::json!({"persistent": true}),
+            serde_json::json!({"public_addresses": false}),
+        ] {
+            assert!(data.contains(&expected), "{expected} in {data:?}");
+        }
+    }
+
+    #[test]
     fn a_set_password_reads_redacted() {
         let set = sample_events(&SampleParams::default())
             .into_iter()

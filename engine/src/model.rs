@@ -115,7 +115,36 @@ pub struct RoomConfig {
     pub access_password_hash: Option<String>,
     /// Who may invite (default: moderators and owners).
     pub invite: InviteRight,
+    /// The room's human title (XEP-0045 `muc#roomconfig_roomname`); `None` = the room
+    /// is shown by its name. One line, at most [`MAX_ROOM_TITLE_LEN`] characters.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// A longer description (XEP-0045 `muc#roomconfig_roomdesc`), bounded like the
+    /// welcome text.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Members (not only moderators) may change the subject (XEP-0045
+    /// `muc#roomconfig_changesubject`). Visitors never may.
+    #[serde(default)]
+    pub members_change_subject: bool,
+    /// The room outlives inactivity: it never expires for being idle, as a reserved
+    /// room with a timeout of 0 (XEP-0045 `muc#roomconfig_persistentroom`).
+    #[serde(default)]
+    pub persistent: bool,
+    /// Every participant may see the others' real addresses (XEP-0045 non-anonymous,
+    /// `muc#roomconfig_whois` = anyone); off (the default), only moderators see them
+    /// (semi-anonymous). See [`crate::State::sees_addresses`].
+    #[serde(default)]
+    pub public_addresses: bool,
 }
+
+/// The longest room title ([`RoomConfig::name`]) in characters; the policy's
+/// `text_message_length` caps it further when it is smaller.
+pub const MAX_ROOM_TITLE_LEN: u32 = 200;
+
+/// The longest room subject in characters; the policy's `text_message_length` caps it
+/// further when it is smaller.
+pub const MAX_SUBJECT_LEN: u32 = 1000;
 
 impl RoomConfig {
     /// The least role that may invite to the room now.
@@ -137,6 +166,11 @@ impl Default for RoomConfig {
             owner_exit_destroys: false,
             access_password_hash: None,
             invite: InviteRight::Moderators,
+            name: None,
+            description: None,
+            members_change_subject: false,
+            persistent: false,
+            public_addresses: false,
         }
     }
 }
@@ -166,6 +200,18 @@ pub enum RoomChange {
     AccessPassword(Option<String>),
     /// Who may invite.
     Invite(InviteRight),
+    // Appended after `Invite` (the stored form appends them too, so older records keep
+    // their meaning).
+    /// Set or clear the room's title.
+    Name(Option<String>),
+    /// Set or clear the room's description.
+    Description(Option<String>),
+    /// Whether members (not only moderators) may change the subject.
+    MembersChangeSubject(bool),
+    /// Whether the room is kept when idle.
+    Persistent(bool),
+    /// Whether every participant sees the others' real addresses.
+    PublicAddresses(bool),
 }
 
 impl RoomChange {
@@ -182,6 +228,11 @@ impl RoomChange {
             RoomChange::OwnerExitDestroys(v) => config.owner_exit_destroys = *v,
             RoomChange::AccessPassword(v) => config.access_password_hash.clone_from(v),
             RoomChange::Invite(v) => config.invite = *v,
+            RoomChange::Name(v) => config.name.clone_from(v),
+            RoomChange::Description(v) => config.description.clone_from(v),
+            RoomChange::MembersChangeSubject(v) => config.members_change_subject = *v,
+            RoomChange::Persistent(v) => config.persistent = *v,
+            RoomChange::PublicAddresses(v) => config.public_addresses = *v,
         }
     }
 

@@ -562,6 +562,11 @@ impl Rejection {
             R::GuestsMayNotCreate => {
                 refused(403, S::Forbidden, xmpp(X::NotAllowed, T::Cancel), I::Notice)
             }
+            // XEP-0045 (modifying the room subject): someone without the privilege gets
+            // forbidden/auth.
+            R::SubjectNotAllowed => {
+                refused(403, S::Forbidden, xmpp(X::Forbidden, T::Auth), I::Notice)
+            }
 
             // ---- membership ----
             // XEP-0045 (banned users): forbidden/auth.

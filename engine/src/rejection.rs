@@ -166,6 +166,10 @@ pub enum Rejection {
     /// server (`policy.guests_may_create` off).
     #[error("guests may not create rooms on this server")]
     GuestsMayNotCreate,
+    /// Changing the room's subject needs moderator rights, or member rights where the
+    /// room lets members change it (`members_change_subject`); visitors never may.
+    #[error("you may not change the subject of this room")]
+    SubjectNotAllowed,
 
     // ---- membership ----
     /// A ban applies.
@@ -327,6 +331,7 @@ impl Rejection {
         "ban.no_known_address",
         "ban.network_while_obfuscated",
         "gateway.refused",
+        "perm.subject_not_allowed",
     ];
 
     /// The stable code: `area.reason`, lowercase.
@@ -387,6 +392,7 @@ impl Rejection {
             R::NoKnownAddress => "ban.no_known_address",
             R::NetworkWhileObfuscated => "ban.network_while_obfuscated",
             R::GatewayRefused { .. } => "gateway.refused",
+            R::SubjectNotAllowed => "perm.subject_not_allowed",
         }
     }
 

@@ -206,6 +206,17 @@ impl Invitation {
     }
 }
 
+/// A room's subject (XEP-0045 subject, a topic): what it is, who set it, when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subject {
+    /// The text (sanitized, non-empty).
+    pub text: String,
+    /// The identity that set it; `None` when an operator or a service did.
+    pub by: Option<Address>,
+    /// When it was set.
+    pub at: DateTime<Utc>,
+}
+
 /// A room.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Room {
@@ -237,6 +248,9 @@ pub struct Room {
     pub invitations: BTreeMap<InvitationId, Invitation>,
     /// Lobby.
     pub lobby: BTreeMap<Principal, Knock>,
+    /// The subject, if one is set.
+    #[serde(default)]
+    pub subject: Option<Subject>,
 }
 
 impl Room {
@@ -262,6 +276,7 @@ impl Room {
             address_bans: BTreeMap::new(),
             invitations: BTreeMap::new(),
             lobby: BTreeMap::new(),
+            subject: None,
         }
     }
 

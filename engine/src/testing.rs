@@ -112,7 +112,7 @@ impl PasswordVerifier for FakeVerifier {
 }
 
 /// Number of [`EventKind`] variants; [`variant_index`] is exhaustive over them.
-pub const EVENT_KIND_COUNT: usize = 48;
+pub const EVENT_KIND_COUNT: usize = 49;
 
 /// A dense index per variant, so tests can check that samples cover every kind (adding
 /// a variant breaks the exhaustive match here, which is the point).
@@ -167,6 +167,7 @@ pub fn variant_index(kind: &EventKind) -> usize {
         E::AddressUnbanned { .. } => 45,
         E::SipCredentialSet { .. } => 46,
         E::SipCredentialCleared { .. } => 47,
+        E::SubjectChanged { .. } => 48,
     }
 }
 
@@ -524,6 +525,38 @@ pub fn sample_events(p: &SampleParams) -> Vec<Event> {
         E::SipCredentialCleared {
             account: p.account.clone(),
             address: p.address.clone(),
+        },
+        E::SubjectChanged {
+            room: p.room.clone(),
+            subject: text.clone(),
+            by: Some(Principal::Address(p.address.clone())),
+            address: Some(p.address.clone()),
+        },
+        E::SubjectChanged {
+            room: p.room.clone(),
+            subject: None,
+            by: None,
+            address: None,
+        },
+        E::RoomModified {
+            room: p.room.clone(),
+            change: RoomChange::Name(text.clone()),
+        },
+        E::RoomModified {
+            room: p.room.clone(),
+            change: RoomChange::Description(None),
+        },
+        E::RoomModified {
+            room: p.room.clone(),
+            change: RoomChange::MembersChangeSubject(p.flag),
+        },
+        E::RoomModified {
+            room: p.room.clone(),
+            change: RoomChange::Persistent(p.flag),
+        },
+        E::RoomModified {
+            room: p.room.clone(),
+            change: RoomChange::PublicAddresses(!p.flag),
         },
     ];
     let actors = [

@@ -75,7 +75,7 @@ pub enum Due<'a> {
         session: &'a SessionId,
     },
     /// A room that may expire (empty, without sub-rooms, not an account's rendezvous
-    /// room) reaches its inactivity timeout.
+    /// room, not persistent) reaches its inactivity timeout.
     RoomIdle {
         room: &'a RoomName,
         last_activity: DateTime<Utc>,
@@ -163,8 +163,8 @@ impl Due<'_> {
 ///
 /// Invitations expire at `expires_at`, bans, address bans and autobans end at `until`
 /// (a ban without one never ends), and a room expires once it has been idle for its inactivity timeout
-/// (VROOM: reserved rooms use their own timeout, 0 = never), counted in whole seconds
-/// from its last activity.
+/// (VROOM: reserved rooms use their own timeout, 0 = never; a persistent room never
+/// does), counted in whole seconds from its last activity.
 pub fn for_each_timer<'a>(state: &'a State, mut f: impl FnMut(Timer<'a>)) {
     for (room, r) in &state.rooms {
         for (invitation, inv) in &r.invitations {
@@ -265,7 +265,10 @@ pub fn for_each_timer<'a>(state: &'a State, mut f: impl FnMut(Timer<'a>)) {
         } else {
             policy.inactivity_timeout_mins
         };
+        // A persistent room never expires for being idle (XEP-0045 persistent rooms),
+        // as a reserved room with a timeout of 0.
         if timeout_mins == 0
+            || r.config.persistent
             || !r.members.is_empty()
             || !r.children.is_empty()
             || r.account.is_some()

@@ -112,6 +112,7 @@ fn all_rejections() -> Vec<Rejection> {
             action: "sip_invite".into(),
             code: "sdp.no_common_codec".into(),
         },
+        R::SubjectNotAllowed,
     ]
 }
 
@@ -174,9 +175,10 @@ fn rejection_index(r: &Rejection) -> usize {
         R::NoKnownAddress => 51,
         R::NetworkWhileObfuscated => 52,
         R::GatewayRefused { .. } => 53,
+        R::SubjectNotAllowed => 54,
     }
 }
-const REJECTION_VARIANTS: usize = 54;
+const REJECTION_VARIANTS: usize = 55;
 
 /// One value of every `JournalError` variant, in `journal_index` order.
 fn all_journal_errors() -> Vec<JournalError> {
@@ -685,6 +687,14 @@ fn known_cases_map_as_the_protocols_expect() {
             403,
             "conflict",
             "cancel",
+            ImcOutcome::Notice,
+        ),
+        (
+            R::SubjectNotAllowed,
+            403,
+            403,
+            "forbidden",
+            "auth",
             ImcOutcome::Notice,
         ),
         (

@@ -186,6 +186,16 @@ pub fn describe(e: &Event, had_content: bool) -> (Option<String>, String) {
             (who(owner), format!("room {room} created, owner {owner}"))
         }
         E::RoomModified { room, change } => (None, format!("room {room} changed: {change:?}")),
+        // The subject is quoted (escaped), so a multi-line one stays on one line.
+        E::SubjectChanged {
+            room, subject, by, ..
+        } => (
+            by.as_ref().map(ToString::to_string),
+            match subject {
+                Some(s) => format!("subject of {room} set to {s:?}"),
+                None => format!("subject of {room} cleared"),
+            },
+        ),
         E::RoomReserved { room, .. } => (None, format!("room {room} reserved")),
         E::RoomUnreserved { room } => (None, format!("room {room} unreserved")),
         E::RoomDeleted { room, reason } => (None, format!("room {room} deleted ({reason:?})")),

@@ -85,6 +85,28 @@ pub struct ConfigView {
     pub owner_exit_destroys: bool,
     pub access_password: bool,
     pub reserved: bool,
+    /// The room's title.
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Members (not only moderators) may change the subject.
+    #[serde(default)]
+    pub members_change_subject: bool,
+    /// Never expired for inactivity.
+    #[serde(default)]
+    pub persistent: bool,
+    /// Every participant sees the others' real addresses.
+    #[serde(default)]
+    pub public_addresses: bool,
+}
+
+/// A room's subject: its text, who set it (`None`: an operator), when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubjectView {
+    pub text: String,
+    pub by: Option<String>,
+    pub at: String,
 }
 
 /// One room as of a moment.
@@ -102,6 +124,9 @@ pub struct RoomView {
     pub created_at: String,
     pub last_activity: String,
     pub config: ConfigView,
+    /// The subject, if one is set.
+    #[serde(default)]
+    pub subject: Option<SubjectView>,
     pub members: Vec<MemberView>,
     /// Every affiliation, present or not: principal -> role.
     pub affiliations: BTreeMap<String, String>,
@@ -210,6 +235,11 @@ fn config_view(c: &RoomConfig, reserved: bool) -> ConfigView {
         owner_exit_destroys: c.owner_exit_destroys,
         access_password: c.access_password_hash.is_some(),
         reserved,
+        name: c.name.clone(),
+        description: c.description.clone(),
+        members_change_subject: c.members_change_subject,
+        persistent: c.persistent,
+        public_addresses: c.public_addresses,
     }
 }
 
@@ -274,6 +304,11 @@ impl RoomView {
             created_at: fmt_time(room.created_at),
             last_activity: fmt_time(room.last_activity),
             config: config_view(&room.config, room.is_reserved()),
+            subject: room.subject.as_ref().map(|s| SubjectView {
+                text: s.text.clone(),
+                by: s.by.as_ref().map(ToString::to_string),
+                at: fmt_time(s.at),
+            }),
             members,
             affiliations: room
                 .affiliations

@@ -58,8 +58,14 @@ pub(super) fn invite_out(i: InviteRight) -> v2::InviteRight {
     }
 }
 
-pub(super) fn config_out(c: &RoomConfig) -> v2::RoomConfig {
-    v2::RoomConfig {
+/// The stored form of a new room's configuration. `room_create` v2 has no place for the
+/// settings added after it (title, description, members changing the subject,
+/// persistence, public addresses): rooms are created with their defaults and they
+/// change through `room_modify`. A configuration the stored form would not read back
+/// as it is is refused rather than stored without them, so the journal never says less
+/// than the state that was decided.
+pub(super) fn config_out(c: &RoomConfig) -> Result<v2::RoomConfig, CodecError> {
+    let stored = v2::RoomConfig {
         private: c.private,
         locked: c.locked,
         max_members: c.max_members,
@@ -70,7 +76,14 @@ pub(super) fn config_out(c: &RoomConfig) -> v2::RoomConfig {
         owner_exit_destroys: c.owner_exit_destroys,
         access_password_hash: c.access_password_hash.clone(),
         invite: invite_out(c.invite),
+    };
+    if config_in(stored.clone()) != *c {
+        return Err(CodecError::Encode {
+            event_type: "room_create",
+            reason: "room_create v2 cannot hold the name, description, members_change_subject, persistent or public_addresses settings: create the room with their defaults and change them with room_modify".into(),
+        });
     }
+    Ok(stored)
 }
 
 pub(super) fn change_out(c: &RoomChange) -> v2::RoomChange {
@@ -85,6 +98,11 @@ pub(super) fn change_out(c: &RoomChange) -> v2::RoomChange {
         RoomChange::OwnerExitDestroys(v) => v2::RoomChange::OwnerExitDestroys(*v),
         RoomChange::AccessPassword(v) => v2::RoomChange::AccessPassword(v.clone()),
         RoomChange::Invite(v) => v2::RoomChange::Invite(invite_out(*v)),
+        RoomChange::Name(v) => v2::RoomChange::Name(v.clone()),
+        RoomChange::Description(v) => v2::RoomChange::Description(v.clone()),
+        RoomChange::MembersChangeSubject(v) => v2::RoomChange::MembersChangeSubject(*v),
+        RoomChange::Persistent(v) => v2::RoomChange::Persistent(*v),
+        RoomChange::PublicAddresses(v) => v2::RoomChange::PublicAddresses(*v),
     }
 }
 
@@ -202,6 +220,7 @@ pub(super) fn config_in(c: v2::RoomConfig) -> RoomConfig {
         owner_exit_destroys: c.owner_exit_destroys,
         access_password_hash: c.access_password_hash,
         invite: invite_in(c.invite),
+        ..RoomConfig::default()
     }
 }
 
@@ -217,6 +236,11 @@ pub(super) fn change_in(c: v2::RoomChange) -> RoomChange {
         v2::RoomChange::OwnerExitDestroys(v) => RoomChange::OwnerExitDestroys(v),
         v2::RoomChange::AccessPassword(v) => RoomChange::AccessPassword(v),
         v2::RoomChange::Invite(v) => RoomChange::Invite(invite_in(v)),
+        v2::RoomChange::Name(v) => RoomChange::Name(v),
+        v2::RoomChange::Description(v) => RoomChange::Description(v),
+        v2::RoomChange::MembersChangeSubject(v) => RoomChange::MembersChangeSubject(v),
+        v2::RoomChange::Persistent(v) => RoomChange::Persistent(v),
+        v2::RoomChange::PublicAddresses(v) => RoomChange::PublicAddresses(v),
     }
 }
 

@@ -94,11 +94,22 @@ pub(super) fn payload(
             room: s(room),
             parent: parent.as_ref().map(s),
             owner: principal_out(owner),
-            config: config_out(config),
+            config: config_out(config)?,
         }),
         E::RoomModified { room, change } => put!(v2::RoomModified {
             room: s(room),
             change: change_out(change),
+        }),
+        E::SubjectChanged {
+            room,
+            subject,
+            by,
+            address,
+        } => put!(v1::SubjectChanged {
+            room: s(room),
+            subject: subject.clone(),
+            by: by.as_ref().map(principal_out),
+            address: address.as_ref().map(s),
         }),
         E::RoomReserved {
             room,

@@ -615,10 +615,28 @@ pub mod v1 {
         /// HA1 for SHA-256, lowercase hex.
         pub ha1_sha256: String,
     }
+
+    /// `room_subject` (added after release 1; first version). The subject is payload,
+    /// not personal content (a room setting, as the welcome text is).
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct SubjectChanged {
+        /// Room.
+        pub room: String,
+        /// The subject; `None` when cleared.
+        pub subject: Option<String>,
+        /// The person who set it; `None` for an operator or a service.
+        pub by: Option<Principal>,
+        /// The identity they set it with.
+        pub address: Option<String>,
+    }
 }
 
 /// Schema version 2: `peer_kick` gained a reason; `autoban` says whether it ended the
-/// sessions it matched; `room_create` and `room_modify` gained who may invite.
+/// sessions it matched; `room_create` and `room_modify` gained who may invite. Later,
+/// `room_modify` v2's change gained variants (appended: the room's title and
+/// description, members changing the subject, persistence, public addresses);
+/// `room_create` v2's configuration did not, so a room is created with their defaults
+/// and they change only through `room_modify`.
 pub mod v2 {
     use serde::{Deserialize, Serialize};
 
@@ -685,6 +703,17 @@ pub mod v2 {
         AccessPassword(Option<String>),
         /// Who may invite.
         Invite(InviteRight),
+        // Appended later (new variants go last, so older records keep their index).
+        /// Room title.
+        Name(Option<String>),
+        /// Room description.
+        Description(Option<String>),
+        /// Members may change the subject.
+        MembersChangeSubject(bool),
+        /// Kept when idle.
+        Persistent(bool),
+        /// Participants see real addresses.
+        PublicAddresses(bool),
     }
 
     /// `room_create` version 2.

@@ -154,6 +154,18 @@ pub static TYPES: &[TypeSpec] = &[
             },
         ))
     }),
+    row("room_subject", 1, |r| {
+        let (env, p): (_, v1::SubjectChanged) = r.read()?;
+        Ok((
+            env,
+            EventKind::SubjectChanged {
+                room: room_in(p.room),
+                subject: p.subject,
+                by: p.by.map(principal_in).transpose()?,
+                address: p.address.as_deref().map(addr_in).transpose()?,
+            },
+        ))
+    }),
     row("room_reserve", 1, |r| {
         let (env, p): (_, v1::RoomReserved) = r.read()?;
         Ok((

@@ -273,8 +273,17 @@ fn fields(cmd: &Command) -> Vec<(&'static str, Field<'_>)> {
                     RoomChange::AccessPassword(Some(h)) => {
                         out.push(("access_password_hash", F::Hash(h)));
                     }
+                    RoomChange::Name(Some(t)) => out.push(("name", F::Text(t, TextKind::Line))),
+                    RoomChange::Description(Some(t)) => {
+                        out.push(("description", F::Text(t, TextKind::Body)));
+                    }
                     RoomChange::WelcomeText(None)
                     | RoomChange::AccessPassword(None)
+                    | RoomChange::Name(None)
+                    | RoomChange::Description(None)
+                    | RoomChange::MembersChangeSubject(_)
+                    | RoomChange::Persistent(_)
+                    | RoomChange::PublicAddresses(_)
                     | RoomChange::Private(_)
                     | RoomChange::Locked(_)
                     | RoomChange::MaxMembers(_)
@@ -292,6 +301,12 @@ fn fields(cmd: &Command) -> Vec<(&'static str, Field<'_>)> {
         | C::DestroyRoom { room }
         | C::RaiseHand { room }
         | C::SetModeratedChat { room, enabled: _ } => out.push(("room", F::Room(room))),
+        C::SetSubject { room, subject } => {
+            out.push(("room", F::Room(room)));
+            if let Some(t) = subject {
+                out.push(("subject", F::Text(t, TextKind::Body)));
+            }
+        }
         C::ReserveRoom {
             room,
             owner_password_hash,

@@ -117,7 +117,8 @@ fn dispatch(cx: &Cx<'_>, cmd: &Command) -> Decision {
         | C::UnlockRoom { .. }
         | C::ReserveRoom { .. }
         | C::UnreserveRoom { .. }
-        | C::DestroyRoom { .. } => rooms::decide(cx, cmd),
+        | C::DestroyRoom { .. }
+        | C::SetSubject { .. } => rooms::decide(cx, cmd),
         C::Join {
             room,
             session,

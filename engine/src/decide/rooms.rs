@@ -1,4 +1,5 @@
-//! Rooms: create (public / private, nested), configure, lock, reserve, destroy.
+//! Rooms: create (public / private, nested), configure, lock, reserve, destroy, and the
+//! subject (XEP-0045's room subject, a topic).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -7,7 +8,9 @@ use crate::command::{Command, Secret};
 use crate::context::{Context, PasswordVerifier};
 use crate::event::{DeleteReason, DenyReason, Event, EventKind};
 use crate::ids::{fold_name, name_keys, Address, Principal, RoomName};
-use crate::model::{InviteRight, PasswordKind, RoomChange, RoomConfig};
+use crate::model::{
+    InviteRight, PasswordKind, RoomChange, RoomConfig, MAX_ROOM_TITLE_LEN, MAX_SUBJECT_LEN,
+};
 use crate::policy::stored_remote_addr;
 use crate::rejection::{Rejected, Rejection};
 use crate::state::State;
@@ -84,6 +87,7 @@ pub(super) fn decide(cx: &Cx<'_>, cmd: &Command) -> Decision {
             cx.require_owner(room, r)?;
             Ok(destroy(cx, room, DeleteReason::Destroyed))
         }
+        C::SetSubject { room, subject } => set_subject(cx, room, subject.as_deref()),
         _ => Ok(vec![]),
     }
 }
@@ -332,6 +336,69 @@ fn check_welcome(cx: &Cx<'_>, text: Option<&str>) -> Result<(), Rejection> {
     )
 }
 
+/// The room's title: one line, at most [`MAX_ROOM_TITLE_LEN`] characters (or the
+/// policy's text limit, if smaller).
+fn check_title(cx: &Cx<'_>, text: Option<&str>) -> Result<(), Rejection> {
+    let max = MAX_ROOM_TITLE_LEN.min(cx.state.policy.text_message_length);
+    check_text("name", text, max, TextKind::Line)
+}
+
+/// The room's description: bounded and checked as the welcome text is.
+fn check_description(cx: &Cx<'_>, text: Option<&str>) -> Result<(), Rejection> {
+    check_text(
+        "description",
+        text,
+        cx.state.policy.text_message_length,
+        TextKind::Body,
+    )
+}
+
+/// Optional free text as the room keeps it: sanitized as the welcome text is, and
+/// `None` when nothing but white space is left (setting a blank title, description or
+/// subject clears it).
+fn sanitize_opt(cx: &Cx<'_>, text: Option<&str>) -> Option<String> {
+    text.map(|t| sanitize(cx, t))
+        .filter(|t| !t.trim().is_empty())
+}
+
+/// XEP-0045's subject change. The actor must be present in the room (an operator need
+/// not be) and be a moderator, or a member where the room lets members change it; the
+/// subject is multi-line text like the welcome text, bounded by [`MAX_SUBJECT_LEN`]
+/// (or the policy's text limit, if smaller). Setting the subject the room has changes
+/// nothing; `None` or blank text clears it.
+fn set_subject(cx: &Cx<'_>, name: &RoomName, subject: Option<&str>) -> Decision {
+    let r = cx.room(name)?;
+    let (by, address) = if cx.ctx.actor.is_privileged() {
+        (None, None)
+    } else {
+        let (address, me) = cx.person()?;
+        if !r.members.contains_key(&me) {
+            return Err(Rejection::NotMember.into());
+        }
+        (Some(me), Some(address.clone()))
+    };
+    let least = if r.config.members_change_subject {
+        Rank::Member
+    } else {
+        Rank::Moderator
+    };
+    if cx.actor_rank(name, r) < least {
+        return Err(Rejection::SubjectNotAllowed.into());
+    }
+    let max = MAX_SUBJECT_LEN.min(cx.state.policy.text_message_length);
+    check_text("subject", subject, max, TextKind::Body)?;
+    let subject = sanitize_opt(cx, subject);
+    if r.subject.as_ref().map(|s| s.text.as_str()) == subject.as_deref() {
+        return Ok(vec![]);
+    }
+    Ok(vec![cx.event(EventKind::SubjectChanged {
+        room: name.clone(),
+        subject,
+        by,
+        address,
+    })])
+}
+
 fn check_max_members(cx: &Cx<'_>, max: Option<u32>, present: usize) -> Result<(), Rejection> {
     let cap = cx.state.policy.max_members;
     let present = u32::try_from(present).unwrap_or(u32::MAX);
@@ -359,6 +426,14 @@ fn configure(cx: &Cx<'_>, room: &RoomName, changes: &[RoomChange]) -> Decision {
             RoomChange::WelcomeText(t) => {
                 check_welcome(cx, t.as_deref())?;
                 RoomChange::WelcomeText(t.as_deref().map(|t| sanitize(cx, t)))
+            }
+            RoomChange::Name(t) => {
+                check_title(cx, t.as_deref())?;
+                RoomChange::Name(sanitize_opt(cx, t.as_deref()))
+            }
+            RoomChange::Description(t) => {
+                check_description(cx, t.as_deref())?;
+                RoomChange::Description(sanitize_opt(cx, t.as_deref()))
             }
             RoomChange::AccessPassword(Some(h)) => {
                 check_hash("access_password_hash", h)?;

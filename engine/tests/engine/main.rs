@@ -21,4 +21,5 @@ mod rights;
 mod roles;
 mod rooms;
 mod sip_credentials;
+mod subject;
 mod text;

@@ -179,6 +179,7 @@ fn command(w: &World, (kind, a, b, c, flag): Step) -> Option<(Actor, Command)> {
                 RoomChange::MaxMembers(Some(u32::from(c % 4) + 1)),
                 RoomChange::Lobby(flag),
                 RoomChange::OwnerExitDestroys(c % 2 == 1),
+                RoomChange::Persistent(c % 3 == 0),
             ],
         },
         16 => Command::MuteAudio { room: r, subject },
@@ -188,6 +189,10 @@ fn command(w: &World, (kind, a, b, c, flag): Step) -> Option<(Actor, Command)> {
             server_password: None,
         },
         18 => Command::Admit { room: r, subject },
+        19 if c % 4 == 3 => Command::SetSubject {
+            room: r,
+            subject: flag.then(|| format!("<i>topic</i> {}", c % 3)),
+        },
         19 => Command::PostMessage {
             room: r,
             body: "<b>hi</b>".into(),
@@ -453,6 +458,7 @@ fn random_walk_reaches_every_feature() {
         "lobby_knock",
         "lobby_admit",
         "chat_message",
+        "room_subject",
         "autoban",
         "autoban_lift",
         "member_off_limit",

@@ -211,3 +211,177 @@ fn owner_exit_destroys_like_kamailio_imc() {
         .ok(&["room_leave", "room_delete"]);
     assert!(w.state.rooms.is_empty());
 }
+
+fn configure(r: &str, changes: Vec<RoomChange>) -> Command {
+    Command::ConfigureRoom {
+        room: room(r),
+        changes,
+    }
+}
+
+#[test]
+fn the_xmpp_room_settings_default_off_and_are_configured_by_owners() {
+    let mut w = World::new();
+    w.run(&user("alice"), create_room("r"));
+    w.run(&user("alice"), grant("r", who("bob"), Role::Moderator));
+    // given a new room: no title, no description, the XEP-0045 defaults
+    let c = &w.state.rooms[&room("r")].config;
+    assert_eq!((&c.name, &c.description), (&None, &None));
+    assert!(!c.members_change_subject && !c.persistent && !c.public_addresses);
+    // when a moderator tries to change them, then only owners may
+    w.when(
+        &user("bob"),
+        configure("r", vec![RoomChange::Persistent(true)]),
+    )
+    .err("perm.not_owner", &["api_action_denied"]);
+    // when the owner changes them, then one room_modify per change
+    let all = vec![
+        RoomChange::Name(Some("<i>Daily</i> stand-up".into())),
+        RoomChange::Description(Some("Every morning.\nBring news.".into())),
+        RoomChange::MembersChangeSubject(true),
+        RoomChange::Persistent(true),
+        RoomChange::PublicAddresses(true),
+    ];
+    let events = w.when(&user("alice"), configure("r", all.clone())).ok(&[
+        "room_modify",
+        "room_modify",
+        "room_modify",
+        "room_modify",
+        "room_modify",
+    ]);
+    // the title is sanitized as the welcome text is, and journaled as kept
+    assert!(matches!(
+        &events[0].kind,
+        EventKind::RoomModified { change: RoomChange::Name(Some(n)), .. } if n == "Daily stand-up"
+    ));
+    let c = &w.state.rooms[&room("r")].config;
+    assert_eq!(c.name.as_deref(), Some("Daily stand-up"));
+    assert_eq!(
+        c.description.as_deref(),
+        Some("Every morning.\nBring news.")
+    );
+    assert!(c.members_change_subject && c.persistent && c.public_addresses);
+    // the same settings again change nothing (the title as sent sanitizes to the same)
+    w.when(&user("alice"), configure("r", all)).ok(&[]);
+    // a blank title or description clears it
+    w.when(
+        &user("alice"),
+        configure(
+            "r",
+            vec![
+                RoomChange::Name(Some("   ".into())),
+                RoomChange::Description(None),
+            ],
+        ),
+    )
+    .ok(&["room_modify", "room_modify"]);
+    let c = &w.state.rooms[&room("r")].config;
+    assert_eq!((&c.name, &c.description), (&None, &None));
+    w.assert_replays(Policy::default());
+}
+
+#[test]
+fn a_room_title_is_one_bounded_line_and_a_description_bounded_text() {
+    let mut w = World::new();
+    w.run(&user("alice"), create_room("r"));
+    let name = |t: String| configure("r", vec![RoomChange::Name(Some(t))]);
+    let description = |t: String| configure("r", vec![RoomChange::Description(Some(t))]);
+    let max = model::MAX_ROOM_TITLE_LEN as usize;
+    w.when(&user("alice"), name("t".repeat(max)))
+        .ok(&["room_modify"]);
+    w.when(&user("alice"), name("t".repeat(max + 1)))
+        .err("input.invalid", &[]);
+    w.when(&user("alice"), name("two\nlines".into()))
+        .err("input.forbidden_char", &[]);
+    w.when(&user("alice"), name("bell\u{7}".into()))
+        .err("input.forbidden_char", &[]);
+    let text_max = Policy::default().text_message_length as usize;
+    w.when(&user("alice"), description("d".repeat(text_max)))
+        .ok(&["room_modify"]);
+    w.when(&user("alice"), description("d".repeat(text_max + 1)))
+        .err("input.invalid", &[]);
+    w.when(&user("alice"), description("esc\u{1b}".into()))
+        .err("input.forbidden_char", &[]);
+    // a refused change refuses the whole command: nothing before it was applied
+    w.when(
+        &user("alice"),
+        configure(
+            "r",
+            vec![
+                RoomChange::Persistent(true),
+                RoomChange::Name(Some("x".repeat(max + 1))),
+            ],
+        ),
+    )
+    .err("input.invalid", &[]);
+    assert!(!w.state.rooms[&room("r")].config.persistent);
+}
+
+#[test]
+fn a_persistent_room_is_never_expired_for_inactivity() {
+    let mut w = World::new();
+    w.run(&user("alice"), create_room("kept"));
+    w.run(&user("alice"), create_room("quick"));
+    // given "kept" is persistent
+    w.run(
+        &user("alice"),
+        configure("kept", vec![RoomChange::Persistent(true)]),
+    );
+    // when both stay idle past every timeout
+    w.advance(60 * 60);
+    let expired = w.tick();
+    // then only the other expires, and nothing is ever due for the persistent one
+    assert_eq!(types(&expired), ["room_expire"]);
+    assert_eq!(expired[0].stream().to_string(), "room:quick");
+    w.advance(86_400 * 60 * 2);
+    assert!(w.tick().is_empty());
+    assert_eq!(next_deadline(&w.state, w.now), None);
+    assert!(w.state.rooms.contains_key(&room("kept")));
+    // when it stops being persistent, then it expires after the usual timeout from then
+    w.run(
+        &user("alice"),
+        configure("kept", vec![RoomChange::Persistent(false)]),
+    );
+    w.advance(59 * 60);
+    assert!(w.tick().is_empty());
+    w.advance(60);
+    let expired = w.tick();
+    assert_eq!(types(&expired), ["room_expire"]);
+    assert!(w.state.rooms.is_empty());
+    w.assert_replays(Policy::default());
+}
+
+#[test]
+fn real_addresses_are_for_moderators_unless_the_room_makes_them_public() {
+    use conclave_engine::access::Viewer;
+    let mut w = World::new();
+    w.run(&user("alice"), create_room("r"));
+    w.run(&user("alice"), grant("r", who("mod"), Role::Moderator));
+    w.run(&user("mod"), join("r", "m"));
+    w.run(&user("bob"), join("r", "b"));
+    let (r, bob, moderator) = (room("r"), sip("bob"), sip("mod"));
+    let (b, m) = (sid("b"), sid("m"));
+    let participant = Viewer::Holder {
+        room: &r,
+        identity: &bob,
+        session: Some(&b),
+    };
+    let chair = Viewer::Holder {
+        room: &r,
+        identity: &moderator,
+        session: Some(&m),
+    };
+    let sees = |w: &World, v| w.state.sees_addresses(&r, v, w.now);
+    // semi-anonymous by default: moderators and operators only
+    assert!(!sees(&w, participant));
+    assert!(sees(&w, chair));
+    assert!(sees(&w, Viewer::Operator));
+    assert!(!sees(&w, Viewer::Stranger));
+    // non-anonymous: every participant, still no stranger
+    w.run(
+        &user("alice"),
+        configure("r", vec![RoomChange::PublicAddresses(true)]),
+    );
+    assert!(sees(&w, participant));
+    assert!(!sees(&w, Viewer::Stranger));
+}

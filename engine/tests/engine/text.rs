@@ -168,8 +168,17 @@ fn slots(cmd: &mut Command) -> (usize, Slots<'_>) {
                     RoomChange::AccessPassword(Some(h)) => {
                         s.push(("access_password_hash", Name, Slot::Text(h)));
                     }
+                    RoomChange::Name(Some(t)) => s.push(("name", Line, Slot::Text(t))),
+                    RoomChange::Description(Some(t)) => {
+                        s.push(("description", Body, Slot::Text(t)));
+                    }
                     RoomChange::WelcomeText(None)
                     | RoomChange::AccessPassword(None)
+                    | RoomChange::Name(None)
+                    | RoomChange::Description(None)
+                    | RoomChange::MembersChangeSubject(_)
+                    | RoomChange::Persistent(_)
+                    | RoomChange::PublicAddresses(_)
                     | RoomChange::Private(_)
                     | RoomChange::Locked(_)
                     | RoomChange::MaxMembers(_)
@@ -358,10 +367,17 @@ fn slots(cmd: &mut Command) -> (usize, Slots<'_>) {
             s.push(("code", Name, Slot::Text(code)));
             54
         }
+        C::SetSubject { room, subject } => {
+            s.push(("room", Name, Slot::Room(room)));
+            if let Some(t) = subject {
+                s.push(("subject", Body, Slot::Text(t)));
+            }
+            55
+        }
     };
     (index, s)
 }
-const COMMANDS: usize = 55;
+const COMMANDS: usize = 56;
 
 fn room_only<'a>(room: &'a mut RoomName, s: &mut Slots<'a>, index: usize) -> usize {
     s.push(("room", TextKind::Name, Slot::Room(room)));
@@ -500,6 +516,8 @@ fn samples() -> Vec<Command> {
             changes: vec![
                 RoomChange::WelcomeText(Some("hi".into())),
                 RoomChange::AccessPassword(Some(hash("pw"))),
+                RoomChange::Name(Some("Stand-up".into())),
+                RoomChange::Description(Some("Daily".into())),
             ],
         },
         C::LockRoom { room: r() },
@@ -625,6 +643,10 @@ fn samples() -> Vec<Command> {
             room: Some(r()),
             action: "sip_invite".into(),
             code: "sdp.no_common_codec".into(),
+        },
+        C::SetSubject {
+            room: r(),
+            subject: Some("Agenda".into()),
         },
         // The other shapes of the enums inside commands.
         C::LiftAutoban {

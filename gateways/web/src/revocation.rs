@@ -71,6 +71,7 @@ pub(crate) fn reach(kind: &EventKind) -> Reach {
         | E::RendezvousChanged { .. }
         | E::RoomCreated { .. }
         | E::RoomModified { .. }
+        | E::SubjectChanged { .. }
         | E::RoomReserved { .. }
         | E::RoomUnreserved { .. }
         | E::Joined { .. }

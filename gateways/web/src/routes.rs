@@ -195,6 +195,11 @@ pub fn table() -> Vec<Route> {
             ("default_role", nullable(json!({"type": "string", "enum": ["visitor", "member", "moderator", "owner"]}))),
             ("owner_exit_destroys", b()), ("password", nullable(sd("new access password, null to remove"))),
             ("invite", json!({"type": "string", "enum": ["members", "moderators", "owners"], "description": "who may invite (default moderators: moderators and owners); only a moderator's, an owner's or the admin's invitation spares its holder the access password and the lobby"})),
+            ("name", nullable(sd("room title (one line, at most 200 characters), null to remove"))),
+            ("description", nullable(sd("room description (bounded like the welcome text), null to remove"))),
+            ("members_change_subject", json!({"type": "boolean", "description": "members, not only moderators, may change the subject (default false)"})),
+            ("persistent", json!({"type": "boolean", "description": "never expired for inactivity (default false)"})),
+            ("public_addresses", json!({"type": "boolean", "description": "every participant sees the others' real addresses (XEP-0045 non-anonymous); default false: moderators only"})),
         ])), 200, cmd()),
         route(d.clone(), "/rooms/{room}", delete(api::destroy_room), "rooms", Token, "Destroy a room and its sub-rooms (owner)", None, 200, cmd()),
         route(p.clone(), "/rooms/{room}/lock", post(api::lock_room), "rooms", Token, "Lock: only moderators and owners may join (moderator)", None, 200, cmd()),
@@ -234,6 +239,7 @@ pub fn table() -> Vec<Route> {
         route(d.clone(), "/rooms/{room}/address-bans/{ban}", delete(api::unban_address_room), "moderation", Token, "Lift a room address ban by its id or address as listed (admin: also the plain IP address or network)", None, 200, cmd()),
         route(p.clone(), "/rooms/{room}/hand/raise", post(api::raise_hand), "moderation", Token, "Raise one's hand", None, 200, cmd()),
         route(p.clone(), "/rooms/{room}/hand/lower", post(api::lower_hand), "moderation", Token, "Lower one's hand, or someone's (moderator)", Some(obj(&[], vec![("subject", nullable(r("Principal")))])), 200, cmd()),
+        route(Method::PUT, "/rooms/{room}/subject", put(api::set_subject), "moderation", Token, "Set the room's subject, or clear it with null (moderator, or member where the room lets members; present in the room)", Some(obj(&["subject"], vec![("subject", nullable(sd("multi-line text, at most 1000 characters; HTML stripped unless allowed")))])), 200, cmd()),
         route(p.clone(), "/rooms/{room}/moderated-chat", post(api::moderated_chat), "moderation", Token, "Moderators-only chat on or off (moderator)", Some(obj(&["enabled"], vec![("enabled", b())])), 200, cmd()),
         // ---- chat ----
         route(p.clone(), "/rooms/{room}/messages", post(api::post_message), "chat", Token, "Post a chat message (HTML stripped unless allowed)", Some(obj(&["body"], vec![("body", s())])), 201, json!({"allOf": [cmd(), {"type": "object", "properties": {"message": s(), "html_stripped": b()}}]})),
@@ -779,9 +785,11 @@ fn components() -> Value {
         "account": nullable(s()), "private": b(), "locked": b(), "lobby": b(), "moderated_chat": b(),
         "reserved": b(), "has_password": b(), "max_members": u(), "members": u(), "sessions": u(),
         "owners": {"type": "array", "items": s()}, "welcome_text": nullable(s()),
+        "name": nullable(s()), "description": nullable(s()), "subject": nullable(s()), "persistent": b(),
         "created_at": s(), "last_activity": s()}});
     let detail = json!({"allOf": [r("RoomSummary"), {"type": "object", "description": "the extra fields appear for participants of the room and the admin", "properties": {
         "default_role": nullable(s()), "owner_exit_destroys": b(),
+        "members_change_subject": b(), "public_addresses": b(), "subject_at": nullable(s()),
         "invite": {"enum": ["members", "moderators", "owners", "members_unless_private"], "description": "who may invite; members_unless_private is the rule rooms created before the setting keep"},
         "affiliations": {"type": "object", "additionalProperties": {"type": "string"}},
         "present": {"type": "array", "items": r("Member")}, "lobby_waiting": u()}}]});

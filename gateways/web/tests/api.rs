@@ -372,6 +372,77 @@ async fn a_whole_meeting() {
 }
 
 #[tokio::test]
+async fn room_subject_and_xmpp_settings() {
+    let t = setup();
+    let alice = token(
+        &t.ok(
+            M::POST,
+            "/rooms",
+            None,
+            Some(json!({"room": "topics", "as": "web:alice"})),
+        )
+        .await,
+    );
+    let dave = token(
+        &t.ok(
+            M::POST,
+            "/rooms/topics/join",
+            None,
+            Some(json!({"as": "web:dave"})),
+        )
+        .await,
+    );
+    let summary = t.ok(M::GET, "/rooms/topics", None, None).await;
+    assert_eq!(summary["subject"], Value::Null);
+    assert_eq!(summary["persistent"], false);
+    // A member may not change the subject until the room lets members.
+    t.err(
+        M::PUT,
+        "/rooms/topics/subject",
+        Some(&dave),
+        Some(json!({"subject": "Agenda"})),
+        403,
+        "perm.subject_not_allowed",
+    )
+    .await;
+    t.ok(
+        M::PATCH,
+        "/rooms/topics",
+        Some(&alice),
+        Some(
+            json!({"name": "<b>Topics</b>", "description": "what we talk about",
+                    "members_change_subject": true, "persistent": true, "public_addresses": true}),
+        ),
+    )
+    .await;
+    t.ok(
+        M::PUT,
+        "/rooms/topics/subject",
+        Some(&dave),
+        Some(json!({"subject": "Agenda"})),
+    )
+    .await;
+    let summary = t.ok(M::GET, "/rooms/topics", None, None).await;
+    assert_eq!(summary["subject"], "Agenda");
+    assert_eq!(summary["name"], "Topics");
+    assert_eq!(summary["description"], "what we talk about");
+    assert_eq!(summary["persistent"], true);
+    let detail = t.ok(M::GET, "/rooms/topics", Some(&dave), None).await;
+    assert_eq!(detail["members_change_subject"], true);
+    assert_eq!(detail["public_addresses"], true);
+    assert!(detail["subject_at"].is_string());
+    t.ok(
+        M::PUT,
+        "/rooms/topics/subject",
+        Some(&dave),
+        Some(json!({"subject": null})),
+    )
+    .await;
+    let summary = t.ok(M::GET, "/rooms/topics", None, None).await;
+    assert_eq!(summary["subject"], Value::Null);
+}
+
+#[tokio::test]
 async fn room_configuration_lobby_and_roles() {
     let t = setup();
     let alice = token(
@@ -1074,6 +1145,7 @@ fn sample_body(path: &str) -> Value {
         "/server/password" => json!({"password": null}),
         "/server/log-days" => json!({"days": 3}),
         "/server/welcome-text" => json!({"text": "x"}),
+        "/rooms/{room}/subject" => json!({"subject": "x"}),
         _ => json!({}),
     }
 }

@@ -53,9 +53,9 @@ pub async fn run(app: Arc<App>) {
 }
 
 /// Whether an event may end a call's session or change its mute: everything but the
-/// room's chatter (chat lines, renewals, denials, hands, invitations, knocks), so a busy
-/// chat does not re-read every call's state for each line. A new kind of event is
-/// reconciled until it is listed here.
+/// room's chatter (chat lines, renewals, denials, hands, invitations, knocks, the
+/// subject), so a busy chat does not re-read every call's state for each line. A new
+/// kind of event is reconciled until it is listed here.
 fn may_affect_calls(kind: &EventKind) -> bool {
     use EventKind as E;
     !matches!(
@@ -73,5 +73,6 @@ fn may_affect_calls(kind: &EventKind) -> bool {
             | E::KnockRejected { .. }
             | E::VideoPaused { .. }
             | E::VideoResumed { .. }
+            | E::SubjectChanged { .. }
     )
 }

@@ -87,6 +87,13 @@ pub struct ConfigureRoom {
     #[serde(default, deserialize_with = "double_option")]
     password: Option<Option<String>>,
     invite: Option<InviteName>,
+    #[serde(default, deserialize_with = "double_option")]
+    name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    description: Option<Option<String>>,
+    members_change_subject: Option<bool>,
+    persistent: Option<bool>,
+    public_addresses: Option<bool>,
 }
 
 /// Who may invite, as written in the API (the rule rooms from before the setting keep,
@@ -152,10 +159,46 @@ pub async fn configure_room(
     if let Some(v) = b.invite {
         changes.push(RoomChange::Invite(v.into()));
     }
+    if let Some(v) = b.name {
+        changes.push(RoomChange::Name(v));
+    }
+    if let Some(v) = b.description {
+        changes.push(RoomChange::Description(v));
+    }
+    if let Some(v) = b.members_change_subject {
+        changes.push(RoomChange::MembersChangeSubject(v));
+    }
+    if let Some(v) = b.persistent {
+        changes.push(RoomChange::Persistent(v));
+    }
+    if let Some(v) = b.public_addresses {
+        changes.push(RoomChange::PublicAddresses(v));
+    }
     if changes.is_empty() {
         return Err(ApiError::invalid("no change given"));
     }
     simple(&app, &ctx, actor, Command::ConfigureRoom { room, changes }).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetSubject {
+    subject: Option<String>,
+}
+
+/// XEP-0045's room subject: set, or clear with `null` (a moderator, or a member where
+/// the room lets members; present in the room, unless the admin).
+pub async fn set_subject(
+    app: App,
+    ctx: Ctx,
+    PathParams(room): PathParams<String>,
+    Body(b): Body<SetSubject>,
+) -> ApiResult<Response> {
+    in_room(&app, &ctx, &room, |room| Command::SetSubject {
+        room,
+        subject: b.subject,
+    })
+    .await
 }
 
 pub async fn destroy_room(
