@@ -8,6 +8,7 @@
 //! | `component_secret` | `--xmpp-component-secret` | `CONCLAVE_XMPP_COMPONENT_SECRET` |
 //! | `component_secret_file` | `--xmpp-component-secret-file` | `CONCLAVE_XMPP_COMPONENT_SECRET_FILE` |
 //! | `server` (default `127.0.0.1:5347`) | `--xmpp-server` | `CONCLAVE_XMPP_SERVER` |
+//! | `user_domains` (default: the component domain's parent) | `--xmpp-user-domains` (comma-separated) | `CONCLAVE_XMPP_USER_DOMAINS` |
 //!
 //! A secret and its `_file` form at the same level are refused; a flag (either form)
 //! beats the file's. The secret file is read when the gateway starts.
@@ -41,6 +42,7 @@ pub struct XmppFileKeys {
     component_secret: Option<String>,
     component_secret_file: Option<PathBuf>,
     server: Option<String>,
+    user_domains: Option<Vec<String>>,
 }
 
 impl TryFrom<XmppFileKeys> for XmppFile {
@@ -105,6 +107,10 @@ pub struct XmppFlags {
     /// The XMPP server's component port, host:port [default: 127.0.0.1:5347].
     #[arg(long, env = "CONCLAVE_XMPP_SERVER")]
     xmpp_server: Option<String>,
+    /// The XMPP server's user domains whose users may use the rooms, comma-separated
+    /// [default: the component domain's parent, localhost for conference.localhost].
+    #[arg(long, env = "CONCLAVE_XMPP_USER_DOMAINS", value_delimiter = ',')]
+    xmpp_user_domains: Option<Vec<String>>,
 }
 
 /// Where the secret comes from; read at start.
@@ -129,6 +135,8 @@ pub struct XmppSettings {
     pub component_domain: String,
     pub secret: SecretSource,
     pub server: String,
+    /// `None`: the component domain's parent.
+    pub user_domains: Option<Vec<String>>,
 }
 
 impl XmppFlags {
@@ -166,10 +174,32 @@ impl XmppFlags {
             .or_else(|| file.server.clone())
             .unwrap_or_else(|| DEFAULT_SERVER.to_owned());
         check_server(&server)?;
+        let user_domains = match self
+            .xmpp_user_domains
+            .clone()
+            .or_else(|| file.user_domains.clone())
+        {
+            Some(list) => {
+                let list: Vec<String> = list
+                    .iter()
+                    .map(|d| d.trim().to_ascii_lowercase())
+                    .filter(|d| !d.is_empty())
+                    .collect();
+                for d in &list {
+                    check_domain(d).context("xmpp.user_domains (--xmpp-user-domains)")?;
+                }
+                if list.is_empty() {
+                    bail!("xmpp.user_domains (--xmpp-user-domains): at least one domain");
+                }
+                Some(list)
+            }
+            None => None,
+        };
         Ok(Some(XmppSettings {
             component_domain: domain,
             secret,
             server,
+            user_domains,
         }))
     }
 }
@@ -225,11 +255,12 @@ pub async fn start_gateway(
     if secret.is_empty() {
         bail!("xmpp.component_secret: empty");
     }
-    let config = XmppConfig::new(
+    let mut config = XmppConfig::new(
         s.component_domain.clone(),
         ComponentSecret::new(secret),
         s.server.clone(),
     );
+    config.user_domains.clone_from(&s.user_domains);
     let handle = engine.gateway(GatewayScope {
         name: "xmpp".into(),
         schemes: vec![Scheme::Xmpp],
@@ -297,8 +328,29 @@ mod tests {
                 component_domain: "conference.localhost".into(),
                 secret: SecretSource::File("/s".into()),
                 server: "127.0.0.1:5347".into(),
+                user_domains: None,
             }
         );
+    }
+
+    #[test]
+    fn user_domains_come_from_a_list_and_are_checked() {
+        let f = file("[xmpp]\ncomponent_domain = \"c.example\"\ncomponent_secret = \"s\"\nuser_domains = [\"Example.org\"]").unwrap();
+        let s = flags(&[]).unwrap().resolve(&f).unwrap().unwrap();
+        assert_eq!(s.user_domains, Some(vec!["example.org".to_owned()]));
+        let s = flags(&["--xmpp-user-domains=a.example,b.example"])
+            .unwrap()
+            .resolve(&f)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            s.user_domains,
+            Some(vec!["a.example".to_owned(), "b.example".to_owned()])
+        );
+        assert!(flags(&["--xmpp-user-domains=not a domain"])
+            .unwrap()
+            .resolve(&f)
+            .is_err());
     }
 
     #[test]

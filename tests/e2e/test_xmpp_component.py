@@ -1,6 +1,7 @@
-"""The XMPP gateway's first slice against a real prosody (Debian) and a real client
-(slixmpp, PyPI): the XEP-0114 component connects, answers service discovery with the
-engine's public rooms, refuses chat visibly, and reconnects when prosody restarts."""
+"""The XMPP component against a real prosody (Debian) and a real client (slixmpp,
+PyPI): it connects, answers service discovery with the engine's public rooms, refuses
+a stranger's join of a private room visibly, and reconnects when prosody restarts.
+Multi-user chat itself is test_xmpp_muc.py's."""
 
 import secrets
 import time
@@ -74,7 +75,7 @@ def test_component_answers_disco_and_reconnects_after_a_prosody_restart(xmpp_sta
                           timeout=30)
         assert r.status_code == 201, r.text
 
-    out = discover(prosody.c2s_port, room_presence_to=f"lobby@{COMPONENT}/alice")
+    out = discover(prosody.c2s_port, room_presence_to=f"secret-plans@{COMPONENT}/alice")
     assert out["identities"] == [("conference", "text", "Conclave rooms")]
     assert out["features"] == sorted([
         "http://jabber.org/protocol/disco#info",
@@ -86,10 +87,10 @@ def test_component_answers_disco_and_reconnects_after_a_prosody_restart(xmpp_sta
         (f"lobby@{COMPONENT}", "lobby"),
         (f"team\\20room@{COMPONENT}", "Team Room"),
     ]
-    # XEP-0045 is not built yet: refused visibly, never silence.
-    assert out["room_info_error"] == ("cancel", "service-unavailable")
-    assert out["presence_error"] == ("cancel", "service-unavailable",
-                                     "multi-user chat is being built")
+    # A room that does not exist has no disco#info; a private (members-only) room
+    # refuses a stranger's join visibly (XEP-0045 §7.2.6), never with silence.
+    assert out["room_info_error"] == ("cancel", "item-not-found")
+    assert out["presence_error"][:2] == ("auth", "registration-required")
     assert metric(server, "conclave_xmpp_connected") == 1
     assert metric(server, "conclave_xmpp_stanzas_in_total") >= 4
     assert metric(server, "conclave_xmpp_stanzas_out_total") >= 4

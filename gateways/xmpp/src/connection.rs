@@ -6,16 +6,24 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use conclave_engine::service::GatewayHandle;
+use conclave_engine::ids::RoomName;
+use conclave_engine::service::{
+    hash_password, EngineError, FeedEvent, FeedFilter, FeedSubscription, GatewayHandle, Outcome,
+    Request,
+};
+use conclave_engine::{Actor, Command, Origin, RoomChange};
 use sha1::{Digest, Sha1};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use crate::archive::{ArchiveError, ArchivedMessage, MamPage};
 use crate::core::{Core, PublicRoom, NS_COMPONENT};
 use crate::error::XmppError;
 use crate::framer::{Frame, Framer};
+use crate::mam::MamQuery;
+use crate::muc::{Action, Archive, Ctx, Exec, Muc, MucConfig};
 use crate::xml::{parse_element, Element};
 use crate::XmppConfig;
 
@@ -174,14 +182,17 @@ impl XmppGateway {
     }
 }
 
-/// The reconnect loop.
+/// The reconnect loop. The MUC core and the feed live across connections: while the
+/// server is away the core keeps following the engine (its stanzas have nowhere to go
+/// and are dropped), and on reconnecting it re-announces every room to its occupants.
 async fn run(
     config: XmppConfig,
     handle: GatewayHandle,
     status: Arc<Status>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let core = Core::new(&config.component_domain);
+    end_previous_sessions(&handle).await;
+    let mut driver = Driver::new(&config, handle);
     let mut delay = config.backoff_min;
     let mut first = true;
     loop {
@@ -192,7 +203,7 @@ async fn run(
             status.reconnects.fetch_add(1, Ordering::Relaxed);
         }
         first = false;
-        let outcome = session(&config, &core, &handle, &status, &mut stop, &mut delay).await;
+        let outcome = session(&config, &mut driver, &status, &mut stop, &mut delay).await;
         status.connected.store(false, Ordering::Relaxed);
         match outcome {
             Ok(()) => return,
@@ -201,12 +212,47 @@ async fn run(
                 status.set_error(&e);
             }
         }
-        let wait = jitter(delay);
+        let wait = tokio::time::sleep(jitter(delay));
+        tokio::pin!(wait);
         delay = (delay * 2).min(config.backoff_max);
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = stop.changed() => return,
+        loop {
+            tokio::select! {
+                _ = &mut wait => break,
+                _ = stop.changed() => return,
+                input = driver.background() => {
+                    if input.is_err() {
+                        return;
+                    }
+                    // Nobody to send to: dropped; `resync` repairs on reconnect.
+                    let _ = driver.flush();
+                }
+            }
         }
+    }
+}
+
+/// A previous run's XMPP occupants cannot be resumed (nicknames and full JIDs were in
+/// memory): end their sessions now, journaled as `gateway_restarted`.
+async fn end_previous_sessions(handle: &GatewayHandle) {
+    let req = Request::new(
+        Command::EndGatewaySessions {
+            gateway: "xmpp".into(),
+        },
+        Actor::Service("xmpp".into()),
+        origin(),
+    );
+    if let Err(e) = handle.execute(req).await {
+        tracing::warn!(error = %e, "ending the previous run's XMPP sessions failed");
+    }
+}
+
+fn origin() -> Origin {
+    Origin {
+        gateway: "xmpp".into(),
+        protocol: "xmpp".into(),
+        // The XMPP server authenticated the user; it does not tell components from
+        // where they connect.
+        remote_addr: None,
     }
 }
 
@@ -223,11 +269,224 @@ fn jitter(d: Duration) -> Duration {
     half + half.mul_f64(f64::from(r) / f64::from(u32::MAX))
 }
 
+/// Commands in flight above which new stanzas are refused with `resource-constraint`
+/// (the engine is slower than the clients; they retry).
+const MAX_IN_FLIGHT: usize = 20_000;
+
+type CommandResult = (u64, Result<Outcome, EngineError>);
+
+/// What the connection loop waits on besides the socket.
+enum Input {
+    Event(Arc<FeedEvent>),
+    Result(CommandResult),
+    Renew,
+}
+
+/// The core, the MUC core and their inputs: the engine's feed, command results and the
+/// lease clock.
+struct Driver {
+    core: Core,
+    muc: Muc,
+    handle: GatewayHandle,
+    feed: FeedSubscription,
+    results_tx: mpsc::UnboundedSender<CommandResult>,
+    results_rx: mpsc::UnboundedReceiver<CommandResult>,
+    renew: tokio::time::Interval,
+}
+
+impl Driver {
+    fn new(config: &XmppConfig, handle: GatewayHandle) -> Self {
+        let mut nonce = [0u8; 8];
+        let _ = getrandom::fill(&mut nonce);
+        let mut muc_config = MucConfig::new(&config.component_domain);
+        if let Some(d) = &config.user_domains {
+            muc_config.user_domains.clone_from(d);
+        }
+        let feed = handle.subscribe(handle.engine().head() + 1, FeedFilter::all());
+        let (results_tx, results_rx) = mpsc::unbounded_channel();
+        let lease = handle.engine().read(|s| s.policy.session_lease_secs);
+        let every = if lease == 0 {
+            Duration::from_secs(30)
+        } else {
+            Duration::from_secs(u64::from(lease / 4).max(1))
+        };
+        let mut renew = tokio::time::interval(every);
+        renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Driver {
+            core: Core::new(&config.component_domain),
+            muc: Muc::new(muc_config, u64::from_le_bytes(nonce)),
+            handle,
+            feed,
+            results_tx,
+            results_rx,
+            renew,
+        }
+    }
+
+    /// Waits for the next input that is not a stanza and applies it.
+    async fn background(&mut self) -> Result<(), EngineError> {
+        let input = tokio::select! {
+            e = self.feed.next() => Input::Event(e?),
+            Some(r) = self.results_rx.recv() => Input::Result(r),
+            _ = self.renew.tick() => Input::Renew,
+        };
+        self.apply(input);
+        // Whatever else is committed already goes in the same batch.
+        while let Some(e) = self.feed.try_next()? {
+            self.apply(Input::Event(e));
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, input: Input) {
+        let engine = self.handle.engine().clone();
+        let archive = JournalArchive { engine: &engine };
+        let now = engine.now();
+        let muc = &mut self.muc;
+        match input {
+            Input::Event(e) => engine.read(|st| {
+                muc.event(
+                    &e.event,
+                    e.record.meta.correlation_id.as_deref(),
+                    &Ctx {
+                        state: st,
+                        now,
+                        archive: &archive,
+                    },
+                );
+            }),
+            Input::Result((token, r)) => engine.read(|st| {
+                muc.result(
+                    token,
+                    &r,
+                    &Ctx {
+                        state: st,
+                        now,
+                        archive: &archive,
+                    },
+                );
+            }),
+            Input::Renew => muc.renew_all(),
+        }
+    }
+
+    /// A stanza from the server: the component domain's own, or the MUC's.
+    fn stanza(&mut self, el: &Element) -> Vec<Element> {
+        let engine = self.handle.engine().clone();
+        let to_room = el
+            .get_attr("to")
+            .and_then(crate::muc::jid::Jid::parse)
+            .is_some_and(|j| j.node.is_some());
+        if !to_room {
+            return self.core.handle(el, || public_rooms(&self.handle));
+        }
+        let kind = el.get_attr("type").unwrap_or("");
+        if self.muc.in_flight() >= MAX_IN_FLIGHT && kind != "error" && kind != "result" {
+            return vec![crate::muc::stanzas::error_reply(
+                el,
+                "wait",
+                "resource-constraint",
+                Some("the service is busy; retry in a moment"),
+            )];
+        }
+        let archive = JournalArchive { engine: &engine };
+        let now = engine.now();
+        let muc = &mut self.muc;
+        engine.read(|st| {
+            muc.stanza(
+                el,
+                &Ctx {
+                    state: st,
+                    now,
+                    archive: &archive,
+                },
+            )
+        });
+        self.flush()
+    }
+
+    /// After (re)connecting.
+    fn resync(&mut self) -> Vec<Element> {
+        let engine = self.handle.engine().clone();
+        let archive = JournalArchive { engine: &engine };
+        let now = engine.now();
+        let muc = &mut self.muc;
+        engine.read(|st| {
+            muc.resync(&Ctx {
+                state: st,
+                now,
+                archive: &archive,
+            })
+        });
+        self.flush()
+    }
+
+    /// Starts the commands the core asked for; returns the stanzas to send.
+    fn flush(&mut self) -> Vec<Element> {
+        let mut out = Vec::new();
+        for action in self.muc.drain() {
+            match action {
+                Action::Send(el) => out.push(el),
+                Action::Execute(exec) => self.spawn(*exec),
+            }
+        }
+        out
+    }
+
+    fn spawn(&self, exec: Exec) {
+        let handle = self.handle.clone();
+        let tx = self.results_tx.clone();
+        tokio::spawn(async move {
+            let Exec {
+                token,
+                actor,
+                mut command,
+                password,
+                correlation,
+            } = exec;
+            if let (Some(p), Command::ConfigureRoom { changes, .. }) = (password, &mut command) {
+                let plaintext = p.expose().to_owned();
+                match tokio::task::spawn_blocking(move || hash_password(&plaintext)).await {
+                    Ok(Ok(hash)) => changes.push(RoomChange::AccessPassword(Some(hash))),
+                    _ => {
+                        let _ = tx.send((
+                            token,
+                            Err(EngineError::Task("hashing the room password failed".into())),
+                        ));
+                        return;
+                    }
+                }
+            }
+            let mut req = Request::new(command, Actor::Identity(actor), origin());
+            req.correlation_id = correlation;
+            let r = handle.execute(req).await;
+            let _ = tx.send((token, r));
+        });
+    }
+}
+
+/// The archive the MUC core reads: the engine's journal.
+struct JournalArchive<'a> {
+    engine: &'a conclave_engine::service::Engine,
+}
+
+impl Archive for JournalArchive<'_> {
+    fn recent(&self, room: &RoomName, max: usize) -> Vec<ArchivedMessage> {
+        crate::archive::recent(self.engine, room, max).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, room = %room.as_str(), "reading room history failed");
+            Vec::new()
+        })
+    }
+
+    fn query(&self, room: &RoomName, q: &MamQuery) -> Result<MamPage, ArchiveError> {
+        crate::archive::query(self.engine, room, q)
+    }
+}
+
 /// One connection: `Ok(())` only when asked to stop.
 async fn session(
     config: &XmppConfig,
-    core: &Core,
-    handle: &GatewayHandle,
+    driver: &mut Driver,
     status: &Status,
     stop: &mut watch::Receiver<bool>,
     delay: &mut Duration,
@@ -298,6 +557,8 @@ async fn session(
     *delay = config.backoff_min;
     tracing::info!(server = %config.server, domain = %config.component_domain, "XMPP component connected");
 
+    let resync = driver.resync();
+    write_all(&mut stream, config, status, &resync).await?;
     loop {
         while let Some(frame) = framer.next_frame()? {
             match frame {
@@ -319,11 +580,8 @@ async fn session(
                     if el.name == "error" && el.ns == NS_STREAMS {
                         return Err(XmppError::StreamError(stream_error(&el)));
                     }
-                    let out = core.handle(&el, || public_rooms(handle));
-                    for reply in out {
-                        write(&mut stream, config, reply.to_xml(NS_COMPONENT).as_bytes()).await?;
-                        status.stanzas_out.fetch_add(1, Ordering::Relaxed);
-                    }
+                    let out = driver.stanza(&el);
+                    write_all(&mut stream, config, status, &out).await?;
                 }
             }
         }
@@ -334,6 +592,14 @@ async fn session(
                     return Err(XmppError::Closed);
                 }
                 framer.push(chunk.get(..n).unwrap_or_default());
+            }
+            input = driver.background() => {
+                if input.is_err() {
+                    // The engine stopped: so does the component.
+                    return Ok(());
+                }
+                let out = driver.flush();
+                write_all(&mut stream, config, status, &out).await?;
             }
             _ = stop.changed() => {
                 // Close our side, then give the server a moment to close its own, so
@@ -348,6 +614,27 @@ async fn session(
             }
         }
     }
+}
+
+/// Writes stanzas in one write.
+async fn write_all(
+    stream: &mut TcpStream,
+    config: &XmppConfig,
+    status: &Status,
+    out: &[Element],
+) -> Result<(), XmppError> {
+    if out.is_empty() {
+        return Ok(());
+    }
+    let mut buf = String::new();
+    for el in out {
+        buf.push_str(&el.to_xml(NS_COMPONENT));
+    }
+    write(stream, config, buf.as_bytes()).await?;
+    status
+        .stanzas_out
+        .fetch_add(out.len() as u64, Ordering::Relaxed);
+    Ok(())
 }
 
 async fn write(stream: &mut TcpStream, config: &XmppConfig, bytes: &[u8]) -> Result<(), XmppError> {

@@ -1,10 +1,11 @@
-//! The sans-IO component core: a parsed stanza in, the stanzas to send out. No
-//! sockets, no clock, no engine: the public room list is handed in as data, so every
-//! behaviour is tested without a server.
+//! The sans-IO component core for stanzas addressed to the component domain itself: a
+//! parsed stanza in, the stanzas to send out. No sockets, no clock, no engine: the
+//! public room list is handed in as data, so every behaviour is tested without a
+//! server.
 //!
-//! This slice answers service discovery on the component domain. Everything that
-//! would be XEP-0045 multi-user chat is refused with `service-unavailable`, visibly,
-//! until the next slices build it; stanzas of type `error` (and IQ `result`) are
+//! It answers service discovery (the service and its public rooms); rooms and
+//! occupants (JIDs with a localpart) are [`crate::muc`]'s. Messages and presence to the
+//! service get `service-unavailable`; stanzas of type `error` (and IQ `result`) are
 //! never answered, so two entities can never bounce errors at each other forever.
 
 use crate::xml::Element;
@@ -19,8 +20,6 @@ pub const NS_DISCO_ITEMS: &str = "http://jabber.org/protocol/disco#items";
 pub const NS_MUC: &str = "http://jabber.org/protocol/muc";
 /// RFC 6120 stanza error conditions.
 pub const NS_STANZAS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
-/// The text sent with every refused chat stanza while XEP-0045 is not built.
-pub const NOT_BUILT_TEXT: &str = "multi-user chat is being built";
 /// Most rooms listed in one disco#items answer: keeps the answer far under the stanza
 /// bounds of servers (XEP-0059 paging would lift it; not built yet).
 pub const MAX_ITEMS: usize = 500;
@@ -75,12 +74,11 @@ impl Core {
                 _ => vec![error_reply(stanza, "modify", "bad-request", None)],
             },
             "message" | "presence" if kind == "error" => Vec::new(),
-            "message" | "presence" => vec![error_reply(
-                stanza,
-                "cancel",
-                "service-unavailable",
-                Some(NOT_BUILT_TEXT),
-            )],
+            // Rooms are addressed by room JIDs (the MUC core's); the service itself
+            // takes no messages or presence.
+            "message" | "presence" => {
+                vec![error_reply(stanza, "cancel", "service-unavailable", None)]
+            }
             _ => Vec::new(),
         }
     }

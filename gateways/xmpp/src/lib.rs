@@ -1,20 +1,25 @@
 //! The XMPP gateway: Conclave attached to a real XMPP server (prosody, ejabberd…) as an
 //! XEP-0114 external component, the way Jitsi's focus attaches to prosody.
 //!
-//! This first slice connects, authenticates, reconnects with backoff, and answers
-//! service discovery on the component domain (the engine's public rooms as disco
-//! items). XEP-0045 multi-user chat is the next slices: until then every chat stanza
-//! gets a visible `service-unavailable` error. The core ([`core`]) is sans-IO; the
-//! connection ([`connection`]) is the thin shell around it.
+//! The component answers service discovery on its domain ([`core`]) and serves every
+//! Conclave room as an XEP-0045 multi-user chat room ([`muc`]); both are sans-IO, and
+//! the connection ([`connection`]) is the thin shell around them that also follows the
+//! engine's committed feed and runs the commands the MUC core asks for.
 //!
 //! The XEP-0114 handshake is written here over Tokio rather than with tokio-xmpp: it
 //! is a few lines (a stream header and one SHA-1), and owning the framing is what lets
 //! the gateway bound every stanza at [`framer::MAX_STANZA`] before parsing it.
 
+pub mod archive;
 pub mod connection;
 pub mod core;
+pub mod dataform;
 pub mod error;
 pub mod framer;
+pub mod history;
+pub mod mam;
+pub mod muc;
+pub mod roomconfig;
 pub mod xml;
 
 use std::fmt;
@@ -60,6 +65,9 @@ pub struct XmppConfig {
     pub backoff_max: Duration,
     /// Bound on connecting, the handshake and each write.
     pub io_timeout: Duration,
+    /// The domains whose users may use the rooms (the XMPP server's own); `None`: the
+    /// component domain's parent (`conference.localhost` serves `localhost`).
+    pub user_domains: Option<Vec<String>>,
 }
 
 impl XmppConfig {
@@ -72,6 +80,7 @@ impl XmppConfig {
             backoff_min: Duration::from_millis(500),
             backoff_max: Duration::from_secs(30),
             io_timeout: Duration::from_secs(10),
+            user_domains: None,
         }
     }
 }

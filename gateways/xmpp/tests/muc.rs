@@ -1,0 +1,740 @@
+//! The XEP-0045 core without a server or an engine service: commands are decided and
+//! applied with the engine's own `decide`/`evolve`, committed events are handed back,
+//! and each test reads the stanzas that came out. Written from XEP-0045's examples.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use chrono::{DateTime, Utc};
+use conclave_engine::event::EventKind;
+use conclave_engine::ids::{Address, RoomName};
+use conclave_engine::service::{Applied, EngineError, Outcome};
+use conclave_engine::testing::FakeVerifier;
+use conclave_engine::{
+    decide, evolve, Actor, Command, Context, Event, Origin, Policy, RoomChange, State,
+};
+use conclave_gateway_xmpp::archive::{ArchiveError, ArchivedMessage, MamPage};
+use conclave_gateway_xmpp::core::{NS_COMPONENT, NS_MUC, NS_STANZAS};
+use conclave_gateway_xmpp::mam::MamQuery;
+use conclave_gateway_xmpp::muc::stanzas::{NS_MUC_ADMIN, NS_MUC_OWNER, NS_MUC_USER};
+use conclave_gateway_xmpp::muc::{Action, Archive, Ctx, Exec, Muc, MucConfig};
+use conclave_gateway_xmpp::xml::{parse_element, Element};
+
+const DOMAIN: &str = "conference.localhost";
+
+struct History(Vec<ArchivedMessage>);
+
+impl Archive for History {
+    fn recent(&self, room: &RoomName, max: usize) -> Vec<ArchivedMessage> {
+        let _ = room;
+        let skip = self.0.len().saturating_sub(max);
+        self.0[skip..].to_vec()
+    }
+    fn query(&self, _: &RoomName, q: &MamQuery) -> Result<MamPage, ArchiveError> {
+        let skip = self.0.len().saturating_sub(q.max);
+        let messages = self.0[skip..].to_vec();
+        Ok(MamPage {
+            first: messages.first().map(|m| m.id.clone()),
+            last: messages.last().map(|m| m.id.clone()),
+            complete: skip == 0,
+            count: Some(self.0.len()),
+            messages,
+        })
+    }
+}
+
+/// The engine's state, the core, and what came out.
+struct World {
+    state: State,
+    now: DateTime<Utc>,
+    muc: Muc,
+    history: History,
+    out: Vec<Element>,
+    seq: u64,
+    /// Deliver committed events before the command's result (as a fast feed does).
+    feed_first: bool,
+}
+
+impl World {
+    fn new() -> World {
+        World {
+            state: State::new(Policy::default()),
+            now: DateTime::from_timestamp(1_750_000_000, 0).unwrap(),
+            muc: Muc::new(MucConfig::new(DOMAIN), 7),
+            history: History(Vec::new()),
+            out: Vec::new(),
+            seq: 0,
+            feed_first: false,
+        }
+    }
+
+    /// A stanza from the server; returns what the core sent as a result, once every
+    /// command it caused has run.
+    fn recv(&mut self, xml: &str) -> Vec<Element> {
+        let el = parse_element(xml, NS_COMPONENT, &[]).unwrap();
+        {
+            let cx = Ctx {
+                state: &self.state,
+                now: self.now,
+                archive: &self.history,
+            };
+            self.muc.stanza(&el, &cx);
+        }
+        self.settle()
+    }
+
+    fn settle(&mut self) -> Vec<Element> {
+        loop {
+            let actions = self.muc.drain();
+            if actions.is_empty() {
+                break;
+            }
+            for a in actions {
+                match a {
+                    Action::Send(el) => self.out.push(el),
+                    Action::Execute(e) => self.execute(*e),
+                }
+            }
+        }
+        std::mem::take(&mut self.out)
+    }
+
+    fn execute(&mut self, e: Exec) {
+        let Exec {
+            token,
+            actor,
+            mut command,
+            password,
+            correlation,
+        } = e;
+        if let (Some(p), Command::ConfigureRoom { changes, .. }) = (&password, &mut command) {
+            changes.push(RoomChange::AccessPassword(Some(FakeVerifier::hash(
+                p.expose(),
+            ))));
+        }
+        let corr = correlation.unwrap_or_else(|| format!("c{token}"));
+        let result = self.decide_apply(Actor::Identity(actor), &command, &corr, "xmpp");
+        self.deliver(token, result, &corr);
+    }
+
+    fn decide_apply(
+        &mut self,
+        actor: Actor,
+        command: &Command,
+        corr: &str,
+        gateway: &str,
+    ) -> Result<Vec<Event>, EngineError> {
+        let mut ctx = Context::new(actor, self.now, corr);
+        ctx.origin = Origin {
+            gateway: gateway.into(),
+            protocol: gateway.into(),
+            remote_addr: None,
+        };
+        match decide(&self.state, command, &ctx, &FakeVerifier) {
+            Ok(events) => {
+                for ev in &events {
+                    evolve(&mut self.state, ev);
+                }
+                Ok(events)
+            }
+            Err(r) => {
+                for ev in &r.record {
+                    evolve(&mut self.state, ev);
+                }
+                Err(EngineError::Rejected {
+                    rejection: r.rejection,
+                    correlation_id: corr.into(),
+                    recorded: Vec::new(),
+                })
+            }
+        }
+    }
+
+    fn deliver(&mut self, token: u64, result: Result<Vec<Event>, EngineError>, corr: &str) {
+        let events = result.clone().unwrap_or_default();
+        let outcome = result.map(|events| Outcome {
+            correlation_id: corr.into(),
+            events: events
+                .into_iter()
+                .map(|event| {
+                    self.seq += 1;
+                    Applied {
+                        seq: self.seq,
+                        stream: String::new(),
+                        event,
+                    }
+                })
+                .collect(),
+            head: self.seq,
+        });
+        if self.feed_first {
+            self.feed(&events, corr);
+            self.result(token, &outcome);
+        } else {
+            self.result(token, &outcome);
+            self.feed(&events, corr);
+        }
+    }
+
+    fn result(&mut self, token: u64, outcome: &Result<Outcome, EngineError>) {
+        let cx = Ctx {
+            state: &self.state,
+            now: self.now,
+            archive: &self.history,
+        };
+        self.muc.result(token, outcome, &cx);
+    }
+
+    fn feed(&mut self, events: &[Event], corr: &str) {
+        for ev in events {
+            if let EventKind::MessagePosted {
+                message,
+                address,
+                body: Some(body),
+                ..
+            } = &ev.kind
+            {
+                self.history.0.push(ArchivedMessage {
+                    seq: self.seq,
+                    id: message.as_str().to_owned(),
+                    at: ev.at,
+                    from: address.clone(),
+                    body: body.clone(),
+                });
+            }
+            let cx = Ctx {
+                state: &self.state,
+                now: self.now,
+                archive: &self.history,
+            };
+            self.muc.event(ev, Some(corr), &cx);
+        }
+    }
+
+    /// A command made elsewhere (HTTP, SIP, the operator): its events reach the core
+    /// through the feed only.
+    fn elsewhere(&mut self, actor: Actor, command: Command) -> Vec<Element> {
+        let events = self
+            .decide_apply(actor, &command, "elsewhere", "web")
+            .unwrap();
+        self.feed(&events, "elsewhere");
+        self.settle()
+    }
+
+    /// `user` (`alice` → `alice@localhost/pc`) joins `room` as `nick`.
+    fn join(&mut self, user: &str, room: &str, nick: &str) -> Vec<Element> {
+        self.recv(&format!(
+            "<presence from='{user}@localhost/pc' to='{room}@{DOMAIN}/{nick}'><x xmlns='{NS_MUC}'/></presence>"
+        ))
+    }
+
+    /// `user` creates `room` and accepts the default configuration.
+    fn create(&mut self, user: &str, room: &str, nick: &str) {
+        self.join(user, room, nick);
+        let out = self.recv(&format!(
+            "<iq type='set' id='inst' from='{user}@localhost/pc' to='{room}@{DOMAIN}'><query xmlns='{NS_MUC_OWNER}'><x xmlns='jabber:x:data' type='submit'/></query></iq>"
+        ));
+        assert!(iq_result(&out), "{out:?}");
+    }
+
+    fn room(&self, name: &str) -> &conclave_engine::state::Room {
+        self.state
+            .rooms
+            .get(&RoomName::lookup(name).unwrap())
+            .unwrap()
+    }
+}
+
+/// Whether an IQ result is among the stanzas.
+fn iq_result(out: &[Element]) -> bool {
+    out.iter()
+        .any(|e| e.name == "iq" && e.get_attr("type") == Some("result"))
+}
+
+fn jid(user: &str) -> String {
+    format!("{user}@localhost/pc")
+}
+
+fn to<'a>(out: &'a [Element], user: &str) -> Vec<&'a Element> {
+    let j = jid(user);
+    out.iter()
+        .filter(|e| e.get_attr("to") == Some(&j))
+        .collect()
+}
+
+fn codes(p: &Element) -> Vec<String> {
+    p.get_child("x", NS_MUC_USER)
+        .map(|x| {
+            x.elements()
+                .filter(|e| e.name == "status")
+                .filter_map(|e| e.get_attr("code").map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn item(p: &Element) -> (String, String) {
+    let it = p
+        .get_child("x", NS_MUC_USER)
+        .and_then(|x| x.get_child("item", NS_MUC_USER))
+        .expect("an item");
+    (
+        it.get_attr("affiliation").unwrap_or("").to_owned(),
+        it.get_attr("role").unwrap_or("").to_owned(),
+    )
+}
+
+fn condition(e: &Element) -> String {
+    assert_eq!(e.get_attr("type"), Some("error"), "{e:?}");
+    e.get_child("error", NS_COMPONENT)
+        .and_then(|er| {
+            er.elements()
+                .find(|c| c.ns == NS_STANZAS && c.name != "text")
+        })
+        .map(|c| c.name.clone())
+        .expect("a condition")
+}
+
+fn bodies(out: &[&Element]) -> Vec<String> {
+    out.iter()
+        .filter_map(|m| m.get_child("body", NS_COMPONENT))
+        .map(Element::text_content)
+        .collect()
+}
+
+#[test]
+fn joining_a_missing_room_creates_it_locked_with_the_joiner_as_owner() {
+    let mut w = World::new();
+    let out = w.join("alice", "r", "Alice");
+    let mine = to(&out, "alice");
+    let own = mine
+        .iter()
+        .find(|p| p.name == "presence")
+        .expect("own presence");
+    assert_eq!(own.get_attr("from"), Some("r@conference.localhost/Alice"));
+    assert!(codes(own).contains(&"110".to_owned()));
+    assert!(codes(own).contains(&"201".to_owned()));
+    assert_eq!(item(own), ("owner".into(), "moderator".into()));
+    assert!(w.room("r").config.locked);
+    let last = mine.last().unwrap();
+    assert!(
+        last.get_child("subject", NS_COMPONENT).is_some(),
+        "subject comes last"
+    );
+}
+
+#[test]
+fn a_new_room_is_closed_to_others_until_its_owner_configures_it() {
+    let mut w = World::new();
+    w.join("alice", "r", "Alice");
+    let out = w.join("bob", "r", "Bob");
+    assert_eq!(condition(&out[0]), "item-not-found");
+    w.recv(&format!(
+        "<iq type='set' id='i' from='alice@localhost/pc' to='r@{DOMAIN}'><query xmlns='{NS_MUC_OWNER}'><x xmlns='jabber:x:data' type='submit'/></query></iq>"
+    ));
+    assert!(!w.room("r").config.locked);
+    let out = w.join("bob", "r", "Bob");
+    assert!(to(&out, "bob")
+        .iter()
+        .any(|p| codes(p).contains(&"110".into())));
+}
+
+#[test]
+fn a_joiner_gets_every_occupant_before_its_own_presence_and_others_get_it() {
+    let mut w = World::new();
+    w.create("alice", "r", "Alice");
+    let out = w.join("bob", "r", "Bob");
+    let bobs: Vec<&Element> = to(&out, "bob")
+        .into_iter()
+        .filter(|e| e.name == "presence")
+        .collect();
+    assert_eq!(
+        bobs[0].get_attr("from"),
+        Some("r@conference.localhost/Alice")
+    );
+    assert!(codes(bobs[1]).contains(&"110".into()));
+    assert_eq!(item(bobs[1]), ("none".into(), "participant".into()));
+    let alices = to(&out, "alice");
+    assert_eq!(alices.len(), 1);
+    assert_eq!(
+        alices[0].get_attr("from"),
+        Some("r@conference.localhost/Bob")
+    );
+    assert!(!codes(alices[0]).contains(&"110".into()));
+}
+
+#[test]
+fn a_joiner_is_in_the_journal_before_anyone_sees_it() {
+    let mut w = World::new();
+    w.feed_first = true;
+    w.create("alice", "r", "Alice");
+    w.join("bob", "r", "Bob");
+    assert_eq!(w.room("r").members.len(), 2);
+    assert_eq!(w.muc.occupants().count(), 2);
+}
+
+#[test]
+fn a_taken_nickname_is_a_conflict() {
+    let mut w = World::new();
+    w.create("alice", "r", "Alice");
+    let out = w.join("bob", "r", "Alice");
+    assert_eq!(condition(&out[0]), "conflict");
+    assert_eq!(w.room("r").members.len(), 1);
+}
+
+#[test]
+fn a_nickname_change_is_unavailable_with_303_then_available() {
+    let mut w = World::new();
+    w.create("alice", "r", "Alice");
+    w.join("bob", "r", "Bob");
+    let out = w.recv(&format!(
+        "<presence from='bob@localhost/pc' to='r@{DOMAIN}/Robert'/>"
+    ));
+    let alices = to(&out, "alice");
+    assert_eq!(alices[0].get_attr("type"), Some("unavailable"));
+    assert!(codes(alices[0]).contains(&"303".into()));
+    assert_eq!(
+        alices[1].get_attr("from"),
+        Some("r@conference.localhost/Robert")
+    );
+    let bobs = to(&out, "bob");
+    assert!(codes(bobs[0]).contains(&"110".into()));
+}
+
+#[test]
+fn groupchat_is_journaled_then_reflected_to_everyone_with_the_senders_id() {
+    let mut w = World::new();
+    w.create("alice", "r", "Alice");
+    w.join("bob", "r", "Bob");
+    let out = w.recv(&format!(
+        "<message type='groupchat' id='m1' from='bob@localhost/pc' to='r@{DOMAIN}'><body>hello</body></message>"
+    ));
+    for user in ["alice", "bob"] {
+        let m = to(&out, user);
+        assert_eq!(bodies(&m), vec!["hello".to_owned()]);
+        assert_eq!(m[0].get_attr("id"), Some("m1"));
+        assert_eq!(m[0].get_attr("from"), Some("r@conference.localhost/Bob"));
+    }
+    assert_eq!(w.history.0.len(), 1);
+}
+
+#[test]
+fn a_stranger_cannot_send_to_the_room() {
+    let mut w = World::new();
+    w.create("alice", "r", "Alice");
+    let out = w.recv(&format!(
+        "<message type='groupchat' from='mallory@localhost/x' to='r@{DOMAIN}'><body>spam</body></message>"
+    ));
+    assert_eq!(condition(&out[0]), "not-acceptable");
+    assert!(w.history.0.is_empty());
+}
+
+#[test]
+fn a_private_message_reaches_its_target_alone() {
+    let mut w = World::new();
+    w.create("alice", "r", "Alice");
+    w.join("bob", "r", "Bob");
+    w.join("carol", "r", "Carol");
+    let out = w.recv(&format!(
+        "<message type='chat' from='bob@localhost/pc' to='r@{DOMAIN}/Carol'><body>psst</body></message>"
+    ));
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].get_attr("to"), Some("carol@localhost/pc"));
+    assert_eq!(out[0].get_attr("from"), Some("r@conference.localhost/Bob"));
+    assert!(
+        w.history.0.is_empty(),
+        "private messages are not the room's"
+    );
+}
+
+#[test]
+fn a_kick_removes_the_occupant_with_307_for_everyone() {
+    let mut w = World::new();
+    w.create("alice", "r", "Alice");
+    w.join("bob", "r", "Bob");
+    let out = w.recv(&format!(
+        "<iq type='set' id='k' from='alice@localhost/pc' to='r@{DOMAIN}'><query xmlns='{NS_MUC_ADMIN}'><item nick='Bob' role='none'><reason>flood</reason></item></query></iq>"
+    ));
+    let bobs = to(&out, "bob");
+    assert_eq!(bobs[0].get_attr("type"), Some("unavailable"));
+    assert!(codes(bobs[0]).contains(&"307".into()));
+    assert!(codes(bobs[0]).contains(&"110".into()));
+    assert!(to(&out, "alice")
+        .iter()
+        .any(|e| codes(e).contains(&"307".into())));
+    assert!(to(&out, "alice")
+        .iter()
+        .any(|e| e.name == "iq" && e.get_attr("type") == Some("result")));
+    assert_eq!(w.muc.occupants().count(), 1);
+}
+
+#[test]
+fn a_ban_removes_with_301_and_keeps_the_person_out() {
+    let mut w = World::new();
+    w.create("alice", "r", "Alice");
+    w.join("bob", "r", "Bob");
+    let out = w.recv(&format!(
+        "<iq type='set' id='b' from='alice@localhost/pc' to='r@{DOMAIN}'><query xmlns='{NS_MUC_ADMIN}'><item jid='bob@localhost' affiliation='outcast'/></query></iq>"
+    ));
+    let bobs = to(&out, "bob");
+    assert!(codes(bobs[0]).contains(&"301".into()));
+    assert_eq!(item(bobs[0]).0, "outcast");
+    let out = w.join("bob", "r", "Bob");
+    assert_eq!(condition(&out[0]), "forbidden");
+}
+
+#[test]
+fn a_kick_made_over_http_removes_the_xmpp_occupant_too() {
+    let mut w = World::new();
+    w.create("alice", "r", "Alice");
+    w.join("bob", "r", "Bob");
+    let out = w.elsewhere(
+        Actor::Admin,
+        Command::Kick {
+            room: RoomName::lookup("r").unwrap(),
+            subject: conclave_engine::ids::Principal::Address(
+                Address::parse("xmpp:bob@localhost").unwrap(),
+            ),
+            reason: None,
+        },
+    );
+    assert!(to(&out, "bob")
+        .iter()
+        .any(|e| codes(e).contains(&"307".into())));
+}
+
+#[test]
+fn a_visitor_needs_voice_in_a_moderated_room() {
+    let mut w = World::new();
+    w.create("alice", "r", "Alice");
+    w.recv(&format!(
+        "<iq type='set' id='c' from='alice@localhost/pc' to='r@{DOMAIN}'><query xmlns='{NS_MUC_OWNER}'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#roomconfig</value></field><field var='muc#roomconfig_moderatedroom'><value>1</value></field></x></query></iq>"
+    ));
+    let out = w.join("bob", "r", "Bob");
+    let own = to(&out, "bob")
+        .into_iter()
+        .find(|p| codes(p).contains(&"110".into()))
+        .unwrap();
+    assert_eq!(item(own).1, "visitor");
+    let out = w.recv(&format!(
+        "<message type='groupchat' id='v' from='bob@localhost/pc' to='r@{DOMAIN}'><body>hi</body></message>"
+    ));
+    assert_eq!(condition(&out[0]), "forbidden");
+    w.recv(&format!(
+        "<iq type='set' id='g' from='alice@localhost/pc' to='r@{DOMAIN}'><query xmlns='{NS_MUC_ADMIN}'><item nick='Bob' role='participant'/></query></iq>"
+    ));
+    let out = w.recv(&format!(
+        "<message type='groupchat' id='v2' from='bob@localhost/pc' to='r@{DOMAIN}'><body>hi</body></message>"
+    ));
+    assert_eq!(bodies(&to(&out, "alice")), vec!["hi".to_owned()]);
+}
+
+#[test]
+fn a_password_protected_room_wants_the_right_password() {
+    let mut w = World::new();
+    w.join("alice", "r", "Alice");
+    let out = w.recv(&format!(
+        "<iq type='set' id='c' from='alice@localhost/pc' to='r@{DOMAIN}'><query xmlns='{NS_MUC_OWNER}'><x xmlns='jabber:x:data' type='submit'><field var='muc#roomconfig_passwordprotectedroom'><value>1</value></field><field var='muc#roomconfig_roomsecret'><value>s3cret</value></field></x></query></iq>"
+    ));
+    assert!(iq_result(&out), "{out:?}");
+    let out = w.join("bob", "r", "Bob");
+    assert_eq!(condition(&out[0]), "not-authorized");
+    let out = w.recv(&format!(
+        "<presence from='bob@localhost/pc' to='r@{DOMAIN}/Bob'><x xmlns='{NS_MUC}'><password>wrong</password></x></presence>"
+    ));
+    assert_eq!(condition(&out[0]), "not-authorized");
+    let out = w.recv(&format!(
+        "<presence from='bob@localhost/pc' to='r@{DOMAIN}/Bob'><x xmlns='{NS_MUC}'><password>s3cret</password></x></presence>"
+    ));
+    assert!(to(&out, "bob")
+        .iter()
+        .any(|p| codes(p).contains(&"110".into())));
+}
+
+#[test]
+fn a_members_only_room_refuses_a_stranger_with_registration_required() {
+    let mut w = World::new();
+    w.join("alice", "r", "Alice");
+    w.recv(&format!(
+        "<iq type='set' id='c' from='alice@localhost/pc' to='r@{DOMAIN}'><query xmlns='{NS_MUC_OWNER}'><x xmlns='jabber:x:data' type='submit'><field var='muc#roomconfig_membersonly'><value>1</value></field></x></query></iq>"
+    ));
+    let out = w.join("bob", "r", "Bob");
+    assert_eq!(condition(&out[0]), "registration-required");
+}
+
+#[test]
+fn history_comes_with_delay_stamps_then_the_subject() {
+    let mut w = World::new();
+    w.create("alice", "r", "Alice");
+    for i in 0..3 {
+        w.recv(&format!(
+            "<message type='groupchat' from='alice@localhost/pc' to='r@{DOMAIN}'><body>m{i}</body></message>"
+        ));
+    }
+    let out = w.recv(&format!(
+        "<presence from='bob@localhost/pc' to='r@{DOMAIN}/Bob'><x xmlns='{NS_MUC}'><history maxstanzas='2'/></x></presence>"
+    ));
+    let msgs: Vec<&Element> = to(&out, "bob")
+        .into_iter()
+        .filter(|e| e.name == "message")
+        .collect();
+    assert_eq!(bodies(&msgs), vec!["m1".to_owned(), "m2".to_owned()]);
+    assert!(msgs[0].get_child("delay", "urn:xmpp:delay").is_some());
+    assert!(msgs
+        .last()
+        .unwrap()
+        .get_child("subject", NS_COMPONENT)
+        .is_some());
+}
+
+#[test]
+fn a_moderator_changes_the_subject_and_a_participant_may_not() {
+    let mut w = World::new();
+    w.create("alice", "r", "Alice");
+    w.join("bob", "r", "Bob");
+    let out = w.recv(&format!(
+        "<message type='groupchat' from='alice@localhost/pc' to='r@{DOMAIN}'><subject>Plans</subject></message>"
+    ));
+    let m = to(&out, "bob");
+    assert_eq!(
+        m[0].get_child("subject", NS_COMPONENT)
+            .map(Element::text_content),
+        Some("Plans".to_owned())
+    );
+    let out = w.recv(&format!(
+        "<message type='groupchat' from='bob@localhost/pc' to='r@{DOMAIN}'><subject>Mine</subject></message>"
+    ));
+    assert_eq!(condition(&out[0]), "forbidden");
+}
+
+#[test]
+fn leaving_tells_everyone_and_the_leaver_with_110() {
+    let mut w = World::new();
+    w.create("alice", "r", "Alice");
+    w.join("bob", "r", "Bob");
+    let out = w.recv(&format!(
+        "<presence type='unavailable' from='bob@localhost/pc' to='r@{DOMAIN}/Bob'/>"
+    ));
+    assert!(codes(to(&out, "bob")[0]).contains(&"110".into()));
+    assert_eq!(to(&out, "alice")[0].get_attr("type"), Some("unavailable"));
+    assert_eq!(w.room("r").members.len(), 1);
+}
+
+#[test]
+fn people_on_other_protocols_are_occupants_too() {
+    let mut w = World::new();
+    w.create("alice", "r", "Alice");
+    let sip = Address::parse("sip:carol@example.org").unwrap();
+    let out = w.elsewhere(
+        Actor::Identity(sip.clone()),
+        Command::Join {
+            room: RoomName::lookup("r").unwrap(),
+            session: conclave_engine::ids::SessionId::parse("call-1").unwrap(),
+            credentials: Default::default(),
+        },
+    );
+    assert_eq!(
+        to(&out, "alice")[0].get_attr("from"),
+        Some("r@conference.localhost/carol")
+    );
+    let out = w.elsewhere(
+        Actor::Identity(sip),
+        Command::PostMessage {
+            room: RoomName::lookup("r").unwrap(),
+            body: "from the phone".into(),
+        },
+    );
+    let m = to(&out, "alice");
+    assert_eq!(bodies(&m), vec!["from the phone".to_owned()]);
+    assert_eq!(m[0].get_attr("from"), Some("r@conference.localhost/carol"));
+}
+
+#[test]
+fn destroy_tells_occupants_the_reason_and_the_new_venue() {
+    let mut w = World::new();
+    w.create("alice", "r", "Alice");
+    w.join("bob", "r", "Bob");
+    let out = w.recv(&format!(
+        "<iq type='set' id='d' from='alice@localhost/pc' to='r@{DOMAIN}'><query xmlns='{NS_MUC_OWNER}'><destroy jid='new@{DOMAIN}'><reason>moved</reason></destroy></query></iq>"
+    ));
+    let p = to(&out, "bob")[0];
+    let d = p
+        .get_child("x", NS_MUC_USER)
+        .and_then(|x| x.get_child("destroy", NS_MUC_USER))
+        .expect("destroy");
+    assert_eq!(d.get_attr("jid"), Some("new@conference.localhost"));
+    assert!(w.state.rooms.is_empty());
+}
+
+#[test]
+fn a_mediated_invitation_reaches_the_invitee_and_a_decline_the_inviter() {
+    let mut w = World::new();
+    w.create("alice", "r", "Alice");
+    let out = w.recv(&format!(
+        "<message from='alice@localhost/pc' to='r@{DOMAIN}'><x xmlns='{NS_MUC_USER}'><invite to='bob@localhost'/></x></message>"
+    ));
+    let inv = out
+        .iter()
+        .find(|e| e.get_attr("to") == Some("bob@localhost"))
+        .expect("invitation");
+    assert!(inv
+        .get_child("x", NS_MUC_USER)
+        .and_then(|x| x.get_child("invite", NS_MUC_USER))
+        .is_some_and(|i| i.get_attr("from") == Some("alice@localhost")));
+    let out = w.recv(&format!(
+        "<message from='bob@localhost/pc' to='r@{DOMAIN}'><x xmlns='{NS_MUC_USER}'><decline to='alice@localhost'/></x></message>"
+    ));
+    assert!(out
+        .iter()
+        .any(|e| e.get_attr("to") == Some("alice@localhost")
+            && e.get_child("x", NS_MUC_USER)
+                .and_then(|x| x.get_child("decline", NS_MUC_USER))
+                .is_some()));
+}
+
+#[test]
+fn users_of_other_servers_are_refused() {
+    let mut w = World::new();
+    let out = w.recv(&format!(
+        "<presence from='eve@evil.example/x' to='r@{DOMAIN}/Eve'><x xmlns='{NS_MUC}'/></presence>"
+    ));
+    assert_eq!(condition(&out[0]), "not-allowed");
+    assert!(w.state.rooms.is_empty());
+}
+
+#[test]
+fn hostile_nicknames_are_refused_before_the_engine() {
+    let mut w = World::new();
+    let long = "n".repeat(65);
+    for nick in [long.as_str(), "a&#x7;b", "   "] {
+        let out = w.recv(&format!(
+            "<presence from='bob@localhost/pc' to='r@{DOMAIN}/{nick}'><x xmlns='{NS_MUC}'/></presence>"
+        ));
+        assert_eq!(condition(&out[0]), "jid-malformed", "{nick:?}");
+    }
+    assert!(w.state.rooms.is_empty());
+}
+
+#[test]
+fn only_owners_see_the_configuration_form() {
+    let mut w = World::new();
+    w.create("alice", "r", "Alice");
+    w.join("bob", "r", "Bob");
+    let get = |u: &str| {
+        format!("<iq type='get' id='f' from='{u}@localhost/pc' to='r@{DOMAIN}'><query xmlns='{NS_MUC_OWNER}'/></iq>")
+    };
+    let out = w.recv(&get("bob"));
+    assert_eq!(condition(&out[0]), "forbidden");
+    let out = w.recv(&get("alice"));
+    assert!(out[0]
+        .get_child("query", NS_MUC_OWNER)
+        .and_then(|q| q.get_child("x", "jabber:x:data"))
+        .is_some());
+}
+
+#[test]
+fn errors_are_never_answered() {
+    let mut w = World::new();
+    let out = w.recv(&format!(
+        "<message type='error' from='bob@localhost/pc' to='r@{DOMAIN}'><body>x</body></message>"
+    ));
+    assert!(out.is_empty());
+}
