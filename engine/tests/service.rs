@@ -196,6 +196,49 @@ async fn concurrent_commands_are_serialized_and_all_durable() {
     assert!(engine.journal().verify().unwrap().is_ok());
 }
 
+/// `submit` queues before it returns: commands submitted in a row and awaited together
+/// are journaled in submission order (a gateway relaying one client keeps its order).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submitted_commands_are_journaled_in_submission_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(config(dir.path())).unwrap();
+    engine.execute(admin(create("chat", false))).await.unwrap();
+    engine
+        .execute(as_person("sip:alice@example.org", join("chat", "s1")))
+        .await
+        .unwrap();
+    let answers: Vec<_> = (0..200)
+        .map(|i| {
+            engine.submit(as_person(
+                "sip:alice@example.org",
+                Command::PostMessage {
+                    room: room("chat"),
+                    body: format!("m{i}"),
+                },
+            ))
+        })
+        .collect();
+    let mut tasks = Vec::new();
+    for a in answers {
+        tasks.push(tokio::spawn(a));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let bodies: Vec<String> = engine
+        .audit(&conclave_engine::service::audit::AuditQuery {
+            room: Some("chat".into()),
+            event_type: Some("chat_message".into()),
+            ..Default::default()
+        })
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| e.event["data"]["body"].as_str().map(str::to_owned))
+        .collect();
+    let expected: Vec<String> = (0..200).map(|i| format!("m{i}")).collect();
+    assert_eq!(bodies, expected);
+}
+
 /// The decider batches concurrent commands into one journal append; a command whose
 /// record the journal would refuse must fail alone, not take its batch with it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

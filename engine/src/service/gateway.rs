@@ -42,6 +42,15 @@ impl GatewayHandle {
         self.engine.execute(self.scoped(req)).await
     }
 
+    /// [`Engine::submit`] within the scope: queued in call order (see there).
+    pub fn submit(
+        &self,
+        req: Request,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Outcome, EngineError>> + Send>>
+    {
+        self.engine.submit(self.scoped(req))
+    }
+
     /// [`GatewayHandle::execute`] for threads outside an async runtime.
     pub fn execute_blocking(&self, req: Request) -> Result<Outcome, EngineError> {
         self.engine.execute_blocking(self.scoped(req))

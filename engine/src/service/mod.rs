@@ -330,6 +330,27 @@ impl Engine {
         rx.await.map_err(|_| EngineError::Stopped)?
     }
 
+    /// [`Engine::execute`], with the command queued before this returns when it has no
+    /// password to check: commands submitted one after another from one task are then
+    /// decided in that order, while their answers are awaited concurrently (a gateway
+    /// relaying one client's messages keeps them in order without waiting for each to
+    /// be durable before queueing the next). A command with passwords to check is
+    /// queued once they are checked, as `execute` does.
+    pub fn submit(
+        &self,
+        req: Request,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Outcome, EngineError>> + Send>>
+    {
+        let (hashes, attempts) = self.password_work(&req);
+        if attempts.is_empty() || hashes.is_empty() {
+            let rx = self.enqueue(req, Prechecked::default());
+            Box::pin(async move { rx?.await.map_err(|_| EngineError::Stopped)? })
+        } else {
+            let engine = self.clone();
+            Box::pin(async move { engine.execute(req).await })
+        }
+    }
+
     /// [`Engine::execute`] for threads outside an async runtime.
     pub fn execute_blocking(&self, req: Request) -> Result<Outcome, EngineError> {
         let (hashes, attempts) = self.password_work(&req);

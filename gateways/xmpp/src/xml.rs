@@ -151,6 +151,13 @@ pub fn escape(s: &str) -> String {
             '>' => out.push_str("&gt;"),
             '\'' => out.push_str("&apos;"),
             '"' => out.push_str("&quot;"),
+            // Line ends a parser normalizes (to `\n`) or that attribute values fold
+            // (to a space) travel as references, so text comes back as it was sent.
+            '\r' => out.push_str("&#xD;"),
+            '\n' => out.push_str("&#xA;"),
+            '\t' => out.push_str("&#x9;"),
+            '\u{85}' => out.push_str("&#x85;"),
+            '\u{2028}' => out.push_str("&#x2028;"),
             c => out.push(c),
         }
     }

@@ -12,6 +12,9 @@ use crate::core::NS_COMPONENT;
 use crate::history::HistoryRequest;
 use crate::xml::Element;
 
+/// Longest invitation reason relayed.
+const MAX_REASON_CHARS: usize = 500;
+
 /// A message to a room or an occupant.
 pub fn message(muc: &mut Muc, el: &Element, to: &Jid<'_>, address: Address, cx: &Ctx<'_>) {
     let kind = el.get_attr("type").unwrap_or("normal");
@@ -159,14 +162,19 @@ fn invitation(
             muc.send(stanzas::error_reply(el, "modify", "jid-malformed", None));
             return;
         };
-        muc.exec(
+        // The engine keeps no reason; the invitation message shows it.
+        let reason = reason_of(invite);
+        let corr = muc.correlate(reason.as_deref());
+        muc.exec_with(
             actor,
             Command::invite(room.clone(), invitee),
+            None,
+            Some(corr),
             Pending::Notify { stanza: el.clone() },
         );
         return;
     }
-    if x.get_child("decline", NS_MUC_USER).is_some() {
+    if let Some(decline) = x.get_child("decline", NS_MUC_USER) {
         let p = cx.state.principal_of(&actor);
         let open = cx.state.rooms.get(room).and_then(|r| {
             r.invitations
@@ -176,12 +184,16 @@ fn invitation(
         });
         match open {
             Some(invitation) => {
-                muc.exec(
+                let reason = reason_of(decline);
+                let corr = muc.correlate(reason.as_deref());
+                muc.exec_with(
                     actor,
                     Command::DenyInvitation {
                         room: room.clone(),
                         invitation,
                     },
+                    None,
+                    Some(corr),
                     Pending::Notify { stanza: el.clone() },
                 );
             }
@@ -195,6 +207,14 @@ fn invitation(
         return;
     }
     muc.send(stanzas::error_reply(el, "modify", "bad-request", None));
+}
+
+/// The `<reason>` of an invite or a decline, bounded.
+fn reason_of(el: &Element) -> Option<String> {
+    el.get_child("reason", NS_MUC_USER)
+        .map(Element::text_content)
+        .filter(|r| !r.trim().is_empty())
+        .map(|r| r.chars().take(MAX_REASON_CHARS).collect())
 }
 
 /// Discussion history for a joiner (XEP-0045 §7.2.14), each message with its original

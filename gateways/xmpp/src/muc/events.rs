@@ -3,7 +3,7 @@
 
 use conclave_engine::event::{EventKind, LeaveReason};
 use conclave_engine::ids::{Principal, RoomName, Scheme};
-use conclave_engine::{Actor, BanScope, Event};
+use conclave_engine::{Actor, BanScope, Event, RoomChange};
 
 use super::stanzas::{self, status, ItemView, NS_MUC_USER};
 use super::{join, roster, Ctx, Muc};
@@ -118,8 +118,8 @@ pub fn event(muc: &mut Muc, e: &Event, corr: Option<&str>, cx: &Ctx<'_>) {
             if muc.occupants.room(room).is_none() {
                 return;
             }
-            let id = corr
-                .and_then(|c| muc.client_ids.remove(c))
+            let id = muc
+                .take_note(corr)
                 .unwrap_or_else(|| message.as_str().to_owned());
             let nick = roster::nick_of(muc, room, address, cx);
             let from = muc.occupant_jid(room, &nick);
@@ -143,21 +143,8 @@ pub fn event(muc: &mut Muc, e: &Event, corr: Option<&str>, cx: &Ctx<'_>) {
                 muc.send(m);
             }
         }
-        EventKind::RoomModified { room, .. } => {
-            // XEP-0045 §10.2.1: a non-privacy configuration change, status 104.
-            let room_jid = muc.room_jid(room);
-            for t in occupant_jids(muc, room) {
-                muc.send(
-                    Element::new("message", NS_COMPONENT)
-                        .attr("type", "groupchat")
-                        .attr("from", &room_jid)
-                        .attr("to", &t)
-                        .child(
-                            Element::new("x", NS_MUC_USER)
-                                .child(Element::new("status", NS_MUC_USER).attr("code", "104")),
-                        ),
-                );
-            }
+        EventKind::RoomModified { room, change } => {
+            config_notice(muc, room, change, corr);
         }
         EventKind::RoomDeleted { room, .. } | EventKind::RoomExpired { room, .. } => {
             destroyed(muc, room);
@@ -181,6 +168,9 @@ pub fn event(muc: &mut Muc, e: &Event, corr: Option<&str>, cx: &Ctx<'_>) {
             let mut inv = Element::new("invite", NS_MUC_USER);
             if let Some(f) = inviter {
                 inv.set_attr("from", &f);
+            }
+            if let Some(reason) = muc.take_note(corr) {
+                inv = inv.child(Element::new("reason", NS_MUC_USER).text(&reason));
             }
             let room_jid = muc.room_jid(room);
             muc.send(
@@ -216,6 +206,9 @@ pub fn event(muc: &mut Muc, e: &Event, corr: Option<&str>, cx: &Ctx<'_>) {
                     decline.set_attr("from", &j);
                 }
             }
+            if let Some(reason) = muc.take_note(corr) {
+                decline = decline.child(Element::new("reason", NS_MUC_USER).text(&reason));
+            }
             let room_jid = muc.room_jid(room);
             muc.send(
                 Element::new("message", NS_COMPONENT)
@@ -225,6 +218,41 @@ pub fn event(muc: &mut Muc, e: &Event, corr: Option<&str>, cx: &Ctx<'_>) {
             );
         }
         _ => {}
+    }
+}
+
+/// XEP-0045 §10.2.1: occupants are told the configuration changed (104), and that
+/// the room became non-anonymous (172) or semi-anonymous (173). One configuration is
+/// several events (one per change) with one correlation id: each code is sent once for
+/// it. Locking and unlocking are not configuration changes to XMPP clients.
+fn config_notice(muc: &mut Muc, room: &RoomName, change: &RoomChange, corr: Option<&str>) {
+    let code = match change {
+        RoomChange::Locked(_) => return,
+        RoomChange::PublicAddresses(true) => 172,
+        RoomChange::PublicAddresses(false) => 173,
+        _ => 104,
+    };
+    let key = (room.clone(), corr.unwrap_or_default().to_owned());
+    match &mut muc.notices {
+        Some((k, sent)) if *k == key => {
+            if !sent.insert(code) {
+                return;
+            }
+        }
+        slot => *slot = Some((key, std::iter::once(code).collect())),
+    }
+    let room_jid = muc.room_jid(room);
+    for t in occupant_jids(muc, room) {
+        muc.send(
+            Element::new("message", NS_COMPONENT)
+                .attr("type", "groupchat")
+                .attr("from", &room_jid)
+                .attr("to", &t)
+                .child(
+                    Element::new("x", NS_MUC_USER)
+                        .child(Element::new("status", NS_MUC_USER).attr("code", &code.to_string())),
+                ),
+        );
     }
 }
 

@@ -139,9 +139,13 @@ pub struct Muc {
     awaiting_config: HashSet<RoomName>,
     /// Reason and alternate venue of destroys asked here, shown when the room goes.
     destroying: HashMap<RoomName, (Option<String>, Option<String>)>,
-    /// Correlation id → the client's message id, for reflecting messages.
-    client_ids: HashMap<String, String>,
-    client_id_order: VecDeque<String>,
+    /// The configuration notices sent for the last configuring command.
+    notices: Option<((RoomName, String), std::collections::BTreeSet<u16>)>,
+    /// Correlation id → what the stanza said that the engine does not keep and its
+    /// event must show: a message's client id (reflected as sent), an invitation's
+    /// reason.
+    notes: HashMap<String, String>,
+    note_order: VecDeque<String>,
     corr_prefix: String,
     next_token: u64,
     out: Vec<Action>,
@@ -158,8 +162,9 @@ impl Muc {
             joining: HashMap::new(),
             awaiting_config: HashSet::new(),
             destroying: HashMap::new(),
-            client_ids: HashMap::new(),
-            client_id_order: VecDeque::new(),
+            notices: None,
+            notes: HashMap::new(),
+            note_order: VecDeque::new(),
             corr_prefix: format!("xmpp-{nonce:016x}"),
             next_token: 1,
             out: Vec::new(),
@@ -345,19 +350,24 @@ impl Muc {
         token
     }
 
-    /// A fresh correlation id that carries `client_id` to the reflection.
-    fn correlate(&mut self, client_id: Option<&str>) -> String {
+    /// A fresh correlation id that carries `note` to the command's events.
+    fn correlate(&mut self, note: Option<&str>) -> String {
         let corr = format!("{}-{}", self.corr_prefix, self.next_token);
-        if let Some(id) = client_id {
-            if self.client_id_order.len() >= MAX_CORRELATIONS {
-                if let Some(old) = self.client_id_order.pop_front() {
-                    self.client_ids.remove(&old);
+        if let Some(text) = note {
+            if self.note_order.len() >= MAX_CORRELATIONS {
+                if let Some(old) = self.note_order.pop_front() {
+                    self.notes.remove(&old);
                 }
             }
-            self.client_ids.insert(corr.clone(), id.to_owned());
-            self.client_id_order.push_back(corr.clone());
+            self.notes.insert(corr.clone(), text.to_owned());
+            self.note_order.push_back(corr.clone());
         }
         corr
+    }
+
+    /// The note a command's events carry (taken: each is used once).
+    fn take_note(&mut self, corr: Option<&str>) -> Option<String> {
+        corr.and_then(|c| self.notes.remove(c))
     }
 
     /// A command's result.
