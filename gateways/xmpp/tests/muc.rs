@@ -738,3 +738,62 @@ fn errors_are_never_answered() {
     ));
     assert!(out.is_empty());
 }
+
+#[test]
+fn after_a_reconnect_every_occupant_is_told_the_room_again_own_presence_last() {
+    let mut w = World::new();
+    w.create("alice", "r", "Alice");
+    w.join("bob", "r", "Bob");
+    {
+        let cx = Ctx {
+            state: &w.state,
+            now: w.now,
+            archive: &w.history,
+        };
+        w.muc.resync(&cx);
+    }
+    let out = w.settle();
+    for (user, other) in [("alice", "Bob"), ("bob", "Alice")] {
+        let mine = to(&out, user);
+        assert_eq!(mine.len(), 2, "{mine:?}");
+        assert_eq!(
+            mine[0].get_attr("from"),
+            Some(format!("r@conference.localhost/{other}").as_str())
+        );
+        assert!(codes(mine[1]).contains(&"110".into()));
+    }
+}
+
+#[test]
+fn the_gateway_renews_the_lease_of_every_session_it_holds() {
+    let mut w = World::new();
+    w.create("alice", "r", "Alice");
+    w.join("bob", "r", "Bob");
+    w.muc.renew_all();
+    let renewals = w
+        .muc
+        .drain()
+        .into_iter()
+        .filter(|a| matches!(a, Action::Execute(e) if matches!(e.command, Command::RenewSession { .. })))
+        .count();
+    assert_eq!(renewals, 2);
+}
+
+#[test]
+fn a_mam_query_is_answered_from_the_archive_with_a_fin() {
+    let mut w = World::new();
+    w.create("alice", "r", "Alice");
+    for i in 0..3 {
+        w.recv(&format!(
+            "<message type='groupchat' from='alice@localhost/pc' to='r@{DOMAIN}'><body>m{i}</body></message>"
+        ));
+    }
+    let out = w.recv(&format!(
+        "<iq type='set' id='q' from='alice@localhost/pc' to='r@{DOMAIN}'><query xmlns='urn:xmpp:mam:2' queryid='x'/></iq>"
+    ));
+    let results: Vec<&Element> = out.iter().filter(|e| e.name == "message").collect();
+    assert_eq!(results.len(), 3);
+    let fin = out.last().unwrap();
+    assert_eq!(fin.get_attr("type"), Some("result"));
+    assert!(fin.get_child("fin", "urn:xmpp:mam:2").is_some());
+}
