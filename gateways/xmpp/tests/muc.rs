@@ -797,3 +797,86 @@ fn a_mam_query_is_answered_from_the_archive_with_a_fin() {
     assert_eq!(fin.get_attr("type"), Some("result"));
     assert!(fin.get_child("fin", "urn:xmpp:mam:2").is_some());
 }
+
+#[test]
+fn a_voice_request_reaches_the_moderators_and_their_approval_gives_voice() {
+    let mut w = World::new();
+    w.create("alice", "r", "Alice");
+    w.recv(&format!(
+        "<iq type='set' id='c' from='alice@localhost/pc' to='r@{DOMAIN}'><query xmlns='{NS_MUC_OWNER}'><x xmlns='jabber:x:data' type='submit'><field var='muc#roomconfig_moderatedroom'><value>1</value></field></x></query></iq>"
+    ));
+    w.join("bob", "r", "Bob");
+    let request = "<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#request</value></field><field var='muc#role'><value>participant</value></field></x>";
+    let out = w.recv(&format!(
+        "<message from='bob@localhost/pc' to='r@{DOMAIN}'>{request}</message>"
+    ));
+    let form = to(&out, "alice")
+        .into_iter()
+        .find_map(|m| m.get_child("x", "jabber:x:data"))
+        .expect("the request form");
+    assert!(form
+        .elements()
+        .any(|f| f.get_attr("var") == Some("muc#roomnick")
+            && f.elements().any(|v| v.text_content() == "Bob")));
+    let approve = "<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#request</value></field><field var='muc#role'><value>participant</value></field><field var='muc#roomnick'><value>Bob</value></field><field var='muc#request_allow'><value>true</value></field></x>";
+    let out = w.recv(&format!(
+        "<message from='alice@localhost/pc' to='r@{DOMAIN}'>{approve}</message>"
+    ));
+    let own = to(&out, "bob")
+        .into_iter()
+        .find(|p| p.name == "presence")
+        .expect("bob's new presence");
+    assert_eq!(item(own).1, "participant");
+    let bob =
+        conclave_engine::ids::Principal::Address(Address::parse("xmpp:bob@localhost").unwrap());
+    assert!(!w.room("r").members[&bob].hand_raised);
+}
+
+/// Stanzas a hostile client can send, with holes for arbitrary text.
+const HOSTILE: &[&str] = &[
+    "<presence from='{A}@localhost/{B}' to='{C}@conference.localhost/{D}'><x xmlns='http://jabber.org/protocol/muc'><password>{E}</password><history maxstanzas='{F}' seconds='{F}' since='{E}'/></x></presence>",
+    "<presence type='{E}' from='bob@localhost/pc' to='r@conference.localhost/{D}'/>",
+    "<message type='{E}' id='{F}' from='bob@localhost/pc' to='r@conference.localhost'><body>{A}</body><subject>{B}</subject></message>",
+    "<message type='chat' from='bob@localhost/pc' to='r@conference.localhost/{D}'><body>{A}</body></message>",
+    "<message from='bob@localhost/pc' to='r@conference.localhost'><x xmlns='http://jabber.org/protocol/muc#user'><invite to='{A}'><reason>{B}</reason></invite><decline to='{C}'/></x></message>",
+    "<iq type='set' id='{F}' from='alice@localhost/pc' to='r@conference.localhost'><query xmlns='http://jabber.org/protocol/muc#admin'><item nick='{D}' jid='{A}' role='{E}' affiliation='{B}'><reason>{C}</reason></item></query></iq>",
+    "<iq type='set' id='{F}' from='alice@localhost/pc' to='r@conference.localhost'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='{E}'><field var='muc#roomconfig_{A}'><value>{B}</value></field><field var='muc#roomconfig_maxusers'><value>{F}</value></field></x><destroy jid='{C}'><reason>{D}</reason></destroy></query></iq>",
+    "<iq type='{E}' id='{F}' from='alice@localhost/pc' to='r@conference.localhost'><query xmlns='urn:xmpp:mam:2' queryid='{A}'><x xmlns='jabber:x:data' type='submit'><field var='with'><value>{B}</value></field><field var='start'><value>{C}</value></field></x><set xmlns='http://jabber.org/protocol/rsm'><max>{F}</max><before>{D}</before></set></query></iq>",
+    "<message from='bob@localhost/pc' to='r@conference.localhost'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#request</value></field><field var='muc#roomnick'><value>{D}</value></field><field var='muc#request_allow'><value>{E}</value></field></x></message>",
+];
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+    /// Whatever a client puts in a stanza, the core answers without panicking, with a
+    /// bounded number of stanzas, and every answer it sends is well-formed XML.
+    #[test]
+    fn hostile_stanzas_get_bounded_well_formed_answers(
+        seed in 0..HOSTILE.len(),
+        holes in proptest::collection::vec("\\PC{0,24}", 6),
+    ) {
+        let mut w = World::new();
+        w.create("alice", "r", "Alice");
+        w.join("bob", "r", "Bob");
+        let esc = |s: &str| conclave_gateway_xmpp::xml::escape(s);
+        let xml = HOSTILE[seed]
+            .replace("{A}", &esc(&holes[0]))
+            .replace("{B}", &esc(&holes[1]))
+            .replace("{C}", &esc(&holes[2]))
+            .replace("{D}", &esc(&holes[3]))
+            .replace("{E}", &esc(&holes[4]))
+            .replace("{F}", &esc(&holes[5]));
+        let Ok(el) = parse_element(&xml, NS_COMPONENT, &[]) else {
+            return Ok(());
+        };
+        {
+            let cx = Ctx { state: &w.state, now: w.now, archive: &w.history };
+            w.muc.stanza(&el, &cx);
+        }
+        let out = w.settle();
+        proptest::prop_assert!(out.len() <= 64, "{} stanzas", out.len());
+        for o in &out {
+            proptest::prop_assert!(parse_element(&o.to_xml(NS_COMPONENT), NS_COMPONENT, &[]).is_ok());
+        }
+    }
+}

@@ -62,8 +62,8 @@ pub fn iq(muc: &mut Muc, iq: &Element, q: &Element, room: &RoomName, actor: Addr
     muc.exec(
         actor.clone(),
         first,
-        Pending::Iq {
-            iq: iq.clone(),
+        Pending::Chain {
+            stanza: iq.clone(),
             actor,
             rest: commands,
         },

@@ -59,6 +59,12 @@ pub fn message(muc: &mut Muc, el: &Element, to: &Jid<'_>, address: Address, cx: 
         ));
         return;
     };
+    if to.resource.is_none()
+        && kind != "groupchat"
+        && super::voice::message(muc, el, &room, &sender.address, cx)
+    {
+        return;
+    }
     match (to.resource, kind) {
         (None, "groupchat") => groupchat(muc, el, &room, sender.address, cx),
         (None, _) => muc.send(stanzas::error_reply(el, "modify", "bad-request", None)),

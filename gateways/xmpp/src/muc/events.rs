@@ -137,6 +137,9 @@ pub fn event(muc: &mut Muc, e: &Event, corr: Option<&str>, cx: &Ctx<'_>) {
                 );
             }
         }
+        EventKind::HandRaised { room, subject } => {
+            super::voice::hand_raised(muc, room, subject, cx);
+        }
         EventKind::SubjectChanged { room, .. } => {
             for t in occupant_jids(muc, room) {
                 let m = roster::subject_message(muc, room, &t, cx);

@@ -288,29 +288,12 @@ pub fn result(muc: &mut Muc, mut jp: JoinPending, r: &Result<Outcome, EngineErro
             complete(muc, jp, cx);
         }
         (_, Err(e)) => {
-            let mapped = join_error(e);
             let text = super::error_text(e);
-            muc.send(stanzas::error_reply(
+            muc.send(stanzas::mapped_error(
                 &jp.stanza,
-                mapped.1,
-                mapped.0,
+                e.mapping().xmpp,
                 text.as_deref(),
             ));
-        }
-    }
-}
-
-/// XEP-0045 §7.2's conditions for a refused join: the engine's mapping, with a locked
-/// room answered as a room not there yet (§7.2.? "item-not-found" while locked).
-fn join_error(e: &EngineError) -> (&'static str, &'static str) {
-    match e {
-        EngineError::Rejected {
-            rejection: Rejection::Locked,
-            ..
-        } => ("item-not-found", "cancel"),
-        _ => {
-            let m = e.mapping().xmpp;
-            (m.condition.as_str(), m.kind.as_str())
         }
     }
 }

@@ -21,6 +21,7 @@ pub mod occupants;
 pub mod owner;
 pub mod roster;
 pub mod stanzas;
+pub mod voice;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
@@ -111,9 +112,10 @@ enum Pending {
     Leave { room: RoomName, jid: String },
     /// A groupchat message or subject change; on failure the sender gets the error.
     Message { stanza: Element },
-    /// An IQ answered with an empty result once every command of it succeeded.
-    Iq {
-        iq: Element,
+    /// Commands run one after the other for one stanza, stopping at the first refusal
+    /// (answered with it); an IQ gets its empty result once every one succeeded.
+    Chain {
+        stanza: Element,
         actor: Address,
         rest: VecDeque<(Command, Option<Secret>)>,
     },
@@ -392,24 +394,25 @@ impl Muc {
                     ));
                 }
             }
-            Pending::Iq {
-                iq,
+            Pending::Chain {
+                stanza,
                 actor,
                 mut rest,
             } => match result {
                 Err(e) => {
                     let text = error_text(e);
                     self.send(stanzas::mapped_error(
-                        &iq,
+                        &stanza,
                         e.mapping().xmpp,
                         text.as_deref(),
                     ));
                 }
                 Ok(_) => match rest.pop_front() {
-                    None => self.send(stanzas::iq_result(&iq)),
+                    None if stanza.name == "iq" => self.send(stanzas::iq_result(&stanza)),
+                    None => {}
                     Some((command, password)) => {
-                        let next = Pending::Iq {
-                            iq,
+                        let next = Pending::Chain {
+                            stanza,
                             actor: actor.clone(),
                             rest,
                         };

@@ -46,8 +46,8 @@ pub fn iq(muc: &mut Muc, iq: &Element, q: &Element, room: &RoomName, actor: Addr
             .filter(|t| !t.trim().is_empty());
         let alt = d.get_attr("jid").map(str::to_owned);
         muc.destroying.insert(room.clone(), (reason, alt));
-        let pending = Pending::Iq {
-            iq: iq.clone(),
+        let pending = Pending::Chain {
+            stanza: iq.clone(),
             actor: actor.clone(),
             rest: VecDeque::new(),
         };
@@ -62,8 +62,8 @@ pub fn iq(muc: &mut Muc, iq: &Element, q: &Element, room: &RoomName, actor: Addr
         Some("cancel") => {
             // §10.1.3: cancelling the first configuration destroys the new room.
             if muc.awaiting_config.remove(room) {
-                let pending = Pending::Iq {
-                    iq: iq.clone(),
+                let pending = Pending::Chain {
+                    stanza: iq.clone(),
                     actor: actor.clone(),
                     rest: VecDeque::new(),
                 };
@@ -108,8 +108,8 @@ pub fn iq(muc: &mut Muc, iq: &Element, q: &Element, room: &RoomName, actor: Addr
                 muc.send(stanzas::iq_result(iq));
                 return;
             };
-            let pending = Pending::Iq {
-                iq: iq.clone(),
+            let pending = Pending::Chain {
+                stanza: iq.clone(),
                 actor: actor.clone(),
                 rest: commands,
             };
