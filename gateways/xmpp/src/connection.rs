@@ -39,6 +39,9 @@ pub struct Status {
     reconnects: AtomicU64,
     stanzas_in: AtomicU64,
     stanzas_out: AtomicU64,
+    occupants: AtomicU64,
+    rooms: AtomicU64,
+    in_flight: AtomicU64,
     last_error: Mutex<Option<(String, String)>>,
 }
 
@@ -84,6 +87,9 @@ impl Status {
             "reconnects": self.reconnects(),
             "stanzas_in": self.stanzas_in.load(Ordering::Relaxed),
             "stanzas_out": self.stanzas_out.load(Ordering::Relaxed),
+            "occupants": self.occupants.load(Ordering::Relaxed),
+            "rooms": self.rooms.load(Ordering::Relaxed),
+            "commands_in_flight": self.in_flight.load(Ordering::Relaxed),
             "last_error": last_error,
         })
     }
@@ -91,7 +97,7 @@ impl Status {
     /// Prometheus lines.
     pub fn metrics(&self) -> String {
         let mut out = String::new();
-        let lines: [(&str, &str, &str, u64); 4] = [
+        let lines: [(&str, &str, &str, u64); 7] = [
             (
                 "conclave_xmpp_connected",
                 "gauge",
@@ -115,6 +121,24 @@ impl Status {
                 "counter",
                 "stanzas sent to the XMPP server",
                 self.stanzas_out.load(Ordering::Relaxed),
+            ),
+            (
+                "conclave_xmpp_occupants",
+                "gauge",
+                "XMPP clients in rooms (one per full JID and room)",
+                self.occupants.load(Ordering::Relaxed),
+            ),
+            (
+                "conclave_xmpp_rooms",
+                "gauge",
+                "rooms with at least one XMPP occupant",
+                self.rooms.load(Ordering::Relaxed),
+            ),
+            (
+                "conclave_xmpp_commands_in_flight",
+                "gauge",
+                "engine commands the XMPP gateway is waiting on",
+                self.in_flight.load(Ordering::Relaxed),
             ),
         ];
         for (name, kind, help, value) in lines {
@@ -192,7 +216,7 @@ async fn run(
     mut stop: watch::Receiver<bool>,
 ) {
     end_previous_sessions(&handle).await;
-    let mut driver = Driver::new(&config, handle);
+    let mut driver = Driver::new(&config, handle, status.clone());
     let mut delay = config.backoff_min;
     let mut first = true;
     loop {
@@ -292,10 +316,11 @@ struct Driver {
     results_tx: mpsc::UnboundedSender<CommandResult>,
     results_rx: mpsc::UnboundedReceiver<CommandResult>,
     renew: tokio::time::Interval,
+    status: Arc<Status>,
 }
 
 impl Driver {
-    fn new(config: &XmppConfig, handle: GatewayHandle) -> Self {
+    fn new(config: &XmppConfig, handle: GatewayHandle, status: Arc<Status>) -> Self {
         let mut nonce = [0u8; 8];
         let _ = getrandom::fill(&mut nonce);
         let mut muc_config = MucConfig::new(&config.component_domain);
@@ -320,6 +345,7 @@ impl Driver {
             results_tx,
             results_rx,
             renew,
+            status,
         }
     }
 
@@ -429,6 +455,15 @@ impl Driver {
                 Action::Send(el) => out.push(el),
                 Action::Execute(exec) => self.spawn(*exec),
             }
+        }
+        let occupants = self.muc.occupants();
+        let gauges = [
+            (&self.status.occupants, occupants.count()),
+            (&self.status.rooms, occupants.rooms().count()),
+            (&self.status.in_flight, self.muc.in_flight()),
+        ];
+        for (gauge, value) in gauges {
+            gauge.store(value as u64, Ordering::Relaxed);
         }
         out
     }
