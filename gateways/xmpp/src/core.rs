@@ -8,6 +8,7 @@
 //! service get `service-unavailable`; stanzas of type `error` (and IQ `result`) are
 //! never answered, so two entities can never bounce errors at each other forever.
 
+use crate::muc::stanzas::error_reply;
 use crate::xml::Element;
 
 /// The component stream's namespace: stanzas inherit it.
@@ -141,28 +142,6 @@ fn result(stanza: &Element, from: &str, to: &str) -> Element {
         out.set_attr("id", id);
     }
     out
-}
-
-/// The stanza's error answer (RFC 6120 §8.3): same kind and id, addresses swapped,
-/// without the original payload (it is not needed and would double the traffic).
-fn error_reply(stanza: &Element, kind: &str, condition: &str, text: Option<&str>) -> Element {
-    let mut out = Element::new(&stanza.name, NS_COMPONENT).attr("type", "error");
-    if let Some(to) = stanza.get_attr("to") {
-        out.set_attr("from", to);
-    }
-    if let Some(from) = stanza.get_attr("from") {
-        out.set_attr("to", from);
-    }
-    if let Some(id) = stanza.get_attr("id") {
-        out.set_attr("id", id);
-    }
-    let mut error = Element::new("error", NS_COMPONENT)
-        .attr("type", kind)
-        .child(Element::new(condition, NS_STANZAS));
-    if let Some(t) = text {
-        error = error.child(Element::new("text", NS_STANZAS).text(t));
-    }
-    out.child(error)
 }
 
 /// XEP-0106 JID escaping of a room name as a localpart; names are also lowercased,

@@ -288,16 +288,7 @@ pub fn result_message(
 /// `complete='true'` on the last page, and the page's first and last ids (and the
 /// count, when known).
 pub fn fin(iq: &Element, page: &MamPage) -> Element {
-    let mut out = Element::new("iq", NS_COMPONENT).attr("type", "result");
-    if let Some(to) = iq.get_attr("to") {
-        out.set_attr("from", to);
-    }
-    if let Some(from) = iq.get_attr("from") {
-        out.set_attr("to", from);
-    }
-    if let Some(id) = iq.get_attr("id") {
-        out.set_attr("id", id);
-    }
+    let out = crate::muc::stanzas::iq_result(iq);
     let mut set = Element::new("set", NS_RSM);
     if let Some(first) = &page.first {
         set = set.child(Element::new("first", NS_RSM).text(first));

@@ -226,6 +226,13 @@ impl World {
         ))
     }
 
+    /// `user` submits `fields` (XEP-0004 `<field>`s) as room r's configuration.
+    fn configure(&mut self, user: &str, fields: &str) -> Vec<Element> {
+        self.recv(&format!(
+            "<iq type='set' id='cfg' from='{user}@localhost/pc' to='r@{DOMAIN}'><query xmlns='{NS_MUC_OWNER}'><x xmlns='jabber:x:data' type='submit'>{fields}</x></query></iq>"
+        ))
+    }
+
     /// `user` creates `room` and accepts the default configuration.
     fn create(&mut self, user: &str, room: &str, nick: &str) {
         self.join(user, room, nick);
@@ -505,9 +512,7 @@ fn a_kick_made_over_http_removes_the_xmpp_occupant_too() {
 fn a_visitor_needs_voice_in_a_moderated_room() {
     let mut w = World::new();
     w.create("alice", "r", "Alice");
-    w.recv(&format!(
-        "<iq type='set' id='c' from='alice@localhost/pc' to='r@{DOMAIN}'><query xmlns='{NS_MUC_OWNER}'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#roomconfig</value></field><field var='muc#roomconfig_moderatedroom'><value>1</value></field></x></query></iq>"
-    ));
+    w.configure("alice", "<field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#roomconfig</value></field><field var='muc#roomconfig_moderatedroom'><value>1</value></field>");
     let out = w.join("bob", "r", "Bob");
     let own = to(&out, "bob")
         .into_iter()
@@ -531,9 +536,7 @@ fn a_visitor_needs_voice_in_a_moderated_room() {
 fn a_password_protected_room_wants_the_right_password() {
     let mut w = World::new();
     w.join("alice", "r", "Alice");
-    let out = w.recv(&format!(
-        "<iq type='set' id='c' from='alice@localhost/pc' to='r@{DOMAIN}'><query xmlns='{NS_MUC_OWNER}'><x xmlns='jabber:x:data' type='submit'><field var='muc#roomconfig_passwordprotectedroom'><value>1</value></field><field var='muc#roomconfig_roomsecret'><value>s3cret</value></field></x></query></iq>"
-    ));
+    let out = w.configure("alice", "<field var='muc#roomconfig_passwordprotectedroom'><value>1</value></field><field var='muc#roomconfig_roomsecret'><value>s3cret</value></field>");
     assert!(iq_result(&out), "{out:?}");
     let out = w.join("bob", "r", "Bob");
     assert_eq!(condition(&out[0]), "not-authorized");
@@ -553,9 +556,10 @@ fn a_password_protected_room_wants_the_right_password() {
 fn a_members_only_room_refuses_a_stranger_with_registration_required() {
     let mut w = World::new();
     w.join("alice", "r", "Alice");
-    w.recv(&format!(
-        "<iq type='set' id='c' from='alice@localhost/pc' to='r@{DOMAIN}'><query xmlns='{NS_MUC_OWNER}'><x xmlns='jabber:x:data' type='submit'><field var='muc#roomconfig_membersonly'><value>1</value></field></x></query></iq>"
-    ));
+    w.configure(
+        "alice",
+        "<field var='muc#roomconfig_membersonly'><value>1</value></field>",
+    );
     let out = w.join("bob", "r", "Bob");
     assert_eq!(condition(&out[0]), "registration-required");
 }
@@ -802,9 +806,10 @@ fn a_mam_query_is_answered_from_the_archive_with_a_fin() {
 fn a_voice_request_reaches_the_moderators_and_their_approval_gives_voice() {
     let mut w = World::new();
     w.create("alice", "r", "Alice");
-    w.recv(&format!(
-        "<iq type='set' id='c' from='alice@localhost/pc' to='r@{DOMAIN}'><query xmlns='{NS_MUC_OWNER}'><x xmlns='jabber:x:data' type='submit'><field var='muc#roomconfig_moderatedroom'><value>1</value></field></x></query></iq>"
-    ));
+    w.configure(
+        "alice",
+        "<field var='muc#roomconfig_moderatedroom'><value>1</value></field>",
+    );
     w.join("bob", "r", "Bob");
     let request = "<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#request</value></field><field var='muc#role'><value>participant</value></field></x>";
     let out = w.recv(&format!(

@@ -231,14 +231,7 @@ pub fn send_history(muc: &mut Muc, room: &RoomName, to: &str, req: &HistoryReque
         return;
     }
     let msgs = cx.archive.recent(room, limit);
-    let nicks = roster::nick_table(muc, room, cx);
-    let nick = |a: &Address| -> String {
-        nicks
-            .iter()
-            .find(|(x, _)| x == a)
-            .map(|(_, n)| n.clone())
-            .unwrap_or_else(|| a.local().to_owned())
-    };
+    let nick = roster::nick_lookup(roster::nick_table(muc, room, cx));
     for el in req.render(&msgs, cx.now, &muc.room_jid(room), to, nick) {
         muc.send(el);
     }

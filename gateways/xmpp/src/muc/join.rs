@@ -400,15 +400,7 @@ fn change_nick(
     };
     let p = cx.state.principal_of(&o.address);
     let (rank, aff) = roster::standing(cx, room, room_state, &p);
-    let viewers: Vec<(String, Address)> = muc
-        .occupants
-        .room(room)
-        .map(|r| {
-            r.iter()
-                .map(|v| (v.jid.clone(), v.address.clone()))
-                .collect()
-        })
-        .unwrap_or_default();
+    let viewers = roster::viewers(muc, room);
     for (to, viewer) in &viewers {
         let me = *to == o.jid;
         let sees = me || roster::sees_jids(cx, room, room_state, viewer);
@@ -467,15 +459,7 @@ pub fn gone(
             None,
         ),
     };
-    let viewers: Vec<(String, Address)> = muc
-        .occupants
-        .room(room)
-        .map(|r| {
-            r.iter()
-                .map(|v| (v.jid.clone(), v.address.clone()))
-                .collect()
-        })
-        .unwrap_or_default();
+    let viewers = roster::viewers(muc, room);
     for (to, viewer) in &viewers {
         let me = *to == o.jid;
         let sees = me || room_state.is_some_and(|r| roster::sees_jids(cx, room, r, viewer));

@@ -59,6 +59,30 @@ pub fn sees_jids(cx: &Ctx<'_>, name: &RoomName, room: &Room, viewer: &Address) -
             >= Rank::Moderator
 }
 
+/// Every XMPP occupant of a room as (full JID, identity): who a room's stanzas go to.
+pub fn viewers(muc: &Muc, name: &RoomName) -> Vec<(String, Address)> {
+    muc.occupants
+        .room(name)
+        .map(|r| {
+            r.iter()
+                .map(|v| (v.jid.clone(), v.address.clone()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A lookup of the nickname a sender shows under, from [`nick_table`]: the identity's
+/// user part for someone no longer in the room.
+pub fn nick_lookup(table: Vec<(Address, String)>) -> impl Fn(&Address) -> String {
+    move |a: &Address| {
+        table
+            .iter()
+            .find(|(x, _)| x == a)
+            .map(|(_, n)| n.clone())
+            .unwrap_or_else(|| a.local().to_owned())
+    }
+}
+
 /// Whether an XMPP occupant's session is still present in the projection.
 pub fn session_present(state: &State, room: &RoomName, o: &Occupant) -> bool {
     let p = state.principal_of(&o.address);
@@ -229,15 +253,7 @@ pub fn broadcast_presence(muc: &mut Muc, name: &RoomName, o: &Occupant, cx: &Ctx
     let Some(room) = cx.state.rooms.get(name) else {
         return;
     };
-    let viewers: Vec<(String, Address)> = muc
-        .occupants
-        .room(name)
-        .map(|r| {
-            r.iter()
-                .map(|v| (v.jid.clone(), v.address.clone()))
-                .collect()
-        })
-        .unwrap_or_default();
+    let viewers = viewers(muc, name);
     for (to, viewer) in viewers {
         let codes: &[u16] = if to == o.jid { &[status::SELF] } else { &[] };
         let sees = to == o.jid || sees_jids(cx, name, room, &viewer);
@@ -423,17 +439,10 @@ pub fn mam(muc: &mut Muc, iq: &Element, name: &RoomName, from: &super::jid::Jid<
             return;
         }
     };
-    let nicks = nick_table(muc, name, cx);
-    let nick = |a: &Address| -> String {
-        nicks
-            .iter()
-            .find(|(x, _)| x == a)
-            .map(|(_, n)| n.clone())
-            .unwrap_or_else(|| a.local().to_owned())
-    };
+    let nick = nick_lookup(nick_table(muc, name, cx));
     let room_jid = muc.room_jid(name);
     for m in &page.messages {
-        let r = crate::mam::result_message(&full, &room_jid, q.query_id.as_deref(), m, nick);
+        let r = crate::mam::result_message(&full, &room_jid, q.query_id.as_deref(), m, &nick);
         muc.send(r);
     }
     muc.send(crate::mam::fin(iq, &page));
@@ -464,11 +473,7 @@ pub fn nick_table(muc: &Muc, name: &RoomName, cx: &Ctx<'_>) -> Vec<(Address, Str
 
 /// The nickname a sender is shown under: their occupant's, else a derived one.
 pub fn nick_of(muc: &Muc, name: &RoomName, address: &Address, cx: &Ctx<'_>) -> String {
-    nick_table(muc, name, cx)
-        .into_iter()
-        .find(|(a, _)| a == address)
-        .map(|(_, n)| n)
-        .unwrap_or_else(|| address.local().to_owned())
+    nick_lookup(nick_table(muc, name, cx))(address)
 }
 
 /// The subject message sent after a join (empty `<subject/>` when there is none).
