@@ -481,7 +481,7 @@ impl Driver {
                 correlation,
                 ..
             } = exec;
-            let mut req = Request::new(command, Actor::Identity(actor), origin());
+            let mut req = Request::new(command, actor, origin());
             req.correlation_id = correlation;
             let answer = self.handle.submit(req);
             tokio::spawn(async move {
@@ -511,7 +511,7 @@ impl Driver {
                     }
                 }
             }
-            let mut req = Request::new(command, Actor::Identity(actor), origin());
+            let mut req = Request::new(command, actor, origin());
             req.correlation_id = correlation;
             let r = handle.execute(req).await;
             let _ = tx.send((token, r));

@@ -111,7 +111,7 @@ impl World {
             ))));
         }
         let corr = correlation.unwrap_or_else(|| format!("c{token}"));
-        let result = self.decide_apply(Actor::Identity(actor), &command, &corr, "xmpp");
+        let result = self.decide_apply(actor, &command, &corr, "xmpp");
         self.deliver(token, result, &corr);
     }
 
@@ -737,8 +737,9 @@ fn only_owners_see_the_configuration_form() {
 #[test]
 fn errors_are_never_answered() {
     let mut w = World::new();
+    w.create("alice", "r", "Alice");
     let out = w.recv(&format!(
-        "<message type='error' from='bob@localhost/pc' to='r@{DOMAIN}'><body>x</body></message>"
+        "<message type='error' from='bob@localhost/pc' to='r@{DOMAIN}'><error type='modify'><bad-request xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>"
     ));
     assert!(out.is_empty());
 }
@@ -758,7 +759,10 @@ fn after_a_reconnect_every_occupant_is_told_the_room_again_own_presence_last() {
     }
     let out = w.settle();
     for (user, other) in [("alice", "Bob"), ("bob", "Alice")] {
-        let mine = to(&out, user);
+        let mine: Vec<&Element> = to(&out, user)
+            .into_iter()
+            .filter(|e| e.name == "presence")
+            .collect();
         assert_eq!(mine.len(), 2, "{mine:?}");
         assert_eq!(
             mine[0].get_attr("from"),
@@ -884,4 +888,85 @@ proptest::proptest! {
             proptest::prop_assert!(parse_element(&o.to_xml(NS_COMPONENT), NS_COMPONENT, &[]).is_ok());
         }
     }
+}
+
+fn resync(w: &mut World) -> Vec<Element> {
+    {
+        let cx = Ctx {
+            state: &w.state,
+            now: w.now,
+            archive: &w.history,
+        };
+        w.muc.resync(&cx);
+    }
+    w.settle()
+}
+
+fn ping_to<'a>(out: &'a [Element], user: &str) -> &'a Element {
+    to(out, user)
+        .into_iter()
+        .find(|e| e.name == "iq" && e.get_child("ping", "urn:xmpp:ping").is_some())
+        .expect("a ping")
+}
+
+#[test]
+fn after_a_reconnect_a_client_its_server_no_longer_knows_is_removed_and_one_that_answers_stays() {
+    let mut w = World::new();
+    w.create("alice", "r", "Alice");
+    w.join("bob", "r", "Bob");
+    let out = resync(&mut w);
+    let (alice_ping, bob_ping) = (ping_to(&out, "alice"), ping_to(&out, "bob"));
+    let reply = |p: &Element, body: &str| {
+        format!(
+            "<iq type='{body}' id='{}' from='{}' to='{}'>{}</iq>",
+            p.get_attr("id").unwrap(),
+            p.get_attr("to").unwrap(),
+            p.get_attr("from").unwrap(),
+            if body == "error" {
+                "<error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error>"
+            } else {
+                ""
+            }
+        )
+    };
+    let bob_gone = reply(bob_ping, "error");
+    let alice_here = reply(alice_ping, "result");
+    let out = w.recv(&bob_gone);
+    let seen = to(&out, "alice");
+    assert_eq!(seen[0].get_attr("type"), Some("unavailable"));
+    assert!(codes(seen[0]).contains(&"333".into()), "{seen:?}");
+    w.recv(&alice_here);
+    assert_eq!(w.room("r").members.len(), 1);
+    assert_eq!(w.muc.occupants().count(), 1);
+}
+
+#[test]
+fn a_bounced_message_removes_the_ghost() {
+    let mut w = World::new();
+    w.create("alice", "r", "Alice");
+    w.join("bob", "r", "Bob");
+    let out = w.recv(&format!(
+        "<message type='error' from='bob@localhost/pc' to='r@{DOMAIN}'><error type='cancel'><recipient-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>"
+    ));
+    assert!(to(&out, "alice")
+        .iter()
+        .any(|e| codes(e).contains(&"333".into())));
+    assert_eq!(w.room("r").members.len(), 1);
+}
+
+#[test]
+fn a_join_from_an_occupant_sends_it_the_whole_room_again_and_nobody_else_anything() {
+    let mut w = World::new();
+    w.create("alice", "r", "Alice");
+    w.join("bob", "r", "Bob");
+    let out = w.join("bob", "r", "Bob");
+    assert!(to(&out, "alice").is_empty());
+    let bobs = to(&out, "bob");
+    assert!(bobs.iter().any(|p| codes(p).contains(&"110".into())));
+    assert!(bobs
+        .last()
+        .unwrap()
+        .get_child("subject", NS_COMPONENT)
+        .is_some());
+    assert_eq!(w.room("r").members.len(), 2);
 }

@@ -19,6 +19,12 @@ const MAX_REASON_CHARS: usize = 500;
 pub fn message(muc: &mut Muc, el: &Element, to: &Jid<'_>, address: Address, cx: &Ctx<'_>) {
     let kind = el.get_attr("type").unwrap_or("normal");
     if kind == "error" {
+        // A bounce of what the room sent: a client that is gone leaves (§7.2's ghosts).
+        if stanzas::says_gone(el) {
+            if let (Ok(room), Some(from)) = (muc.room_of(to, cx), el.get_attr("from")) {
+                muc.disconnect(&room, from);
+            }
+        }
         return;
     }
     let room = match muc.room_of(to, cx) {

@@ -84,7 +84,8 @@ pub fn presence(
         .and_then(|r| r.by_jid(&full))
         .cloned();
     match (kind, current) {
-        ("unavailable" | "error", Some(o)) => {
+        ("error", Some(_)) => muc.disconnect(&room, &full),
+        ("unavailable", Some(o)) => {
             let pending = Pending::Leave {
                 room: room.clone(),
                 jid: full,
@@ -103,7 +104,9 @@ pub fn presence(
                 muc.send(stanzas::error_reply(el, "modify", "jid-malformed", None));
                 return;
             };
-            if nick == o.nick {
+            if nick == o.nick && el.get_child("x", NS_MUC).is_some() {
+                rejoin(muc, &room, &o, el, cx);
+            } else if nick == o.nick {
                 update(muc, &room, &o, el, cx);
             } else {
                 change_nick(muc, el, &room, &o, nick, cx);
@@ -342,6 +345,27 @@ fn complete(muc: &mut Muc, jp: JoinPending, cx: &Ctx<'_>) {
     }
     chat::send_history(muc, &room, &jid, &jp.history, cx);
     let subject = roster::subject_message(muc, &room, &jid, cx);
+    muc.send(subject);
+}
+
+/// A join from a client that is an occupant already (it lost track, e.g. after the
+/// server or the component reconnected): it gets the whole room again, as on a first
+/// join, without the others seeing it arrive twice.
+fn rejoin(muc: &mut Muc, room: &RoomName, o: &Occupant, el: &Element, cx: &Ctx<'_>) {
+    muc.occupants.room_mut(room).set_show(&o.jid, show_of(el));
+    muc.exec(
+        o.address.clone(),
+        Command::RenewSession {
+            room: room.clone(),
+            session: o.session.clone(),
+        },
+        Pending::Renew,
+    );
+    roster::refresh_others(muc, room, cx);
+    roster::send_roster(muc, room, &o.jid, &[], cx);
+    let history = HistoryRequest::parse(el.get_child("x", NS_MUC));
+    chat::send_history(muc, room, &o.jid, &history, cx);
+    let subject = roster::subject_message(muc, room, &o.jid, cx);
     muc.send(subject);
 }
 

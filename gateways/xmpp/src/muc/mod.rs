@@ -28,7 +28,7 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use chrono::{DateTime, Utc};
 use conclave_engine::ids::{Address, Principal, RoomName, SessionId};
 use conclave_engine::service::{EngineError, Outcome};
-use conclave_engine::{Command, Secret, State};
+use conclave_engine::{Actor, Command, Secret, State};
 
 use crate::archive::{ArchiveError, ArchivedMessage, MamPage};
 use crate::mam::MamQuery;
@@ -58,8 +58,9 @@ pub struct Ctx<'a> {
 pub struct Exec {
     /// Hand the result back with this token.
     pub token: u64,
-    /// Who acts.
-    pub actor: Address,
+    /// Who acts: the user, or the gateway itself (`service:xmpp`) reporting that it
+    /// lost a client.
+    pub actor: Actor,
     /// What.
     pub command: Command,
     /// A room password to hash (argon2, off the core) and add to a `ConfigureRoom`'s
@@ -141,6 +142,8 @@ pub struct Muc {
     awaiting_config: HashSet<RoomName>,
     /// Reason and alternate venue of destroys asked here, shown when the room goes.
     destroying: HashMap<RoomName, (Option<String>, Option<String>)>,
+    /// Reconnect pings in flight: id → (room, client). Cleared at each reconnect.
+    pings: HashMap<String, (RoomName, String)>,
     /// The configuration notices sent for the last configuring command.
     notices: Option<((RoomName, String), std::collections::BTreeSet<u16>)>,
     /// Correlation id → what the stanza said that the engine does not keep and its
@@ -165,6 +168,7 @@ impl Muc {
             awaiting_config: HashSet::new(),
             destroying: HashMap::new(),
             notices: None,
+            pings: HashMap::new(),
             notes: HashMap::new(),
             note_order: VecDeque::new(),
             corr_prefix: format!("xmpp-{nonce:016x}"),
@@ -226,7 +230,7 @@ impl Muc {
             "message" => chat::message(self, el, &to, address, cx),
             "iq" => match kind {
                 "get" | "set" => self.iq(el, &from, &to, address, cx),
-                _ => {}
+                _ => self.pong(el),
             },
             _ => {}
         }
@@ -339,6 +343,23 @@ impl Muc {
         correlation: Option<String>,
         pending: Pending,
     ) -> u64 {
+        self.exec_as(
+            Actor::Identity(actor),
+            command,
+            password,
+            correlation,
+            pending,
+        )
+    }
+
+    fn exec_as(
+        &mut self,
+        actor: Actor,
+        command: Command,
+        password: Option<Secret>,
+        correlation: Option<String>,
+        pending: Pending,
+    ) -> u64 {
         let token = self.next_token;
         self.next_token += 1;
         self.pending.insert(token, pending);
@@ -350,6 +371,34 @@ impl Muc {
             correlation,
         })));
         token
+    }
+
+    /// The client `jid` is gone without leaving (its server bounced a stanza, or did not
+    /// know it after a reconnect): the gateway ends its session, journaled as
+    /// `disconnected`, and the room sees it leave (XEP-0045's ghost removal, 333).
+    fn disconnect(&mut self, room: &RoomName, jid: &str) {
+        let Some(o) = self
+            .occupants
+            .room(room)
+            .and_then(|r| r.by_jid(jid))
+            .cloned()
+        else {
+            return;
+        };
+        let pending = Pending::Leave {
+            room: room.clone(),
+            jid: jid.to_owned(),
+        };
+        self.exec_as(
+            Actor::Service("xmpp".into()),
+            Command::Leave {
+                room: room.clone(),
+                session: o.session,
+            },
+            None,
+            None,
+            pending,
+        );
     }
 
     /// A fresh correlation id that carries `note` to the command's events.
@@ -444,6 +493,7 @@ impl Muc {
     /// projection has it now, own presence last, so clients that missed events while
     /// the server was away are right again.
     pub fn resync(&mut self, cx: &Ctx<'_>) {
+        self.pings.clear();
         let rooms: Vec<RoomName> = self.occupants.rooms().map(|(r, _)| r.clone()).collect();
         for room in rooms {
             let gone: Vec<String> = self
@@ -467,7 +517,43 @@ impl Muc {
                 .unwrap_or_default();
             for jid in jids {
                 roster::send_roster(self, &room, &jid, &[], cx);
+                self.ping(&room, &jid);
             }
+        }
+    }
+
+    /// Asks the client `jid` whether it is still there (XEP-0199), after a reconnect:
+    /// if the XMPP server restarted, clients that did not come back must not stay in
+    /// rooms as ghosts renewed forever.
+    fn ping(&mut self, room: &RoomName, jid: &str) {
+        let id = format!("{}-ping-{}", self.corr_prefix, self.next_token);
+        self.next_token += 1;
+        self.pings
+            .insert(id.clone(), (room.clone(), jid.to_owned()));
+        let ping = Element::new("iq", crate::core::NS_COMPONENT)
+            .attr("type", "get")
+            .attr("id", &id)
+            .attr("from", &self.room_jid(room))
+            .attr("to", jid)
+            .child(Element::new("ping", "urn:xmpp:ping"));
+        self.send(ping);
+    }
+
+    /// The answer to a reconnect ping: a client whose server says it is not there is
+    /// gone; any other answer (a result, or the client's own error) shows it is.
+    fn pong(&mut self, el: &Element) {
+        let Some((room, jid)) = el.get_attr("id").and_then(|id| self.pings.remove(id)) else {
+            return;
+        };
+        if el.get_attr("from") != Some(jid.as_str()) {
+            self.pings.insert(
+                el.get_attr("id").unwrap_or_default().to_owned(),
+                (room, jid),
+            );
+            return;
+        }
+        if el.get_attr("type") == Some("error") && stanzas::says_gone(el) {
+            self.disconnect(&room, &jid);
         }
     }
 

@@ -146,6 +146,27 @@ pub fn error_reply(stanza: &Element, kind: &str, condition: &str, text: Option<&
     out.child(error)
 }
 
+/// Whether an error stanza from a client's address says the client is not there (its
+/// server answered for a resource that is gone, or could not deliver): the conditions
+/// RFC 6120 §8.3.3 gives for an absent recipient or an unreachable server.
+pub fn says_gone(el: &Element) -> bool {
+    let Some(error) = el.get_child("error", NS_COMPONENT) else {
+        return false;
+    };
+    error.elements().any(|c| {
+        c.ns == NS_STANZAS
+            && matches!(
+                c.name.as_str(),
+                "service-unavailable"
+                    | "recipient-unavailable"
+                    | "item-not-found"
+                    | "remote-server-not-found"
+                    | "remote-server-timeout"
+                    | "gone"
+            )
+    })
+}
+
 /// An error answer with an engine mapping's condition and type.
 pub fn mapped_error(stanza: &Element, mapped: Mapped, text: Option<&str>) -> Element {
     error_reply(
