@@ -163,3 +163,15 @@ def sip_server(conclave_bin, tmp_path):
     s.start()
     yield s
     s.stop()
+
+
+@pytest.fixture(scope="module")
+def prosody(tmp_path_factory):
+    """One prosody (tests/e2e/xmpp_support.py) per test module, on free loopback ports."""
+    import secrets
+    from xmpp_support import Prosody
+    p = Prosody(tmp_path_factory.mktemp("prosody"), free_port(), free_port(),
+                secrets.token_hex(16))
+    p.start()
+    yield p
+    p.stop()

@@ -532,3 +532,52 @@ class RawTcp:
 
     def close(self):
         self.sock.close()
+
+
+class RawImUser:
+    """A SIP IM user on one raw UDP socket, registered with that socket as its contact:
+    its requests go out from it and the gateway's MESSAGEs (notices, chat lines) come
+    back to it, answered 200 and kept once per transaction (retransmissions dropped).
+    Blocking; from asyncio code, call it through `asyncio.to_thread`."""
+
+    def __init__(self, server, user: str):
+        self.user = user
+        self.udp = RawUdp(server)
+        reg = self.udp.request("REGISTER", f"sip:{DOMAIN}", user=user, to=f"<sip:{user}@{DOMAIN}>",
+                               extra=[("Contact", f"<sip:{user}@{self.udp.sent_by}>"),
+                                      ("Expires", "300")])
+        r = self.udp.ask(reg)
+        assert r is not None and r.code == 200, f"REGISTER {user}: {r}"
+
+    def send(self, to_user: str, body: str) -> SipMessage | None:
+        """A MESSAGE to `to_user`@domain; its final response (None: none came)."""
+        return self.udp.ask(self.udp.request("MESSAGE", f"sip:{to_user}@{DOMAIN}", user=self.user,
+                                             content_type="text/plain", body=body))
+
+    def received(self) -> list[SipMessage]:
+        """The MESSAGEs the gateway sent, in arrival order, one per Call-ID and CSeq."""
+        seen, out = set(), []
+        for m in self.udp.requests:
+            key = (m.header("call-id"), m.header("cseq"))
+            if m.start.startswith("MESSAGE ") and key not in seen:
+                seen.add(key)
+                out.append(m)
+        return out
+
+    def bodies(self) -> list[str]:
+        return [m.body.decode() for m in self.received()]
+
+    def wait_message(self, body: str, timeout: float = 10.0) -> SipMessage:
+        """The first MESSAGE received whose body is `body`, waiting for it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for m in self.received():
+                if m.body.decode() == body:
+                    return m
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"{self.user}: no MESSAGE {body!r}; got {self.bodies()}")
+            self.udp.recv(min(left, 0.2))
+
+    def close(self):
+        self.udp.close()

@@ -12,18 +12,15 @@ barrier (a later stanza on the same path arrived first).
 
 import asyncio
 import contextlib
-import functools
 import secrets
-import time
 from datetime import datetime, timezone
 
 import pytest
-import requests
 
-from conftest import Server, free_port
 from xmpp_support import (
     COMPONENT, HAS_MUC_MAM, NS_MAM, NS_MUC_USER, NS_ROOMCONFIG, PROSODY_MUC, MucClient,
-    Prosody, StanzaError, close_all, delay_stamp, muc_item, muc_user_x, status_codes,
+    Prosody, StanzaError, async_test, close_all, delay_stamp, muc_item, muc_user_x,
+    start_conclave, status_codes,
 )
 
 CONFIG = "muc#roomconfig_"
@@ -57,25 +54,6 @@ class Service:
             await close_all(cs)
 
 
-@pytest.fixture(scope="module")
-def prosody(tmp_path_factory):
-    root = tmp_path_factory.mktemp("prosody")
-    p = Prosody(root, free_port(), free_port(), secrets.token_hex(16))
-    p.start()
-    yield p
-    p.stop()
-
-
-def _wait_connected(server, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        r = requests.get(f"{server.url}/about/health", timeout=5)
-        if r.json()["sources"]["xmpp"]["connected"]:
-            return
-        time.sleep(0.05)
-    raise AssertionError("the XMPP component did not connect")
-
-
 @pytest.fixture(scope="module", params=[
     pytest.param(PROSODY_MUC, id="prosody"),
     pytest.param(COMPONENT, id="conclave"),
@@ -85,29 +63,11 @@ def muc_service(request, prosody, tmp_path_factory):
         yield Service(PROSODY_MUC, prosody)
         return
     conclave_bin = request.getfixturevalue("conclave_bin")
-    root = tmp_path_factory.mktemp("conclave")
-    secret_file = root / "component-secret"
-    secret_file.write_text(prosody.secret + "\n")
-    (root / "logs").mkdir()
-    server = Server(conclave_bin, root / "data", root / "logs", args=[
-        "--xmpp-component-domain", COMPONENT,
-        "--xmpp-server", f"127.0.0.1:{prosody.component_port}",
-        "--xmpp-component-secret-file", str(secret_file),
-    ])
-    server.start()
+    server = start_conclave(conclave_bin, tmp_path_factory.mktemp("conclave"), prosody)
     try:
-        _wait_connected(server)
         yield Service(COMPONENT, prosody, server)
     finally:
         server.stop()
-
-
-def async_test(fn):
-    """Runs an async test body in a fresh event loop, bounded in time."""
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        return asyncio.run(asyncio.wait_for(fn(*args, **kwargs), 90))
-    return wrapper
 
 
 async def create_room(owner: MucClient, room: str, nick: str, config: dict | None = None,

@@ -8,6 +8,7 @@ XEP-0114) and prosody's own built-in MUC (`muc.localhost`), the reference the MU
 and the benchmark run against first."""
 
 import asyncio
+import functools
 import os
 import signal
 import socket
@@ -15,10 +16,13 @@ import subprocess
 import time
 from pathlib import Path
 
+import requests
 import slixmpp
 from slixmpp.exceptions import IqError, IqTimeout
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
+
+from conftest import Server
 
 DOMAIN = "localhost"
 COMPONENT = "conference.localhost"
@@ -144,6 +148,53 @@ Component "{PROSODY_MUC}" "muc"
         except subprocess.TimeoutExpired:
             os.kill(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
+
+
+def start_conclave(binary: str, root: Path, prosody: Prosody, args=()) -> Server:
+    """A `conclave serve` (data and logs in `root`) whose XMPP gateway is `prosody`'s
+    component COMPONENT, the secret in a file; returns once the component is connected."""
+    root.mkdir(parents=True, exist_ok=True)
+    secret_file = root / "component-secret"
+    secret_file.write_text(prosody.secret + "\n")
+    (root / "logs").mkdir(exist_ok=True)
+    server = Server(binary, root / "data", root / "logs", args=[
+        "--xmpp-component-domain", COMPONENT,
+        "--xmpp-server", f"127.0.0.1:{prosody.component_port}",
+        "--xmpp-component-secret-file", str(secret_file),
+        *args,
+    ])
+    server.start()
+    try:
+        wait_xmpp_connected(server)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+def xmpp_health(server) -> dict:
+    """`sources.xmpp` of the server's /about/health."""
+    return requests.get(f"{server.url}/about/health", timeout=5).json()["sources"]["xmpp"]
+
+
+def wait_xmpp_connected(server, connected: bool = True, timeout: float = 30.0) -> dict:
+    """Polls /about/health until `sources.xmpp.connected` is `connected`; returns it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        h = xmpp_health(server)
+        if h["connected"] is connected:
+            return h
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"the XMPP component never became connected={connected}: {h}")
+        time.sleep(0.05)
+
+
+def async_test(fn):
+    """Runs an async test body in a fresh event loop, bounded in time."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        return asyncio.run(asyncio.wait_for(fn(*args, **kwargs), 90))
+    return wrapper
 
 
 async def _discover(c2s_port: int, target: str, room_presence_to: str | None) -> dict:
@@ -359,6 +410,10 @@ class MucClient:
     async def sync(self, timeout: float = 10) -> None:
         """A round trip to our own server: everything sent before has been processed."""
         await self.xmpp.plugin["xep_0030"].get_info(jid=DOMAIN, timeout=timeout)
+
+    async def wait_disconnected(self, timeout: float = 10) -> None:
+        """Waits until the connection is gone (the server closed it, for example)."""
+        await asyncio.wait_for(asyncio.shield(self._closed), timeout)
 
     async def close(self, timeout: float = 5) -> None:
         if self._closed is None or self._closed.done():
