@@ -970,3 +970,34 @@ fn a_join_from_an_occupant_sends_it_the_whole_room_again_and_nobody_else_anythin
         .is_some());
     assert_eq!(w.room("r").members.len(), 2);
 }
+
+#[test]
+fn a_client_gone_before_its_join_was_answered_leaves_once_in() {
+    let mut w = World::new();
+    w.create("alice", "r", "Alice");
+    let join = parse_element(
+        &format!("<presence from='bob@localhost/pc' to='r@{DOMAIN}/Bob'><x xmlns='{NS_MUC}'/></presence>"),
+        NS_COMPONENT,
+        &[],
+    )
+    .unwrap();
+    let gone = parse_element(
+        &format!("<presence type='unavailable' from='bob@localhost/pc' to='r@{DOMAIN}/Bob'/>"),
+        NS_COMPONENT,
+        &[],
+    )
+    .unwrap();
+    {
+        let cx = Ctx {
+            state: &w.state,
+            now: w.now,
+            archive: &w.history,
+        };
+        w.muc.stanza(&join, &cx);
+        // The unavailable arrives while the join command is still in flight.
+        w.muc.stanza(&gone, &cx);
+    }
+    w.settle();
+    assert_eq!(w.room("r").members.len(), 1);
+    assert_eq!(w.muc.occupants().count(), 1);
+}

@@ -99,6 +99,12 @@ pub fn presence(
                 pending,
             );
         }
+        ("unavailable", None) => {
+            // Gone before its join was answered: it leaves once it is in.
+            if join_in_flight(muc, &room, &full) {
+                muc.leave_after_join.insert((room, full));
+            }
+        }
         ("", Some(o)) => {
             let Some(nick) = to.resource else {
                 muc.send(stanzas::error_reply(el, "modify", "jid-malformed", None));
@@ -176,12 +182,7 @@ fn start(
         return;
     }
     let session = session_for(&full);
-    if muc.joining.contains_key(&(room.clone(), session.clone()))
-        || muc
-            .pending
-            .values()
-            .any(|p| matches!(p, Pending::Join(jp) if jp.room == room && jp.occupant.jid == full))
-    {
+    if join_in_flight(muc, &room, &full) {
         // A repeat while the first is in flight: the first one answers.
         return;
     }
@@ -206,6 +207,15 @@ fn start(
         step: if exists { Step::Join } else { Step::Create },
     };
     issue(muc, jp);
+}
+
+/// Whether a join of the client `jid` into `room` is in flight.
+fn join_in_flight(muc: &Muc, room: &RoomName, jid: &str) -> bool {
+    muc.joining.contains_key(&(room.clone(), session_for(jid)))
+        || muc
+            .pending
+            .values()
+            .any(|p| matches!(p, Pending::Join(jp) if &jp.room == room && jp.occupant.jid == jid))
 }
 
 /// Sends the command of a join's step.
@@ -291,6 +301,8 @@ pub fn result(muc: &mut Muc, mut jp: JoinPending, r: &Result<Outcome, EngineErro
             complete(muc, jp, cx);
         }
         (_, Err(e)) => {
+            muc.leave_after_join
+                .remove(&(jp.room.clone(), jp.occupant.jid.clone()));
             let text = super::error_text(e);
             muc.send(stanzas::mapped_error(
                 &jp.stanza,
@@ -346,6 +358,20 @@ fn complete(muc: &mut Muc, jp: JoinPending, cx: &Ctx<'_>) {
     chat::send_history(muc, &room, &jid, &jp.history, cx);
     let subject = roster::subject_message(muc, &room, &jid, cx);
     muc.send(subject);
+    if muc.leave_after_join.remove(&(room.clone(), jid.clone())) {
+        let pending = Pending::Leave {
+            room: room.clone(),
+            jid,
+        };
+        muc.exec(
+            jp.occupant.address.clone(),
+            Command::Leave {
+                room,
+                session: jp.occupant.session,
+            },
+            pending,
+        );
+    }
 }
 
 /// A join from a client that is an occupant already (it lost track, e.g. after the

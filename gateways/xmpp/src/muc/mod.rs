@@ -138,6 +138,8 @@ pub struct Muc {
     pending: HashMap<u64, Pending>,
     /// Joins waiting for their `Joined` event, by session.
     joining: HashMap<(RoomName, SessionId), join::JoinPending>,
+    /// Clients that left while their join was in flight: (room, full JID).
+    leave_after_join: HashSet<(RoomName, String)>,
     /// Rooms this gateway created and locked until their owner configures them.
     awaiting_config: HashSet<RoomName>,
     /// Reason and alternate venue of destroys asked here, shown when the room goes.
@@ -166,6 +168,7 @@ impl Muc {
             pending: HashMap::new(),
             joining: HashMap::new(),
             awaiting_config: HashSet::new(),
+            leave_after_join: HashSet::new(),
             destroying: HashMap::new(),
             notices: None,
             pings: HashMap::new(),
@@ -208,8 +211,8 @@ impl Muc {
             return false;
         }
         let kind = el.get_attr("type").unwrap_or("");
-        // Errors are never answered (no bouncing between two entities), except that a
-        // client bouncing our stanzas has left (XEP-0045 §7.2.? "ghost" removal).
+        // Errors are never answered (no bouncing between two entities); a client's
+        // bounce of what the room sent it says it is gone (see `disconnect`).
         let Some(from_s) = el.get_attr("from") else {
             return true;
         };
@@ -283,6 +286,10 @@ impl Muc {
             ("query", stanzas::NS_MUC_OWNER, _) => owner::iq(self, el, q, &room, address, cx),
             ("query", "urn:xmpp:mam:2", "set") => {
                 roster::mam(self, el, &room, from, cx);
+            }
+            ("query", "urn:xmpp:mam:2", "get") => {
+                let form = crate::mam::query_form();
+                self.send(stanzas::iq_result(el).child(form));
             }
             _ => self.send(stanzas::error_reply(
                 el,
