@@ -99,11 +99,9 @@ pub fn presence(
                 pending,
             );
         }
-        ("unavailable", None) => {
-            // Gone before its join was answered: it leaves once it is in.
-            if join_in_flight(muc, &room, &full) {
-                muc.leave_after_join.insert((room, full));
-            }
+        // Gone before its join was answered: it leaves once it is in.
+        ("unavailable", None) if join_in_flight(muc, &room, &full) => {
+            muc.leave_after_join.insert((room, full));
         }
         ("", Some(o)) => {
             let Some(nick) = to.resource else {
