@@ -72,7 +72,7 @@ fn create(i: usize) -> Request {
 
 /// Alternating lock/unlock: one event per command, a typical moderation action.
 fn toggle(i: usize, n: usize) -> Request {
-    let command = if n % 2 == 0 {
+    let command = if n.is_multiple_of(2) {
         Command::LockRoom { room: room(i) }
     } else {
         Command::UnlockRoom { room: room(i) }
@@ -630,7 +630,7 @@ fn main() {
             .max(1);
         let runs: Vec<Round> = (0..rounds)
             .map(|r| {
-                let (plain, fed) = if r % 2 == 0 {
+                let (plain, fed) = if r.is_multiple_of(2) {
                     let p = engine_run(&rt, clients, total, false);
                     (p, engine_run(&rt, clients, total, true))
                 } else {

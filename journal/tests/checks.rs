@@ -55,7 +55,7 @@ fn append_n(j: &Journal, from: u64, n: u64) {
             ExpectedVersion::Any,
             format!("payload {i}").as_bytes(),
         );
-        if i % 4 == 0 {
+        if i.is_multiple_of(4) {
             r.records[0].content = Some(format!("chat body {i}").into_bytes());
         }
         j.append_blocking(r).unwrap();
@@ -542,7 +542,7 @@ fn measure_verify_cost() {
                     "chat_posted",
                     &[b'x'; 200],
                 );
-                if (seq + i) % 4 == 0 {
+                if (seq + i).is_multiple_of(4) {
                     r.content = Some(vec![b'c'; 120]);
                 }
                 r

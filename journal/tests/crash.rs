@@ -32,7 +32,7 @@ fn crash_child_appender() {
                 let mut i = 0u64;
                 loop {
                     let mut req = one(&format!("room:{w}"), ExpectedVersion::Any, &i.to_be_bytes());
-                    if i % 5 == 0 {
+                    if i.is_multiple_of(5) {
                         req.records[0].content = Some(format!("said {i}").into_bytes());
                     }
                     if i % 50 == 7 {

@@ -21,7 +21,7 @@ fn filled(
             ExpectedVersion::Any,
             format!("payload {i}").as_bytes(),
         );
-        if i % 4 == 0 {
+        if i.is_multiple_of(4) {
             r.records[0].content = Some(format!("chat body {i}").into_bytes());
         }
         j.append_blocking(r).unwrap();

@@ -22,7 +22,7 @@ const STREAMS: [&str; 4] = ["room:1", "room:10", "room:b", "account:x"];
 fn fill(j: &Journal, n: usize, salt: usize) {
     let mut i = 0;
     while i < n {
-        let stream = STREAMS[(i * 7 + salt) % 3 + usize::from(i % 11 == 0)];
+        let stream = STREAMS[(i * 7 + salt) % 3 + usize::from(i.is_multiple_of(11))];
         let count = 1 + (i + salt) % 3;
         let records = (0..count)
             .map(|k| rec(stream, "e", format!("{i}-{k}").as_bytes()))

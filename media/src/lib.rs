@@ -1,5 +1,6 @@
 //! The media node: a G.711 audio conference mixer for SIP calls (RTP, jitter buffer,
-//! RTCP, RFC 4733 DTMF, music on hold); later WebRTC forwarding.
+//! RTCP, RFC 4733 DTMF, music on hold), and the WebRTC selective forwarding unit for
+//! browsers ([`Sfu`], module `sfu`).
 //!
 //! The protocol logic is sans-IO ([`Conference`], [`MediaCore`]: datagrams and `now`
 //! in, datagrams and events out, tested on a virtual clock); [`MediaNode`] is the tokio
@@ -17,6 +18,7 @@ pub mod mixer;
 pub mod node;
 pub mod rtcp;
 pub mod rtp;
+pub mod sfu;
 #[cfg(test)]
 mod testing;
 
@@ -25,3 +27,4 @@ pub use error::MediaError;
 pub use g711::G711;
 pub use mixer::MediaCore;
 pub use node::{LegInfo, MediaConfig, MediaNode, MediaStats};
+pub use sfu::{MediaKind, ParticipantId, Sfu, SfuConfig, SfuError, SfuSignal};

@@ -425,7 +425,7 @@ mod tests {
     fn jitter_grows_with_arrival_variance() {
         let mut s = ReceptionStats::default();
         for i in 0..50u32 {
-            let skew = if i % 2 == 0 { 0 } else { 80 };
+            let skew = if i.is_multiple_of(2) { 0 } else { 80 };
             s.on_packet(1, i as u16, i * 160, i * 160 + skew);
         }
         let j = s.report(Instant::now()).unwrap().jitter;

@@ -317,7 +317,7 @@ fn main() {
     let mut room_hist = Histogram::<u64>::new(3).unwrap();
     let mut server_hist = Histogram::<u64>::new(3).unwrap();
     let span_ms = (head * 10) as i64;
-    for i in 0..300 {
+    for i in 0..300u32 {
         let at = start + chrono::Duration::milliseconds(rng.below(span_ms as usize) as i64);
         let room = RoomName::lookup(&format!("room{}", rng.below(ROOMS))).unwrap();
         let t = Instant::now();
@@ -325,7 +325,7 @@ fn main() {
         let view = index.room_at(&journal, &room, seq).unwrap();
         room_hist.record(t.elapsed().as_micros() as u64).unwrap();
         assert!(view.is_some() || seq < ROOMS as u64);
-        if i % 10 == 0 {
+        if i.is_multiple_of(10) {
             let t = Instant::now();
             index.state_at(&journal, seq).unwrap();
             server_hist.record(t.elapsed().as_micros() as u64).unwrap();

@@ -99,7 +99,7 @@ impl ReplayIndex {
             self.head = record.seq;
             self.head_hash = record.hash;
             added += 1;
-            if record.seq % self.config.snapshot_every == 0 {
+            if record.seq.is_multiple_of(self.config.snapshot_every) {
                 self.snapshots
                     .push((record.seq, Arc::new(self.last.clone())));
             }

@@ -105,7 +105,7 @@ pub fn unhex<const N: usize>(s: &str) -> std::result::Result<[u8; N], String> {
 /// Parses hex of any even length.
 pub fn unhex_vec(s: &str) -> std::result::Result<Vec<u8>, String> {
     let b = s.as_bytes();
-    if b.len() % 2 != 0 {
+    if !b.len().is_multiple_of(2) {
         return Err("odd-length hex".into());
     }
     let nib = |c: u8| match c {

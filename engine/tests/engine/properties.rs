@@ -93,11 +93,11 @@ fn command(w: &World, (kind, a, b, c, flag): Step) -> Option<(Actor, Command)> {
         0 | 1 => Command::CreateRoom {
             room: r,
             parent: flag.then(|| room(ROOMS[usize::from(c) % ROOMS.len()])),
-            private: c % 3 == 0,
+            private: c.is_multiple_of(3),
             owner: actor.is_privileged().then(|| subject.clone()),
-            max_members: (c % 2 == 0).then_some(u32::from(c % 4) + 1),
+            max_members: (c.is_multiple_of(2)).then_some(u32::from(c % 4) + 1),
             welcome_text: None,
-            access_password_hash: (c % 5 == 0).then(|| hash("pw")),
+            access_password_hash: (c.is_multiple_of(5)).then(|| hash("pw")),
             server_password: None,
         },
         2..=4 => Command::Join {
@@ -105,7 +105,7 @@ fn command(w: &World, (kind, a, b, c, flag): Step) -> Option<(Actor, Command)> {
             session,
             credentials: Credentials {
                 password: Some(Secret::new(pw(flag))),
-                owner_password: (c % 7 == 0).then(|| Secret::new(pw(flag))),
+                owner_password: (c.is_multiple_of(7)).then(|| Secret::new(pw(flag))),
                 ..Credentials::default()
             },
         },
@@ -129,7 +129,7 @@ fn command(w: &World, (kind, a, b, c, flag): Step) -> Option<(Actor, Command)> {
             },
             subject,
             reason: None,
-            until: (c % 2 == 0).then(|| w.now + Duration::seconds(30)),
+            until: (c.is_multiple_of(2)).then(|| w.now + Duration::seconds(30)),
         },
         10 => Command::Unban {
             scope: if flag {
@@ -179,7 +179,7 @@ fn command(w: &World, (kind, a, b, c, flag): Step) -> Option<(Actor, Command)> {
                 RoomChange::MaxMembers(Some(u32::from(c % 4) + 1)),
                 RoomChange::Lobby(flag),
                 RoomChange::OwnerExitDestroys(c % 2 == 1),
-                RoomChange::Persistent(c % 3 == 0),
+                RoomChange::Persistent(c.is_multiple_of(3)),
             ],
         },
         16 => Command::MuteAudio { room: r, subject },
@@ -416,7 +416,7 @@ fn random_walk_reaches_every_feature() {
         x ^= x >> 7;
         x ^= x << 17;
         let b = x.to_le_bytes();
-        let step: Step = (b[0], b[1], b[2], b[3], b[4] % 2 == 0);
+        let step: Step = (b[0], b[1], b[2], b[3], b[4].is_multiple_of(2));
         let events = match command(&w, step) {
             Some((actor, cmd)) => {
                 let ctx = w.ctx(&actor);

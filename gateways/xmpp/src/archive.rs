@@ -563,7 +563,7 @@ mod tests {
     fn chat(n: usize) -> Vec<Item> {
         let mut items = vec![Item::Create];
         for (i, id) in ids(n).into_iter().enumerate() {
-            let from = if i % 2 == 0 { alice() } else { bob() };
+            let from = if i.is_multiple_of(2) { alice() } else { bob() };
             items.push(Item::Message(id, from));
         }
         items
@@ -588,7 +588,7 @@ mod tests {
         let mut items = vec![Item::Create];
         let names = ids(10_000);
         for i in 1..100_000usize {
-            if i % 10 == 0 {
+            if i.is_multiple_of(10) {
                 items.push(Item::Message(names[i / 10], alice()));
             } else {
                 items.push(Item::Renew);

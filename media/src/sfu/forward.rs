@@ -1,0 +1,251 @@
+//! Forwarding: one task per published track copies each RTP packet to every
+//! subscriber's outlet, never decoding it.
+//!
+//! The SSRC and payload type are rewritten to what each subscriber's leg negotiated;
+//! header extensions are dropped (their ids differ per leg). Packets withheld by
+//! moderation shift the sequence numbers that follow, so a subscriber sees no gap to
+//! NACK. Keyframe requests go to the publisher at most every 300 ms (a new subscriber
+//! or a resumed video asks at once).
+
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RtpCodecKind};
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+
+use super::keyframe::is_keyframe_request;
+use super::{MediaKind, ParticipantId};
+
+const KEYFRAME_INTERVAL: Duration = Duration::from_millis(300);
+/// Payload type not yet known for an outlet (its leg is not negotiated).
+const NO_PT: u32 = u32::MAX;
+
+/// A participant's moderation switches; shared by its publications.
+#[derive(Debug)]
+pub(crate) struct Forwarding {
+    pub(crate) audio: AtomicBool,
+    pub(crate) video: AtomicBool,
+}
+
+impl Default for Forwarding {
+    fn default() -> Self {
+        Forwarding {
+            audio: AtomicBool::new(true),
+            video: AtomicBool::new(true),
+        }
+    }
+}
+
+impl Forwarding {
+    pub(crate) fn flag(&self, kind: MediaKind) -> &AtomicBool {
+        match kind {
+            MediaKind::Audio => &self.audio,
+            MediaKind::Video => &self.video,
+        }
+    }
+}
+
+/// One track a participant publishes.
+pub(crate) struct Publication {
+    pub(crate) id: u64,
+    pub(crate) publisher: ParticipantId,
+    pub(crate) kind: MediaKind,
+    pub(crate) track_id: String,
+    pub(crate) ssrc: u32,
+    pub(crate) codec: RTCRtpCodec,
+    remote: Arc<dyn TrackRemote>,
+    forwarding: Arc<Forwarding>,
+    outlets: Mutex<Vec<Arc<Outlet>>>,
+    last_keyframe_request: Mutex<Option<Instant>>,
+    pub(crate) ended: AtomicBool,
+    pub(crate) packets_in: AtomicU64,
+    pub(crate) bytes_in: AtomicU64,
+    pub(crate) packets_withheld: AtomicU64,
+    pub(crate) keyframe_requests: AtomicU64,
+}
+
+/// The copy of a publication sent to one subscriber.
+pub(crate) struct Outlet {
+    pub(crate) subscriber: ParticipantId,
+    pub(crate) track: Arc<TrackLocalStaticRTP>,
+    pub(crate) ssrc: u32,
+    pt: AtomicU32,
+    pub(crate) packets: AtomicU64,
+    pub(crate) bytes: AtomicU64,
+    pub(crate) send_errors: AtomicU64,
+    pub(crate) keyframe_requests: AtomicU64,
+}
+
+impl Outlet {
+    pub(crate) fn new(
+        subscriber: ParticipantId,
+        track: Arc<TrackLocalStaticRTP>,
+        ssrc: u32,
+    ) -> Self {
+        Outlet {
+            subscriber,
+            track,
+            ssrc,
+            pt: AtomicU32::new(NO_PT),
+            packets: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            send_errors: AtomicU64::new(0),
+            keyframe_requests: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn set_payload_type(&self, pt: u8) {
+        self.pt.store(u32::from(pt), Ordering::Relaxed);
+    }
+
+    fn payload_type(&self) -> Option<u8> {
+        u8::try_from(self.pt.load(Ordering::Relaxed)).ok()
+    }
+}
+
+pub(crate) fn media_kind(kind: RtpCodecKind) -> Option<MediaKind> {
+    match kind {
+        RtpCodecKind::Audio => Some(MediaKind::Audio),
+        RtpCodecKind::Video => Some(MediaKind::Video),
+        _ => None,
+    }
+}
+
+impl Publication {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        id: u64,
+        publisher: ParticipantId,
+        kind: MediaKind,
+        track_id: String,
+        ssrc: u32,
+        codec: RTCRtpCodec,
+        remote: Arc<dyn TrackRemote>,
+        forwarding: Arc<Forwarding>,
+    ) -> Self {
+        Publication {
+            id,
+            publisher,
+            kind,
+            track_id,
+            ssrc,
+            codec,
+            remote,
+            forwarding,
+            outlets: Mutex::new(Vec::new()),
+            last_keyframe_request: Mutex::new(None),
+            ended: AtomicBool::new(false),
+            packets_in: AtomicU64::new(0),
+            bytes_in: AtomicU64::new(0),
+            packets_withheld: AtomicU64::new(0),
+            keyframe_requests: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn outlets(&self) -> Vec<Arc<Outlet>> {
+        self.outlets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn attach(&self, outlet: Arc<Outlet>) {
+        self.outlets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(outlet);
+    }
+
+    pub(crate) fn detach(&self, subscriber: &str) {
+        self.outlets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|o| o.subscriber != subscriber);
+    }
+
+    /// Asks the publisher for a keyframe (video only); `force` skips the rate limit.
+    pub(crate) async fn request_keyframe(&self, force: bool) {
+        if self.kind != MediaKind::Video || self.ended.load(Ordering::Relaxed) {
+            return;
+        }
+        {
+            let mut last = self
+                .last_keyframe_request
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            let now = Instant::now();
+            if !force && last.is_some_and(|t| now.duration_since(t) < KEYFRAME_INTERVAL) {
+                return;
+            }
+            *last = Some(now);
+        }
+        self.keyframe_requests.fetch_add(1, Ordering::Relaxed);
+        let pli = PictureLossIndication {
+            sender_ssrc: 0,
+            media_ssrc: self.ssrc,
+        };
+        if let Err(e) = self.remote.write_rtcp(vec![Box::new(pli)]).await {
+            tracing::debug!(publisher = %self.publisher, error = %e, "keyframe request not sent");
+        }
+    }
+
+    /// Copies the publisher's packets to the outlets until the track ends.
+    pub(crate) async fn run(self: Arc<Self>) {
+        let mut withheld: u16 = 0;
+        while let Some(event) = self.remote.poll().await {
+            let TrackRemoteEvent::OnRtpPacket(mut packet) = event else {
+                if matches!(event, TrackRemoteEvent::OnEnded | TrackRemoteEvent::OnError) {
+                    break;
+                }
+                continue;
+            };
+            self.packets_in.fetch_add(1, Ordering::Relaxed);
+            let size = packet.payload.len() as u64;
+            self.bytes_in.fetch_add(size, Ordering::Relaxed);
+            if !self.forwarding.flag(self.kind).load(Ordering::Relaxed) {
+                self.packets_withheld.fetch_add(1, Ordering::Relaxed);
+                withheld = withheld.wrapping_add(1);
+                continue;
+            }
+            packet.header.sequence_number = packet.header.sequence_number.wrapping_sub(withheld);
+            packet.header.extension = false;
+            packet.header.extensions.clear();
+            for outlet in self.outlets() {
+                let Some(pt) = outlet.payload_type() else {
+                    continue;
+                };
+                let mut copy = packet.clone();
+                copy.header.ssrc = outlet.ssrc;
+                copy.header.payload_type = pt;
+                match outlet.track.write_rtp(copy).await {
+                    Ok(()) => {
+                        outlet.packets.fetch_add(1, Ordering::Relaxed);
+                        outlet.bytes.fetch_add(size, Ordering::Relaxed);
+                    }
+                    Err(_) => {
+                        outlet.send_errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+        self.ended.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Relays a subscriber's keyframe requests for one outlet to the publisher; ends when
+/// the outlet's sender is removed.
+pub(crate) async fn relay_feedback(publication: Arc<Publication>, outlet: Arc<Outlet>) {
+    while let Some(event) = outlet.track.poll().await {
+        let TrackLocalEvent::OnRtcpPacket(packets) = event else {
+            continue;
+        };
+        if packets.iter().any(|p| is_keyframe_request(p.as_ref())) {
+            outlet.keyframe_requests.fetch_add(1, Ordering::Relaxed);
+            publication.request_keyframe(false).await;
+        }
+    }
+}
