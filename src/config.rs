@@ -20,6 +20,10 @@
 //! | `web.tls_cert` | `--tls-cert` | `CONCLAVE_TLS_CERT` |
 //! | `web.tls_key` | `--tls-key` | `CONCLAVE_TLS_KEY` |
 //! | `web.tls_self_signed` | `--tls-self-signed` | `CONCLAVE_TLS_SELF_SIGNED` |
+//! | `web.stun_urls` | `--stun-urls a,b` | `CONCLAVE_STUN_URLS` |
+//! | `web.turn_urls` | `--turn-urls a,b` | `CONCLAVE_TURN_URLS` |
+//! | `web.turn_secret` | `--turn-secret` | `CONCLAVE_TURN_SECRET` |
+//! | `web.turn_ttl_secs` | `--turn-ttl-secs` | `CONCLAVE_TURN_TTL_SECS` |
 //! | `journal.sync` | `--journal-sync` | `CONCLAVE_JOURNAL_SYNC` |
 //! | `engine.checkpoint_every` | `--checkpoint-every` | `CONCLAVE_CHECKPOINT_EVERY` |
 //! | `engine.tick_interval_ms` | `--tick-interval-ms` | `CONCLAVE_TICK_INTERVAL_MS` |
@@ -88,6 +92,8 @@ struct File {
     media: crate::sip_cmd::MediaFile,
     #[serde(default)]
     xmpp: crate::xmpp_cmd::XmppFile,
+    #[serde(default)]
+    webrtc: crate::webrtc_cmd::WebrtcFile,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -108,6 +114,10 @@ struct WebFile {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     tls_self_signed: Option<bool>,
+    stun_urls: Option<Vec<String>>,
+    turn_urls: Option<Vec<String>>,
+    turn_secret: Option<String>,
+    turn_ttl_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -269,6 +279,21 @@ pub struct ServeArgs {
     /// (its SHA-256 fingerprint is printed) [default: false].
     #[arg(long, env = "CONCLAVE_TLS_SELF_SIGNED", num_args = 0..=1, default_missing_value = "true")]
     pub tls_self_signed: Option<bool>,
+    /// STUN servers given to browsers (stun:/stuns: URLs, comma-separated)
+    /// [default: none; loopback and LAN need none].
+    #[arg(long, env = "CONCLAVE_STUN_URLS", value_delimiter = ',')]
+    pub stun_urls: Option<Vec<String>>,
+    /// TURN servers given to browsers (turn:/turns: URLs, comma-separated), with
+    /// time-limited REST credentials made from --turn-secret [default: none].
+    #[arg(long, env = "CONCLAVE_TURN_URLS", value_delimiter = ',')]
+    pub turn_urls: Option<Vec<String>>,
+    /// The secret shared with the TURN servers (coturn use-auth-secret /
+    /// static-auth-secret); needed with --turn-urls.
+    #[arg(long, env = "CONCLAVE_TURN_SECRET", hide_env_values = true)]
+    pub turn_secret: Option<String>,
+    /// Lifetime of a TURN credential in seconds, 60..=2592000 [default: 86400].
+    #[arg(long, env = "CONCLAVE_TURN_TTL_SECS")]
+    pub turn_ttl_secs: Option<u64>,
     /// Journal sync mode: always | batch:<ms> | none [default: always].
     #[arg(long, env = "CONCLAVE_JOURNAL_SYNC")]
     pub journal_sync: Option<SyncSpec>,
@@ -292,6 +317,8 @@ pub struct ServeArgs {
     pub sip: crate::sip_cmd::SipFlags,
     #[command(flatten)]
     pub xmpp: crate::xmpp_cmd::XmppFlags,
+    #[command(flatten)]
+    pub webrtc: crate::webrtc_cmd::WebrtcFlags,
 }
 
 /// The merged configuration.
@@ -319,6 +346,8 @@ pub struct Config {
     pub sip: Option<crate::sip_cmd::SipSettings>,
     /// The XMPP component, if a component domain is configured (see docs/xmpp.md).
     pub xmpp: Option<crate::xmpp_cmd::XmppSettings>,
+    /// The WebRTC SFU for browsers, unless turned off (see `webrtc_cmd`).
+    pub webrtc: Option<conclave_media::SfuConfig>,
 }
 
 /// Where the web listener's TLS certificate comes from.
@@ -343,6 +372,8 @@ pub struct WebConfig {
     pub trusted_proxies: conclave_gateway_web::TrustedProxies,
     pub cors: conclave_gateway_web::CorsSettings,
     pub tls: TlsSource,
+    /// ICE servers (STUN, TURN with REST credentials) for the page's peer connections.
+    pub ice: conclave_gateway_web::IceSettings,
 }
 
 impl WebConfig {
@@ -432,7 +463,17 @@ impl WebConfig {
             (Some(_), None, _) => bail!("web.tls_cert (--tls-cert): needs web.tls_key (--tls-key)"),
             (None, Some(_), _) => bail!("web.tls_key (--tls-key): needs web.tls_cert (--tls-cert)"),
         };
+        let ice = conclave_gateway_web::IceSettings::new(
+            pick(args.stun_urls.clone(), file.stun_urls.clone(), Vec::new()),
+            pick(args.turn_urls.clone(), file.turn_urls.clone(), Vec::new()),
+            args.turn_secret.clone().or(file.turn_secret.clone()),
+            args.turn_ttl_secs
+                .or(file.turn_ttl_secs)
+                .map(Duration::from_secs),
+        )
+        .context("web.stun_urls / web.turn_urls / web.turn_secret / web.turn_ttl_secs")?;
         Ok(WebConfig {
+            ice,
             header_read_timeout,
             body_read_timeout,
             idle_timeout,
@@ -623,6 +664,7 @@ impl Config {
         let nats = args.nats.resolve(&file.nats, &data_dir);
         let sip = args.sip.resolve(&file.sip, &file.media)?;
         let xmpp = args.xmpp.resolve(&file.xmpp)?;
+        let webrtc = args.webrtc.resolve(&file.webrtc)?;
         let web = WebConfig::load(args, &file.web)?;
         Ok(Config {
             data_dir,
@@ -664,6 +706,7 @@ impl Config {
             nats,
             sip,
             xmpp,
+            webrtc,
         })
     }
 }
@@ -790,6 +833,22 @@ mod tests {
             Config::load(&args(&["--config", "/nonexistent/c.toml"])).unwrap_err()
         );
         assert!(e.contains("/nonexistent/c.toml"), "{e}");
+    }
+
+    #[test]
+    fn ice_servers_from_file_and_flags() {
+        let c = Config::load(&args(&[])).unwrap();
+        assert_eq!(c.web.ice, conclave_gateway_web::IceSettings::default());
+        let (_d, path) = write(
+            "[web]\nstun_urls = [\"stun:stun.example.org:3478\"]\nturn_urls = [\"turn:turn.example.org\"]\nturn_secret = \"north\"\n",
+        );
+        let c = Config::load(&args(&["--config", &path, "--turn-ttl-secs", "600"])).unwrap();
+        assert_eq!(c.web.ice.stun_urls, ["stun:stun.example.org:3478"]);
+        assert_eq!(c.web.ice.turn_ttl, Some(Duration::from_secs(600)));
+        let v = c.web.ice.servers("web-1", 1000);
+        assert_eq!(v[1]["username"], "1600:web-1");
+        let e = Config::load(&args(&["--turn-urls", "turn:x"])).unwrap_err();
+        assert!(format!("{e:#}").contains("TURN secret"), "{e:#}");
     }
 
     #[test]

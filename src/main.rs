@@ -7,6 +7,7 @@ mod replay_cmd;
 mod serve;
 mod sip_cmd;
 mod status;
+mod webrtc_cmd;
 mod xmpp_cmd;
 
 use std::path::PathBuf;

@@ -8,8 +8,8 @@ use anyhow::Context;
 use conclave_engine::service::{hash_password, Engine, EngineConfig};
 use conclave_engine::IpKey;
 use conclave_gateway_web::{
-    load_or_create_admin_token, router_with_options, AuthConfig, StatusSource, TlsConfig,
-    Transport, TransportSettings,
+    load_or_create_admin_token, router_with_media, AuthConfig, MediaOptions, StatusSource,
+    TlsConfig, Transport, TransportSettings,
 };
 use conclave_journal::JournalConfig;
 
@@ -128,16 +128,24 @@ async fn serve(
         sources.push(source.clone());
     }
     let xmpp = crate::xmpp_cmd::start_gateway(engine.clone(), xmpp).await?;
+    let plane = crate::webrtc_cmd::start(config.webrtc.clone()).await?;
     if let Some((_, source)) = &xmpp {
         sources.push(source.clone());
     }
     // Web sessions survive a restart with their signed tokens; one whose client is gone
     // ends when its lease runs out.
-    let router = web.cors.apply(router_with_options(
+    // Browser media: the SFU (none when turned off: the page then runs chat and
+    // moderation only).
+    let media = MediaOptions {
+        plane,
+        ice: web.ice.clone(),
+    };
+    let router = web.cors.apply(router_with_media(
         engine,
         AuthConfig::new(&admin_token),
         sources,
         rates,
+        media,
     ));
     tracing::info!(
         %local,

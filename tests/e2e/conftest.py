@@ -89,7 +89,8 @@ class Server:
                 [self.binary, "serve", "--data-dir", str(self.data_dir),
                  "--web-listen", f"127.0.0.1:{self.port}", "--journal-sync", self.sync,
                  "--sip-listen", f"127.0.0.1:{self.sip_port}",
-                 "--media-ports", f"{media_lo}-{media_lo + 399}", *self.args],
+                 "--media-ports", f"{media_lo}-{media_lo + 399}",
+                 "--webrtc-ports", f"{media_lo + 400}-{media_lo + 599}", *self.args],
                 stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env,
             )
             if self._wait_ready(timeout):

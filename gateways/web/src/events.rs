@@ -25,12 +25,15 @@ use conclave_engine::service::{Engine, FeedEvent, FeedFilter, FeedSubscription, 
 use conclave_engine::RoomName;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use tokio::sync::mpsc;
 
 use crate::api::parse_room;
 use crate::auth::{Caller, Participant};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Ctx, PathParams, QueryParams};
+use crate::media_plane::MediaSignal;
 use crate::revocation::{self, Reach};
+use crate::ws::{self, Peer};
 use crate::App;
 
 /// Most event streams open at once on the server.
@@ -41,6 +44,8 @@ pub const MAX_STREAMS_PER_TOKEN: usize = 8;
 const KEEPALIVE: Duration = Duration::from_secs(20);
 /// WebSocket close code sent when the token's right has ended (private range).
 const CLOSE_REVOKED: u16 = 4001;
+/// WebSocket close code for a client that keeps sending over its rate (RFC 6455).
+const CLOSE_POLICY: u16 = 1008;
 
 /// Query parameters of the stream routes.
 #[derive(Debug, Deserialize)]
@@ -51,6 +56,8 @@ pub struct StreamQuery {
     /// The bearer token, for clients that cannot set headers (EventSource, WebSocket
     /// in browsers).
     access_token: Option<String>,
+    /// WebSocket only: begin with a `media.config` message (the page's signalling).
+    signalling: Option<bool>,
 }
 
 /// Open streams, counted globally and per token.
@@ -338,7 +345,24 @@ fn sse(f: Follower) -> Response {
         .into_response()
 }
 
-async fn ws_session(mut socket: WebSocket, mut f: Follower) {
+/// Sends one JSON message; false when the socket is gone.
+async fn send_json(socket: &mut WebSocket, v: &Value) -> bool {
+    socket
+        .send(Message::Text(v.to_string().into()))
+        .await
+        .is_ok()
+}
+
+async fn ws_session(mut socket: WebSocket, mut f: Follower, peer: Peer, hello: bool) {
+    let (out_tx, mut out_rx) = mpsc::channel::<Value>(64);
+    let (in_tx, in_rx) = mpsc::channel::<String>(ws::QUEUE);
+    let (sig_tx, mut sig_rx) = mpsc::channel::<MediaSignal>(256);
+    if hello && !send_json(&mut socket, &peer.media_config()).await {
+        return;
+    }
+    // Ends (and disconnects the media) once `in_tx` is dropped with this function.
+    tokio::spawn(ws::worker(peer, in_rx, out_tx, sig_tx));
+    let mut bucket = ws::Bucket::new();
     let mut ping = tokio::time::interval(KEEPALIVE);
     ping.tick().await;
     loop {
@@ -364,12 +388,64 @@ async fn ws_session(mut socket: WebSocket, mut f: Follower) {
                     return;
                 }
             },
-            incoming = socket.recv() => match incoming {
-                // Commands over the socket come with the WebRTC work; the feed only
-                // reads, so anything but a close is ignored.
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
-                Some(Ok(_)) => {}
-            },
+            Some(reply) = out_rx.recv() => {
+                if !send_json(&mut socket, &reply).await {
+                    return;
+                }
+            }
+            Some(signal) = sig_rx.recv() => {
+                if !send_json(&mut socket, &ws::signal_json(signal)).await {
+                    return;
+                }
+            }
+            incoming = socket.recv() => {
+                let refusal = match incoming {
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => None,
+                    Some(Ok(_)) if !bucket.take() => {
+                        if bucket.strikes >= ws::MAX_STRIKES {
+                            let _ = socket
+                                .send(Message::Close(Some(CloseFrame {
+                                    code: CLOSE_POLICY,
+                                    reason: "rate.limited".into(),
+                                })))
+                                .await;
+                            return;
+                        }
+                        let secs = u32::try_from(bucket.wait().as_secs() + 1).unwrap_or(u32::MAX);
+                        Some(ApiError::new(
+                            StatusCode::TOO_MANY_REQUESTS,
+                            "rate.limited",
+                            "too many messages on this socket; slow down",
+                        ).with_retry_after(secs))
+                    }
+                    Some(Ok(Message::Binary(_))) => Some(ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "input.not_text",
+                        "messages are JSON text frames",
+                    )),
+                    Some(Ok(Message::Text(t))) if t.len() > ws::MAX_INBOUND_BYTES => {
+                        Some(ApiError::new(
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            "input.too_large",
+                            format!("message over {} bytes", ws::MAX_INBOUND_BYTES),
+                        ))
+                    }
+                    Some(Ok(Message::Text(t))) => match in_tx.try_send(t.as_str().to_owned()) {
+                        Ok(()) => None,
+                        Err(_) => Some(ApiError::new(
+                            StatusCode::TOO_MANY_REQUESTS,
+                            "ws.busy",
+                            "too many messages waiting for an answer; wait for one",
+                        )),
+                    },
+                };
+                if let Some(e) = refusal {
+                    if !send_json(&mut socket, &ws::error(None, None, &e)).await {
+                        return;
+                    }
+                }
+            }
             _ = ping.tick() => {
                 if socket.send(Message::Ping(Default::default())).await.is_err() {
                     return;
@@ -381,7 +457,7 @@ async fn ws_session(mut socket: WebSocket, mut f: Follower) {
 
 type Upgrade = Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>;
 
-fn upgrade(ws: Upgrade, f: Follower) -> ApiResult<Response> {
+fn upgrade(ws: Upgrade, f: Follower, peer: Peer, hello: bool) -> ApiResult<Response> {
     let ws = ws.map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -390,8 +466,9 @@ fn upgrade(ws: Upgrade, f: Follower) -> ApiResult<Response> {
         )
     })?;
     Ok(ws
-        .max_message_size(64 * 1024)
-        .on_upgrade(move |socket| ws_session(socket, f)))
+        .max_message_size(ws::MAX_FRAME_BYTES)
+        .max_frame_size(ws::MAX_FRAME_BYTES)
+        .on_upgrade(move |socket| ws_session(socket, f, peer, hello)))
 }
 
 /// `GET /rooms/{room}/events`: the room's committed events as Server-Sent Events.
@@ -431,8 +508,17 @@ pub async fn room_ws(
 ) -> ApiResult<Response> {
     let room = parse_room(&room)?;
     let from = start(&app, &headers, &q)?;
+    let (remote, credential) = (ctx.remote, ctx.credential.clone());
     let caller = caller(&app, ctx, &q)?;
-    upgrade(ws, follower(&app, caller, Some(room), from)?)
+    let peer = Peer {
+        app: app.clone(),
+        caller: caller.clone(),
+        credential,
+        remote,
+        room: Some(room.clone()),
+    };
+    let hello = q.signalling.unwrap_or(false);
+    upgrade(ws, follower(&app, caller, Some(room), from)?, peer, hello)
 }
 
 /// `GET /ws`: every room's committed events over a WebSocket (admin).
@@ -444,6 +530,14 @@ pub async fn all_ws(
     ws: Upgrade,
 ) -> ApiResult<Response> {
     let from = start(&app, &headers, &q)?;
+    let (remote, credential) = (ctx.remote, ctx.credential.clone());
     let caller = caller(&app, ctx, &q)?;
-    upgrade(ws, follower(&app, caller, None, from)?)
+    let peer = Peer {
+        app: app.clone(),
+        caller: caller.clone(),
+        credential,
+        remote,
+        room: None,
+    };
+    upgrade(ws, follower(&app, caller, None, from)?, peer, false)
 }

@@ -48,7 +48,7 @@ impl<T: DeserializeOwned> FromRequest<App> for Body<T> {
 /// serde's message, except where it would name one of our Rust types ("expected struct
 /// CreateRoom with 8 elements"): clients should read what JSON was expected, not how the
 /// server is built.
-fn describe(e: &serde_json::Error) -> String {
+pub(crate) fn describe(e: &serde_json::Error) -> String {
     let msg = e.to_string();
     let names_a_type = [
         "expected struct",
@@ -108,6 +108,9 @@ pub struct Ctx {
     pub correlation_id: String,
     /// The TCP peer (absent in in-process tests without connect info).
     pub remote: Option<SocketAddr>,
+    /// The protocol journaled as the command's origin: `http`, or `websocket` for
+    /// commands sent over a room's socket.
+    pub protocol: &'static str,
 }
 
 impl FromRequestParts<App> for Ctx {
@@ -131,6 +134,7 @@ impl FromRequestParts<App> for Ctx {
                 credential: Some(credential),
                 correlation_id,
                 remote,
+                protocol: "http",
             });
         }
         let caller = state
@@ -143,6 +147,7 @@ impl FromRequestParts<App> for Ctx {
             credential: None,
             correlation_id,
             remote,
+            protocol: "http",
         })
     }
 }
@@ -227,7 +232,7 @@ pub async fn correlate(mut req: Request, next: axum::middleware::Next) -> axum::
     }
 }
 
-fn new_correlation_id() -> String {
+pub(crate) fn new_correlation_id() -> String {
     let mut b = [0u8; 8];
     // A zero id on entropy failure still correlates within one request.
     let _ = getrandom::fill(&mut b);

@@ -18,9 +18,12 @@ pub mod error;
 mod events;
 mod extract;
 mod guest;
+pub mod ice;
 mod lease;
 mod limits;
+pub mod media_plane;
 mod meta;
+mod page;
 pub mod proxy;
 mod query;
 mod replay_routes;
@@ -30,6 +33,7 @@ pub mod tls;
 pub mod token;
 mod transport;
 mod views;
+mod ws;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -46,7 +50,9 @@ use serde_json::Value;
 pub use auth::{load_or_create_admin_token, AuthConfig};
 pub use cors::{CorsError, CorsSettings};
 pub use error::ApiError;
+pub use ice::{IceError, IceSettings};
 pub use limits::RateSettings;
+pub use media_plane::{BoxFuture, MediaError, MediaKind, MediaPlane, MediaSignal};
 pub use proxy::{ForwardedHeader, PeerAddr, ProxyError, TrustedProxies};
 pub use tls::{TlsConfig, TlsError};
 pub use transport::{Transport, TransportSettings, MAX_HEAD_BYTES};
@@ -86,6 +92,16 @@ pub struct App {
     guests: Arc<guest::GuestKeys>,
     /// Per-address rate limits on entries and chat.
     limits: Arc<limits::RateLimits>,
+    /// The media plane (if any), the ICE servers, and the sessions connected to it.
+    media: Arc<media_plane::MediaHub>,
+}
+
+/// Browser media: the media plane behind the room WebSockets (`None`: no media, the
+/// page offers chat and moderation only) and the ICE servers browsers are given.
+#[derive(Clone, Default)]
+pub struct MediaOptions {
+    pub plane: Option<Arc<dyn MediaPlane>>,
+    pub ice: IceSettings,
 }
 
 impl FromRequestParts<App> for App {
@@ -117,12 +133,29 @@ pub fn router_with_options(
     status: Vec<Arc<dyn StatusSource>>,
     rates: RateSettings,
 ) -> Router {
+    router_with_media(engine, auth, status, rates, MediaOptions::default())
+}
+
+/// [`router_with_options`] with a media plane and ICE servers for browsers.
+pub fn router_with_media(
+    engine: Engine,
+    auth: AuthConfig,
+    status: Vec<Arc<dyn StatusSource>>,
+    rates: RateSettings,
+    media: MediaOptions,
+) -> Router {
     let table = routes::table();
     let engine_dir = engine.data_dir().to_path_buf();
     let tokens = auth::Tokens::new(token::TokenSigner::load(&engine_dir));
     // Outside a runtime (never in the server) tokens are still checked at every use.
     if let Ok(rt) = tokio::runtime::Handle::try_current() {
         rt.spawn(revocation::follow(engine.clone(), tokens.clone()));
+    }
+    let hub = Arc::new(media_plane::MediaHub::new(media.plane, media.ice));
+    if hub.plane.is_some() {
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(media_plane::enforce(engine.clone(), hub.clone()));
+        }
     }
     let app = App {
         engine,
@@ -135,6 +168,7 @@ pub fn router_with_options(
         streams: Arc::default(),
         guests: Arc::new(guest::GuestKeys::load(engine_dir.as_path())),
         limits: Arc::new(limits::RateLimits::new(rates)),
+        media: hub,
     };
     let mut router: Router<App> = Router::new();
     for r in table {

@@ -47,6 +47,7 @@ pub async fn health(app: App) -> Response {
         "committed_head": app.engine.head(),
         "uptime_secs": app.started.elapsed().as_secs(),
         "sources": sources,
+        "media": app.media.health(),
     });
     let status = if all_ok {
         StatusCode::OK

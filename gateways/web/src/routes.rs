@@ -5,7 +5,7 @@ use axum::http::Method;
 use axum::routing::{delete, get, patch, post, put, MethodRouter};
 use serde_json::{json, Map, Value};
 
-use crate::{api, events, lease, meta, query, replay_routes as rp, App};
+use crate::{api, events, lease, meta, page, query, replay_routes as rp, App};
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -332,8 +332,41 @@ pub fn table() -> Vec<Route> {
     ];
     t.push(audit);
     t.extend(event_table());
+    t.extend(page_table());
     t.extend(replay_table());
     t
+}
+
+/// The browser client (docs/page.md).
+fn page_table() -> Vec<Route> {
+    let g = Method::GET;
+    let mut page = route(g.clone(), "/r/{room}", get(page::room_page), "page", Access::Public, "The browser client of a room: join form, video tiles, chat, participants, moderation (HTML; plain JavaScript over the REST API and the room WebSocket)", None, 200, json!({"type": "string"}));
+    page.content = &["text/html"];
+    let mut js = route(
+        g.clone(),
+        "/assets/room.js",
+        get(page::room_js),
+        "page",
+        Access::Public,
+        "The page's script",
+        None,
+        200,
+        json!({"type": "string"}),
+    );
+    js.content = &["text/javascript"];
+    let mut css = route(
+        g,
+        "/assets/room.css",
+        get(page::room_css),
+        "page",
+        Access::Public,
+        "The page's style sheet",
+        None,
+        200,
+        json!({"type": "string"}),
+    );
+    css.content = &["text/css"];
+    vec![page, js, css]
 }
 
 /// The committed event feed, live: SSE and WebSocket, and chat history.
@@ -344,6 +377,7 @@ fn event_table() -> Vec<Route> {
         vec![
             ("from", u(), "first sequence number wanted (resume: the last `seq` received + 1); default: live events only"),
             ("access_token", s(), "the bearer token, for clients that cannot send headers (EventSource, browser WebSocket)"),
+            ("signalling", b(), "WebSocket only: begin with a `media.config` message (ICE servers, whether media is on); the socket takes commands and media signalling either way (docs/api.md)"),
         ]
     };
     let event = r("FeedEvent");

@@ -240,7 +240,7 @@ pub async fn run(app: &App, ctx: &Ctx, actor: Actor, command: Command) -> ApiRes
         command,
         origin: Origin {
             gateway: "web".into(),
-            protocol: "http".into(),
+            protocol: ctx.protocol.into(),
             remote_addr: ctx.remote.map(|r| r.to_string()),
         },
         correlation_id: Some(ctx.correlation_id.clone()),

@@ -1,0 +1,309 @@
+//! The media plane as the web gateway sees it: a selective forwarding unit that
+//! terminates one WebRTC peer connection per participant. The gateway carries the
+//! signalling (SDP and trickle ICE over the room WebSocket, `ws_session.rs`) and enforces
+//! moderation on it from the committed feed ([`enforce`]); the media plane itself
+//! decides nothing. The binary adapts `media::sfu::Sfu` to [`MediaPlane`]; without one
+//! (`None`) the server runs without media and the page says so.
+//!
+//! A participant is a web session: its id is the session id the token was issued for.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use conclave_engine::service::{Engine, EngineError, FeedEvent, FeedFilter};
+use conclave_engine::state::Gate;
+use conclave_engine::{EventKind, Principal, RoomName};
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+use crate::auth::Participant;
+use crate::ice::IceSettings;
+use crate::revocation::{self, Reach};
+
+/// A boxed future, as the trait's async methods return (object safe).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The participant id of the media plane: the web session id.
+pub type ParticipantId = String;
+
+/// What kind of media a forwarding decision is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MediaKind {
+    Audio,
+    Video,
+}
+
+/// What the media plane tells a participant's client, unasked.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MediaSignal {
+    /// A new offer (renegotiation: someone published or left); the client answers.
+    Offer(String),
+    /// A trickled ICE candidate of the server (`RTCIceCandidateInit` JSON).
+    Candidate(Value),
+    /// The peer connection is gone (failed, or closed by the plane).
+    Closed,
+}
+
+/// A refusal or failure of the media plane.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct MediaError {
+    /// Stable code sent to the client (`media.*`).
+    pub code: String,
+    /// Human-readable explanation.
+    pub message: String,
+}
+
+impl MediaError {
+    pub fn new(code: &str, message: impl Into<String>) -> Self {
+        MediaError {
+            code: code.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The selective forwarding unit behind the web gateway (object safe: futures boxed).
+pub trait MediaPlane: Send + Sync + 'static {
+    /// Opens the participant's peer connection in `room`; the plane's unasked messages
+    /// (renegotiation offers, candidates, the end) go to `signals`.
+    fn connect<'a>(
+        &'a self,
+        room: &'a str,
+        participant: &'a str,
+        signals: mpsc::Sender<MediaSignal>,
+    ) -> BoxFuture<'a, Result<(), MediaError>>;
+    /// The client's offer; answers the server's SDP answer.
+    fn offer<'a>(
+        &'a self,
+        participant: &'a str,
+        sdp: String,
+    ) -> BoxFuture<'a, Result<String, MediaError>>;
+    /// The client's answer to a server offer.
+    fn answer<'a>(
+        &'a self,
+        participant: &'a str,
+        sdp: String,
+    ) -> BoxFuture<'a, Result<(), MediaError>>;
+    /// A trickled ICE candidate of the client (`RTCIceCandidateInit` JSON).
+    fn candidate<'a>(
+        &'a self,
+        participant: &'a str,
+        candidate: Value,
+    ) -> BoxFuture<'a, Result<(), MediaError>>;
+    /// Whether the participant's media of `kind` is forwarded to the others.
+    fn set_forwarding(&self, participant: &str, kind: MediaKind, allowed: bool);
+    /// Closes the participant's peer connection.
+    fn disconnect<'a>(&'a self, participant: &'a str) -> BoxFuture<'a, ()>;
+    /// Statistics (JSON), for health and debugging.
+    fn stats(&self) -> Value;
+}
+
+/// One web session connected to the media plane.
+#[derive(Clone)]
+struct Connected {
+    who: Participant,
+    /// Which socket holds it (a reload takes over the session from the old socket).
+    generation: u64,
+}
+
+/// The media plane, the ICE settings, and which web sessions are connected to it.
+pub(crate) struct MediaHub {
+    pub(crate) plane: Option<Arc<dyn MediaPlane>>,
+    pub(crate) ice: IceSettings,
+    sessions: Mutex<HashMap<ParticipantId, Connected>>,
+    generations: AtomicU64,
+}
+
+impl MediaHub {
+    pub(crate) fn new(plane: Option<Arc<dyn MediaPlane>>, ice: IceSettings) -> Self {
+        MediaHub {
+            plane,
+            ice,
+            sessions: Mutex::default(),
+            generations: AtomicU64::new(1),
+        }
+    }
+
+    fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<ParticipantId, Connected>> {
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A fresh generation for one socket's connection.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generations.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Connects `who`'s session (its id is the participant id) and applies the
+    /// moderation state in force, so that a client muted before it connected is muted.
+    pub(crate) async fn connect(
+        &self,
+        engine: &Engine,
+        who: &Participant,
+        generation: u64,
+        signals: mpsc::Sender<MediaSignal>,
+    ) -> Result<ParticipantId, MediaError> {
+        let plane = self.plane.as_ref().ok_or_else(|| {
+            MediaError::new("media.unavailable", "this server has no media plane")
+        })?;
+        let id = who
+            .session
+            .as_ref()
+            .ok_or_else(|| {
+                MediaError::new(
+                    "media.no_session",
+                    "this token has no session (a room creator's token): join first",
+                )
+            })?
+            .as_str()
+            .to_owned();
+        let previous = self.sessions().get(&id).cloned();
+        if previous.is_some() {
+            // Another socket of the same session (a reload): it loses the media.
+            plane.disconnect(&id).await;
+        }
+        plane.connect(who.room.as_str(), &id, signals).await?;
+        self.sessions().insert(
+            id.clone(),
+            Connected {
+                who: who.clone(),
+                generation,
+            },
+        );
+        // Registered first, then the state read: a moderation event committed in
+        // between is applied by the follower as well (set_forwarding is idempotent).
+        let (audio, video) = engine.read(|st| {
+            let p = st.principal_of(&who.identity);
+            st.rooms
+                .get(&who.room)
+                .and_then(|r| r.members.get(&p))
+                .map_or((true, true), |m| {
+                    (m.audio == Gate::Open, m.video == Gate::Open)
+                })
+        });
+        plane.set_forwarding(&id, MediaKind::Audio, audio);
+        plane.set_forwarding(&id, MediaKind::Video, video);
+        if !revocation::holds(engine, who) {
+            self.release(&id, generation).await;
+            return Err(MediaError::new(
+                "auth.token_revoked",
+                "this token's session has ended",
+            ));
+        }
+        Ok(id)
+    }
+
+    /// Disconnects a session if `generation` still holds it.
+    pub(crate) async fn release(&self, id: &str, generation: u64) {
+        let mine = {
+            let mut s = self.sessions();
+            match s.get(id) {
+                Some(c) if c.generation == generation => {
+                    s.remove(id);
+                    true
+                }
+                _ => false,
+            }
+        };
+        if let (true, Some(plane)) = (mine, &self.plane) {
+            plane.disconnect(id).await;
+        }
+    }
+
+    /// Whether `generation` still holds the session `id`.
+    pub(crate) fn holds(&self, id: &str, generation: u64) -> bool {
+        self.sessions()
+            .get(id)
+            .is_some_and(|c| c.generation == generation)
+    }
+
+    /// Health details: whether media is on, and how many sessions are connected.
+    pub(crate) fn health(&self) -> Value {
+        match &self.plane {
+            None => json!({"enabled": false}),
+            Some(p) => json!({
+                "enabled": true,
+                "sessions": self.sessions().len(),
+                "stats": p.stats(),
+            }),
+        }
+    }
+
+    /// Applies one committed event to the connected sessions: mutes and video pauses
+    /// become forwarding decisions, the end of a session's right a disconnect.
+    pub(crate) async fn apply(&self, engine: &Engine, e: &FeedEvent) {
+        let Some(plane) = &self.plane else {
+            return;
+        };
+        use EventKind as E;
+        let gate = match &e.event.kind {
+            E::AudioMuted { room, subject, .. } => Some((room, subject, MediaKind::Audio, false)),
+            E::AudioUnmuted { room, subject } => Some((room, subject, MediaKind::Audio, true)),
+            E::VideoPaused { room, subject, .. } => Some((room, subject, MediaKind::Video, false)),
+            E::VideoResumed { room, subject } => Some((room, subject, MediaKind::Video, true)),
+            _ => None,
+        };
+        if let Some((room, subject, kind, allowed)) = gate {
+            for id in self.sessions_of(engine, room, subject) {
+                plane.set_forwarding(&id, kind, allowed);
+            }
+            return;
+        }
+        let room = match revocation::reach(&e.event.kind) {
+            Reach::Nowhere => return,
+            Reach::Everywhere => None,
+            Reach::Room => e
+                .record
+                .stream
+                .strip_prefix("room:")
+                .and_then(|r| RoomName::lookup(r).ok()),
+        };
+        let ended: Vec<(ParticipantId, u64)> = self
+            .sessions()
+            .iter()
+            .filter(|(_, c)| room.as_ref().is_none_or(|r| &c.who.room == r))
+            .filter(|(_, c)| !revocation::holds(engine, &c.who))
+            .map(|(id, c)| (id.clone(), c.generation))
+            .collect();
+        for (id, generation) in ended {
+            tracing::debug!(session = %id, seq = e.seq(), "media connection ended by the feed");
+            self.release(&id, generation).await;
+        }
+    }
+
+    /// The connected sessions of `subject` in `room` (every web session of that person).
+    fn sessions_of(&self, engine: &Engine, room: &RoomName, subject: &Principal) -> Vec<String> {
+        let candidates: Vec<(String, Participant)> = self
+            .sessions()
+            .iter()
+            .filter(|(_, c)| &c.who.room == room)
+            .map(|(id, c)| (id.clone(), c.who.clone()))
+            .collect();
+        engine.read(|st| {
+            candidates
+                .into_iter()
+                .filter(|(_, who)| &st.principal_of(&who.identity) == subject)
+                .map(|(id, _)| id)
+                .collect()
+        })
+    }
+}
+
+/// Follows the committed feed from now on and enforces moderation on the media plane
+/// (see [`MediaHub::apply`]). Ends when the engine stops.
+pub(crate) async fn enforce(engine: Engine, hub: Arc<MediaHub>) {
+    let mut feed = engine.subscribe(engine.head() + 1, FeedFilter::all());
+    loop {
+        match feed.next().await {
+            Ok(e) => hub.apply(&engine, &e).await,
+            Err(EngineError::Stopped) => return,
+            Err(err) => {
+                tracing::error!(error = %err, "media enforcement stopped following the feed");
+                return;
+            }
+        }
+    }
+}

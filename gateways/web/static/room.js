@@ -1,0 +1,499 @@
+// Conclave's browser client: plain JavaScript, no build step (docs/page.md).
+// Joins through the REST API, then one WebSocket carries the room's committed events,
+// chat and moderation commands, and the media signalling (SDP and trickle ICE) with the
+// media plane. Perfect negotiation: this client is the polite peer.
+'use strict';
+(() => {
+  const $ = (id) => document.getElementById(id);
+  const room = decodeURIComponent(location.pathname.replace(/^\/r\//, ''));
+  const roomPath = '/rooms/' + encodeURIComponent(room);
+  const S = {
+    token: null, identity: null, session: null, principal: null, role: null,
+    ws: null, pc: null, media: false, iceServers: [], local: null,
+    screen: null, screenSender: null, makingOffer: false,
+    details: null, nextId: 1, pending: new Map(), seen: new Set(),
+    lobby: false, audioOn: true, videoOn: true, hand: false, refreshTimer: null,
+  };
+  // Exposed for tests and debugging.
+  window.conclave = S;
+
+  const status = (text) => { $('status').textContent = text; };
+  const MODERATORS = new Set(['moderator', 'owner']);
+  const PROTOCOLS = { web: 'browser', sip: 'SIP', xmpp: 'XMPP', nats: 'NATS' };
+
+  async function api(method, path, body, token) {
+    const headers = { 'content-type': 'application/json' };
+    const t = token === undefined ? S.token : token;
+    if (t) headers.authorization = 'Bearer ' + t;
+    const r = await fetch(path, {
+      method, headers, body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    let data = null;
+    try { data = await r.json(); } catch (_) { /* not JSON */ }
+    if (!r.ok) {
+      const err = (data && data.error) || {};
+      const e = new Error(err.message || r.statusText);
+      e.code = err.code || 'http.' + r.status;
+      throw e;
+    }
+    return data;
+  }
+
+  const identityOf = (name) => {
+    const n = name.trim();
+    return n.includes(':') ? n : 'web:' + n;
+  };
+
+  // ---------- joining ----------
+
+  async function join(ev) {
+    ev.preventDefault();
+    const identity = identityOf($('name').value);
+    const password = $('password').value || undefined;
+    const keyName = 'conclave.guest_key.' + identity;
+    const guestKey = localStorage.getItem(keyName) || undefined;
+    $('join-error').textContent = '';
+    $('join-button').disabled = true;
+    try {
+      let a;
+      try {
+        a = await api('POST', roomPath + '/join', { as: identity, password, guest_key: guestKey }, null);
+      } catch (e) {
+        if (e.code === 'room.not_found') {
+          // A new room: create it (its creator owns it), then join with the creator's token.
+          const c = await api('POST', '/rooms', { room, as: identity, password, guest_key: guestKey }, null);
+          if (c.guest_key) localStorage.setItem(keyName, c.guest_key);
+          a = await api('POST', roomPath + '/join', {}, c.token);
+        } else if (e.code === 'room.lobby') {
+          a = await api('POST', roomPath + '/knock', { as: identity, guest_key: guestKey }, null);
+          S.lobby = true;
+        } else {
+          throw e;
+        }
+      }
+      if (a.guest_key) localStorage.setItem(keyName, a.guest_key);
+      Object.assign(S, { token: a.token, identity: a.identity, session: a.session, role: a.role });
+      enter();
+    } catch (e) {
+      $('join-error').textContent = `${e.message} (${e.code})`;
+      $('join-button').disabled = false;
+    }
+  }
+
+  function enter() {
+    $('join').hidden = true;
+    $('conference').hidden = false;
+    $('me').textContent = S.identity;
+    $('my-role').textContent = S.lobby ? 'waiting in the lobby' : (S.role || 'participant');
+    status(S.lobby ? 'Waiting for a moderator to admit you.' : 'Joined.');
+    connect();
+    if (!S.lobby) {
+      refresh();
+      history();
+    }
+  }
+
+  // After an admission from the lobby, the waiting token joins for real.
+  async function admitted() {
+    try {
+      const a = await api('POST', roomPath + '/join', {});
+      S.lobby = false;
+      Object.assign(S, { token: a.token, session: a.session, role: a.role });
+      if (S.ws) { const ws = S.ws; S.ws = null; ws.close(); }
+      enter();
+    } catch (e) {
+      status(`Could not join after admission: ${e.message} (${e.code})`);
+    }
+  }
+
+  // ---------- the socket ----------
+
+  function connect() {
+    const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    const url = `${proto}//${location.host}${roomPath}/ws?signalling=true&access_token=${encodeURIComponent(S.token)}`;
+    const ws = new WebSocket(url);
+    S.ws = ws;
+    ws.onmessage = (m) => {
+      let v;
+      try { v = JSON.parse(m.data); } catch (_) { return; }
+      onMessage(v);
+    };
+    ws.onclose = (e) => {
+      if (S.ws !== ws) return;
+      S.ws = null;
+      closeMedia();
+      status(e.code === 4001 ? 'Your session has ended (left, kicked or banned).' : 'Disconnected.');
+      document.body.dataset.ended = String(e.code);
+      for (const b of document.querySelectorAll('#conference button, #chat-form input')) b.disabled = true;
+    };
+  }
+
+  function send(v) {
+    if (S.ws && S.ws.readyState === WebSocket.OPEN) S.ws.send(JSON.stringify(v));
+  }
+
+  // A chat or moderation command over the socket; resolves with its result.
+  function command(type, fields) {
+    const id = 'c' + (S.nextId++);
+    return new Promise((resolve, reject) => {
+      S.pending.set(id, { resolve, reject });
+      send(Object.assign({ type, id }, fields || {}));
+    });
+  }
+
+  function onMessage(v) {
+    if (v.event_type) { onEvent(v); return; }
+    switch (v.type) {
+      case 'media.config':
+        S.iceServers = v.ice_servers || [];
+        S.media = !!v.enabled;
+        $('media-state').textContent = v.enabled ? ''
+          : 'Audio and video are not available on this server; chat and moderation work.';
+        if (v.enabled && !S.lobby) startMedia();
+        break;
+      case 'media.answer': describe('answer', v.sdp); break;
+      case 'media.offer': describe('offer', v.sdp); break;
+      case 'media.candidate':
+        if (S.pc && v.candidate) S.pc.addIceCandidate(v.candidate).catch((e) => console.warn('candidate', e));
+        break;
+      case 'media.closed': closeMedia(); break;
+      case 'result':
+      case 'error': settle(v); break;
+      case 'revoked': status('Your session has ended.'); break;
+      default: break;
+    }
+  }
+
+  function settle(v) {
+    const p = v.id && S.pending.get(v.id);
+    if (p) {
+      S.pending.delete(v.id);
+      if (v.type === 'result') p.resolve(v);
+      else p.reject(Object.assign(new Error(v.message), { code: v.code }));
+    } else if (v.type === 'error') {
+      status(`Error: ${v.message} (${v.code})`);
+    }
+  }
+
+  const run = (type, fields) => command(type, fields)
+    .catch((e) => { status(`${type}: ${e.message} (${e.code})`); throw e; });
+
+  // ---------- events ----------
+
+  function onEvent(v) {
+    const d = (v.event && v.event.data) || {};
+    if (S.seen.has(v.seq)) return;
+    S.seen.add(v.seq);
+    switch (v.event_type) {
+      case 'chat_message': addChat(d.from, d.body, v.at); return;
+      case 'room_leave': if (d.session) removeTile(d.session); break;
+      case 'lobby_admit': if (S.lobby && d.principal === S.identity) { admitted(); return; } break;
+      default: break;
+    }
+    if (!S.lobby) scheduleRefresh();
+  }
+
+  function scheduleRefresh() {
+    clearTimeout(S.refreshTimer);
+    S.refreshTimer = setTimeout(refresh, 100);
+  }
+
+  async function refresh() {
+    let d;
+    try { d = await api('GET', roomPath); } catch (e) { return; }
+    S.details = d;
+    const present = d.present || [];
+    const mine = present.find((m) => (m.sessions || []).some((s) => s.session === S.session));
+    if (mine) {
+      S.principal = mine.principal;
+      S.role = mine.role;
+      S.hand = !!mine.hand_raised;
+      // The server's state wins: a moderator's mute is kept whatever this page does.
+      setAudio(mine.audio === 'open', false);
+      setVideo(mine.video === 'open', false);
+      $('hand').setAttribute('aria-pressed', String(S.hand));
+      $('hand').textContent = S.hand ? 'Lower hand' : 'Raise hand';
+    }
+    $('my-role').textContent = S.role || 'participant';
+    renderParticipants(present);
+    const mod = MODERATORS.has(S.role);
+    $('moderation').hidden = !mod;
+    $('lock').textContent = d.locked ? 'Unlock room' : 'Lock room';
+    if (mod) refreshLobby();
+    for (const [session, tile] of tilesBySession()) labelTile(tile, session);
+  }
+
+  function protocolOf(m) {
+    const gws = new Set((m.sessions || []).map((s) => PROTOCOLS[s.gateway] || s.gateway));
+    return [...gws].join(', ');
+  }
+
+  function button(label, onClick) {
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.textContent = label;
+    b.addEventListener('click', onClick);
+    return b;
+  }
+
+  function renderParticipants(present) {
+    const ul = $('participants');
+    ul.replaceChildren();
+    const mod = MODERATORS.has(S.role);
+    for (const m of present) {
+      const li = document.createElement('li');
+      li.dataset.principal = m.principal;
+      const who = document.createElement('span');
+      who.className = 'who';
+      who.textContent = m.principal;
+      const facts = [m.role || 'no role', protocolOf(m)];
+      if (m.audio !== 'open') facts.push(m.audio === 'moderator' ? 'muted by a moderator' : 'muted');
+      if (m.video !== 'open') facts.push(m.video === 'moderator' ? 'video paused by a moderator' : 'video off');
+      if (m.hand_raised) facts.push('hand raised');
+      const info = document.createElement('span');
+      info.className = 'facts';
+      info.textContent = ' (' + facts.filter(Boolean).join('; ') + ')';
+      li.append(who, info);
+      if (mod && m.principal !== S.principal) {
+        const acts = document.createElement('span');
+        acts.className = 'actions';
+        const subject = m.principal;
+        const name = (label) => `${label} ${subject}`;
+        const add = (label, type, fields) => {
+          const b = button(label, () => run(type, Object.assign({ subject }, fields || {})).catch(() => {}));
+          b.setAttribute('aria-label', name(label));
+          acts.append(b);
+        };
+        if (m.audio === 'open') add('Mute', 'mute'); else add('Unmute', 'unmute');
+        if (m.video === 'open') add('Pause video', 'pause_video'); else add('Resume video', 'resume_video');
+        if (m.hand_raised) add('Lower hand', 'lower_hand');
+        if (!MODERATORS.has(m.role)) add('Promote', 'role', { role: 'moderator' });
+        add('Kick', 'kick');
+        add('Ban', 'ban');
+        li.append(' ', acts);
+      }
+      ul.append(li);
+    }
+  }
+
+  async function refreshLobby() {
+    let l;
+    try { l = await api('GET', roomPath + '/lobby'); } catch (e) { return; }
+    const ul = $('lobby');
+    ul.replaceChildren();
+    for (const k of l.lobby || []) {
+      const li = document.createElement('li');
+      li.append(k.principal + ' ');
+      const admit = button('Admit', () => run('admit', { subject: k.principal }).catch(() => {}));
+      admit.setAttribute('aria-label', 'Admit ' + k.principal);
+      const reject = button('Turn away', () => run('reject', { subject: k.principal }).catch(() => {}));
+      reject.setAttribute('aria-label', 'Turn away ' + k.principal);
+      li.append(admit, ' ', reject);
+      ul.append(li);
+    }
+    if (!ul.children.length) {
+      const li = document.createElement('li');
+      li.textContent = 'Nobody is waiting.';
+      ul.append(li);
+    }
+  }
+
+  // ---------- chat ----------
+
+  function addChat(from, body, at) {
+    const li = document.createElement('li');
+    const f = document.createElement('span');
+    f.className = 'from';
+    f.textContent = from + ': ';
+    const b = document.createElement('span');
+    b.className = 'body';
+    b.textContent = body == null ? '[removed]' : body;
+    li.append(f, b);
+    if (at) li.title = at;
+    const ol = $('messages');
+    ol.append(li);
+    ol.scrollTop = ol.scrollHeight;
+  }
+
+  async function history() {
+    let h;
+    try { h = await api('GET', roomPath + '/messages?limit=50'); } catch (e) { return; }
+    for (const m of h.messages || []) {
+      if (S.seen.has(m.seq)) continue;
+      S.seen.add(m.seq);
+      addChat(m.from, m.body, m.at);
+    }
+  }
+
+  async function sendChat(ev) {
+    ev.preventDefault();
+    const input = $('chat-input');
+    const body = input.value;
+    if (!body.trim()) return;
+    try {
+      await run('chat', { body });
+      input.value = '';
+    } catch (_) { /* shown in the status line */ }
+  }
+
+  // ---------- media ----------
+
+  async function startMedia() {
+    if (S.pc) return;
+    try {
+      S.local = await navigator.mediaDevices.getUserMedia({ audio: true, video: true });
+    } catch (e) {
+      status('No camera or microphone: ' + e.message);
+      S.local = new MediaStream();
+    }
+    $('local-video').srcObject = S.local;
+    const pc = new RTCPeerConnection({ iceServers: S.iceServers });
+    S.pc = pc;
+    pc.onnegotiationneeded = async () => {
+      try {
+        S.makingOffer = true;
+        await pc.setLocalDescription();
+        send({ type: 'media.offer', sdp: pc.localDescription.sdp });
+      } catch (e) {
+        console.warn('offer', e);
+      } finally {
+        S.makingOffer = false;
+      }
+    };
+    pc.onicecandidate = (e) => {
+      if (e.candidate) send({ type: 'media.candidate', candidate: e.candidate.toJSON() });
+    };
+    pc.ontrack = (e) => {
+      const stream = e.streams[0];
+      if (stream) remoteTile(stream);
+    };
+    pc.onconnectionstatechange = () => {
+      $('media-state').textContent = 'Media: ' + pc.connectionState;
+    };
+    for (const t of S.local.getTracks()) pc.addTrack(t, S.local);
+    applyLocal();
+  }
+
+  // Perfect negotiation, polite side: a server offer that collides with ours wins (the
+  // browser rolls ours back); an answer to an offer that was rolled back is dropped.
+  async function describe(type, sdp) {
+    const pc = S.pc;
+    if (!pc) return;
+    try {
+      if (type === 'answer' && pc.signalingState !== 'have-local-offer') return;
+      await pc.setRemoteDescription({ type, sdp });
+      if (type === 'offer') {
+        await pc.setLocalDescription();
+        send({ type: 'media.answer', sdp: pc.localDescription.sdp });
+      }
+    } catch (e) {
+      console.warn('negotiation', e);
+    }
+  }
+
+  function closeMedia() {
+    if (S.pc) { S.pc.close(); S.pc = null; }
+    for (const [session] of tilesBySession()) removeTile(session);
+  }
+
+  function tilesBySession() {
+    return [...document.querySelectorAll('#tiles .tile[data-session]')].map((t) => [t.dataset.session, t]);
+  }
+
+  // A remote stream's id is its publisher's session id.
+  function remoteTile(stream) {
+    const session = stream.id;
+    let tile = document.querySelector(`#tiles .tile[data-session="${CSS.escape(session)}"]`);
+    if (!tile) {
+      tile = document.createElement('figure');
+      tile.className = 'tile';
+      tile.dataset.session = session;
+      const video = document.createElement('video');
+      video.autoplay = true;
+      video.playsInline = true;
+      tile.append(video, document.createElement('figcaption'));
+      $('tiles').append(tile);
+    }
+    const video = tile.querySelector('video');
+    if (video.srcObject !== stream) video.srcObject = stream;
+    stream.onremovetrack = () => { if (!stream.getTracks().length) removeTile(session); };
+    labelTile(tile, session);
+  }
+
+  function labelTile(tile, session) {
+    const present = (S.details && S.details.present) || [];
+    const m = present.find((p) => (p.sessions || []).some((s) => s.session === session));
+    tile.querySelector('figcaption').textContent = m ? m.principal : session;
+    tile.querySelector('video').setAttribute('aria-label', 'Video of ' + (m ? m.principal : session));
+  }
+
+  function removeTile(session) {
+    const tile = document.querySelector(`#tiles .tile[data-session="${CSS.escape(session)}"]`);
+    if (tile) tile.remove();
+  }
+
+  function applyLocal() {
+    if (!S.local) return;
+    for (const t of S.local.getAudioTracks()) t.enabled = S.audioOn;
+    for (const t of S.local.getVideoTracks()) t.enabled = S.videoOn;
+  }
+
+  function setAudio(on, tell) {
+    S.audioOn = on;
+    $('mute').setAttribute('aria-pressed', String(!on));
+    $('mute').textContent = on ? 'Mute' : 'Unmute';
+    applyLocal();
+    if (tell) return run(on ? 'unmute' : 'mute', { subject: S.principal || S.identity });
+    return Promise.resolve();
+  }
+
+  function setVideo(on, tell) {
+    S.videoOn = on;
+    $('camera').setAttribute('aria-pressed', String(!on));
+    $('camera').textContent = on ? 'Stop camera' : 'Start camera';
+    applyLocal();
+    if (tell) return run(on ? 'resume_video' : 'pause_video', { subject: S.principal || S.identity });
+    return Promise.resolve();
+  }
+
+  async function toggleScreen() {
+    if (S.screen) { stopScreen(); return; }
+    if (!S.pc) { status('Screen sharing needs media.'); return; }
+    try {
+      const s = await navigator.mediaDevices.getDisplayMedia({ video: true });
+      const track = s.getVideoTracks()[0];
+      S.screen = s;
+      S.screenSender = S.pc.addTrack(track, s);
+      track.onended = stopScreen;
+      $('screen').setAttribute('aria-pressed', 'true');
+      $('screen').textContent = 'Stop sharing';
+    } catch (e) {
+      status('Screen sharing: ' + e.message);
+    }
+  }
+
+  function stopScreen() {
+    if (!S.screen) return;
+    for (const t of S.screen.getTracks()) t.stop();
+    if (S.pc && S.screenSender) S.pc.removeTrack(S.screenSender);
+    S.screen = null;
+    S.screenSender = null;
+    $('screen').setAttribute('aria-pressed', 'false');
+    $('screen').textContent = 'Share screen';
+  }
+
+  // ---------- wiring ----------
+
+  document.addEventListener('DOMContentLoaded', () => {
+    $('room-name').textContent = room;
+    document.title = 'Conclave: ' + room;
+    $('join-form').addEventListener('submit', join);
+    $('chat-form').addEventListener('submit', sendChat);
+    $('mute').addEventListener('click', () => setAudio(!S.audioOn, true).catch(() => setAudio(!S.audioOn, false)));
+    $('camera').addEventListener('click', () => setVideo(!S.videoOn, true).catch(() => setVideo(!S.videoOn, false)));
+    $('screen').addEventListener('click', toggleScreen);
+    $('hand').addEventListener('click', () => run(S.hand ? 'lower_hand' : 'raise_hand', {}).catch(() => {}));
+    $('lock').addEventListener('click', () => run(S.details && S.details.locked ? 'unlock' : 'lock', {}).catch(() => {}));
+    $('leave').addEventListener('click', () => run('leave', {}).catch(() => {}));
+  });
+})();
