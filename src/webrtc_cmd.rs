@@ -20,7 +20,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use clap::Args;
 use conclave_gateway_web::{BoxFuture, MediaError, MediaKind, MediaPlane, MediaSignal};
-use conclave_media::{Sfu, SfuConfig, SfuError, SfuSignal};
+use conclave_media::{Sfu, SfuConfig, SfuError, SfuLimits, SfuSignal};
 use serde::Deserialize;
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -83,6 +83,7 @@ impl WebrtcFlags {
             udp_ports,
             loopback_only: bind.is_loopback() && announce.iter().all(IpAddr::is_loopback),
             announce,
+            limits: SfuLimits::default(),
         }))
     }
 }
@@ -141,6 +142,7 @@ impl MediaPlane for SfuPlane {
                         SfuSignal::Offer(sdp) => MediaSignal::Offer(sdp),
                         SfuSignal::Candidate(c) => MediaSignal::Candidate(c),
                         SfuSignal::Closed => MediaSignal::Closed,
+                        SfuSignal::DominantSpeaker(p) => MediaSignal::DominantSpeaker(p),
                     };
                     if signals.send(s).await.is_err() {
                         break;

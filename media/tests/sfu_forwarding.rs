@@ -1,320 +1,20 @@
 //! Integration: synthetic WebRTC peers (the same webrtc crate) on loopback talk to a
 //! real SFU. A publishes audio and video; B receives both through the SFU under A's
 //! participant id; muting A's audio stops B's audio while video flows; disconnecting A
-//! removes its tracks from B by renegotiation.
+//! removes its tracks from B by renegotiation. Two publishers choosing the same track
+//! id stay apart, and the louder one (RFC 6464 levels) becomes the dominant speaker.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::{IpAddr, Ipv4Addr};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+mod common;
 
-use bytes::Bytes;
-use conclave_media::{MediaKind, Sfu, SfuConfig, SfuSignal};
-use rtc::media_stream::MediaStreamTrack;
-use rtc::rtp;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
-};
-use tokio::sync::{mpsc, watch};
+use common::*;
+use conclave_media::{MediaKind, SfuLimits};
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use tokio::time::timeout;
-use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
-use webrtc::media_stream::track_local::TrackLocal;
-use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
-use webrtc::peer_connection::{
-    register_default_interceptors, MediaEngine, PeerConnection, PeerConnectionBuilder,
-    PeerConnectionEventHandler, RTCIceGatheringState, RTCPeerConnectionState,
-    RTCSessionDescription, Registry,
-};
-use webrtc::rtp_transceiver::RtpSender;
-
-const LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
-const GUARD: Duration = Duration::from_secs(20);
-
-/// What a client saw of one remote track.
-struct Received {
-    stream_id: String,
-    track_id: String,
-    kind: RtpCodecKind,
-    packets: AtomicU64,
-}
-
-struct ClientEvents {
-    connected: watch::Sender<bool>,
-    gathered: watch::Sender<bool>,
-    tracks: mpsc::UnboundedSender<Arc<dyn TrackRemote>>,
-}
-
-#[async_trait::async_trait]
-impl PeerConnectionEventHandler for ClientEvents {
-    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
-        if state == RTCPeerConnectionState::Connected {
-            self.connected.send_replace(true);
-        }
-    }
-    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
-        if state == RTCIceGatheringState::Complete {
-            self.gathered.send_replace(true);
-        }
-    }
-    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
-        let _ = self.tracks.send(track);
-    }
-}
-
-struct Client {
-    id: String,
-    pc: Arc<dyn PeerConnection>,
-    connected: watch::Receiver<bool>,
-    gathered: watch::Receiver<bool>,
-    received: Arc<Mutex<Vec<Arc<Received>>>>,
-    /// Ticks on every received packet, so waits need no sleeping.
-    progress: watch::Receiver<u64>,
-    /// Every server offer the client answered.
-    offers: mpsc::UnboundedReceiver<String>,
-}
-
-async fn client(id: &str) -> (Client, mpsc::UnboundedReceiver<Arc<dyn TrackRemote>>) {
-    let mut engine = MediaEngine::default();
-    engine.register_default_codecs().unwrap();
-    let registry = register_default_interceptors(Registry::new(), &mut engine).unwrap();
-    let (connected_tx, connected) = watch::channel(false);
-    let (gathered_tx, gathered) = watch::channel(false);
-    let (tracks_tx, tracks_rx) = mpsc::unbounded_channel();
-    let pc = PeerConnectionBuilder::new()
-        .with_media_engine(engine)
-        .with_interceptor_registry(registry)
-        .with_handler(Arc::new(ClientEvents {
-            connected: connected_tx,
-            gathered: gathered_tx,
-            tracks: tracks_tx,
-        }))
-        .with_udp_addrs(vec!["127.0.0.1:0".to_owned()])
-        .build()
-        .await
-        .unwrap();
-    let (_, progress) = watch::channel(0u64);
-    let (_, offers) = mpsc::unbounded_channel();
-    (
-        Client {
-            id: id.to_owned(),
-            pc: Arc::new(pc),
-            connected,
-            gathered,
-            received: Arc::new(Mutex::new(Vec::new())),
-            progress,
-            offers,
-        },
-        tracks_rx,
-    )
-}
-
-fn local_track(
-    id: &str,
-    kind: RtpCodecKind,
-    mime: &str,
-    clock: u32,
-    channels: u16,
-    ssrc: u32,
-) -> Arc<TrackLocalStaticRTP> {
-    Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
-        format!("{id}-stream"),
-        format!(
-            "{id}-{}",
-            if kind == RtpCodecKind::Audio {
-                "audio"
-            } else {
-                "video"
-            }
-        ),
-        format!("{id} label"),
-        kind,
-        vec![RTCRtpEncodingParameters {
-            rtp_coding_parameters: RTCRtpCodingParameters {
-                ssrc: Some(ssrc),
-                ..Default::default()
-            },
-            active: true,
-            codec: RTCRtpCodec {
-                mime_type: mime.to_owned(),
-                clock_rate: clock,
-                channels,
-                sdp_fmtp_line: String::new(),
-                rtcp_feedback: vec![],
-            },
-            ..Default::default()
-        }],
-    )))
-}
-
-/// Joins the SFU: the client offers (with its candidates inline), applies the answer,
-/// then answers the SFU's offers and applies its candidates from a pump task.
-async fn join(sfu: &Sfu, room: &str, c: &mut Client) {
-    let (tx, mut rx) = mpsc::channel(256);
-    sfu.connect(room, &c.id, tx).await.unwrap();
-    let offer = c.pc.create_offer(None).await.unwrap();
-    c.pc.set_local_description(offer).await.unwrap();
-    timeout(GUARD, c.gathered.wait_for(|g| *g))
-        .await
-        .unwrap()
-        .unwrap();
-    let offer = c.pc.local_description().await.unwrap();
-    let answer = sfu.offer(&c.id, offer.sdp).await.unwrap();
-    c.pc.set_remote_description(RTCSessionDescription::answer(answer).unwrap())
-        .await
-        .unwrap();
-    let (offers_tx, offers_rx) = mpsc::unbounded_channel();
-    c.offers = offers_rx;
-    let (pc, sfu, id) = (c.pc.clone(), sfu.clone(), c.id.clone());
-    tokio::spawn(async move {
-        while let Some(signal) = rx.recv().await {
-            match signal {
-                SfuSignal::Candidate(json) => {
-                    let init = serde_json::from_value(json).unwrap();
-                    pc.add_ice_candidate(init).await.unwrap();
-                }
-                SfuSignal::Offer(sdp) => {
-                    pc.set_remote_description(RTCSessionDescription::offer(sdp.clone()).unwrap())
-                        .await
-                        .unwrap();
-                    let answer = pc.create_answer(None).await.unwrap();
-                    pc.set_local_description(answer.clone()).await.unwrap();
-                    sfu.answer(&id, answer.sdp).await.unwrap();
-                    let _ = offers_tx.send(sdp);
-                }
-                SfuSignal::Closed => break,
-            }
-        }
-    });
-    timeout(GUARD, c.connected.wait_for(|c| *c))
-        .await
-        .unwrap()
-        .unwrap();
-}
-
-/// Counts the packets of every track the client receives.
-fn count(c: &mut Client, mut tracks: mpsc::UnboundedReceiver<Arc<dyn TrackRemote>>) {
-    let (progress_tx, progress) = watch::channel(0u64);
-    c.progress = progress;
-    let received = c.received.clone();
-    tokio::spawn(async move {
-        while let Some(track) = tracks.recv().await {
-            let r = Arc::new(Received {
-                stream_id: track.stream_id().await,
-                track_id: track.track_id().await,
-                kind: track.kind().await,
-                packets: AtomicU64::new(0),
-            });
-            received.lock().unwrap().push(r.clone());
-            progress_tx.send_modify(|t| *t += 1);
-            let progress_tx = progress_tx.clone();
-            tokio::spawn(async move {
-                while let Some(event) = track.poll().await {
-                    if let TrackRemoteEvent::OnRtpPacket(_) = event {
-                        r.packets.fetch_add(1, Ordering::Relaxed);
-                        progress_tx.send_modify(|t| *t += 1);
-                    }
-                }
-            });
-        }
-    });
-}
-
-fn packets(c: &Client, kind: RtpCodecKind) -> u64 {
-    c.received
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|r| r.kind == kind)
-        .map(|r| r.packets.load(Ordering::Relaxed))
-        .sum()
-}
-
-async fn wait_until(c: &mut Client, what: &str, cond: impl Fn(&Client) -> bool) {
-    let mut progress = c.progress.clone();
-    let ok = timeout(GUARD, async {
-        loop {
-            if cond(c) {
-                return;
-            }
-            if progress.changed().await.is_err() {
-                return;
-            }
-        }
-    })
-    .await;
-    assert!(ok.is_ok() && cond(c), "timed out waiting for {what}");
-}
-
-async fn payload_type(sender: &Arc<dyn RtpSender>) -> u8 {
-    sender.get_parameters().await.unwrap().rtp_parameters.codecs[0].payload_type
-}
-
-/// A writes audio every 20 ms and video every 33 ms until stopped.
-fn publish(
-    track: Arc<TrackLocalStaticRTP>,
-    ssrc: u32,
-    pt: u8,
-    period_ms: u64,
-    ts_step: u32,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_millis(period_ms));
-        let mut seq: u16 = 0;
-        let mut ts: u32 = 0;
-        loop {
-            tick.tick().await;
-            let packet = rtp::Packet {
-                header: rtp::Header {
-                    version: 2,
-                    marker: true,
-                    payload_type: pt,
-                    sequence_number: seq,
-                    timestamp: ts,
-                    ssrc,
-                    ..Default::default()
-                },
-                // A VP8 payload descriptor with S=1 then bytes; Opus takes anything.
-                payload: Bytes::from_static(&[0x10, 0x00, 0x9d, 0x01, 0x2a, 1, 2, 3, 4, 5, 6, 7]),
-            };
-            if track.write_rtp(packet).await.is_err() {
-                return;
-            }
-            seq = seq.wrapping_add(1);
-            ts = ts.wrapping_add(ts_step);
-        }
-    })
-}
-
-/// The `a=msid:` stream ids of the sections that send to the client.
-fn sending_streams(offer_sdp: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for section in offer_sdp.split("\nm=").skip(1) {
-        let sends = section.contains("a=sendonly") || section.contains("a=sendrecv");
-        if !sends {
-            continue;
-        }
-        for line in section.lines() {
-            if let Some(rest) = line.trim().strip_prefix("a=msid:") {
-                if let Some(stream) = rest.split_whitespace().next() {
-                    out.push(stream.to_owned());
-                }
-            }
-        }
-    }
-    out
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forwards_moderates_and_removes_tracks() {
-    let sfu = Sfu::new(SfuConfig {
-        bind: LOCAL,
-        udp_ports: (47000, 47999),
-        announce: vec![],
-        loopback_only: true,
-    })
-    .await
-    .unwrap();
+    let sfu = sfu((47000, 47499), SfuLimits::default()).await;
 
     // A publishes audio and video.
     let (mut a, _a_tracks) = client("A").await;
@@ -357,13 +57,11 @@ async fn forwards_moderates_and_removes_tracks() {
             .map(|r| (r.stream_id.clone(), r.track_id.clone()))
             .collect();
         ids.sort();
-        assert_eq!(
-            ids,
-            vec![
-                ("A".to_owned(), "a-audio".to_owned()),
-                ("A".to_owned(), "a-video".to_owned())
-            ]
-        );
+        // Stream id: A's participant id; track ids: the SFU's, namespaced by A.
+        assert_eq!(ids.len(), 2, "{ids:?}");
+        assert!(ids.iter().all(|(s, _)| s == "A"), "{ids:?}");
+        assert!(ids[0].1.starts_with("A-audio-"), "{ids:?}");
+        assert!(ids[1].1.starts_with("A-video-"), "{ids:?}");
     }
     let stats = sfu.stats();
     let a_stats = &stats["rooms"]["room"]["participants"]["A"];
@@ -438,4 +136,162 @@ async fn forwards_moderates_and_removes_tracks() {
     sfu.disconnect(&"B".to_owned()).await;
     let _ = a.pc.close().await;
     let _ = b.pc.close().await;
+}
+
+/// A and C both publish audio under the track id `a-audio` (C as if crafted to
+/// collide); B receives two distinct tracks, under A and under C, both flowing. A
+/// speaks louder (RFC 6464 levels): everyone hears that A is the dominant speaker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn same_track_ids_stay_apart_and_the_loudest_is_dominant() {
+    let sfu = sfu((47500, 47799), SfuLimits::default()).await;
+    let mut writers = Vec::new();
+    let mut publishers = Vec::new();
+    for (id, ssrc, level) in [("A", 5001, 20u8), ("C", 5002, 70u8)] {
+        let (mut c, _tracks) = client(id).await;
+        // Both pick `a-audio`, the id `local_track("a", ..)` gives.
+        let audio = local_track("a", RtpCodecKind::Audio, "audio/opus", 48_000, 2, ssrc);
+        let sender = c.pc.add_track(audio.clone()).await.unwrap();
+        join(&sfu, "room", &mut c).await;
+        let pt = payload_type(&sender).await;
+        writers.push(publish_with_level(audio, ssrc, pt, level));
+        publishers.push(c);
+    }
+    let (mut b, b_tracks) = client("B").await;
+    b.pc.add_track(local_track(
+        "b",
+        RtpCodecKind::Audio,
+        "audio/opus",
+        48_000,
+        2,
+        5003,
+    ))
+    .await
+    .unwrap();
+    count(&mut b, b_tracks);
+    join(&sfu, "room", &mut b).await;
+    wait_until(&mut b, "audio from A and from C", |b| {
+        let r = b.received.lock().unwrap();
+        r.len() == 2
+            && r.iter()
+                .all(|t| t.packets.load(std::sync::atomic::Ordering::Relaxed) > 10)
+    })
+    .await;
+    {
+        let r = b.received.lock().unwrap();
+        let mut streams: Vec<_> = r.iter().map(|t| t.stream_id.clone()).collect();
+        streams.sort();
+        assert_eq!(streams, vec!["A".to_owned(), "C".to_owned()]);
+        assert_ne!(r[0].track_id, r[1].track_id);
+        assert!(r
+            .iter()
+            .all(|t| t.track_id.starts_with(&format!("{}-audio-", t.stream_id))));
+    }
+    // The dominant speaker: A, told to B (and to A and C).
+    let who = timeout(GUARD, b.speakers.recv()).await.unwrap().unwrap();
+    assert_eq!(who, "A");
+    let stats = sfu.stats();
+    assert_eq!(stats["rooms"]["room"]["dominant_speaker"], "A", "{stats}");
+    assert_eq!(
+        stats["rooms"]["room"]["participants"]["A"]["audio_level_extension"],
+        true
+    );
+    // Muting A withholds its audio, levels included: C takes over after the hold.
+    sfu.set_forwarding(&"A".to_owned(), MediaKind::Audio, false);
+    let who = timeout(GUARD, async {
+        loop {
+            let w = b.speakers.recv().await.unwrap();
+            if w != "A" {
+                return w;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(who, "C");
+    for w in writers {
+        w.abort();
+    }
+    for p in ["A", "B", "C"] {
+        sfu.disconnect(&p.to_owned()).await;
+    }
+}
+
+/// The bounds a hostile client meets, each a typed error: a full room, too many
+/// tracks, an oversized description, too many candidates, too many renegotiations.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bounds_refuse_with_typed_errors() {
+    let limits = SfuLimits {
+        max_participants_per_room: 2,
+        max_tracks_per_publisher: 2,
+        max_sdp_bytes: 20_000,
+        max_candidates: 3,
+        renegotiation_burst: 2,
+        renegotiation_refill: std::time::Duration::from_secs(60),
+        ..SfuLimits::default()
+    };
+    let sfu = sfu((47800, 47899), limits).await;
+    let (tx, _rx) = tokio::sync::mpsc::channel(16);
+    for id in ["p1", "p2"] {
+        sfu.connect("room", &id.to_owned(), tx.clone())
+            .await
+            .unwrap();
+    }
+    let e = sfu
+        .connect("room", &"p3".to_owned(), tx.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "sfu.room_full");
+    // Another room is not affected.
+    sfu.connect("other", &"p3".to_owned(), tx.clone())
+        .await
+        .unwrap();
+
+    // Three sending tracks, when two are allowed.
+    let (c, _) = client("x").await;
+    for (i, kind) in [
+        RtpCodecKind::Audio,
+        RtpCodecKind::Video,
+        RtpCodecKind::Video,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mime = if kind == RtpCodecKind::Audio {
+            "audio/opus"
+        } else {
+            "video/VP8"
+        };
+        let t = local_track(&format!("t{i}"), kind, mime, 48_000, 2, 9000 + i as u32);
+        c.pc.add_track(t).await.unwrap();
+    }
+    let offer = c.pc.create_offer(None).await.unwrap().sdp;
+    let p1 = "p1".to_owned();
+    let e = sfu.offer(&p1, offer.clone()).await.unwrap_err();
+    assert_eq!(e.code(), "sfu.too_many_tracks", "{e}");
+    let huge = format!("{offer}{}", "a=x-padding\r\n".repeat(2000));
+    let e = sfu.offer(&p1, huge).await.unwrap_err();
+    assert_eq!(e.code(), "sfu.too_large", "{e}");
+    // The burst of two descriptions is spent: the next is refused as such.
+    let e = sfu.offer(&p1, offer).await.unwrap_err();
+    assert_eq!(e.code(), "sfu.rate_limited", "{e}");
+
+    let p2 = "p2".to_owned();
+    let cand = |n: u32| serde_json::json!({"candidate": format!("candidate:{n} 1 udp 1 127.0.0.1 {} typ host", 40000 + n), "sdpMLineIndex": 0});
+    for n in 0..3 {
+        // Applying may fail (no remote description yet); counting happens first.
+        let _ = sfu.candidate(&p2, cand(n)).await;
+    }
+    let e = sfu.candidate(&p2, cand(3)).await.unwrap_err();
+    assert_eq!(e.code(), "sfu.too_many_candidates");
+    let long = serde_json::json!({"candidate": "x".repeat(5000)});
+    let e = sfu.candidate(&p2, long).await.unwrap_err();
+    assert_eq!(e.code(), "sfu.too_large");
+
+    let stats = sfu.stats();
+    assert_eq!(stats["refusals"]["sfu.room_full"], 1, "{stats}");
+    assert_eq!(stats["refusals"]["sfu.rate_limited"], 1, "{stats}");
+    for id in ["p1", "p2", "p3"] {
+        sfu.disconnect(&id.to_owned()).await;
+    }
+    let _ = c.pc.close().await;
 }

@@ -45,6 +45,9 @@ pub enum MediaSignal {
     Candidate(Value),
     /// The peer connection is gone (failed, or closed by the plane).
     Closed,
+    /// The room's dominant speaker (a participant id: the web session id, which is
+    /// also the MediaStream id of its tracks). Presentation data, not journaled.
+    DominantSpeaker(ParticipantId),
 }
 
 /// A refusal or failure of the media plane.
@@ -98,9 +101,94 @@ pub trait MediaPlane: Send + Sync + 'static {
     fn set_forwarding(&self, participant: &str, kind: MediaKind, allowed: bool);
     /// Closes the participant's peer connection.
     fn disconnect<'a>(&'a self, participant: &'a str) -> BoxFuture<'a, ()>;
-    /// Statistics (JSON), for health and debugging.
+    /// Statistics (JSON), for health, `/debug/media` and `/metrics`: rooms →
+    /// participants → tracks; top-level totals (`participant_count`, `track_count`,
+    /// `packets_in`, `packets_forwarded`, `bytes_forwarded`, `packets_dropped`,
+    /// `keyframe_requests`, ...) become `conclave_media_*` metrics when present.
     fn stats(&self) -> Value;
 }
+
+/// Media plane totals exported to `/metrics`: (stats key, metric name, type, help).
+const MEDIA_METRICS: &[(&str, &str, &str, &str)] = &[
+    (
+        "room_count",
+        "rooms",
+        "gauge",
+        "Rooms with media participants.",
+    ),
+    (
+        "participant_count",
+        "participants",
+        "gauge",
+        "Media participants (peer connections).",
+    ),
+    (
+        "track_count",
+        "tracks",
+        "gauge",
+        "Tracks published and forwarded.",
+    ),
+    (
+        "packets_in",
+        "packets_received_total",
+        "counter",
+        "RTP packets received from publishers.",
+    ),
+    (
+        "bytes_in",
+        "bytes_received_total",
+        "counter",
+        "RTP payload bytes received from publishers.",
+    ),
+    (
+        "packets_forwarded",
+        "packets_forwarded_total",
+        "counter",
+        "RTP packets forwarded to subscribers.",
+    ),
+    (
+        "bytes_forwarded",
+        "bytes_forwarded_total",
+        "counter",
+        "RTP payload bytes forwarded to subscribers.",
+    ),
+    (
+        "packets_dropped",
+        "packets_dropped_total",
+        "counter",
+        "RTP packets dropped: a subscriber's queue was full.",
+    ),
+    (
+        "packets_withheld",
+        "packets_withheld_total",
+        "counter",
+        "RTP packets withheld by moderation (muted audio, paused video).",
+    ),
+    (
+        "send_errors",
+        "send_errors_total",
+        "counter",
+        "RTP packets that could not be sent to a subscriber.",
+    ),
+    (
+        "keyframe_requests",
+        "keyframe_requests_total",
+        "counter",
+        "Keyframe requests (PLI) sent to publishers.",
+    ),
+    (
+        "tracks_refused",
+        "tracks_refused_total",
+        "counter",
+        "Tracks not forwarded: beyond a publisher's bound.",
+    ),
+    (
+        "dominant_speaker_changes",
+        "dominant_speaker_changes_total",
+        "counter",
+        "Dominant speaker changes, all rooms.",
+    ),
+];
 
 /// One web session connected to the media plane.
 #[derive(Clone)]
@@ -224,12 +312,61 @@ impl MediaHub {
     pub(crate) fn health(&self) -> Value {
         match &self.plane {
             None => json!({"enabled": false}),
+            Some(p) => {
+                // The totals only: per-room detail is at /debug/media (admin).
+                let stats = p.stats();
+                let totals: serde_json::Map<String, Value> = stats
+                    .as_object()
+                    .map(|o| {
+                        o.iter()
+                            .filter(|(_, v)| v.is_number())
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                json!({
+                    "enabled": true,
+                    "sessions": self.sessions().len(),
+                    "stats": totals,
+                })
+            }
+        }
+    }
+
+    /// The media plane's statistics, per room and participant (`/debug/media`).
+    pub(crate) fn debug(&self) -> Value {
+        match &self.plane {
+            None => json!({"enabled": false}),
             Some(p) => json!({
                 "enabled": true,
                 "sessions": self.sessions().len(),
                 "stats": p.stats(),
             }),
         }
+    }
+
+    /// `/metrics` lines for the media plane's totals.
+    pub(crate) fn metrics(&self) -> String {
+        use std::fmt::Write as _;
+        let Some(plane) = &self.plane else {
+            return String::new();
+        };
+        let stats = plane.stats();
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "# HELP conclave_media_sessions Web sessions connected to the media plane.\n# TYPE conclave_media_sessions gauge\nconclave_media_sessions {}",
+            self.sessions().len()
+        );
+        for (key, name, kind, help) in MEDIA_METRICS {
+            if let Some(v) = stats.get(key).and_then(Value::as_u64) {
+                let _ = writeln!(
+                    out,
+                    "# HELP conclave_media_{name} {help}\n# TYPE conclave_media_{name} {kind}\nconclave_media_{name} {v}"
+                );
+            }
+        }
+        out
     }
 
     /// Applies one committed event to the connected sessions: mutes and video pauses

@@ -184,6 +184,7 @@ pub async fn metrics(app: App) -> Response {
         "# HELP conclave_engine_queued_commands Commands waiting for the engine's decider.\n# TYPE conclave_engine_queued_commands gauge\nconclave_engine_queued_commands {}",
         m.queued_commands
     );
+    out.push_str(&app.media.metrics());
     for s in app.status.iter() {
         let text = s.metrics();
         out.push_str(&text);

@@ -261,6 +261,12 @@ pub async fn get_policy(app: App, ctx: Ctx) -> ApiResult<Json<Value>> {
     Ok(Json(app.engine.read(|st| views::policy(&st.policy))))
 }
 
+/// The media plane's statistics per room and participant (as Jitsi's colibri stats).
+pub async fn debug_media(app: App, ctx: Ctx) -> ApiResult<Json<Value>> {
+    require_admin(&ctx)?;
+    Ok(Json(app.media.debug()))
+}
+
 pub async fn me(ctx: Ctx) -> ApiResult<Json<Value>> {
     match &ctx.caller {
         Caller::Admin => Ok(Json(json!({ "admin": true }))),

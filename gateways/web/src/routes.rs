@@ -172,6 +172,7 @@ pub fn table() -> Vec<Route> {
         // ---- meta ----
         route(g.clone(), "/about/health", get(meta::health), "meta", Public, "Health (Jitsi-style): 200 ok or 503", None, 200, r("Health")),
         route(g.clone(), "/metrics", get(meta::metrics), "meta", Public, "Prometheus metrics (text format)", None, 200, json!({"type": "string"})),
+        route(g.clone(), "/debug/media", get(query::debug_media), "server", Admin, "Media statistics per room and participant (as Jitsi's colibri stats): each published track with packets and bytes in, withheld by moderation, keyframe requests, and per subscriber packets and bytes forwarded, drops and send errors; the room's dominant speaker; totals", None, 200, json!({"type": "object", "required": ["enabled"], "properties": {"enabled": b(), "sessions": u(), "stats": {"type": "object"}}})),
         route(g.clone(), "/openapi.json", get(meta::openapi), "meta", Public, "This OpenAPI document", None, 200, json!({"type": "object"})),
         route(g.clone(), "/me", get(query::me), "meta", Token, "What the bearer token stands for", None, 200, json!({"type": "object", "properties": {"admin": b(), "identity": s(), "room": s(), "session": nullable(s()), "issued_at": s()}})),
         // ---- rooms ----

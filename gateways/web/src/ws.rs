@@ -121,6 +121,9 @@ pub(crate) fn signal_json(s: MediaSignal) -> Value {
         MediaSignal::Offer(sdp) => json!({"type": "media.offer", "sdp": sdp}),
         MediaSignal::Candidate(c) => json!({"type": "media.candidate", "candidate": c}),
         MediaSignal::Closed => json!({"type": "media.closed"}),
+        MediaSignal::DominantSpeaker(session) => {
+            json!({"type": "media.dominant_speaker", "session": session})
+        }
     }
 }
 

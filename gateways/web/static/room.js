@@ -157,6 +157,7 @@
         if (S.pc && v.candidate) S.pc.addIceCandidate(v.candidate).catch((e) => console.warn('candidate', e));
         break;
       case 'media.closed': closeMedia(); break;
+      case 'media.dominant_speaker': markSpeaker(v.session); break;
       case 'result':
       case 'error': settle(v); break;
       case 'revoked': status('Your session has ended.'); break;
@@ -401,6 +402,11 @@
   }
 
   // A remote stream's id is its publisher's session id.
+  // The SFU's dominant speaker (RFC 6464 audio levels): its tile is outlined.
+  function markSpeaker(session) {
+    for (const [id, tile] of tilesBySession()) tile.classList.toggle('speaking', id === session);
+  }
+
   function remoteTile(stream) {
     const session = stream.id;
     let tile = document.querySelector(`#tiles .tile[data-session="${CSS.escape(session)}"]`);

@@ -127,7 +127,12 @@ impl MediaPlane for FakePlane {
         Box::pin(async move { self.record(Call::Disconnect(participant.into())) })
     }
     fn stats(&self) -> Value {
-        json!({"participants": self.signals.lock().unwrap().len()})
+        json!({
+            "participant_count": self.signals.lock().unwrap().len(),
+            "packets_forwarded": 42,
+            "packets_dropped": 3,
+            "rooms": {"standup": {"dominant_speaker": null}},
+        })
     }
 }
 
@@ -319,10 +324,49 @@ async fn offers_are_relayed_answers_returned_and_server_signals_reach_the_client
         "{e}"
     );
 
-    // Health reports the plane.
+    // The dominant speaker reaches the page as presentation data.
+    tx.send(MediaSignal::DominantSpeaker(session.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        ws.reply().await,
+        json!({"type": "media.dominant_speaker", "session": session})
+    );
+
+    // Health reports the plane (totals only).
     let (_, h) = call(&srv.router, Method::GET, "/about/health", None, json!({})).await;
     assert_eq!(h["media"]["enabled"], true);
     assert_eq!(h["media"]["sessions"], 1);
+    assert_eq!(h["media"]["stats"]["packets_forwarded"], 42);
+    assert!(h["media"]["stats"].get("rooms").is_none(), "{h}");
+
+    // Per-room detail at /debug/media, for the admin only; totals in /metrics.
+    let (s, _) = call(&srv.router, Method::GET, "/debug/media", None, json!({})).await;
+    assert_eq!(s, 401);
+    let (s, d) = call(
+        &srv.router,
+        Method::GET,
+        "/debug/media",
+        Some(ADMIN),
+        json!({}),
+    )
+    .await;
+    assert_eq!(s, 200, "{d}");
+    assert_eq!(
+        d["stats"]["rooms"]["standup"]["dominant_speaker"],
+        Value::Null
+    );
+    assert_eq!(d["sessions"], 1);
+    let (_, text) = common::text(&srv.router, Method::GET, "/metrics", None).await;
+    for needle in [
+        "conclave_media_sessions 1",
+        "conclave_media_participants 1",
+        "conclave_media_packets_forwarded_total 42",
+        "conclave_media_packets_dropped_total 3",
+        "# TYPE conclave_media_packets_forwarded_total counter",
+    ] {
+        assert!(text.contains(needle), "missing {needle} in\n{text}");
+    }
 
     // Closing the socket disconnects the session.
     ws.0.close(None).await.unwrap();

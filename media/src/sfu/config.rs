@@ -17,6 +17,52 @@ pub struct SfuConfig {
     pub announce: Vec<IpAddr>,
     /// Tests: gather and accept loopback candidates only, so no packet leaves the host.
     pub loopback_only: bool,
+    /// Bounds on what a client may make the SFU do.
+    pub limits: SfuLimits,
+}
+
+/// Bounds on what one client (a browser, perhaps hostile) may make the SFU do; beyond
+/// them a call fails with a typed [`SfuError`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SfuLimits {
+    /// Media participants per room (`sfu.room_full`).
+    pub max_participants_per_room: usize,
+    /// Tracks one publisher may send: audio, camera, screen and a spare
+    /// (`sfu.too_many_tracks`); tracks beyond are not forwarded.
+    pub max_tracks_per_publisher: usize,
+    /// Size of one session description in bytes (`sfu.too_large`).
+    pub max_sdp_bytes: usize,
+    /// Media sections in one client description (`sfu.too_large`): its own tracks and
+    /// one per track it receives.
+    pub max_media_sections: usize,
+    /// ICE candidates one participant may give, inline and trickled together
+    /// (`sfu.too_many_candidates`).
+    pub max_candidates: usize,
+    /// Size of one trickled candidate in bytes (`sfu.too_large`).
+    pub max_candidate_bytes: usize,
+    /// Client descriptions (offers and answers) in a burst, then one per
+    /// `renegotiation_refill` (`sfu.rate_limited`).
+    pub renegotiation_burst: u32,
+    pub renegotiation_refill: std::time::Duration,
+    /// RTP packets queued towards one subscriber; beyond, packets to it are dropped
+    /// (and counted) rather than slowing the publisher's forwarding.
+    pub subscriber_queue: usize,
+}
+
+impl Default for SfuLimits {
+    fn default() -> Self {
+        SfuLimits {
+            max_participants_per_room: 50,
+            max_tracks_per_publisher: 4,
+            max_sdp_bytes: 512 * 1024,
+            max_media_sections: 4 * 50 + 8,
+            max_candidates: 64,
+            max_candidate_bytes: 1024,
+            renegotiation_burst: 20,
+            renegotiation_refill: std::time::Duration::from_millis(500),
+            subscriber_queue: 1024,
+        }
+    }
 }
 
 impl SfuConfig {
@@ -25,6 +71,16 @@ impl SfuConfig {
         if min == 0 || min > max {
             return Err(SfuError::InvalidConfig(format!(
                 "udp_ports {min}..={max} is not a range of real ports"
+            )));
+        }
+        let l = &self.limits;
+        if l.max_participants_per_room == 0
+            || l.max_tracks_per_publisher == 0
+            || l.subscriber_queue == 0
+            || l.renegotiation_burst == 0
+        {
+            return Err(SfuError::InvalidConfig(format!(
+                "limits must allow at least one of each: {l:?}"
             )));
         }
         if self.loopback_only {

@@ -23,6 +23,25 @@ pub enum SfuError {
     /// The WebRTC stack refused an operation on a valid input.
     #[error("WebRTC error: {0}")]
     WebRtc(String),
+    /// The room already has the most participants the SFU takes.
+    #[error("room {room} is full ({max} media participants)")]
+    RoomFull { room: String, max: usize },
+    /// The client offered to send more tracks than a publisher may.
+    #[error("{sending} tracks offered; a publisher sends at most {max}")]
+    TooManyTracks { sending: usize, max: usize },
+    /// A session description or candidate beyond the size or count bounds.
+    #[error("{what}: {size} is over the limit of {max}")]
+    TooLarge {
+        what: &'static str,
+        size: usize,
+        max: usize,
+    },
+    /// More ICE candidates than a participant may send.
+    #[error("more than {max} ICE candidates")]
+    TooManyCandidates { max: usize },
+    /// Too many offers (renegotiations) in a short time.
+    #[error("too many renegotiations; retry in a moment")]
+    RateLimited,
 }
 
 impl SfuError {
@@ -36,6 +55,11 @@ impl SfuError {
             SfuError::InvalidSignal(_) => "sfu.invalid_signal",
             SfuError::NoOfferOutstanding(_) => "sfu.no_offer_outstanding",
             SfuError::WebRtc(_) => "sfu.webrtc",
+            SfuError::RoomFull { .. } => "sfu.room_full",
+            SfuError::TooManyTracks { .. } => "sfu.too_many_tracks",
+            SfuError::TooLarge { .. } => "sfu.too_large",
+            SfuError::TooManyCandidates { .. } => "sfu.too_many_candidates",
+            SfuError::RateLimited => "sfu.rate_limited",
         }
     }
 }

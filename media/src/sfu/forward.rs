@@ -1,15 +1,24 @@
 //! Forwarding: one task per published track copies each RTP packet to every
 //! subscriber's outlet, never decoding it.
 //!
+//! An outlet does not write to the subscriber's connection itself: it puts the packet
+//! on the subscriber's bounded queue, drained by one task per subscriber ([`drain`]).
+//! A full queue (a slow subscriber, or one whose connection stalls) drops the packet
+//! and counts it, so no subscriber slows its publishers' forwarding or the others.
+//!
 //! The SSRC and payload type are rewritten to what each subscriber's leg negotiated;
 //! header extensions are dropped (their ids differ per leg). Packets withheld by
 //! moderation shift the sequence numbers that follow, so a subscriber sees no gap to
 //! NACK. Keyframe requests go to the publisher at most every 300 ms (a new subscriber
 //! or a resumed video asks at once).
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
+
+use rtc::rtp;
+use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
 
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RtpCodecKind};
@@ -18,7 +27,18 @@ use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 
 use super::keyframe::is_keyframe_request;
-use super::{MediaKind, ParticipantId};
+use super::{speaker, Inner, MediaKind, ParticipantId};
+
+/// A packet on its way to one subscriber, with the outlet it belongs to.
+pub(crate) type Queued = (Arc<Outlet>, rtp::Packet);
+
+/// Where a publisher's audio levels go (the room's dominant-speaker detector), and
+/// the header extension id its connection negotiated for them (0: none).
+pub(crate) struct LevelTap {
+    pub(crate) sfu: Weak<Inner>,
+    pub(crate) room: String,
+    pub(crate) ext_id: Arc<AtomicU8>,
+}
 
 const KEYFRAME_INTERVAL: Duration = Duration::from_millis(300);
 /// Payload type not yet known for an outlet (its leg is not negotiated).
@@ -59,6 +79,7 @@ pub(crate) struct Publication {
     pub(crate) codec: RTCRtpCodec,
     remote: Arc<dyn TrackRemote>,
     forwarding: Arc<Forwarding>,
+    levels: Option<LevelTap>,
     outlets: Mutex<Vec<Arc<Outlet>>>,
     last_keyframe_request: Mutex<Option<Instant>>,
     pub(crate) ended: AtomicBool,
@@ -74,9 +95,13 @@ pub(crate) struct Outlet {
     pub(crate) track: Arc<TrackLocalStaticRTP>,
     pub(crate) ssrc: u32,
     pt: AtomicU32,
+    /// The subscriber's queue (see [`drain`]).
+    outbox: mpsc::Sender<Queued>,
     pub(crate) packets: AtomicU64,
     pub(crate) bytes: AtomicU64,
     pub(crate) send_errors: AtomicU64,
+    /// Packets dropped because the subscriber's queue was full.
+    pub(crate) dropped: AtomicU64,
     pub(crate) keyframe_requests: AtomicU64,
 }
 
@@ -85,16 +110,33 @@ impl Outlet {
         subscriber: ParticipantId,
         track: Arc<TrackLocalStaticRTP>,
         ssrc: u32,
+        outbox: mpsc::Sender<Queued>,
     ) -> Self {
         Outlet {
             subscriber,
             track,
             ssrc,
             pt: AtomicU32::new(NO_PT),
+            outbox,
             packets: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             send_errors: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
             keyframe_requests: AtomicU64::new(0),
+        }
+    }
+
+    /// Queues a packet for the subscriber without waiting: a full queue drops it
+    /// (counted in `dropped`), a closed one counts a send error.
+    pub(crate) fn offer(self: &Arc<Self>, packet: rtp::Packet) {
+        match self.outbox.try_send((self.clone(), packet)) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(TrySendError::Closed(_)) => {
+                self.send_errors.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 
@@ -126,6 +168,7 @@ impl Publication {
         codec: RTCRtpCodec,
         remote: Arc<dyn TrackRemote>,
         forwarding: Arc<Forwarding>,
+        levels: Option<LevelTap>,
     ) -> Self {
         Publication {
             id,
@@ -136,6 +179,7 @@ impl Publication {
             codec,
             remote,
             forwarding,
+            levels,
             outlets: Mutex::new(Vec::new()),
             last_keyframe_request: Mutex::new(None),
             ended: AtomicBool::new(false),
@@ -211,6 +255,9 @@ impl Publication {
                 withheld = withheld.wrapping_add(1);
                 continue;
             }
+            if let Some(tap) = &self.levels {
+                self.observe_level(tap, &packet);
+            }
             packet.header.sequence_number = packet.header.sequence_number.wrapping_sub(withheld);
             packet.header.extension = false;
             packet.header.extensions.clear();
@@ -221,18 +268,46 @@ impl Publication {
                 let mut copy = packet.clone();
                 copy.header.ssrc = outlet.ssrc;
                 copy.header.payload_type = pt;
-                match outlet.track.write_rtp(copy).await {
-                    Ok(()) => {
-                        outlet.packets.fetch_add(1, Ordering::Relaxed);
-                        outlet.bytes.fetch_add(size, Ordering::Relaxed);
-                    }
-                    Err(_) => {
-                        outlet.send_errors.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
+                outlet.offer(copy);
             }
         }
         self.ended.store(true, Ordering::Relaxed);
+    }
+
+    /// Feeds the RFC 6464 level of a forwarded audio packet to the room's detector.
+    fn observe_level(&self, tap: &LevelTap, packet: &rtp::Packet) {
+        let id = tap.ext_id.load(Ordering::Relaxed);
+        if id == 0 {
+            return;
+        }
+        let Some(level) = packet
+            .header
+            .get_extension(id)
+            .and_then(|payload| speaker::level(&payload))
+        else {
+            return;
+        };
+        if let Some(inner) = tap.sfu.upgrade() {
+            inner.observe_level(&tap.room, &self.publisher, level);
+        }
+    }
+}
+
+/// One subscriber's queue, drained into its connection in order. Only this task
+/// waits on the subscriber's connection; it ends when every outlet and the
+/// participant have let go of the queue.
+pub(crate) async fn drain(mut queue: mpsc::Receiver<Queued>) {
+    while let Some((outlet, packet)) = queue.recv().await {
+        let size = packet.payload.len() as u64;
+        match outlet.track.write_rtp(packet).await {
+            Ok(()) => {
+                outlet.packets.fetch_add(1, Ordering::Relaxed);
+                outlet.bytes.fetch_add(size, Ordering::Relaxed);
+            }
+            Err(_) => {
+                outlet.send_errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
     }
 }
 
@@ -247,5 +322,42 @@ pub(crate) async fn relay_feedback(publication: Arc<Publication>, outlet: Arc<Ou
             outlet.keyframe_requests.fetch_add(1, Ordering::Relaxed);
             publication.request_keyframe(false).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use rtc::media_stream::MediaStreamTrack;
+
+    fn outlet(queue: usize) -> (Arc<Outlet>, mpsc::Receiver<Queued>) {
+        let (tx, rx) = mpsc::channel(queue);
+        let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+            "p".to_owned(),
+            "p-audio-1".to_owned(),
+            "p-audio-1".to_owned(),
+            RtpCodecKind::Audio,
+            vec![],
+        )));
+        (Arc::new(Outlet::new("s".to_owned(), track, 7, tx)), rx)
+    }
+
+    #[test]
+    fn a_full_subscriber_queue_drops_and_counts_without_waiting() {
+        let (o, mut rx) = outlet(2);
+        for seq in 0..5u16 {
+            let mut p = rtp::Packet::default();
+            p.header.sequence_number = seq;
+            o.offer(p);
+        }
+        assert_eq!(o.dropped.load(Ordering::Relaxed), 3);
+        // The queue kept the oldest packets, in order.
+        let first = rx.try_recv().map(|(_, p)| p.header.sequence_number);
+        let second = rx.try_recv().map(|(_, p)| p.header.sequence_number);
+        assert_eq!((first.ok(), second.ok()), (Some(0), Some(1)));
+        drop(rx);
+        o.offer(rtp::Packet::default());
+        assert_eq!(o.send_errors.load(Ordering::Relaxed), 1);
     }
 }

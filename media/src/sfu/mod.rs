@@ -10,25 +10,30 @@
 //!
 //! Files: `peer.rs` (the peer connection and its events), `negotiate.rs` (server offers,
 //! glare, subscriptions), `forward.rs` (the packet path, keyframe requests),
-//! `keyframe.rs` (PLI/FIR reach us), `candidates.rs`, `config.rs`, `stats.rs`.
+//! `keyframe.rs` (PLI/FIR reach us), `speaker.rs` (dominant speaker from audio
+//! levels), `limits.rs` (bounds on what a client may ask), `candidates.rs`,
+//! `config.rs`, `stats.rs`.
 
 mod candidates;
 mod config;
 mod error;
 mod forward;
 mod keyframe;
+mod limits;
 mod negotiate;
 mod peer;
+mod speaker;
 mod stats;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use tokio::sync::mpsc;
 use webrtc::peer_connection::{PeerConnection, RTCIceCandidateInit, RTCPeerConnectionState};
 
-pub use config::SfuConfig;
+pub use config::{SfuConfig, SfuLimits};
 pub use error::SfuError;
 
 use config::PortPicker;
@@ -62,6 +67,10 @@ pub enum SfuSignal {
     Candidate(serde_json::Value),
     /// The connection failed; the participant is disconnected.
     Closed,
+    /// The room's dominant speaker changed (RFC 6464 audio levels, with hysteresis);
+    /// sent to every participant of the room, and on connecting. Presentation data:
+    /// not journaled, and dropped rather than waited for when a client lags.
+    DominantSpeaker(ParticipantId),
 }
 
 /// Cheap to clone: every clone drives the same SFU.
@@ -75,6 +84,13 @@ pub(crate) struct Inner {
     ports: PortPicker,
     next_id: AtomicU64,
     state: Mutex<State>,
+    /// Dominant-speaker detectors by room.
+    speakers: Mutex<HashMap<String, speaker::Detector>>,
+    /// Refusals by stable code, for statistics.
+    refusals: Mutex<HashMap<&'static str, u64>>,
+    /// Tracks not forwarded: beyond the publisher's bound.
+    tracks_refused: AtomicU64,
+    dominant_changes: AtomicU64,
 }
 
 #[derive(Default)]
@@ -94,6 +110,14 @@ pub(crate) struct Participant {
     negotiation: tokio::sync::Mutex<Negotiation>,
     closed: AtomicBool,
     connection: Mutex<RTCPeerConnectionState>,
+    /// Our queue towards this participant (see `forward::drain`).
+    outbox: mpsc::Sender<forward::Queued>,
+    /// The header extension id of RFC 6464 audio levels in its offers (0: none).
+    audio_level_id: Arc<AtomicU8>,
+    /// ICE candidates it gave, inline and trickled.
+    candidates: AtomicUsize,
+    /// Its descriptions (offers and answers), rate-limited.
+    renegotiations: Mutex<limits::Bucket>,
 }
 
 impl Participant {
@@ -136,6 +160,69 @@ impl Inner {
     fn next_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
+
+    fn refused(&self, e: SfuError) -> SfuError {
+        *self
+            .refusals
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(e.code())
+            .or_default() += 1;
+        e
+    }
+
+    /// One forwarded audio packet's level (-dBov) from `who` in `room`; tells the
+    /// room when its dominant speaker changes.
+    fn observe_level(&self, room: &str, who: &str, level: u8) {
+        let changed = {
+            let mut speakers = self.speakers.lock().unwrap_or_else(|p| p.into_inner());
+            let d = speakers.entry(room.to_owned()).or_default();
+            let now = Instant::now();
+            d.observe(who, level, now);
+            d.evaluate(now)
+        };
+        let Some(dominant) = changed else {
+            return;
+        };
+        self.dominant_changes.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(room, participant = %dominant, "dominant speaker");
+        for p in self.others(room, "") {
+            // Presentation data: a lagging client misses a change rather than
+            // holding up the forwarding task this runs on.
+            let _ = p
+                .signals
+                .try_send(SfuSignal::DominantSpeaker(dominant.clone()));
+        }
+    }
+
+    fn dominant_speaker(&self, room: &str) -> Option<ParticipantId> {
+        self.speakers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(room)
+            .and_then(|d| d.dominant().cloned())
+    }
+
+    /// Checks a client description against the bounds and the rate limit; counts its
+    /// candidates and notes its audio-level extension id.
+    fn admit_description(&self, p: &Participant, sdp: &str) -> Result<(), SfuError> {
+        let bounds = &self.config.limits;
+        if !p
+            .renegotiations
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take(Instant::now())
+        {
+            return Err(self.refused(SfuError::RateLimited));
+        }
+        let shape = limits::check_description(sdp, bounds, p.candidates.load(Ordering::Relaxed))
+            .map_err(|e| self.refused(e))?;
+        p.candidates.fetch_add(shape.candidates, Ordering::Relaxed);
+        if let Some(id) = negotiate::audio_level_id(sdp) {
+            p.audio_level_id.store(id, Ordering::Relaxed);
+        }
+        Ok(())
+    }
 }
 
 impl Sfu {
@@ -147,6 +234,10 @@ impl Sfu {
                 config,
                 next_id: AtomicU64::new(1),
                 state: Mutex::new(State::default()),
+                speakers: Mutex::default(),
+                refusals: Mutex::default(),
+                tracks_refused: AtomicU64::new(0),
+                dominant_changes: AtomicU64::new(0),
             }),
         })
     }
@@ -162,16 +253,29 @@ impl Sfu {
         if self.inner.participant(participant).is_some() {
             return Err(SfuError::AlreadyConnected(participant.clone()));
         }
+        self.room_has_space(room)?;
         let addr = self.inner.ports.pick()?;
         let handler = Arc::new(peer::PeerEvents {
             sfu: Arc::downgrade(&self.inner),
             participant: participant.clone(),
         });
         let pc = peer::build(addr, self.inner.config.loopback_only, handler).await?;
+        let bounds = &self.inner.config.limits;
+        let (outbox, queue) = mpsc::channel(bounds.subscriber_queue);
         let inserted = {
             let mut state = self.inner.state();
-            if state.participants.contains_key(participant) {
-                false
+            let present = state
+                .participants
+                .values()
+                .filter(|p| p.room == room)
+                .count();
+            if present >= bounds.max_participants_per_room {
+                Err(SfuError::RoomFull {
+                    room: room.to_owned(),
+                    max: bounds.max_participants_per_room,
+                })
+            } else if state.participants.contains_key(participant) {
+                Err(SfuError::AlreadyConnected(participant.clone()))
             } else {
                 let forwarding = state
                     .forwarding
@@ -190,15 +294,29 @@ impl Sfu {
                         negotiation: tokio::sync::Mutex::new(Negotiation::default()),
                         closed: AtomicBool::new(false),
                         connection: Mutex::new(RTCPeerConnectionState::New),
+                        outbox,
+                        audio_level_id: Arc::new(AtomicU8::new(0)),
+                        candidates: AtomicUsize::new(0),
+                        renegotiations: Mutex::new(limits::Bucket::new(
+                            bounds.renegotiation_burst,
+                            bounds.renegotiation_refill,
+                            Instant::now(),
+                        )),
                     }),
                 );
-                true
+                Ok(())
             }
         };
-        if !inserted {
-            // Lost a race with a concurrent connect of the same id.
+        if let Err(e) = inserted {
+            // Lost a race with a concurrent connect of the same id or into the room.
             let _ = pc.close().await;
-            return Err(SfuError::AlreadyConnected(participant.clone()));
+            return Err(self.inner.refused(e));
+        }
+        tokio::spawn(forward::drain(queue));
+        if let Some(dominant) = self.inner.dominant_speaker(room) {
+            if let Some(p) = self.inner.participant(participant) {
+                let _ = p.signals.try_send(SfuSignal::DominantSpeaker(dominant));
+            }
         }
         tracing::debug!(participant = %participant, room, %addr, "sfu participant connected");
         Ok(())
@@ -212,6 +330,7 @@ impl Sfu {
         sdp: String,
     ) -> Result<String, SfuError> {
         let p = self.get(participant)?;
+        self.inner.admit_description(&p, &sdp)?;
         let sdp = candidates::filter_sdp(&sdp, self.inner.config.loopback_only);
         negotiate::client_offer(&self.inner, &p, sdp).await
     }
@@ -219,6 +338,7 @@ impl Sfu {
     /// The client's answer to an [`SfuSignal::Offer`].
     pub async fn answer(&self, participant: &ParticipantId, sdp: String) -> Result<(), SfuError> {
         let p = self.get(participant)?;
+        self.inner.admit_description(&p, &sdp)?;
         let sdp = candidates::filter_sdp(&sdp, self.inner.config.loopback_only);
         negotiate::client_answer(&self.inner, &p, sdp).await
     }
@@ -231,6 +351,23 @@ impl Sfu {
         candidate: serde_json::Value,
     ) -> Result<(), SfuError> {
         let p = self.get(participant)?;
+        let bounds = &self.inner.config.limits;
+        let size = candidate
+            .get("candidate")
+            .and_then(|c| c.as_str())
+            .map_or(0, str::len);
+        if size > bounds.max_candidate_bytes {
+            return Err(self.inner.refused(SfuError::TooLarge {
+                what: "candidate bytes",
+                size,
+                max: bounds.max_candidate_bytes,
+            }));
+        }
+        if p.candidates.fetch_add(1, Ordering::Relaxed) >= bounds.max_candidates {
+            return Err(self.inner.refused(SfuError::TooManyCandidates {
+                max: bounds.max_candidates,
+            }));
+        }
         let init: RTCIceCandidateInit = serde_json::from_value(candidate)
             .map_err(|e| SfuError::InvalidSignal(e.to_string()))?;
         if !candidates::acceptable(&init, self.inner.config.loopback_only) {
@@ -279,6 +416,15 @@ impl Sfu {
         if p.closed.swap(true, Ordering::AcqRel) {
             return;
         }
+        if let Some(d) = self
+            .inner
+            .speakers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(&p.room)
+        {
+            d.remove(participant);
+        }
         negotiate::leave(&self.inner, &p).await;
         if let Err(e) = p.pc.close().await {
             tracing::debug!(participant = %participant, error = %e, "closing peer connection");
@@ -289,6 +435,25 @@ impl Sfu {
     /// Per-room and per-participant statistics as JSON (like Jitsi's colibri stats).
     pub fn stats(&self) -> serde_json::Value {
         stats::snapshot(&self.inner)
+    }
+
+    /// `sfu.room_full` before any port is taken, when the room is at its bound.
+    fn room_has_space(&self, room: &str) -> Result<(), SfuError> {
+        let max = self.inner.config.limits.max_participants_per_room;
+        let present = self
+            .inner
+            .state()
+            .participants
+            .values()
+            .filter(|p| p.room == room)
+            .count();
+        if present >= max {
+            return Err(self.inner.refused(SfuError::RoomFull {
+                room: room.to_owned(),
+                max,
+            }));
+        }
+        Ok(())
     }
 
     fn get(&self, participant: &ParticipantId) -> Result<Arc<Participant>, SfuError> {

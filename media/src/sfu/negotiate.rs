@@ -22,7 +22,7 @@ use webrtc::peer_connection::RTCSessionDescription;
 use webrtc::rtp_transceiver::RtpSender;
 
 use super::error::{invalid, webrtc as stack, SfuError};
-use super::forward::{media_kind, relay_feedback, Outlet, Publication};
+use super::forward::{media_kind, relay_feedback, LevelTap, Outlet, Publication};
 use super::{Inner, MediaKind, Participant, SfuSignal};
 
 #[derive(Default)]
@@ -203,6 +203,36 @@ async fn reconcile(inner: &Inner, p: &Arc<Participant>, n: &mut Negotiation) -> 
     changed
 }
 
+/// The RFC 6464 audio-level extension, negotiated with publishers.
+pub(crate) const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
+
+/// The id a client description gives the audio-level extension
+/// (`a=extmap:<id>[/<direction>] urn:ietf:params:rtp-hdrext:ssrc-audio-level`).
+pub(crate) fn audio_level_id(sdp: &str) -> Option<u8> {
+    sdp.lines().find_map(|line| {
+        let rest = line.trim_end().strip_prefix("a=extmap:")?;
+        let (id, uri) = rest.split_once(' ')?;
+        let uri = uri.split_whitespace().next()?;
+        if uri != AUDIO_LEVEL_URI {
+            return None;
+        }
+        let id: u8 = id.split('/').next()?.parse().ok()?;
+        (1..=14).contains(&id).then_some(id)
+    })
+}
+
+/// The track id a subscriber sees for a publication: namespaced by the publisher's
+/// participant id and unique per publication, never what the client chose (two
+/// publishers may pick the same id, or one made up to collide).
+pub(crate) fn forwarded_track_id(publication: &Publication) -> String {
+    format!(
+        "{}-{}-{}",
+        publication.publisher,
+        publication.kind.as_str(),
+        publication.id
+    )
+}
+
 /// A send-only transceiver carrying `publication` to `p`. The MediaStream id is the
 /// publisher's participant id, so the page knows whose track it is.
 async fn subscribe(
@@ -216,10 +246,11 @@ async fn subscribe(
         MediaKind::Audio => RtpCodecKind::Audio,
         MediaKind::Video => RtpCodecKind::Video,
     };
+    let track_id = forwarded_track_id(publication);
     let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
         publication.publisher.clone(),
-        publication.track_id.clone(),
-        publication.track_id.clone(),
+        track_id.clone(),
+        track_id,
         kind,
         vec![RTCRtpEncodingParameters {
             rtp_coding_parameters: RTCRtpCodingParameters {
@@ -247,7 +278,7 @@ async fn subscribe(
         .await
         .map_err(stack)?
         .ok_or_else(|| SfuError::WebRtc("transceiver without a sender".to_owned()))?;
-    let outlet = Arc::new(Outlet::new(p.id.clone(), track, ssrc));
+    let outlet = Arc::new(Outlet::new(p.id.clone(), track, ssrc, p.outbox.clone()));
     publication.attach(outlet.clone());
     tokio::spawn(relay_feedback(publication.clone(), outlet.clone()));
     Ok(Subscription {
@@ -288,6 +319,11 @@ pub(crate) async fn published(inner: Arc<Inner>, p: Arc<Participant>, track: Arc
         return;
     };
     let track_id = track.track_id().await;
+    let levels = (kind == MediaKind::Audio).then(|| LevelTap {
+        sfu: Arc::downgrade(&inner),
+        room: p.room.clone(),
+        ext_id: p.audio_level_id.clone(),
+    });
     let publication = Arc::new(Publication::new(
         inner.next_id(),
         p.id.clone(),
@@ -297,10 +333,18 @@ pub(crate) async fn published(inner: Arc<Inner>, p: Arc<Participant>, track: Arc
         codec,
         track,
         p.forwarding.clone(),
+        levels,
     ));
     {
         let mut list = p.publications.lock().unwrap_or_else(|e| e.into_inner());
         if p.closed.load(Ordering::Acquire) {
+            return;
+        }
+        // The offer check bounds the sending sections; this bounds what arrives
+        // (a track replaced on a section, or announced without one).
+        if list.len() >= inner.config.limits.max_tracks_per_publisher {
+            inner.tracks_refused.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(publisher = %p.id, "track beyond the publisher's bound: not forwarded");
             return;
         }
         list.push(publication.clone());
@@ -337,5 +381,28 @@ pub(crate) async fn leave(inner: &Arc<Inner>, p: &Arc<Participant>) {
     }
     for other in inner.others(&p.room, &p.id) {
         tokio::spawn(renegotiate(inner.clone(), other));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn finds_the_audio_level_extension_id() {
+        let sdp = "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n\
+            a=extmap:3 http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time\r\n\
+            a=extmap:1/sendonly urn:ietf:params:rtp-hdrext:ssrc-audio-level\r\n";
+        assert_eq!(audio_level_id(sdp), Some(1));
+        assert_eq!(
+            audio_level_id("a=extmap:15 urn:ietf:params:rtp-hdrext:ssrc-audio-level\r\n"),
+            None
+        );
+        assert_eq!(
+            audio_level_id("a=extmap:x urn:ietf:params:rtp-hdrext:ssrc-audio-level"),
+            None
+        );
+        assert_eq!(audio_level_id("v=0\r\n"), None);
     }
 }

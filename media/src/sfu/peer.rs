@@ -8,7 +8,7 @@ use std::sync::{Arc, Weak};
 use rtc::interceptor::Slot;
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
 use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{
@@ -61,6 +61,16 @@ fn media_engine() -> Result<MediaEngine, SfuError> {
                 payload_type: 96,
             },
             RtpCodecKind::Video,
+        )
+        .map_err(stack)?;
+    // RFC 6464 audio levels from publishers feed the dominant-speaker detector.
+    engine
+        .register_header_extension(
+            RTCRtpHeaderExtensionCapability {
+                uri: super::negotiate::AUDIO_LEVEL_URI.to_owned(),
+            },
+            RtpCodecKind::Audio,
+            None,
         )
         .map_err(stack)?;
     Ok(engine)

@@ -88,3 +88,20 @@ pub async fn meeting(router: &Router) -> (String, String) {
     assert_eq!(s, 201, "{v}");
     (alice, v["token"].as_str().unwrap().to_owned())
 }
+
+/// The body of a request as text (e.g. `/metrics`).
+pub async fn text(
+    router: &Router,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+) -> (u16, String) {
+    let resp = router
+        .clone()
+        .oneshot(request(method, path, token, json!({})))
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
