@@ -93,17 +93,13 @@
     }
   }
 
-  // After an admission from the lobby, the waiting token joins for real.
-  async function admitted() {
-    try {
-      const a = await api('POST', roomPath + '/join', {});
-      S.lobby = false;
-      Object.assign(S, { token: a.token, session: a.session, role: a.role });
-      if (S.ws) { const ws = S.ws; S.ws = null; ws.close(); }
-      enter();
-    } catch (e) {
-      status(`Could not join after admission: ${e.message} (${e.code})`);
-    }
+  // An admission from the lobby joins the waiting session itself (the knock's token now
+  // holds a place in the room; a second join would knock again): a fresh socket brings
+  // the media configuration for a participant.
+  function admitted() {
+    S.lobby = false;
+    if (S.ws) { const ws = S.ws; S.ws = null; ws.close(); }
+    enter();
   }
 
   // ---------- the socket ----------
@@ -366,7 +362,7 @@
     };
     pc.ontrack = (e) => {
       const stream = e.streams[0];
-      if (stream) remoteTile(stream);
+      if (stream) remoteTile(stream, e.track);
     };
     pc.onconnectionstatechange = () => {
       $('media-state').textContent = 'Media: ' + pc.connectionState;
@@ -394,6 +390,9 @@
 
   function closeMedia() {
     if (S.pc) { S.pc.close(); S.pc = null; }
+    // The camera, microphone and screen go off with the connection.
+    stopScreen();
+    if (S.local) for (const t of S.local.getTracks()) t.stop();
     for (const [session] of tilesBySession()) removeTile(session);
   }
 
@@ -401,41 +400,54 @@
     return [...document.querySelectorAll('#tiles .tile[data-session]')].map((t) => [t.dataset.session, t]);
   }
 
-  // A remote stream's id is its publisher's session id.
   // The SFU's dominant speaker (RFC 6464 audio levels): its tile is outlined.
   function markSpeaker(session) {
     for (const [id, tile] of tilesBySession()) tile.classList.toggle('speaking', id === session);
   }
 
-  function remoteTile(stream) {
+  // A remote stream's id is its publisher's session id. Its tile plays the stream (audio
+  // and its first video track); any further video track of the same publisher (a screen
+  // share) gets a tile of its own, keyed by the track.
+  function remoteTile(stream, track) {
     const session = stream.id;
-    let tile = document.querySelector(`#tiles .tile[data-session="${CSS.escape(session)}"]`);
+    const extra = track && track.kind === 'video' && stream.getVideoTracks().length > 1
+      && stream.getVideoTracks()[0] !== track;
+    const sel = `#tiles .tile[data-session="${CSS.escape(session)}"]`
+      + (extra ? `[data-track="${CSS.escape(track.id)}"]` : ':not([data-track])');
+    let tile = document.querySelector(sel);
     if (!tile) {
       tile = document.createElement('figure');
       tile.className = 'tile';
       tile.dataset.session = session;
+      if (extra) tile.dataset.track = track.id;
       const video = document.createElement('video');
       video.autoplay = true;
       video.playsInline = true;
+      video.muted = extra;
       tile.append(video, document.createElement('figcaption'));
       $('tiles').append(tile);
     }
     const video = tile.querySelector('video');
-    if (video.srcObject !== stream) video.srcObject = stream;
-    stream.onremovetrack = () => { if (!stream.getTracks().length) removeTile(session); };
+    if (extra) video.srcObject = new MediaStream([track]);
+    else if (video.srcObject !== stream) video.srcObject = stream;
+    stream.onremovetrack = (e) => {
+      const t = document.querySelector(`#tiles .tile[data-track="${CSS.escape(e.track.id)}"]`);
+      if (t) t.remove();
+      if (!stream.getTracks().length) removeTile(session);
+    };
     labelTile(tile, session);
   }
 
   function labelTile(tile, session) {
     const present = (S.details && S.details.present) || [];
     const m = present.find((p) => (p.sessions || []).some((s) => s.session === session));
-    tile.querySelector('figcaption').textContent = m ? m.principal : session;
-    tile.querySelector('video').setAttribute('aria-label', 'Video of ' + (m ? m.principal : session));
+    const who = (m ? m.principal : session) + (tile.dataset.track ? ' (screen)' : '');
+    tile.querySelector('figcaption').textContent = who;
+    tile.querySelector('video').setAttribute('aria-label', 'Video of ' + who);
   }
 
   function removeTile(session) {
-    const tile = document.querySelector(`#tiles .tile[data-session="${CSS.escape(session)}"]`);
-    if (tile) tile.remove();
+    for (const t of document.querySelectorAll(`#tiles .tile[data-session="${CSS.escape(session)}"]`)) t.remove();
   }
 
   function applyLocal() {
@@ -469,7 +481,9 @@
       const s = await navigator.mediaDevices.getDisplayMedia({ video: true });
       const track = s.getVideoTracks()[0];
       S.screen = s;
-      S.screenSender = S.pc.addTrack(track, s);
+      // A transceiver of its own: addTrack would reuse one the server offered to send us
+      // someone else's video, and the server does not take publications on those.
+      S.screenSender = S.pc.addTransceiver(track, { direction: 'sendonly', streams: [s] }).sender;
       track.onended = stopScreen;
       $('screen').setAttribute('aria-pressed', 'true');
       $('screen').textContent = 'Stop sharing';
