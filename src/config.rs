@@ -29,6 +29,7 @@
 //! | `engine.tick_interval_ms` | `--tick-interval-ms` | `CONCLAVE_TICK_INTERVAL_MS` |
 //! | `engine.max_queued_commands` | `--max-queued-commands` | `CONCLAVE_MAX_QUEUED_COMMANDS` |
 //! | `policy.<key>` | `--<key with dashes>` | `CONCLAVE_<KEY>` |
+//! | `smtp.*`, `web.public_url` | see `mail_cmd` | |
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -94,6 +95,8 @@ struct File {
     xmpp: crate::xmpp_cmd::XmppFile,
     #[serde(default)]
     webrtc: crate::webrtc_cmd::WebrtcFile,
+    #[serde(default)]
+    smtp: crate::mail_cmd::SmtpFile,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -118,6 +121,7 @@ struct WebFile {
     turn_urls: Option<Vec<String>>,
     turn_secret: Option<String>,
     turn_ttl_secs: Option<u64>,
+    public_url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -319,6 +323,8 @@ pub struct ServeArgs {
     pub xmpp: crate::xmpp_cmd::XmppFlags,
     #[command(flatten)]
     pub webrtc: crate::webrtc_cmd::WebrtcFlags,
+    #[command(flatten)]
+    pub smtp: crate::mail_cmd::SmtpFlags,
 }
 
 /// The merged configuration.
@@ -348,6 +354,8 @@ pub struct Config {
     pub xmpp: Option<crate::xmpp_cmd::XmppSettings>,
     /// The WebRTC SFU for browsers, unless turned off (see `webrtc_cmd`).
     pub webrtc: Option<conclave_media::SfuConfig>,
+    /// Email through an SMTP relay, if one is configured (see `mail_cmd`).
+    pub mail: Option<conclave_gateway_web::MailSettings>,
 }
 
 /// Where the web listener's TLS certificate comes from.
@@ -666,14 +674,21 @@ impl Config {
         let xmpp = args.xmpp.resolve(&file.xmpp)?;
         let webrtc = args.webrtc.resolve(&file.webrtc)?;
         let web = WebConfig::load(args, &file.web)?;
+        let web_listen = pick(
+            args.web_listen,
+            file.web.listen,
+            SocketAddr::from(([127, 0, 0, 1], 8080)),
+        );
+        let mail = args.smtp.resolve(
+            &file.smtp,
+            file.web.public_url.clone(),
+            web_listen,
+            web.tls != TlsSource::None,
+        )?;
         Ok(Config {
             data_dir,
             log: pick(args.log.clone(), file.log, "info".to_owned()),
-            web_listen: pick(
-                args.web_listen,
-                file.web.listen,
-                SocketAddr::from(([127, 0, 0, 1], 8080)),
-            ),
+            web_listen,
             admin_token,
             rates: {
                 let d = conclave_gateway_web::RateSettings::default();
@@ -707,6 +722,7 @@ impl Config {
             sip,
             xmpp,
             webrtc,
+            mail,
         })
     }
 }

@@ -2,6 +2,7 @@
 
 mod admin;
 mod config;
+mod mail_cmd;
 mod nats_cmd;
 mod replay_cmd;
 mod serve;

@@ -8,7 +8,7 @@ use anyhow::Context;
 use conclave_engine::service::{hash_password, Engine, EngineConfig};
 use conclave_engine::IpKey;
 use conclave_gateway_web::{
-    load_or_create_admin_token, router_with_media, AuthConfig, MediaOptions, StatusSource,
+    load_or_create_admin_token, router_with_mail, AuthConfig, Mailer, MediaOptions, StatusSource,
     TlsConfig, Transport, TransportSettings,
 };
 use conclave_journal::JournalConfig;
@@ -140,12 +140,29 @@ async fn serve(
         plane,
         ice: web.ice.clone(),
     };
-    let router = web.cors.apply(router_with_media(
+    // Email (invitations, join notifications), when an SMTP relay is configured.
+    let mailer = match config.mail.clone() {
+        None => None,
+        Some(settings) => {
+            let m = Mailer::new(settings).map_err(|e| anyhow::anyhow!(e))?;
+            let s = m.settings();
+            tracing::info!(
+                relay = %format_args!("{}:{}", s.host, s.port),
+                public_url = %s.public_url,
+                notify_joins = s.notify_joins,
+                "email through an SMTP relay"
+            );
+            sources.push(m.status());
+            Some(m)
+        }
+    };
+    let router = web.cors.apply(router_with_mail(
         engine,
         AuthConfig::new(&admin_token),
         sources,
         rates,
         media,
+        mailer,
     ));
     tracing::info!(
         %local,

@@ -37,6 +37,30 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// The SHA-256 digest of a bearer secret (an email invitation's): what the journal and
+/// the state keep instead of the secret. The secrets are 256 random bits made by the
+/// gateway, so an unkeyed digest is enough: nothing short of the secret matches it.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct SecretDigest(pub [u8; 32]);
+
+impl SecretDigest {
+    /// The digest of `secret`.
+    pub fn of(secret: &Secret) -> Self {
+        use sha2::Digest;
+        SecretDigest(sha2::Sha256::digest(secret.expose().as_bytes()).into())
+    }
+}
+
+impl fmt::Debug for SecretDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretDigest(..)")
+    }
+}
+
+/// Shortest and longest bearer secret the engine takes (the web gateway makes 43
+/// characters: 32 random bytes, base64url).
+pub const SECRET_LEN: std::ops::RangeInclusive<usize> = 22..=256;
+
 /// What a joiner presents.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Credentials {
@@ -46,8 +70,13 @@ pub struct Credentials {
     pub password: Option<Secret>,
     /// Owner password attempt (reserved rooms); success grants the owner role.
     pub owner_password: Option<Secret>,
-    /// Invitation being used (also the bearer token of email invitations).
+    /// Invitation being used, by id: a personal invitation (or an email invitation
+    /// journaled before bearer secrets existed, whose id was its bearer token).
     pub invitation: Option<InvitationId>,
+    /// The bearer secret of an email invitation (the token in its link); checked
+    /// against the digest the invitation keeps, never journaled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invitation_secret: Option<Secret>,
 }
 
 /// Every request the domain understands.
@@ -306,6 +335,11 @@ pub enum Command {
         ttl_secs: Option<u32>,
         /// Used once then invalid (VROOM). Defaults to true in APIs.
         single_use: bool,
+        /// The bearer secret of an email (`mailto:`) invitation, made by the gateway
+        /// (which delivers it): required for `mailto:` invitees, refused for others.
+        /// Only its digest is journaled.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        secret: Option<Secret>,
     },
     /// Accept (Kamailio `#accept`): the invitee becomes a member.
     AcceptInvitation {
@@ -530,13 +564,15 @@ pub enum Command {
 }
 
 impl Command {
-    /// An invitation with the defaults: the policy's lifetime, single use (VROOM).
+    /// An invitation with the defaults: the policy's lifetime, single use (VROOM), no
+    /// bearer secret (so not for a `mailto:` invitee: see [`Command::Invite`]).
     pub fn invite(room: RoomName, invitee: Address) -> Self {
         Command::Invite {
             room,
             invitee,
             ttl_secs: None,
             single_use: true,
+            secret: None,
         }
     }
 

@@ -440,6 +440,12 @@ pub enum EventKind {
         expires_at: Option<DateTime<Utc>>,
         /// Single use.
         single_use: bool,
+        /// An email invitation's bearer secret, as its SHA-256 digest (never the
+        /// secret). `None` for personal invitations, and for email invitations journaled
+        /// before secrets existed (their id was the bearer token). Never serialized: the
+        /// JSON views say `"bearer": true` instead (see [`crate::json::event_json`]).
+        #[serde(skip_serializing)]
+        secret_digest: Option<crate::command::SecretDigest>,
     },
     /// The invitee answered (VROOM `invitation_response`).
     InvitationAnswered {

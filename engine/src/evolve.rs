@@ -336,6 +336,7 @@ pub fn evolve(state: &mut State, event: &Event) {
             invitee,
             expires_at,
             single_use,
+            secret_digest,
         } => {
             if let Some(r) = state.rooms.get_mut(room) {
                 r.invitations
@@ -347,6 +348,7 @@ pub fn evolve(state: &mut State, event: &Event) {
                         expires_at: *expires_at,
                         single_use: *single_use,
                         state: InvitationState::Pending,
+                        secret_digest: *secret_digest,
                     });
                 r.last_activity = at;
             }

@@ -14,7 +14,9 @@ use crate::sip_digest::ALGORITHMS;
 /// field that holds one reads `"[redacted]"` when set and `null` when cleared, so the
 /// view still says that a password was set, changed or removed. SIP digest HA1 values
 /// (password-equivalent) are not even redacted: `sip_credential_set` reads
-/// `{account, address, realm, algorithms: ["MD5", "SHA-256"]}`.
+/// `{account, address, realm, algorithms: ["MD5", "SHA-256"]}`. An email invitation's
+/// bearer secret is never in an event, nor is its digest shown: `send_invitation` says
+/// `bearer: true` where the journal keeps one.
 pub fn event_json(e: &Event) -> Value {
     let mut data = serde_json::to_value(&e.kind)
         .unwrap_or_else(|err| json!({ "unrepresentable": err.to_string() }));
@@ -23,6 +25,12 @@ pub fn event_json(e: &Event) -> Value {
         // The HA1 values are never serialized; say which ones the credential holds.
         let algorithms = ALGORITHMS.iter().map(|a| a.as_str()).collect::<Vec<_>>();
         map.insert("algorithms".to_owned(), json!(algorithms));
+    }
+    if let (EventKind::InvitationIssued { secret_digest, .. }, Value::Object(map)) =
+        (&e.kind, &mut data)
+    {
+        // Neither the secret nor its digest is shown: only whether there is one.
+        map.insert("bearer".to_owned(), json!(secret_digest.is_some()));
     }
     json!({
         "type": e.type_name(),

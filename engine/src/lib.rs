@@ -34,7 +34,7 @@ pub mod testing;
 pub mod text;
 pub mod tick;
 
-pub use command::{Command, Credentials, Secret};
+pub use command::{Command, Credentials, Secret, SecretDigest};
 pub use context::{Actor, Context, Origin, PasswordVerifier, RecordMeta};
 pub use decide::{decide, Decision};
 pub use event::{

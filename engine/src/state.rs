@@ -186,6 +186,10 @@ pub struct Invitation {
     pub single_use: bool,
     /// Lifecycle state.
     pub state: InvitationState,
+    /// An email invitation's bearer secret, as its digest: joining presents the secret.
+    /// `None` for personal invitations and for email invitations from before secrets
+    /// (their id is the bearer token).
+    pub secret_digest: Option<crate::command::SecretDigest>,
 }
 
 impl Invitation {

@@ -361,6 +361,7 @@ pub fn sample_events(p: &SampleParams) -> Vec<Event> {
             invitee: address.clone(),
             expires_at: Some(later),
             single_use: p.flag,
+            secret_digest: None,
         },
         E::InvitationAnswered {
             room: room.clone(),

@@ -425,6 +425,7 @@ mod tests {
                 expires_at: Some(t0() + secs(120)),
                 single_use: true,
                 state: InvitationState::Pending,
+                secret_digest: None,
             },
         );
         assert_eq!(next_deadline(&s, t0()), Some(t0() + secs(120)));

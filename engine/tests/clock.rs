@@ -123,6 +123,7 @@ async fn an_invitation_expires_at_the_end_of_its_lifetime() {
                 invitee: addr("sip:bob@example.org"),
                 ttl_secs: Some(90),
                 single_use: true,
+                secret: None,
             },
         ))
         .await

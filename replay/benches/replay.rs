@@ -179,6 +179,7 @@ fn generate(journal: &Journal, events: u64, start: DateTime<Utc>) {
                         invitee: person(rng.below(PEOPLE)),
                         expires_at: Some(at + chrono::Duration::days(7)),
                         single_use: true,
+                        secret_digest: None,
                     },
                     actor,
                 ),

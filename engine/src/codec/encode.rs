@@ -217,10 +217,12 @@ pub(super) fn payload(
             invitee,
             expires_at,
             single_use,
-        } => put!(v1::InvitationIssued {
+            secret_digest,
+        } => put!(v2::InvitationIssued {
             room: s(room),
             invitation: s(invitation),
             invitee: s(invitee),
+            secret_digest: secret_digest.map(|d| d.0),
             expires_at: expires_at.map(time_out),
             single_use: *single_use,
         }),

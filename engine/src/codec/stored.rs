@@ -632,7 +632,8 @@ pub mod v1 {
 }
 
 /// Schema version 2: `peer_kick` gained a reason; `autoban` says whether it ended the
-/// sessions it matched; `room_create` and `room_modify` gained who may invite. Later,
+/// sessions it matched; `room_create` and `room_modify` gained who may invite;
+/// `send_invitation` gained the digest of an email invitation's bearer secret. Later,
 /// `room_modify` v2's change gained variants (appended: the room's title and
 /// description, members changing the subject, persistence, public addresses);
 /// `room_create` v2's configuration did not, so a room is created with their defaults
@@ -760,5 +761,23 @@ pub mod v2 {
         pub subject: Principal,
         /// Why.
         pub reason: Option<String>,
+    }
+
+    /// `send_invitation` version 2: an email invitation's bearer secret, as its SHA-256
+    /// digest (the secret itself is never stored). v1 had none: the id was the bearer.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct InvitationIssued {
+        /// Room.
+        pub room: String,
+        /// Invitation id.
+        pub invitation: String,
+        /// Invitee address.
+        pub invitee: String,
+        /// SHA-256 of the bearer secret (email invitations issued with one).
+        pub secret_digest: Option<[u8; 32]>,
+        /// Expiry.
+        pub expires_at: Option<Time>,
+        /// Single use.
+        pub single_use: bool,
     }
 }

@@ -270,8 +270,8 @@ pub static TYPES: &[TypeSpec] = &[
             },
         ))
     }),
-    row("send_invitation", 1, |r| {
-        let (env, p): (_, v1::InvitationIssued) = r.read()?;
+    row("send_invitation", 2, |r| {
+        let (env, p): (_, v2::InvitationIssued) = r.read()?;
         Ok((
             env,
             EventKind::InvitationIssued {
@@ -280,6 +280,7 @@ pub static TYPES: &[TypeSpec] = &[
                 invitee: addr_in(&p.invitee)?,
                 expires_at: p.expires_at.map(t_in).transpose()?,
                 single_use: p.single_use,
+                secret_digest: p.secret_digest.map(crate::command::SecretDigest),
             },
         ))
     }),

@@ -2,6 +2,7 @@
 //! the current version of each type needs a decoder. `peer_kick` is the worked example:
 //! v1 had no reason, v2 added one. `room_create` and `room_modify` v2 added who may
 //! invite (see `room_create_v1_to_v2` for what an old room's setting is).
+//! `send_invitation` v2 added the digest of an email invitation's bearer secret.
 
 use std::borrow::Cow;
 
@@ -17,6 +18,7 @@ pub const UPCASTERS: &[(&str, u16, Upcaster)] = &[
     ("autoban", 1, autoban_v1_to_v2),
     ("room_create", 1, room_create_v1_to_v2),
     ("room_modify", 1, room_modify_v1_to_v2),
+    ("send_invitation", 1, send_invitation_v1_to_v2),
 ];
 
 /// Brings `payload` of `name` from `version` up to `current`, one step at a time.
@@ -111,4 +113,19 @@ fn room_modify_v1_to_v2(bytes: &[u8]) -> Result<Vec<u8>, CodecError> {
         change,
     };
     ser("room_modify", &(env, new))
+}
+
+/// `send_invitation` v1 → v2: no invitation had a bearer secret (an email invitation's
+/// id was its bearer token, and still is for those: see `membership`), so no digest.
+fn send_invitation_v1_to_v2(bytes: &[u8]) -> Result<Vec<u8>, CodecError> {
+    let (env, old): (v1::Envelope, v1::InvitationIssued) = de("send_invitation", 1, bytes)?;
+    let new = v2::InvitationIssued {
+        room: old.room,
+        invitation: old.invitation,
+        invitee: old.invitee,
+        secret_digest: None,
+        expires_at: old.expires_at,
+        single_use: old.single_use,
+    };
+    ser("send_invitation", &(env, new))
 }

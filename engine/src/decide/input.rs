@@ -6,7 +6,7 @@
 //! names every field: a new command or field does not compile until it is classified.
 
 use super::Cx;
-use crate::command::{Command, Credentials};
+use crate::command::{Command, Credentials, Secret, SECRET_LEN};
 use crate::context::Actor;
 use crate::event::AutobanKey;
 use crate::ids::{AccountId, Address, InvitationId, Principal, RoomName, Scheme, SessionId};
@@ -40,6 +40,9 @@ enum Field<'a> {
     RoomRef(&'a RoomName),
     /// A gateway's stable code or action name: `[a-z0-9._]{1,64}`.
     Code(&'a str),
+    /// A bearer secret (an email invitation's): printable ASCII of [`SECRET_LEN`]
+    /// characters. Never journaled (only its digest is).
+    Secret(&'a Secret),
 }
 
 /// The longest gateway code or action name.
@@ -110,6 +113,21 @@ fn check_actor(cx: &Cx<'_>, cmd: &Command) -> Result<(), Rejection> {
 fn check_field(cx: &Cx<'_>, name: &'static str, field: Field<'_>) -> Result<(), Rejection> {
     match field {
         Field::Text(t, kind) => forbid(name, t, kind),
+        Field::Secret(s) => {
+            let v = s.expose();
+            if SECRET_LEN.contains(&v.len()) && v.bytes().all(|b| b.is_ascii_graphic()) {
+                Ok(())
+            } else {
+                Err(invalid(
+                    name,
+                    format!(
+                        "expected {} to {} printable ASCII characters",
+                        SECRET_LEN.start(),
+                        SECRET_LEN.end()
+                    ),
+                ))
+            }
+        }
         Field::Room(r) if cx.state.rooms.contains_key(r) => Ok(()),
         Field::Room(r) => forbid(name, r.as_str(), TextKind::Name),
         Field::Address(a) | Field::Principal(Principal::Address(a)) => {
@@ -168,9 +186,13 @@ fn credentials<'a>(c: &'a Credentials, out: &mut Vec<(&'static str, Field<'a>)>)
         password: _,
         owner_password: _,
         invitation,
+        invitation_secret,
     } = c;
     if let Some(i) = invitation {
         out.push(("invitation", Field::Invitation(i)));
+    }
+    if let Some(s) = invitation_secret {
+        out.push(("invitation_secret", Field::Secret(s)));
     }
 }
 
@@ -359,9 +381,13 @@ fn fields(cmd: &Command) -> Vec<(&'static str, Field<'_>)> {
             invitee,
             ttl_secs: _,
             single_use: _,
+            secret,
         } => {
             out.push(("room", F::Room(room)));
             out.push(("invitee", F::Address(invitee)));
+            if let Some(s) = secret {
+                out.push(("secret", F::Secret(s)));
+            }
         }
         C::AcceptInvitation { room, invitation }
         | C::DenyInvitation { room, invitation }

@@ -4,7 +4,7 @@
 use chrono::Duration;
 
 use super::{Cx, Decision, Rank};
-use crate::command::Command;
+use crate::command::{Command, SecretDigest};
 use crate::event::{EventKind, InvalidationReason, RoleVia};
 use crate::ids::{InvitationId, Scheme};
 use crate::model::Role;
@@ -21,6 +21,7 @@ pub(super) fn decide(cx: &Cx<'_>, cmd: &Command) -> Decision {
             invitee,
             ttl_secs,
             single_use,
+            secret,
         } => {
             let r = cx.room(room)?;
             // Who may invite is the room's setting (moderators and owners unless its
@@ -45,12 +46,44 @@ pub(super) fn decide(cx: &Cx<'_>, cmd: &Command) -> Decision {
                 }
                 .into());
             }
+            // An email invitation is a bearer token (VROOM's link): its secret comes with
+            // the command (the gateway that delivers it made it) and only its digest is
+            // kept. Personal invitations are checked against the identity instead.
+            let secret_digest = match (invitee.scheme() == Scheme::Mailto, secret) {
+                (true, Some(s)) => Some(SecretDigest::of(s)),
+                (true, None) => {
+                    return Err(Rejection::InvalidInput {
+                        field: "secret",
+                        reason: "an email invitation needs a bearer secret".into(),
+                    }
+                    .into())
+                }
+                (false, Some(_)) => {
+                    return Err(Rejection::InvalidInput {
+                        field: "secret",
+                        reason: "only email invitations have a bearer secret".into(),
+                    }
+                    .into())
+                }
+                (false, None) => None,
+            };
+            if let Some(d) = secret_digest {
+                if r.invitations.values().any(|i| i.secret_digest == Some(d)) {
+                    // A reused secret would make the link ambiguous.
+                    return Err(Rejection::InvalidInput {
+                        field: "secret",
+                        reason: "secret already used".into(),
+                    }
+                    .into());
+                }
+            }
             Ok(vec![cx.event(EventKind::InvitationIssued {
                 room: room.clone(),
                 invitation: id,
                 invitee: invitee.clone(),
                 expires_at,
                 single_use: *single_use,
+                secret_digest,
             })])
         }
         C::AcceptInvitation { room, invitation } | C::DenyInvitation { room, invitation } => {
@@ -59,6 +92,11 @@ pub(super) fn decide(cx: &Cx<'_>, cmd: &Command) -> Decision {
             let inv = open_invitation(r, invitation, now)?;
             let (_, me) = cx.person()?;
             if inv.invitee.scheme() != Scheme::Mailto && st.principal_of(&inv.invitee) != me {
+                return Err(Rejection::NotYours.into());
+            }
+            // An email invitation with a secret is answered by joining with the secret:
+            // its id (listed to the room's moderators, journaled) is not enough.
+            if inv.secret_digest.is_some() {
                 return Err(Rejection::NotYours.into());
             }
             if accept && cx.banned_in(room, &me, cx.ctx.actor.identity()) {

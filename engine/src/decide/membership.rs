@@ -6,7 +6,7 @@
 //! triggers, plus the lifting of bans found expired on the way).
 
 use super::{address_bans, autoban, invitations, rooms, Cx, Decision};
-use crate::command::Credentials;
+use crate::command::{Credentials, Secret, SecretDigest};
 use crate::event::{
     AutobanKey, DeleteReason, DenyReason, Event, EventKind, InvalidationReason, LeaveReason,
     RoleVia,
@@ -177,18 +177,33 @@ impl<'a, 'c> Attempt<'a, 'c> {
     fn invitation(
         &self,
         presented: Option<&InvitationId>,
+        secret: Option<&Secret>,
     ) -> Result<Option<(&'a InvitationId, &'a Invitation)>, Rejected> {
         let st = self.cx.state;
         let now = self.cx.ctx.now;
         let mine = |inv: &Invitation| st.principal_of(&inv.invitee) == self.principal;
-        let Some(id) = presented else {
+        let found = if let Some(secret) = secret {
+            // An email invitation's link: found by the digest of its secret (a room holds
+            // few invitations; the secret is never kept, only compared as a digest).
+            let digest = SecretDigest::of(secret);
+            self.room
+                .invitations
+                .iter()
+                .find(|(_, inv)| inv.secret_digest == Some(digest))
+        } else if let Some(id) = presented {
+            self.room.invitations.get_key_value(id)
+        } else {
             return Ok(self.room.invitations.iter().find(|(_, inv)| {
                 inv.usable_at(now) && inv.invitee.scheme() != Scheme::Mailto && mine(inv)
             }));
         };
-        let Some((id, inv)) = self.room.invitations.get_key_value(id) else {
+        let Some((id, inv)) = found else {
             return Err(self.deny(DenyReason::NotInvited, Rejection::InvitationNotFound));
         };
+        if secret.is_none() && inv.secret_digest.is_some() {
+            // Its id is listed and journaled: only the secret is the bearer token.
+            return Err(self.deny(DenyReason::NotInvited, Rejection::NotYours));
+        }
         if !inv.is_open() {
             return Err(self.deny(DenyReason::InvitationClosed, Rejection::InvitationClosed));
         }
@@ -339,7 +354,7 @@ pub(super) fn join(
     if !elevated && aff.is_none() && !at.allowed_contact() {
         return Err(at.deny(DenyReason::NotAllowed, Rejection::NotAllowed));
     }
-    let invitation = at.invitation(creds.invitation.as_ref())?;
+    let invitation = at.invitation(creds.invitation.as_ref(), creds.invitation_secret.as_ref())?;
     // An invitation lets its holder into a private room; it spares them the access
     // password and the lobby only if its issuer could have let them in (a moderator, an
     // owner or an operator of the room when it is used): a member's invitation is not a

@@ -212,6 +212,7 @@ fn an_expired_invitation_is_not_a_guess() {
             invitee: sip("bob"),
             ttl_secs: Some(60),
             single_use: true,
+            secret: None,
         },
     );
     let inv = issued

@@ -138,7 +138,26 @@ fn fixture_lines() -> Vec<String> {
         }
     }
     lines.push(format!("peer_kick 1 {} -", hex(&kick_v1().0)));
+    lines.push(format!(
+        "send_invitation 2 {} -",
+        hex(&encode(&email_invitation()).unwrap().payload)
+    ));
     lines
+}
+
+/// An email invitation with a bearer secret's digest (`send_invitation` v2).
+fn email_invitation() -> Event {
+    let mut e = sample_of("send_invitation");
+    if let EventKind::InvitationIssued {
+        invitee,
+        secret_digest,
+        ..
+    } = &mut e.kind
+    {
+        *invitee = Address::parse("mailto:guest@example.org").unwrap();
+        *secret_digest = Some(SecretDigest::of(&Secret::new("a-bearer-secret-of-test")));
+    }
+    e
 }
 
 #[test]
@@ -190,6 +209,12 @@ fn golden_fixture_keeps_decoding() {
                     with_legacy_invite(sample_of(t)),
                     "line {n}: a v1 room keeps its invite rule"
                 ),
+                // No invitation of release 1 had a bearer secret.
+                "send_invitation" => assert_eq!(
+                    event.kind,
+                    sample_of(t).kind,
+                    "line {n}: a v1 invitation has no secret digest"
+                ),
                 "room_modify" => assert!(
                     sample_events(&SampleParams::default()).contains(&event),
                     "line {n}: upcast result {event:?}"
@@ -199,7 +224,13 @@ fn golden_fixture_keeps_decoding() {
             upcasts_checked.insert(t.to_owned());
         }
     }
-    for t in ["peer_kick", "autoban", "room_create", "room_modify"] {
+    for t in [
+        "peer_kick",
+        "autoban",
+        "room_create",
+        "room_modify",
+        "send_invitation",
+    ] {
         assert!(upcasts_checked.contains(t), "fixture must hold a v1 {t}");
     }
     for spec in TYPES {

@@ -144,6 +144,7 @@ fn command(w: &World, (kind, a, b, c, flag): Step) -> Option<(Actor, Command)> {
             invitee: sip(USERS[usize::from(c) % USERS.len()]),
             ttl_secs: Some(u32::from(c) * 10),
             single_use: flag,
+            secret: None,
         },
         12 => {
             let id = w

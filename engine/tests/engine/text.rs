@@ -230,6 +230,7 @@ fn slots(cmd: &mut Command) -> (usize, Slots<'_>) {
             invitee,
             ttl_secs: _,
             single_use: _,
+            secret: _,
         } => {
             s.push(("room", Name, Slot::Room(room)));
             s.push(("invitee", Name, Slot::Address(invitee)));
@@ -424,6 +425,7 @@ fn credential_slots<'a>(c: &'a mut Credentials, s: &mut Slots<'a>) {
         password: _,
         owner_password: _,
         invitation,
+        invitation_secret: _,
     } = c;
     if let Some(i) = invitation {
         s.push(("invitation", TextKind::Name, Slot::Invitation(i)));

@@ -200,6 +200,7 @@ fn an_invitation_goes_to_a_sip_invitee_with_how_to_answer() {
                 invitee,
                 expires_at: None,
                 single_use: true,
+                secret_digest: None,
             },
         )
     };

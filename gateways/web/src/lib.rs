@@ -21,6 +21,7 @@ mod guest;
 pub mod ice;
 mod lease;
 mod limits;
+pub mod mail;
 pub mod media_plane;
 mod meta;
 mod page;
@@ -52,6 +53,7 @@ pub use cors::{CorsError, CorsSettings};
 pub use error::ApiError;
 pub use ice::{IceError, IceSettings};
 pub use limits::RateSettings;
+pub use mail::{MailSettings, Mailer, SmtpSecurity};
 pub use media_plane::{BoxFuture, MediaError, MediaKind, MediaPlane, MediaSignal};
 pub use proxy::{ForwardedHeader, PeerAddr, ProxyError, TrustedProxies};
 pub use tls::{TlsConfig, TlsError};
@@ -94,6 +96,8 @@ pub struct App {
     limits: Arc<limits::RateLimits>,
     /// The media plane (if any), the ICE servers, and the sessions connected to it.
     media: Arc<media_plane::MediaHub>,
+    /// Email (invitations, join notifications), if an SMTP relay is configured.
+    mail: Option<mail::Mailer>,
 }
 
 /// Browser media: the media plane behind the room WebSockets (`None`: no media, the
@@ -144,6 +148,23 @@ pub fn router_with_media(
     rates: RateSettings,
     media: MediaOptions,
 ) -> Router {
+    router_with_mail(engine, auth, status, rates, media, None)
+}
+
+/// [`router_with_media`] with email through an SMTP relay: `mailto:` invitations are
+/// delivered, and join notifications sent if configured (see `mail.rs`). Add
+/// [`Mailer::status`] to `status` for its health and metrics.
+pub fn router_with_mail(
+    engine: Engine,
+    auth: AuthConfig,
+    status: Vec<Arc<dyn StatusSource>>,
+    rates: RateSettings,
+    media: MediaOptions,
+    mail: Option<Mailer>,
+) -> Router {
+    if let (Some(m), Ok(rt)) = (&mail, tokio::runtime::Handle::try_current()) {
+        rt.spawn(m.clone().notify_joins(engine.clone()));
+    }
     let table = routes::table();
     let engine_dir = engine.data_dir().to_path_buf();
     let tokens = auth::Tokens::new(token::TokenSigner::load(&engine_dir));
@@ -169,6 +190,7 @@ pub fn router_with_media(
         guests: Arc::new(guest::GuestKeys::load(engine_dir.as_path())),
         limits: Arc::new(limits::RateLimits::new(rates)),
         media: hub,
+        mail,
     };
     let mut router: Router<App> = Router::new();
     for r in table {

@@ -106,7 +106,8 @@ fn entry_body() -> Value {
             ("password", nullable(sd("room access password"))),
             ("owner_password", nullable(sd("owner password of a reserved room; grants the owner role"))),
             ("server_password", nullable(sd("server password"))),
-            ("invitation", nullable(sd("invitation id"))),
+            ("invitation", nullable(sd("invitation id (a personal invitation)"))),
+            ("invitation_secret", nullable(sd("an email invitation's bearer secret (the `invitation` parameter of its link)"))),
             ("guest_key", nullable(sd("the guest key of the `as` name, needed once that guest name has a role or a place in a room (returned with the name's first token)"))),
         ],
     )
@@ -814,7 +815,10 @@ fn components() -> Value {
         "token": sd("present when an identity created the room"), "token_type": s(),
         "guest_key": nullable(sd("for a guest creator: the key to claim the name again"))}}]});
     let invitation_result = json!({"allOf": [r("CommandResult"), {"type": "object", "properties": {
-        "invitation": s(), "invitee": s(), "expires_at": nullable(s()), "single_use": b()}}]});
+        "invitation": s(), "invitee": s(), "expires_at": nullable(s()), "single_use": b(),
+        "delivery": sd("mailto: invitees: `email`, or `none` when no SMTP relay is configured"),
+        "secret": sd("only with delivery `none`: the bearer secret to hand over"),
+        "link": sd("only with delivery `none`: the page's relative link with the secret")}}]});
     let summary = json!({"type": "object", "properties": {
         "room": s(), "parent": nullable(s()), "depth": u(), "children": {"type": "array", "items": s()},
         "account": nullable(s()), "private": b(), "locked": b(), "lobby": b(), "moderated_chat": b(),

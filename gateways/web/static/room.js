@@ -7,6 +7,12 @@
   const $ = (id) => document.getElementById(id);
   const room = decodeURIComponent(location.pathname.replace(/^\/r\//, ''));
   const roomPath = '/rooms/' + encodeURIComponent(room);
+  // An email invitation's link (`/r/<room>?invitation=<secret>`): the secret is the
+  // single-use credential of the first join. Taken out of the address bar at once so
+  // that it is not bookmarked, shared or kept in the history.
+  let invitationSecret = new URLSearchParams(location.search).get('invitation') || undefined;
+  // (window.history: `history` below is this page's chat history loader.)
+  if (invitationSecret) window.history.replaceState(null, '', location.pathname);
   const S = {
     token: null, identity: null, session: null, principal: null, role: null,
     ws: null, pc: null, media: false, iceServers: [], local: null,
@@ -57,7 +63,9 @@
     try {
       let a;
       try {
-        a = await api('POST', roomPath + '/join', { as: identity, password, guest_key: guestKey }, null);
+        a = await api('POST', roomPath + '/join',
+          { as: identity, password, guest_key: guestKey, invitation_secret: invitationSecret }, null);
+        invitationSecret = undefined; // used: single use
       } catch (e) {
         if (e.code === 'room.not_found') {
           // A new room: create it (its creator owns it), then join with the creator's token.

@@ -173,12 +173,29 @@ async fn a_whole_meeting() {
             Some(json!({"invitee": "mailto:carol@example.org"})),
         )
         .await;
+    // No relay configured: the inviter gets the link's secret to hand over; the id
+    // alone admits nobody.
+    assert_eq!(mail["delivery"], "none");
+    let secret = mail["secret"].as_str().unwrap().to_owned();
+    assert_eq!(
+        mail["link"],
+        format!("/r/standup?invitation={secret}").as_str()
+    );
+    t.err(
+        M::POST,
+        "/rooms/standup/join",
+        None,
+        Some(json!({"as": "web:carol", "invitation": mail["invitation"]})),
+        403,
+        "perm.not_yours",
+    )
+    .await;
     let carol_join = t
         .ok(
             M::POST,
             "/rooms/standup/join",
             None,
-            Some(json!({"as": "web:carol", "invitation": mail["invitation"], "session": "tab-1"})),
+            Some(json!({"as": "web:carol", "invitation_secret": secret, "session": "tab-1"})),
         )
         .await;
     assert_eq!(carol_join["session"], "tab-1");

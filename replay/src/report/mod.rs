@@ -837,6 +837,7 @@ impl Builder {
                 invitee,
                 expires_at,
                 single_use,
+                secret_digest: _,
             } => {
                 self.summary.issued += 1;
                 let key = (room.to_string(), invitation.to_string());

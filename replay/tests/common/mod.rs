@@ -220,6 +220,7 @@ pub fn script_meeting() -> Meeting {
                 invitee: addr("xmpp:dave@example.org"),
                 ttl_secs: Some(3600),
                 single_use: true,
+                secret: None,
             },
         )
         .unwrap();
@@ -234,6 +235,7 @@ pub fn script_meeting() -> Meeting {
                 invitee: addr("web:erin"),
                 ttl_secs: Some(1),
                 single_use: true,
+                secret: None,
             },
         )
         .unwrap();

@@ -19,11 +19,24 @@ pub async fn invite(
     let room = parse_room(&room)?;
     let actor = room_actor(&ctx, &room)?;
     let invitee = parse_address("invitee", &b.invitee)?;
+    // An email invitation is a bearer token: its secret is made here, given to the
+    // engine (which keeps only its digest) and then only to the mail (or, with no
+    // relay configured, to the inviter, who hands the link over).
+    let secret = if invitee.scheme() == Scheme::Mailto {
+        Some(
+            crate::auth::random_token()
+                .map_err(|e| ApiError::internal(format!("no randomness: {e}")))?,
+        )
+    } else {
+        None
+    };
+    let by = actor.to_string();
     let cmd = Command::Invite {
-        room,
+        room: room.clone(),
         invitee,
         ttl_secs: b.ttl_secs,
         single_use: b.single_use.unwrap_or(true),
+        secret: secret.clone().map(Secret::new),
     };
     let o = run(&app, &ctx, actor, cmd).await?;
     let issued = o.events.iter().find_map(|a| match &a.event.kind {
@@ -33,12 +46,37 @@ pub async fn invite(
             expires_at,
             single_use,
             ..
-        } => Some(json!({
-            "invitation": invitation.as_str(),
-            "invitee": invitee.to_string(),
-            "expires_at": expires_at.map(views::time),
-            "single_use": single_use,
-        })),
+        } => {
+            let mut view = json!({
+                "invitation": invitation.as_str(),
+                "invitee": invitee.to_string(),
+                "expires_at": expires_at.map(views::time),
+                "single_use": single_use,
+            });
+            if let Some(secret) = &secret {
+                // Committed: now (never before) the secret may leave.
+                match &app.mail {
+                    Some(mailer) => {
+                        mailer.send_invitation(&crate::mail::Invitation {
+                            to: invitee,
+                            room: &room,
+                            by: &by,
+                            invitation: invitation.as_str(),
+                            secret,
+                            expires_at: *expires_at,
+                            single_use: *single_use,
+                        });
+                        view["delivery"] = json!("email");
+                    }
+                    None => {
+                        view["delivery"] = json!("none");
+                        view["secret"] = json!(secret);
+                        view["link"] = json!(crate::mail::invitation_link("", &room, secret));
+                    }
+                }
+            }
+            Some(view)
+        }
         _ => None,
     });
     Ok(answer(

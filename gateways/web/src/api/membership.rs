@@ -13,6 +13,8 @@ pub struct Join {
     pub(super) owner_password: Option<String>,
     pub(super) server_password: Option<String>,
     pub(super) invitation: Option<String>,
+    /// An email invitation's bearer secret (the `invitation` parameter of its link).
+    pub(super) invitation_secret: Option<String>,
 }
 
 impl Join {
@@ -26,6 +28,7 @@ impl Join {
                 .as_deref()
                 .map(parse_invitation)
                 .transpose()?,
+            invitation_secret: secret(self.invitation_secret),
         })
     }
 }
