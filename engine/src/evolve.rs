@@ -13,8 +13,8 @@ use crate::event::{AutobanKey, Event, EventKind, InvalidationReason};
 use crate::ids::{AccountId, Address, Principal, RoomName};
 use crate::model::{BanScope, Role};
 use crate::state::{
-    AddressBan, Ban, Gate, Invitation, InvitationState, Knock, Member, Presence, Room,
-    SipCredential, State, Subject,
+    remove_where, update_where, AddressBan, Ban, Gate, Invitation, InvitationState, Knock, Member,
+    Presence, Room, SipCredential, State, Subject,
 };
 
 /// Apply `event` to `state`.
@@ -119,7 +119,12 @@ pub fn evolve(state: &mut State, event: &Event) {
             }
             let p = Principal::Account(account.clone());
             let State { rooms, online, .. } = state;
-            for room in rooms.values_mut() {
+            let touched = |_: &RoomName, room: &Room| {
+                room.members.contains_key(&p)
+                    || room.lobby.contains_key(&p)
+                    || room.account.as_ref() == Some(account)
+            };
+            update_where(rooms, touched, |room| {
                 remove_member(online, room, &p);
                 room.lobby.remove(&p);
                 // Jami: a disabled account is unreachable, so its conference ends.
@@ -130,7 +135,7 @@ pub fn evolve(state: &mut State, event: &Event) {
                     }
                     room.lobby.clear();
                 }
-            }
+            });
         }
         E::ContactAllowed { account, contact } => {
             if let Some(acc) = state.accounts.get_mut(account) {
@@ -293,10 +298,12 @@ pub fn evolve(state: &mut State, event: &Event) {
             }
             let window = i64::from(state.policy.autoban.timeframe_secs);
             let cutoff = at - Duration::seconds(window);
-            state.failures.retain(|_, v| {
-                v.retain(|t| *t > cutoff);
-                !v.is_empty()
-            });
+            remove_where(&mut state.failures, |_, v| v.iter().all(|t| *t <= cutoff));
+            update_where(
+                &mut state.failures,
+                |_, v| v.iter().any(|t| *t <= cutoff),
+                |v| v.retain(|t| *t > cutoff),
+            );
             let mut keys = vec![AutobanKey::Identity(address.clone())];
             if let Some(r) = remote {
                 keys.push(AutobanKey::Remote(r.clone()));
@@ -537,7 +544,13 @@ pub fn evolve(state: &mut State, event: &Event) {
                 return;
             }
             let State { rooms, online, .. } = state;
-            for r in rooms.values_mut() {
+            let touched = |_: &RoomName, r: &Room| {
+                r.members
+                    .values()
+                    .any(|m| m.sessions.values().any(|s| matches_key(key, s)))
+                    || matches!(key, AutobanKey::Identity(a) if r.lobby.values().any(|k| &k.address == a))
+            };
+            update_where(rooms, touched, |r| {
                 let hit: Vec<(Principal, crate::ids::SessionId)> = r
                     .members
                     .iter()
@@ -552,9 +565,9 @@ pub fn evolve(state: &mut State, event: &Event) {
                     remove_session(online, r, &p, &sid);
                 }
                 if let AutobanKey::Identity(a) = key {
-                    r.lobby.retain(|_, k| &k.address != a);
+                    remove_where(&mut r.lobby, |_, k| &k.address == a);
                 }
-            }
+            });
         }
         E::AutobanLifted { key } => {
             state.autobans.remove(key);
@@ -662,6 +675,24 @@ fn strip_moderation(room: &mut Room, p: &Principal) {
     }
 }
 
+/// Whether `p` is anywhere `evict` would change something: present, waiting, or holding
+/// a role `strip_moderation` may lower.
+fn holds(room: &Room, p: &Principal) -> bool {
+    room.members.contains_key(p)
+        || room.lobby.contains_key(p)
+        || matches!(
+            room.affiliations.get(p),
+            Some(Role::Moderator | Role::Owner)
+        )
+}
+
+/// Whether the person an address ban was made from is present or waiting in `room`.
+fn present(room: &Room, subject: &Option<Principal>) -> bool {
+    subject
+        .as_ref()
+        .is_some_and(|p| room.members.contains_key(p) || room.lobby.contains_key(p))
+}
+
 fn evict(online: &mut u64, room: &mut Room, p: &Principal) {
     remove_member(online, room, p);
     room.lobby.remove(p);
@@ -689,20 +720,24 @@ fn apply_ban(state: &mut State, scope: &BanScope, subject: &Principal, ban: Ban)
             };
             acc.bans.insert(subject.clone(), ban);
             acc.moderators.remove(subject);
-            for r in rooms.values_mut() {
-                if r.account.as_ref() == Some(a) {
-                    evict(online, r, subject);
-                }
-            }
+            let touched =
+                |_: &RoomName, r: &Room| r.account.as_ref() == Some(a) && holds(r, subject);
+            update_where(rooms, touched, |r| evict(online, r, subject));
         }
         BanScope::Server => {
             server_bans.insert(subject.clone(), ban);
-            for acc in accounts.values_mut() {
-                acc.moderators.remove(subject);
-            }
-            for r in rooms.values_mut() {
-                evict(online, r, subject);
-            }
+            update_where(
+                accounts,
+                |_, acc| acc.moderators.contains(subject),
+                |acc| {
+                    acc.moderators.remove(subject);
+                },
+            );
+            update_where(
+                rooms,
+                |_, r| holds(r, subject),
+                |r| evict(online, r, subject),
+            );
         }
     }
 }
@@ -738,15 +773,13 @@ fn apply_address_ban(state: &mut State, scope: &BanScope, remote: &str, ban: Add
                 return;
             };
             acc.address_bans.insert(remote.to_owned(), ban);
-            for r in rooms.values_mut() {
-                if r.account.as_ref() == Some(a) {
-                    leave(r);
-                }
-            }
+            let touched =
+                |_: &RoomName, r: &Room| r.account.as_ref() == Some(a) && present(r, &subject);
+            update_where(rooms, touched, &mut leave);
         }
         BanScope::Server => {
             server_address_bans.insert(remote.to_owned(), ban);
-            rooms.values_mut().for_each(leave);
+            update_where(rooms, |_, r| present(r, &subject), &mut leave);
         }
     }
 }
@@ -810,17 +843,16 @@ fn enforce_bans(state: &mut State, p: &Principal) {
         accounts,
         ..
     } = state;
-    for room in rooms.values_mut() {
+    let touched = |_: &RoomName, room: &Room| {
         let account_ban = room
             .account
             .as_ref()
             .and_then(|a| accounts.get(a))
             .is_some_and(|a| a.bans.contains_key(p));
         let room_ban = room.bans.contains_key(p);
-        if server || account_ban || room_ban {
-            evict(online, room, p);
-        }
-    }
+        (server || account_ban || room_ban) && holds(room, p)
+    };
+    update_where(rooms, touched, |room| evict(online, room, p));
 }
 
 /// Move everything keyed by `from` onto `to` (an identity being linked to an account).
@@ -828,7 +860,13 @@ fn rekey(state: &mut State, from: &Principal, to: &Principal) {
     if from == to {
         return;
     }
-    for room in state.rooms.values_mut() {
+    let touched = |_: &RoomName, room: &Room| {
+        room.affiliations.contains_key(from)
+            || room.members.contains_key(from)
+            || room.bans.contains_key(from)
+            || room.lobby.contains_key(from)
+    };
+    update_where(&mut state.rooms, touched, |room| {
         if let Some(role) = room.affiliations.remove(from) {
             let e = room.affiliations.entry(to.clone()).or_insert(role);
             *e = (*e).max(role);
@@ -850,11 +888,16 @@ fn rekey(state: &mut State, from: &Principal, to: &Principal) {
         if let Some(k) = room.lobby.remove(from) {
             room.lobby.entry(to.clone()).or_insert(k);
         }
-    }
+    });
     if let Some(b) = state.server_bans.remove(from) {
         state.server_bans.entry(to.clone()).or_insert(b);
     }
-    for acc in state.accounts.values_mut() {
+    let touched = |_: &AccountId, acc: &crate::state::Account| {
+        acc.allowed_contacts.contains(from)
+            || acc.moderators.contains(from)
+            || acc.bans.contains_key(from)
+    };
+    update_where(&mut state.accounts, touched, |acc| {
         if acc.allowed_contacts.remove(from) {
             acc.allowed_contacts.insert(to.clone());
         }
@@ -864,7 +907,7 @@ fn rekey(state: &mut State, from: &Principal, to: &Principal) {
         if let Some(b) = acc.bans.remove(from) {
             acc.bans.entry(to.clone()).or_insert(b);
         }
-    }
+    });
 }
 
 /// Fold events into a state: what replay does.

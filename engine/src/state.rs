@@ -5,7 +5,47 @@
 //! address onto the account (see `evolve`), so a ban made against `sip:bob@…` also
 //! stops `xmpp:bob@…` once both are linked to Bob's account.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
+
+/// The persistent ordered map of the state's collections that grow with the server
+/// (rooms, accounts, identities, a room's members, roles, bans, invitations, lobby).
+/// It reads like a `BTreeMap` (`get`, `iter`, `keys`, `values`, `len`, `range`), but a
+/// clone shares its nodes and costs O(1); a change copies only the path to what
+/// changed. Replay's snapshots are such clones, so a snapshot costs in proportion to
+/// what changed since the previous one, not to the size of the state.
+pub type Map<K, V> = imbl::OrdMap<K, V>;
+
+/// Calls `f` on each value of `map` that `pick` selects. Only those are made unique
+/// (copied if a clone shares them): the others stay shared with every snapshot.
+pub fn update_where<K: Ord + Clone, V: Clone>(
+    map: &mut Map<K, V>,
+    pick: impl Fn(&K, &V) -> bool,
+    mut f: impl FnMut(&mut V),
+) {
+    let keys: Vec<K> = map
+        .iter()
+        .filter(|(k, v)| pick(k, v))
+        .map(|(k, _)| k.clone())
+        .collect();
+    for k in keys {
+        if let Some(v) = map.get_mut(&k) {
+            f(v);
+        }
+    }
+}
+
+/// Removes the entries `drop` selects (what `BTreeMap::retain` does with the opposite
+/// predicate), touching nothing else.
+pub fn remove_where<K: Ord + Clone, V: Clone>(map: &mut Map<K, V>, drop: impl Fn(&K, &V) -> bool) {
+    let keys: Vec<K> = map
+        .iter()
+        .filter(|(k, v)| drop(k, v))
+        .map(|(k, _)| k.clone())
+        .collect();
+    for k in keys {
+        map.remove(&k);
+    }
+}
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -76,9 +116,9 @@ pub struct Account {
     /// Moderators of the account's conferences.
     pub moderators: BTreeSet<Principal>,
     /// Bans from the account's conferences.
-    pub bans: BTreeMap<Principal, Ban>,
+    pub bans: Map<Principal, Ban>,
     /// Address bans from the account's conferences, by address as stored.
-    pub address_bans: BTreeMap<String, AddressBan>,
+    pub address_bans: Map<String, AddressBan>,
     /// The rendezvous room, when in rendezvous mode.
     pub rendezvous: Option<RoomName>,
 }
@@ -131,7 +171,7 @@ pub struct Presence {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Member {
     /// Sessions, possibly over several protocols at once.
-    pub sessions: BTreeMap<SessionId, Presence>,
+    pub sessions: Map<SessionId, Presence>,
     /// Audio state (applies to every session, SIP callers included).
     pub audio: Gate,
     /// Video state.
@@ -241,17 +281,17 @@ pub struct Room {
     /// Owner password hash when reserved (VROOM reserved rooms).
     pub reserved: Option<String>,
     /// Affiliations.
-    pub affiliations: BTreeMap<Principal, Role>,
+    pub affiliations: Map<Principal, Role>,
     /// Present people.
-    pub members: BTreeMap<Principal, Member>,
+    pub members: Map<Principal, Member>,
     /// Room bans.
-    pub bans: BTreeMap<Principal, Ban>,
+    pub bans: Map<Principal, Ban>,
     /// Room address bans, by address as stored (or network).
-    pub address_bans: BTreeMap<String, AddressBan>,
+    pub address_bans: Map<String, AddressBan>,
     /// Invitations, all states (history until the room goes).
-    pub invitations: BTreeMap<InvitationId, Invitation>,
+    pub invitations: Map<InvitationId, Invitation>,
     /// Lobby.
-    pub lobby: BTreeMap<Principal, Knock>,
+    pub lobby: Map<Principal, Knock>,
     /// The subject, if one is set.
     #[serde(default)]
     pub subject: Option<Subject>,
@@ -274,12 +314,12 @@ impl Room {
             last_activity: at,
             config,
             reserved: None,
-            affiliations: BTreeMap::new(),
-            members: BTreeMap::new(),
-            bans: BTreeMap::new(),
-            address_bans: BTreeMap::new(),
-            invitations: BTreeMap::new(),
-            lobby: BTreeMap::new(),
+            affiliations: Map::new(),
+            members: Map::new(),
+            bans: Map::new(),
+            address_bans: Map::new(),
+            invitations: Map::new(),
+            lobby: Map::new(),
             subject: None,
         }
     }
@@ -324,27 +364,27 @@ pub struct State {
     /// Server policy (configuration plus journaled run-time changes).
     pub policy: Policy,
     /// Accounts.
-    pub accounts: BTreeMap<AccountId, Account>,
+    pub accounts: Map<AccountId, Account>,
     /// Identity → account links.
-    pub identities: BTreeMap<Address, AccountId>,
+    pub identities: Map<Address, AccountId>,
     /// Rooms.
-    pub rooms: BTreeMap<RoomName, Room>,
+    pub rooms: Map<RoomName, Room>,
     /// The rooms under each of their names' keys ([`RoomName::keys`]): a new room whose
     /// name shares a key with a room here looks like it and is refused. Kept by `evolve`
     /// with `rooms`; a key holds more than one room only for rooms named before the rule.
-    pub room_keys: BTreeMap<String, BTreeSet<RoomName>>,
+    pub room_keys: Map<String, BTreeSet<RoomName>>,
     /// Server-wide bans.
-    pub server_bans: BTreeMap<Principal, Ban>,
+    pub server_bans: Map<Principal, Ban>,
     /// Server-wide address bans, by address as stored (or network).
-    pub server_address_bans: BTreeMap<String, AddressBan>,
+    pub server_address_bans: Map<String, AddressBan>,
     /// Active autobans and when they end.
-    pub autobans: BTreeMap<AutobanKey, DateTime<Utc>>,
+    pub autobans: Map<AutobanKey, DateTime<Utc>>,
     /// Recent failed joins per key (pruned to the autoban window).
-    pub failures: BTreeMap<AutobanKey, Vec<DateTime<Utc>>>,
+    pub failures: Map<AutobanKey, Vec<DateTime<Utc>>>,
     /// Total sessions on the server (kept by `evolve`, checked against `max_users`).
     pub online: u64,
     /// SIP digest credentials by `sip:` identity (each one linked to its account).
-    pub sip_credentials: BTreeMap<Address, SipCredential>,
+    pub sip_credentials: Map<Address, SipCredential>,
 }
 
 impl State {
@@ -455,7 +495,7 @@ impl State {
     }
 
     /// The address bans of one scope (`None`: no such room or account).
-    pub fn address_bans_in(&self, scope: &BanScope) -> Option<&BTreeMap<String, AddressBan>> {
+    pub fn address_bans_in(&self, scope: &BanScope) -> Option<&Map<String, AddressBan>> {
         match scope {
             BanScope::Room(r) => self.rooms.get(r).map(|r| &r.address_bans),
             BanScope::Account(a) => self.accounts.get(a).map(|a| &a.address_bans),
@@ -496,7 +536,7 @@ impl State {
     }
 
     /// Members of a room with their sessions (Kamailio `imc_list_members`).
-    pub fn list_members(&self, room: &RoomName) -> Option<&BTreeMap<Principal, Member>> {
+    pub fn list_members(&self, room: &RoomName) -> Option<&Map<Principal, Member>> {
         self.rooms.get(room).map(|r| &r.members)
     }
 

@@ -431,9 +431,11 @@ mod tests {
         assert_eq!(next_deadline(&s, t0()), Some(t0() + secs(120)));
         // An invitation no longer open does not expire.
         let room = s.rooms.get_mut(&name("standup")).unwrap();
-        for inv in room.invitations.values_mut() {
-            inv.state = InvitationState::Used;
-        }
+        crate::state::update_where(
+            &mut room.invitations,
+            |_, _| true,
+            |inv| inv.state = InvitationState::Used,
+        );
         assert_eq!(next_deadline(&s, t0()), Some(t0() + secs(300)));
     }
 

@@ -2,7 +2,8 @@
 //! scan of the same journal in the same run, and the latency of "state of room R at T".
 //!
 //! `cargo bench -p conclave-replay` (env: `REPLAY_BENCH_EVENTS`, default 1_000_000;
-//! `REPLAY_BENCH_DIR` to keep the journal between runs).
+//! `REPLAY_BENCH_DIR` to keep the journal between runs; `REPLAY_BENCH_ROUNDS`,
+//! `REPLAY_BENCH_EXPORT`, `REPLAY_BENCH_INDEX_MEMORY`: see docs/benchmarks.md).
 //!
 //! The journal is written with the engine's own codec: a simulated server with 500 rooms
 //! and 20 000 identities over sip, xmpp and web (at most 12 sessions per room at once);
@@ -210,6 +211,18 @@ fn generate(journal: &Journal, events: u64, start: DateTime<Utc>) {
     }
 }
 
+/// The process's peak resident memory (`VmHWM`), KiB.
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
 fn rate(n: u64, d: Duration) -> String {
     format!("{:>10.0}", n as f64 / d.as_secs_f64())
 }
@@ -223,10 +236,17 @@ fn main() {
     let dir = std::env::var("REPLAY_BENCH_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|_| tmp.path().join("journal"));
-    let config = JournalConfig {
+    let mut config = JournalConfig {
         sync: SyncMode::None,
         ..JournalConfig::default()
     };
+    // `REPLAY_BENCH_CACHE_MIB`: sled's page cache (default the journal's, 64 MiB).
+    if let Some(mib) = std::env::var("REPLAY_BENCH_CACHE_MIB")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        config.cache_capacity = mib << 20;
+    }
     let journal = Journal::open(&dir, config).unwrap();
     let start = DateTime::from_timestamp(1_750_000_000, 0).unwrap();
     if journal.head() < events {
@@ -235,6 +255,83 @@ fn main() {
         println!("generated {} events in {:.1?}", journal.head(), t.elapsed());
     }
     let head = journal.head();
+
+    // `REPLAY_BENCH_INDEX_MEMORY=N`: only build an index with a snapshot every N records
+    // and print the peak memory (run it with N = the default and with a huge N, in
+    // processes of their own: the difference is what the snapshots hold).
+    if let Some(every) = std::env::var("REPLAY_BENCH_INDEX_MEMORY")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        let index = ReplayIndex::build(
+            &journal,
+            IndexConfig {
+                snapshot_every: every,
+                ..IndexConfig::default()
+            },
+        )
+        .unwrap();
+        println!(
+            "| index of {head} records, {} snapshots | peak RSS {} MiB |",
+            index.snapshot_count(),
+            peak_rss_kib() >> 10
+        );
+        return;
+    }
+
+    // `REPLAY_BENCH_EXPORT=1`: only export the whole journal as a bundle file (as the
+    // CLI and the HTTP route write it, streamed) and print the process's peak memory
+    // before and after; run it in a process of its own on a generated journal.
+    if std::env::var_os("REPLAY_BENCH_EXPORT").is_some() {
+        let before = peak_rss_kib();
+        if std::env::var_os("REPLAY_BENCH_SCAN_FIRST").is_some() {
+            let to: u64 = std::env::var("REPLAY_BENCH_SCAN_FIRST")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(u64::MAX);
+            let mut n = 0u64;
+            for r in journal.iter_range(1, to) {
+                r.unwrap();
+                n += 1;
+            }
+            println!("record scan of {n}: peak RSS {} MiB", peak_rss_kib() >> 10);
+        }
+        let key_dir = tempfile::tempdir().unwrap();
+        let key = conclave_replay::verify::load_or_create_key(key_dir.path()).unwrap();
+        if std::env::var_os("REPLAY_BENCH_EXPORT_IN_MEMORY").is_some() {
+            // What the HTTP route did before it streamed: the whole bundle in a buffer.
+            let mut out = Vec::new();
+            conclave_replay::verify::export_bundle(&journal, &key, 1, false, Utc::now(), &mut out)
+                .unwrap();
+            println!(
+                "| export bundle into memory ({} MiB) | peak RSS {} MiB before, {} MiB after |",
+                out.len() >> 20,
+                before >> 10,
+                peak_rss_kib() >> 10
+            );
+            return;
+        }
+        let path = key_dir.path().join("bundle.jsonl");
+        let t = Instant::now();
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+        let plan =
+            conclave_replay::verify::plan_bundle(&journal, &key, 1, false, Utc::now()).unwrap();
+        let checked = peak_rss_kib();
+        let summary = plan.write(&journal, &mut out).unwrap();
+        drop(out);
+        let took = t.elapsed();
+        let size = std::fs::metadata(&path).unwrap().len();
+        println!(
+            "| export bundle of {} records to a file ({} MiB) | {:.2?} | peak RSS {} MiB before, {} MiB after the chain check, {} MiB after writing |",
+            summary.records,
+            size >> 20,
+            took,
+            before >> 10,
+            checked >> 10,
+            peak_rss_kib() >> 10
+        );
+        return;
+    }
 
     // Raw sled scan: every stored chunk value, bytes touched, nothing decoded.
     let t = Instant::now();
@@ -260,23 +357,36 @@ fn main() {
         conclave_replay::decode_for_state(&journal, &r.unwrap()).unwrap();
     }
     let decode = t.elapsed();
-    // Rebuild: decode + evolve every event, keeping snapshots.
-    let t = Instant::now();
-    let index = ReplayIndex::build(&journal, IndexConfig::default()).unwrap();
-    let rebuild = t.elapsed();
-    // The same fold without snapshots: what the snapshots cost.
-    let t = Instant::now();
-    let bare = ReplayIndex::build(
-        &journal,
-        IndexConfig {
-            snapshot_every: u64::MAX,
-            ..IndexConfig::default()
-        },
-    )
-    .unwrap();
-    let fold = t.elapsed();
-    assert_eq!(bare.head(), head);
-    drop(bare);
+    // Rebuild (decode + evolve every event, keeping snapshots) and the same fold without
+    // snapshots (what the snapshots cost), alternated over `REPLAY_BENCH_ROUNDS` rounds
+    // (default 2; the best of each is printed) so that both see the same machine.
+    let rounds: usize = std::env::var("REPLAY_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2);
+    let mut rebuild = Duration::MAX;
+    let mut fold = Duration::MAX;
+    let mut index = None;
+    for _ in 0..rounds.max(1) {
+        drop(index.take());
+        let t = Instant::now();
+        let built = ReplayIndex::build(&journal, IndexConfig::default()).unwrap();
+        rebuild = rebuild.min(t.elapsed());
+        index = Some(built);
+        let t = Instant::now();
+        let bare = ReplayIndex::build(
+            &journal,
+            IndexConfig {
+                snapshot_every: u64::MAX,
+                ..IndexConfig::default()
+            },
+        )
+        .unwrap();
+        fold = fold.min(t.elapsed());
+        assert_eq!(bare.head(), head);
+        drop(bare);
+    }
+    let index = index.unwrap();
 
     println!();
     println!("| pass over {head} events | time | events/s | vs raw sled scan |");
@@ -311,6 +421,12 @@ fn main() {
         rebuild,
         rate(head, rebuild),
         100.0 * raw.as_secs_f64() / rebuild.as_secs_f64()
+    );
+    println!();
+    println!(
+        "fold / decode only: {:.0}%; rebuild / fold: {:.0}% (rates, best of {rounds} alternated rounds)",
+        100.0 * decode.as_secs_f64() / fold.as_secs_f64(),
+        100.0 * fold.as_secs_f64() / rebuild.as_secs_f64()
     );
 
     // "State of room R at T" at random rooms and times.

@@ -2,7 +2,12 @@
 //! catch-up from the nearest one.
 //!
 //! One pass over the journal folds every event with the engine's own `evolve` and keeps
-//! a copy of the state every `snapshot_every` records, and every record's time. The state
+//! a copy of the state every `snapshot_every` records, and every record's time. The
+//! state's collections are persistent maps ([`conclave_engine::state::Map`]), so a
+//! snapshot is a clone that shares everything with the live state and the snapshot
+//! before it: it costs the nodes the fold changes after it, not the size of the state.
+//! A running server keeps its index current from the engine's committed feed
+//! ([`ReplayIndex::apply`]) instead of re-reading the journal. The state
 //! as of sequence `n` is then the snapshot at or before `n` plus at most
 //! `snapshot_every - 1` events. For one room the catch-up decodes only the events that
 //! can change that room (its own stream, account and server streams, and room creation
@@ -13,10 +18,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use conclave_engine::model::RoomConfig;
-use conclave_engine::state::Room;
-use conclave_engine::{evolve, Policy, RoomName, State};
-use conclave_journal::{Hash, Journal, ZERO_HASH};
+use conclave_engine::{evolve, Event, Policy, RoomName, State};
+use conclave_journal::{Hash, Journal, Record, ZERO_HASH};
 
 use crate::error::{ReplayError, Result};
 use crate::view::{RoomView, ServerView};
@@ -61,13 +64,21 @@ pub struct ReplayIndex {
 impl ReplayIndex {
     /// Folds the whole journal once.
     pub fn build(journal: &Journal, config: IndexConfig) -> Result<Self> {
+        let mut index = ReplayIndex::new(config)?;
+        index.refresh(journal)?;
+        Ok(index)
+    }
+
+    /// An index of nothing yet (head 0), to be extended with [`ReplayIndex::refresh`]
+    /// or [`ReplayIndex::apply`].
+    pub fn new(config: IndexConfig) -> Result<Self> {
         if config.snapshot_every == 0 {
             return Err(ReplayError::InvalidArgument(
                 "snapshot_every must be at least 1".into(),
             ));
         }
         let empty = State::new(config.policy.clone());
-        let mut index = ReplayIndex {
+        Ok(ReplayIndex {
             head: 0,
             head_hash: ZERO_HASH,
             times: Vec::new(),
@@ -75,9 +86,7 @@ impl ReplayIndex {
             last: empty,
             links: BTreeSet::new(),
             config,
-        };
-        index.refresh(journal)?;
-        Ok(index)
+        })
     }
 
     /// Folds the records appended since the index was built or last refreshed.
@@ -86,25 +95,61 @@ impl ReplayIndex {
     /// event is then freed on another thread than the one that allocated it.
     pub fn refresh(&mut self, journal: &Journal) -> Result<u64> {
         let mut added = 0;
-        let mut max = self.times.last().copied().unwrap_or(i64::MIN);
         for record in journal.iter_from(self.head + 1) {
             let record = record?;
             let event = decode_for_state(journal, &record)?;
-            if let Some(link) = conclave_engine::retention::link_of(&event) {
-                self.links.insert(link);
-            }
-            evolve(&mut self.last, &event);
-            max = max.max(record.timestamp.timestamp_micros());
-            self.times.push(max);
-            self.head = record.seq;
-            self.head_hash = record.hash;
+            self.push(&record, &event);
             added += 1;
-            if record.seq.is_multiple_of(self.config.snapshot_every) {
-                self.snapshots
-                    .push((record.seq, Arc::new(self.last.clone())));
-            }
         }
         Ok(added)
+    }
+
+    /// Folds one committed event as the engine's feed delivers it (record and decoded
+    /// event), so a live server's index never re-reads what the engine already decoded.
+    /// An event at or below the head is ignored (`Ok(false)`); a gap (events the feed
+    /// skipped or the index has not seen) is filled from the journal first.
+    pub fn apply(&mut self, journal: &Journal, record: &Record, event: &Event) -> Result<bool> {
+        if record.seq <= self.head {
+            return Ok(false);
+        }
+        if record.seq > self.head + 1 {
+            for earlier in journal.iter_range(self.head + 1, record.seq - 1) {
+                let earlier = earlier?;
+                let e = decode_for_state(journal, &earlier)?;
+                self.push(&earlier, &e);
+            }
+        }
+        if record.seq != self.head + 1 {
+            return Err(ReplayError::InvalidArgument(format!(
+                "record {} does not follow the indexed head {}",
+                record.seq, self.head
+            )));
+        }
+        self.push(record, event);
+        Ok(true)
+    }
+
+    /// Folds the record after the head.
+    fn push(&mut self, record: &Record, event: &Event) {
+        if let Some(link) = conclave_engine::retention::link_of(event) {
+            self.links.insert(link);
+        }
+        evolve(&mut self.last, event);
+        let max = self
+            .times
+            .last()
+            .copied()
+            .unwrap_or(i64::MIN)
+            .max(record.timestamp.timestamp_micros());
+        self.times.push(max);
+        self.head = record.seq;
+        self.head_hash = record.hash;
+        if record.seq.is_multiple_of(self.config.snapshot_every) {
+            // A clone of persistent maps: shares every node with `last` until the fold
+            // changes it.
+            self.snapshots
+                .push((record.seq, Arc::new(self.last.clone())));
+        }
     }
 
     /// The last sequence number indexed.
@@ -199,7 +244,9 @@ impl ReplayIndex {
             None
         } else {
             let (base, snapshot) = self.snapshot_before(seq);
-            let mut state = partial_clone(snapshot, room);
+            // O(1): the clone shares the snapshot's nodes; the catch-up copies only the
+            // paths its events change.
+            let mut state = State::clone(snapshot);
             let own = format!("room:{room}");
             if *base < seq {
                 for record in journal.iter_range(base + 1, seq) {
@@ -220,46 +267,6 @@ impl ReplayIndex {
     pub fn server_at(&self, journal: &Journal, seq: u64) -> Result<ServerView> {
         let state = self.state_at(journal, seq)?;
         Ok(ServerView::of(&state, seq, self.time_of(seq)))
-    }
-}
-
-/// A copy of `full` that is exact for `room` and cheap: server-wide and account state
-/// in full, `room` in full, every other room as an empty shell that keeps only what the
-/// room tree needs (parent, depth, children, owning account), so that creations and
-/// deletions replay exactly as on the full state.
-fn partial_clone(full: &State, room: &RoomName) -> State {
-    let rooms = full
-        .rooms
-        .iter()
-        .map(|(name, r)| {
-            if name == room {
-                return (name.clone(), r.clone());
-            }
-            let mut shell = Room::new(
-                r.parent.clone(),
-                r.depth,
-                r.created_at,
-                RoomConfig::default(),
-            );
-            shell.children.clone_from(&r.children);
-            shell.account.clone_from(&r.account);
-            (name.clone(), shell)
-        })
-        .collect();
-    State {
-        policy: full.policy.clone(),
-        accounts: full.accounts.clone(),
-        identities: full.identities.clone(),
-        rooms,
-        room_keys: full.room_keys.clone(),
-        server_bans: full.server_bans.clone(),
-        server_address_bans: full.server_address_bans.clone(),
-        autobans: full.autobans.clone(),
-        // Failure counts only feed autoban decisions, never a room's state.
-        failures: Default::default(),
-        online: full.online,
-        // Credentials never change a room's state.
-        sip_credentials: Default::default(),
     }
 }
 

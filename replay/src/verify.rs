@@ -373,6 +373,9 @@ pub struct ExportSummary {
 /// Writes a bundle of records `from_seq..=head`. The chain is verified first; a broken
 /// chain is refused unless `force`, in which case the checkpoint signs only the good
 /// prefix and the records are exported as stored (the verifier names the bad one).
+///
+/// Streams: one record is held at a time, so memory stays constant whatever the
+/// journal's size (pass a buffered writer).
 pub fn export_bundle(
     journal: &Journal,
     key: &SigningKey,
@@ -381,6 +384,28 @@ pub fn export_bundle(
     now: DateTime<Utc>,
     out: &mut dyn Write,
 ) -> Result<ExportSummary> {
+    plan_bundle(journal, key, from_seq, force, now)?.write(journal, out)
+}
+
+/// A bundle whose chain is verified and checkpoint signed, ready to be written: what a
+/// streaming writer needs to know (the range, the record count, whether the chain is
+/// good) before the first byte goes out.
+#[derive(Debug, Clone)]
+pub struct BundlePlan {
+    header: BundleHeader,
+    checkpoint: SignedCheckpoint,
+    chain: ChainCheck,
+}
+
+/// Verifies the chain and signs the checkpoint a bundle of `from_seq..=head` will carry
+/// (see [`export_bundle`]).
+pub fn plan_bundle(
+    journal: &Journal,
+    key: &SigningKey,
+    from_seq: u64,
+    force: bool,
+    now: DateTime<Utc>,
+) -> Result<BundlePlan> {
     let (cp, chain) = checkpoint(journal, key, now)?;
     if let (Some(f), false) = (&chain.first_failure, force) {
         return Err(ReplayError::InvalidArgument(format!(
@@ -400,35 +425,65 @@ pub fn export_bundle(
             .map(|r| r.hash)
             .ok_or_else(|| ReplayError::InvalidArgument(format!("no record {}", from_seq - 1)))?
     };
-    let io = |e: std::io::Error| ReplayError::io(Path::new("bundle"), e);
-    let json = |v: &dyn erased::Ser| v.line().map_err(ReplayError::Render);
-    let header = BundleHeader {
-        conclave_bundle: 1,
-        from_seq,
-        to_seq: head,
-        prev_hash: hex(&prev_hash),
-        exported_at: fmt_time(now),
-    };
-    out.write_all(json(&header)?.as_bytes()).map_err(io)?;
-    let mut records = 0;
-    for record in journal.iter_range(from_seq, head) {
-        let record = record?;
-        out.write_all(json(&BundleRecord::of(&record))?.as_bytes())
-            .map_err(io)?;
-        records += 1;
-    }
-    let trailer = BundleTrailer {
-        checkpoint: cp.clone(),
-    };
-    out.write_all(json(&trailer)?.as_bytes()).map_err(io)?;
-    out.flush().map_err(io)?;
-    Ok(ExportSummary {
-        from_seq,
-        to_seq: head,
-        records,
+    Ok(BundlePlan {
+        header: BundleHeader {
+            conclave_bundle: 1,
+            from_seq,
+            to_seq: head,
+            prev_hash: hex(&prev_hash),
+            exported_at: fmt_time(now),
+        },
         checkpoint: cp,
         chain,
     })
+}
+
+impl BundlePlan {
+    /// The first record exported.
+    pub fn from_seq(&self) -> u64 {
+        self.header.from_seq
+    }
+
+    /// The last record exported.
+    pub fn to_seq(&self) -> u64 {
+        self.header.to_seq
+    }
+
+    /// How many records the bundle carries.
+    pub fn records(&self) -> u64 {
+        (self.header.to_seq + 1).saturating_sub(self.header.from_seq)
+    }
+
+    /// The chain check made before signing.
+    pub fn chain(&self) -> &ChainCheck {
+        &self.chain
+    }
+
+    /// Writes the bundle: header, one line per record, trailer.
+    pub fn write(self, journal: &Journal, out: &mut dyn Write) -> Result<ExportSummary> {
+        let io = |e: std::io::Error| ReplayError::io(Path::new("bundle"), e);
+        let json = |v: &dyn erased::Ser| v.line().map_err(ReplayError::Render);
+        out.write_all(json(&self.header)?.as_bytes()).map_err(io)?;
+        let mut records = 0;
+        for record in journal.iter_range(self.header.from_seq, self.header.to_seq) {
+            let record = record?;
+            out.write_all(json(&BundleRecord::of(&record))?.as_bytes())
+                .map_err(io)?;
+            records += 1;
+        }
+        let trailer = BundleTrailer {
+            checkpoint: self.checkpoint.clone(),
+        };
+        out.write_all(json(&trailer)?.as_bytes()).map_err(io)?;
+        out.flush().map_err(io)?;
+        Ok(ExportSummary {
+            from_seq: self.header.from_seq,
+            to_seq: self.header.to_seq,
+            records,
+            checkpoint: self.checkpoint,
+            chain: self.chain,
+        })
+    }
 }
 
 mod erased {

@@ -172,6 +172,10 @@ pub fn router_with_mail(
     if let Ok(rt) = tokio::runtime::Handle::try_current() {
         rt.spawn(revocation::follow(engine.clone(), tokens.clone()));
     }
+    let replay: Arc<replay_routes::Cache> = Arc::default();
+    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        rt.spawn(replay_routes::follow(engine.clone(), replay.clone()));
+    }
     let hub = Arc::new(media_plane::MediaHub::new(media.plane, media.ice));
     if hub.plane.is_some() {
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
@@ -185,7 +189,7 @@ pub fn router_with_mail(
         status: Arc::new(status),
         openapi: Arc::new(routes::openapi(&table)),
         started: Instant::now(),
-        replay: Arc::default(),
+        replay,
         streams: Arc::default(),
         guests: Arc::new(guest::GuestKeys::load(engine_dir.as_path())),
         limits: Arc::new(limits::RateLimits::new(rates)),

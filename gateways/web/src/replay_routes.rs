@@ -4,17 +4,20 @@
 //!
 //! Reads use the replay library on the live journal (`engine.journal()`): readers never
 //! see past the acknowledged head, so this is safe while the engine appends. One index
-//! (snapshots of the folded state) is kept and extended with each request instead of
-//! refolding the whole journal; purges drop it, since its snapshots hold content that is
-//! now gone. Everything expensive runs on the blocking pool.
+//! (snapshots of the folded state) is kept current by [`follow`], which builds it when
+//! the router starts and then folds every event of the engine's committed feed into it,
+//! so a query finds it at (or a few events behind) the head and never waits for a
+//! rebuild; a query still folds whatever the feed has not delivered yet, so it answers
+//! as of the journal's head. Purges drop the index (its snapshots hold content that is
+//! now gone) and rebuild it at once. Everything expensive runs on the blocking pool.
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
-use conclave_engine::service::EngineError;
+use conclave_engine::service::{Engine, EngineError, FeedEvent, FeedFilter};
 use conclave_engine::{Actor, Origin, Principal, PurgeScope, RoomName};
 use conclave_journal::Journal;
 use conclave_replay::report::{self, Format, ReportQuery};
@@ -48,6 +51,87 @@ impl Cache {
     fn invalidate(&self) {
         *self.lock() = None;
     }
+
+    /// Builds the index if there is none, or folds the records it has not seen yet.
+    fn current<'a>(
+        guard: &'a mut MutexGuard<'_, Option<ReplayIndex>>,
+        journal: &Journal,
+    ) -> Result<&'a ReplayIndex, ReplayError> {
+        let index = match guard.take() {
+            Some(mut index) => {
+                index.refresh(journal)?;
+                index
+            }
+            None => ReplayIndex::build(journal, IndexConfig::default())?,
+        };
+        Ok(guard.insert(index))
+    }
+
+    /// Builds (or completes) the index now, off the async workers.
+    async fn prime(self: &Arc<Self>, journal: Journal) {
+        let cache = self.clone();
+        let built = tokio::task::spawn_blocking(move || {
+            let mut guard = cache.lock();
+            Cache::current(&mut guard, &journal).map(|i| i.head())
+        })
+        .await;
+        match built {
+            Ok(Ok(head)) => tracing::debug!(head, "replay index ready"),
+            Ok(Err(e)) => tracing::error!(code = e.code(), error = %e, "replay index build failed"),
+            Err(e) => tracing::error!(error = %e, "replay index build task failed"),
+        }
+    }
+
+    /// Folds feed events into the index, if there is one (a purge may have dropped it:
+    /// the next query or prime rebuilds it from the journal).
+    fn apply(&self, journal: &Journal, events: &[Arc<FeedEvent>]) -> Result<(), ReplayError> {
+        let mut guard = self.lock();
+        if let Some(index) = guard.as_mut() {
+            for e in events {
+                index.apply(journal, &e.record, &e.event)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Most feed events folded in one blocking task.
+const FOLD_BATCH: usize = 4096;
+
+/// Keeps the replay index current: subscribes to the committed feed first (so nothing
+/// committed meanwhile is missed), builds the index from the journal, then folds every
+/// committed event into it as the feed delivers it. Ends when the engine stops.
+pub(crate) async fn follow(engine: Engine, cache: Arc<Cache>) {
+    let journal = engine.journal().clone();
+    let mut feed = engine.subscribe(engine.head() + 1, FeedFilter::all());
+    cache.prime(journal.clone()).await;
+    loop {
+        let first = match feed.next().await {
+            Ok(e) => e,
+            Err(EngineError::Stopped) => return,
+            Err(err) => {
+                tracing::error!(error = %err, "the replay index stopped following the feed");
+                return;
+            }
+        };
+        let mut batch = vec![first];
+        while batch.len() < FOLD_BATCH {
+            match feed.try_next() {
+                Ok(Some(e)) => batch.push(e),
+                _ => break,
+            }
+        }
+        let (cache, journal) = (cache.clone(), journal.clone());
+        let folded = tokio::task::spawn_blocking(move || cache.apply(&journal, &batch)).await;
+        match folded {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                // The next query refreshes from the journal; say why the feed could not.
+                tracing::warn!(code = e.code(), error = %e, "replay index: feed event not folded");
+            }
+            Err(e) => tracing::error!(error = %e, "replay index fold task failed"),
+        }
+    }
 }
 
 /// The HTTP status of a replay failure; the code is the error's own stable code.
@@ -77,14 +161,7 @@ async fn with_index<T: Send + 'static>(
     let cache = app.replay.clone();
     tokio::task::spawn_blocking(move || {
         let mut guard = cache.lock();
-        let index = match guard.take() {
-            Some(mut index) => {
-                index.refresh(&journal)?;
-                index
-            }
-            None => ReplayIndex::build(&journal, IndexConfig::default())?,
-        };
-        let index = guard.insert(index);
+        let index = Cache::current(&mut guard, &journal)?;
         f(&journal, index)
     })
     .await
@@ -575,6 +652,61 @@ pub struct BundleParams {
     force: Option<bool>,
 }
 
+/// Bytes of a streamed body, in chunks of about this size.
+const BODY_CHUNK: usize = 64 * 1024;
+/// Chunks in flight between the writer and the connection: the memory a streamed
+/// export holds, whatever its size.
+const BODY_CHUNKS_IN_FLIGHT: usize = 8;
+
+type BodyChunk = Result<axum::body::Bytes, std::io::Error>;
+
+/// A `Write` on the blocking pool whose bytes become a streamed response body, in
+/// bounded chunks: a slow client slows the writer down instead of the server buffering.
+struct BodyWriter {
+    buf: Vec<u8>,
+    tx: tokio::sync::mpsc::Sender<BodyChunk>,
+}
+
+impl BodyWriter {
+    fn send(&mut self) -> std::io::Result<()> {
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(BODY_CHUNK));
+        self.tx.blocking_send(Ok(chunk.into())).map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away")
+        })
+    }
+}
+
+impl std::io::Write for BodyWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= BODY_CHUNK {
+            self.send()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            Ok(())
+        } else {
+            self.send()
+        }
+    }
+}
+
+/// What the response headers of a bundle say, known before its first record is read.
+struct BundleHead {
+    from_seq: u64,
+    to_seq: u64,
+    records: u64,
+    chain_ok: bool,
+}
+
+/// `GET /replay/bundle`: the bundle streamed as it is read from the journal (constant
+/// memory whatever the journal's size). The chain is verified and the checkpoint signed
+/// before the response starts, so its status and headers are final; a failure after
+/// that (a read error, the client gone) cuts the body short, which a verifier reports
+/// as a bundle without its trailer.
 pub async fn bundle(
     app: App,
     ctx: Ctx,
@@ -582,29 +714,59 @@ pub async fn bundle(
 ) -> ApiResult<Response> {
     require_admin(&ctx)?;
     let data_dir = app.engine.data_dir().to_path_buf();
+    let journal = app.engine.journal().clone();
     let from_seq = q.from_seq.unwrap_or(1);
     let force = q.force.unwrap_or(false);
-    let (bytes, summary) = with_journal(&app, &ctx, move |j| {
-        let key = verify::load_or_create_key(&data_dir)?;
-        let mut out = Vec::new();
-        let summary = verify::export_bundle(j, &key, from_seq, force, Utc::now(), &mut out)?;
-        Ok((out, summary))
-    })
-    .await?;
-    let name = format!(
-        "conclave-bundle-{}-{}.jsonl",
-        summary.from_seq, summary.to_seq
-    );
-    let mut resp = document(bytes, "application/x-ndjson", Some(name));
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<BodyChunk>(BODY_CHUNKS_IN_FLIGHT);
+    let (head_tx, head_rx) = tokio::sync::oneshot::channel();
+    tokio::task::spawn_blocking(move || {
+        let planned = verify::load_or_create_key(&data_dir)
+            .and_then(|key| verify::plan_bundle(&journal, &key, from_seq, force, Utc::now()));
+        let plan = match planned {
+            Ok(plan) => plan,
+            Err(e) => {
+                let _ = head_tx.send(Err(e));
+                return;
+            }
+        };
+        let head = BundleHead {
+            from_seq: plan.from_seq(),
+            to_seq: plan.to_seq(),
+            records: plan.records(),
+            chain_ok: plan.chain().ok,
+        };
+        if head_tx.send(Ok(head)).is_err() {
+            return;
+        }
+        let mut out = BodyWriter {
+            buf: Vec::with_capacity(BODY_CHUNK),
+            tx: tx.clone(),
+        };
+        if let Err(e) = plan.write(&journal, &mut out) {
+            tracing::warn!(code = e.code(), error = %e, "bundle export cut short");
+            let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+        }
+    });
+    let head = head_rx
+        .await
+        .map_err(|_| ApiError::internal("replay task: the bundle export ended early"))?
+        .map_err(|e| replay_error(e).with_correlation(&ctx.correlation_id))?;
+    let chunks = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+    let mut resp = axum::body::Body::from_stream(chunks).into_response();
+    let name = format!("conclave-bundle-{}-{}.jsonl", head.from_seq, head.to_seq);
     let h = resp.headers_mut();
     h.insert(
-        "x-conclave-chain-ok",
-        HeaderValue::from_static(if summary.chain.ok { "true" } else { "false" }),
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-ndjson"),
     );
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
     h.insert(
-        "x-conclave-bundle-records",
-        HeaderValue::from(summary.records),
+        "x-conclave-chain-ok",
+        HeaderValue::from_static(if head.chain_ok { "true" } else { "false" }),
     );
+    h.insert("x-conclave-bundle-records", HeaderValue::from(head.records));
     Ok(resp)
 }
 
@@ -656,6 +818,10 @@ async fn purge(
         .await;
     // Whatever happened, content may be gone: the index must not serve it again.
     app.replay.invalidate();
+    tokio::spawn({
+        let (cache, journal) = (app.replay.clone(), app.engine.journal().clone());
+        async move { cache.prime(journal).await }
+    });
     let out =
         out.map_err(|e: EngineError| ApiError::from(e).with_correlation(&ctx.correlation_id))?;
     let (subject, before) = out.scope.fields();

@@ -1,8 +1,6 @@
 //! JSON views of the committed state: what GET routes answer. Hashes never leave the
 //! server (only `has_password`-style flags do).
 
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, SecondsFormat, Utc};
 use conclave_engine::event::AutobanKey;
 use conclave_engine::model::Role;
@@ -214,7 +212,7 @@ pub fn bans<'a>(bans: impl Iterator<Item = (&'a Principal, &'a Ban)>) -> Value {
 }
 
 /// Autobans in force, as `DELETE /autobans/{kind}/{value}` names them.
-pub fn autobans(autobans: &BTreeMap<AutobanKey, DateTime<Utc>>) -> Value {
+pub fn autobans(autobans: &conclave_engine::state::Map<AutobanKey, DateTime<Utc>>) -> Value {
     Value::Array(
         autobans
             .iter()

@@ -610,3 +610,43 @@ async fn bad_parameters_are_input_invalid() {
     )
     .await;
 }
+
+/// The index a live server keeps from the committed feed answers exactly what an
+/// offline rebuild of the same journal answers, at every sequence number, for the whole
+/// server and for the meeting's room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_servers_replay_answers_match_an_offline_rebuild_after_a_meeting() {
+    use conclave_replay::{IndexConfig, ReplayIndex};
+    let t = setup();
+    // The index exists before the meeting (built when the router started, or by this
+    // first query), so everything after it reaches it through the feed.
+    let first = t.get("/replay/state?seq=0").await;
+    assert_eq!(first["seq"], 0, "{first}");
+    meeting(&t).await;
+    let head = t.engine.head();
+    let offline = ReplayIndex::build(t.engine.journal(), IndexConfig::default()).unwrap();
+    assert_eq!(offline.head(), head);
+    let j = t.engine.journal();
+    let room = conclave_engine::RoomName::lookup("standup").unwrap();
+    for n in 0..=head {
+        let live = t.get(&format!("/replay/state?seq={n}")).await;
+        let want = serde_json::to_value(offline.server_at(j, n).unwrap()).unwrap();
+        assert_eq!(live, want, "server at {n}");
+        let want = offline
+            .room_at(j, &room, n)
+            .unwrap()
+            .map(|v| serde_json::to_value(v).unwrap());
+        let live = t
+            .send(
+                Method::GET,
+                &format!("/replay/state?room=standup&seq={n}"),
+                Some(ADMIN),
+                None,
+            )
+            .await;
+        match want {
+            Some(want) => assert_eq!(live.json(), want, "room at {n}"),
+            None => assert_eq!(live.status, StatusCode::NOT_FOUND, "room at {n}"),
+        }
+    }
+}
