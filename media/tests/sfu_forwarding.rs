@@ -295,3 +295,181 @@ async fn bounds_refuse_with_typed_errors() {
     }
     let _ = c.pc.close().await;
 }
+
+/// The client offers again (after changing what it sends) and applies the answer.
+async fn reoffer(sfu: &conclave_media::Sfu, c: &Client) {
+    let offer = c.pc.create_offer(None).await.unwrap();
+    c.pc.set_local_description(offer).await.unwrap();
+    let offer = c.pc.local_description().await.unwrap();
+    let answer = sfu.offer(&c.id, offer.sdp).await.unwrap();
+    c.pc.set_remote_description(
+        webrtc::peer_connection::RTCSessionDescription::answer(answer).unwrap(),
+    )
+    .await
+    .unwrap();
+}
+
+/// The forwarded track id (as subscribers see it) of a publisher's client track.
+fn forwarded(sfu: &conclave_media::Sfu, publisher: &str, client_track: &str) -> Option<String> {
+    let stats = sfu.stats();
+    stats["rooms"]["room"]["participants"][publisher]["published"]
+        .as_array()?
+        .iter()
+        .find(|t| t["client_track_id"] == client_track)
+        .and_then(|t| t["track_id"].as_str().map(str::to_owned))
+}
+
+fn track_packets(c: &Client, track_id: &str) -> u64 {
+    c.received
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.track_id == track_id)
+        .map(|r| r.packets.load(std::sync::atomic::Ordering::Relaxed))
+        .sum()
+}
+
+/// The track ids (`a=msid:<stream> <track>`) an offer sends, and its inactive sections.
+fn offered(offer_sdp: &str) -> (Vec<String>, usize) {
+    let mut sending = Vec::new();
+    let mut inactive = 0;
+    for section in offer_sdp.split("\nm=").skip(1) {
+        if section.contains("a=inactive") {
+            inactive += 1;
+        }
+        if !(section.contains("a=sendonly") || section.contains("a=sendrecv")) {
+            continue;
+        }
+        for line in section.lines() {
+            if let Some(rest) = line.trim().strip_prefix("a=msid:") {
+                if let Some(track) = rest.split_whitespace().nth(1) {
+                    sending.push(track.to_owned());
+                }
+            }
+        }
+    }
+    (sending, inactive)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_track_stopped_by_its_publisher_ends_for_subscribers() {
+    let sfu = sfu((47900, 47999), SfuLimits::default()).await;
+
+    // A publishes a camera, a screen share and a third video track.
+    let (mut a, _a_tracks) = client("A").await;
+    let camera = local_track("cam", RtpCodecKind::Video, "video/VP8", 90_000, 0, 4001);
+    let screen = local_track("screen", RtpCodecKind::Video, "video/VP8", 90_000, 0, 4002);
+    let extra = local_track("extra", RtpCodecKind::Video, "video/VP8", 90_000, 0, 4003);
+    let camera_sender = a.pc.add_track(camera.clone()).await.unwrap();
+    let screen_sender = a.pc.add_track(screen.clone()).await.unwrap();
+    let extra_transceiver =
+        a.pc.add_transceiver_from_track(extra.clone(), None)
+            .await
+            .unwrap();
+    let extra_sender = extra_transceiver.sender().await.unwrap().unwrap();
+    join(&sfu, "room", &mut a).await;
+    let pt = payload_type(&camera_sender).await;
+    let camera_writer = publish(camera, 4001, payload_type(&camera_sender).await, 33, 3000);
+    let screen_writer = publish(screen, 4002, payload_type(&screen_sender).await, 33, 3000);
+    let extra_writer = publish(extra, 4003, payload_type(&extra_sender).await, 33, 3000);
+    assert_eq!(pt, payload_type(&extra_sender).await);
+
+    let (mut b, b_tracks) = client("B").await;
+    b.pc.add_track(local_track(
+        "b",
+        RtpCodecKind::Audio,
+        "audio/opus",
+        48_000,
+        2,
+        4004,
+    ))
+    .await
+    .unwrap();
+    count(&mut b, b_tracks);
+    join(&sfu, "room", &mut b).await;
+
+    let ids = {
+        let mut ids = None;
+        for _ in 0..200 {
+            if let (Some(c), Some(s), Some(e)) = (
+                forwarded(&sfu, "A", "cam-video"),
+                forwarded(&sfu, "A", "screen-video"),
+                forwarded(&sfu, "A", "extra-video"),
+            ) {
+                ids = Some((c, s, e));
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        ids.expect("A's three tracks published")
+    };
+    let (cam_id, screen_id, extra_id) = ids;
+    wait_until(&mut b, "A's three tracks at B", |b| {
+        [&cam_id, &screen_id, &extra_id]
+            .iter()
+            .all(|t| track_packets(b, t) > 10)
+    })
+    .await;
+    while b.offers.try_recv().is_ok() {}
+
+    // The screen share ends: A removes its sender (the section goes inactive) and
+    // offers again.
+    a.pc.remove_track(&screen_sender).await.unwrap();
+    screen_writer.abort();
+    reoffer(&sfu, &a).await;
+    let offer = timeout(GUARD, b.offers.recv()).await.unwrap().unwrap();
+    let (sending, inactive) = offered(&offer);
+    assert!(
+        !sending.contains(&screen_id),
+        "screen still offered:\n{offer}"
+    );
+    assert!(
+        sending.contains(&cam_id) && sending.contains(&extra_id),
+        "{offer}"
+    );
+    assert!(inactive >= 1, "no inactive section:\n{offer}");
+    let stats = sfu.stats();
+    assert!(
+        forwarded(&sfu, "A", "screen-video").is_none(),
+        "stats still list the stopped track: {stats}"
+    );
+    assert_eq!(
+        stats["rooms"]["room"]["participants"]["A"]["published"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2,
+        "{stats}"
+    );
+    let screen_at_stop = track_packets(&b, &screen_id);
+    let camera_at_stop = track_packets(&b, &cam_id);
+    wait_until(&mut b, "the camera after the screen share ended", |b| {
+        track_packets(b, &cam_id) > camera_at_stop + 30
+    })
+    .await;
+    assert_eq!(track_packets(&b, &screen_id), screen_at_stop);
+
+    // The third track stops by direction: A sets its transceiver inactive.
+    extra_transceiver
+        .set_direction(rtc::rtp_transceiver::RTCRtpTransceiverDirection::Inactive)
+        .await
+        .unwrap();
+    extra_writer.abort();
+    reoffer(&sfu, &a).await;
+    let offer = timeout(GUARD, b.offers.recv()).await.unwrap().unwrap();
+    let (sending, inactive) = offered(&offer);
+    assert_eq!(sending, vec![cam_id.clone()], "{offer}");
+    assert!(inactive >= 2, "{offer}");
+    assert!(forwarded(&sfu, "A", "extra-video").is_none());
+    let camera_now = track_packets(&b, &cam_id);
+    wait_until(&mut b, "the camera still flows", |b| {
+        track_packets(b, &cam_id) > camera_now + 30
+    })
+    .await;
+
+    camera_writer.abort();
+    sfu.disconnect(&"A".to_owned()).await;
+    sfu.disconnect(&"B".to_owned()).await;
+    let _ = a.pc.close().await;
+    let _ = b.pc.close().await;
+}

@@ -17,8 +17,8 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use rtc::rtp;
-use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::{mpsc, Notify};
 
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RtpCodecKind};
@@ -83,6 +83,9 @@ pub(crate) struct Publication {
     outlets: Mutex<Vec<Arc<Outlet>>>,
     last_keyframe_request: Mutex<Option<Instant>>,
     pub(crate) ended: AtomicBool,
+    /// Wakes [`Publication::run`] when the publication is ended from outside (the
+    /// client stopped sending the track: the webrtc crate gives no `OnEnded` then).
+    stop: Notify,
     pub(crate) packets_in: AtomicU64,
     pub(crate) bytes_in: AtomicU64,
     pub(crate) packets_withheld: AtomicU64,
@@ -183,6 +186,7 @@ impl Publication {
             outlets: Mutex::new(Vec::new()),
             last_keyframe_request: Mutex::new(None),
             ended: AtomicBool::new(false),
+            stop: Notify::new(),
             packets_in: AtomicU64::new(0),
             bytes_in: AtomicU64::new(0),
             packets_withheld: AtomicU64::new(0),
@@ -237,10 +241,35 @@ impl Publication {
         }
     }
 
-    /// Copies the publisher's packets to the outlets until the track ends.
+    /// The remote track this publication forwards.
+    pub(crate) fn remote(&self) -> &Arc<dyn TrackRemote> {
+        &self.remote
+    }
+
+    /// Ends the publication although its remote track did not end (the client stopped
+    /// sending it): nothing more is forwarded, [`Publication::run`] returns.
+    pub(crate) fn end(&self) {
+        self.ended.store(true, Ordering::Release);
+        // A stored permit: `run` sees it even if it is not waiting right now.
+        self.stop.notify_one();
+    }
+
+    /// Copies the publisher's packets to the outlets until the track ends or
+    /// [`Publication::end`] is called.
     pub(crate) async fn run(self: Arc<Self>) {
         let mut withheld: u16 = 0;
-        while let Some(event) = self.remote.poll().await {
+        loop {
+            if self.ended.load(Ordering::Acquire) {
+                break;
+            }
+            let event = tokio::select! {
+                biased;
+                () = self.stop.notified() => break,
+                event = self.remote.poll() => event,
+            };
+            let Some(event) = event else {
+                break;
+            };
             let TrackRemoteEvent::OnRtpPacket(mut packet) = event else {
                 if matches!(event, TrackRemoteEvent::OnEnded | TrackRemoteEvent::OnError) {
                     break;

@@ -63,6 +63,7 @@ pub(crate) async fn client_offer(
         .await
         .map_err(stack)?;
     refresh_payload_types(&n).await;
+    end_stopped(p).await;
     let sdp = match p.pc.local_description().await {
         Some(d) => d.sdp,
         None => answer.sdp,
@@ -108,6 +109,42 @@ pub(crate) async fn client_answer(
     }
     renegotiate(inner.clone(), p.clone()).await;
     Ok(())
+}
+
+/// Ends the publications the client stopped sending in the offer just answered: their
+/// transceiver no longer receives (the section is `inactive` or `recvonly` from the
+/// client, its sender removed) or is gone. The webrtc crate ends no remote track in
+/// that case, so without this the publication would stay forever. Its forwarding task
+/// then returns, drops it from the publisher's list and renegotiates the subscribers.
+async fn end_stopped(p: &Participant) {
+    let publications = p.publications();
+    if publications.is_empty() {
+        return;
+    }
+    let mut receiving: Vec<Arc<dyn TrackRemote>> = Vec::new();
+    for transceiver in p.pc.get_transceivers().await {
+        let Ok(direction) = transceiver.current_direction().await else {
+            continue;
+        };
+        if !direction.has_recv() {
+            continue;
+        }
+        if let Ok(Some(receiver)) = transceiver.receiver().await {
+            receiving.push(receiver.track().clone());
+        }
+    }
+    for publication in publications {
+        if publication.ended.load(Ordering::Acquire) {
+            continue;
+        }
+        if !receiving
+            .iter()
+            .any(|r| Arc::ptr_eq(r, publication.remote()))
+        {
+            tracing::debug!(publisher = %p.id, track = %publication.track_id, "sfu track stopped by the client");
+            publication.end();
+        }
+    }
 }
 
 /// The connection is up: start sending the room's tracks.

@@ -16,7 +16,12 @@ pub(crate) fn snapshot(inner: &Inner) -> Value {
         (0u64, 0u64, 0u64, 0u64, 0u64);
     for p in &participants {
         let mut published = Vec::new();
-        for x in p.publications() {
+        // An ended publication is on its way out of the list (its task is returning).
+        for x in p
+            .publications()
+            .into_iter()
+            .filter(|x| !x.ended.load(Ordering::Acquire))
+        {
             let mut subscribers = BTreeMap::new();
             for o in x.outlets() {
                 let (packets, bytes) = (
