@@ -657,10 +657,8 @@ pub fn run_journal(action: JournalReplayAction) -> anyhow::Result<ExitCode> {
             let days = match days {
                 Some(d) => d,
                 None => {
-                    ReplayIndex::build(&journal, IndexConfig::default())?
-                        .current()
-                        .policy
-                        .log_days
+                    let index = ReplayIndex::build(&journal, IndexConfig::default())?;
+                    index.state_at(&journal, index.head())?.policy.log_days
                 }
             };
             let out = retention::apply_log_days(&journal, days, Utc::now(), &Actor::Admin)?;

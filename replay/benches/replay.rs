@@ -5,6 +5,11 @@
 //! `REPLAY_BENCH_DIR` to keep the journal between runs; `REPLAY_BENCH_ROUNDS`,
 //! `REPLAY_BENCH_EXPORT`, `REPLAY_BENCH_INDEX_MEMORY`: see docs/benchmarks.md).
 //!
+//! Last, "first answer after restart": the index is stored (one snapshot in
+//! `persist_one_in`, plus the head), every index and the journal are dropped, the
+//! journal is reopened, and a fresh index opened from the stored snapshots answers
+//! "state of room R at T" once, against the cold build of the same run.
+//!
 //! The journal is written with the engine's own codec: a simulated server with 500 rooms
 //! and 20 000 identities over sip, xmpp and web (at most 12 sessions per room at once);
 //! joins, leaves, mutes, role grants,
@@ -462,4 +467,79 @@ fn main() {
             h.max() as f64 / 1000.0
         );
     }
+
+    // First answer after restart: store the index, drop everything, reopen the journal,
+    // open the stored index lazily and answer "state of room R at T" once.
+    let store_dir = tempfile::tempdir().unwrap();
+    let store = store_dir.path().join("replay-index");
+    let t = Instant::now();
+    let stored = index.persist_job(&store).unwrap().write().unwrap();
+    let persist_took = t.elapsed();
+    let mut rng = Rng(7);
+    let probes: Vec<(DateTime<Utc>, RoomName)> = (0..20)
+        .map(|_| {
+            (
+                start + chrono::Duration::milliseconds(rng.below(span_ms as usize) as i64),
+                RoomName::lookup(&format!("room{}", rng.below(ROOMS))).unwrap(),
+            )
+        })
+        .collect();
+    let expected: Vec<_> = probes
+        .iter()
+        .map(|(at, room)| index.room_at(&journal, room, index.seq_at(*at)).unwrap())
+        .collect();
+    let expected_server = index.state_at(&journal, index.seq_at(probes[1].0)).unwrap();
+    drop(index);
+    drop(journal);
+    let t = Instant::now();
+    let journal = Journal::open(
+        &dir,
+        JournalConfig {
+            sync: SyncMode::None,
+            ..JournalConfig::default()
+        },
+    )
+    .unwrap();
+    let reopen = t.elapsed();
+    let t = Instant::now();
+    let lazy = ReplayIndex::open_persisted(&journal, IndexConfig::default(), &store).unwrap();
+    let opened = t.elapsed();
+    let (at, room) = &probes[0];
+    let first = lazy.room_at(&journal, room, lazy.seq_at(*at)).unwrap();
+    let first_answer = t.elapsed();
+    assert_eq!(first, expected[0]);
+    let t = Instant::now();
+    let server = lazy.state_at(&journal, lazy.seq_at(probes[1].0)).unwrap();
+    let server_took = t.elapsed();
+    assert_eq!(server, expected_server);
+    let mut lazy_hist = Histogram::<u64>::new(3).unwrap();
+    for ((at, room), want) in probes.iter().zip(&expected).skip(2) {
+        let t = Instant::now();
+        let got = lazy.room_at(&journal, room, lazy.seq_at(*at)).unwrap();
+        lazy_hist.record(t.elapsed().as_micros() as u64).unwrap();
+        assert_eq!(&got, want);
+    }
+    println!();
+    println!("| first answer after restart ({head} events) | time |");
+    println!("| --- | ---: |");
+    println!(
+        "| store the index ({} snapshot files, {:.1} MiB, {:.1} MiB per million events) | {:.2?} |",
+        stored.snapshots,
+        stored.bytes as f64 / 1048576.0,
+        stored.bytes as f64 / 1048576.0 * 1e6 / head as f64,
+        persist_took
+    );
+    println!("| reopen the journal (not counted below) | {reopen:.2?} |");
+    println!("| open the stored index (times, links, list of snapshots) | {opened:.2?} |");
+    println!("| **first answer**: open + state of room R at T (one snapshot loaded) | **{first_answer:.2?}** |");
+    println!(
+        "| cold: rebuild (best of {rounds}) + one query, same run | {:.2?} |",
+        rebuild + Duration::from_micros(room_hist.value_at_quantile(0.5))
+    );
+    println!("| then whole server at T on the lazy index | {server_took:.2?} |");
+    println!(
+        "| then room R at T on the lazy index, 18 more: p50 / max | {:.1} / {:.1} ms |",
+        lazy_hist.value_at_quantile(0.5) as f64 / 1000.0,
+        lazy_hist.max() as f64 / 1000.0
+    );
 }

@@ -13,15 +13,23 @@
 //! can change that room (its own stream, account and server streams, and room creation
 //! or deletion, which moves rooms in and out of the tree); other rooms' traffic is
 //! skipped by stream name without being decoded.
+//!
+//! One in [`IndexConfig::persist_one_in`] snapshots can be stored on disk
+//! ([`ReplayIndex::persist_job`], module [`crate::persist`]), so a restarted server opens
+//! the index lazily ([`ReplayIndex::open_persisted`]): it reads the record times and the
+//! list of stored snapshots, loads one snapshot when a query needs it and folds from
+//! there, while the dense index is rebuilt in the background.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, Utc};
 use conclave_engine::{evolve, Event, Policy, RoomName, State};
 use conclave_journal::{Hash, Journal, Record, ZERO_HASH};
 
 use crate::error::{ReplayError, Result};
+use crate::persist;
 use crate::view::{RoomView, ServerView};
 use crate::walk::decode_for_state;
 
@@ -33,6 +41,9 @@ pub struct IndexConfig {
     /// The configured policy the server started from (replay starts from it, as the
     /// engine does; run-time policy changes are journaled and replayed).
     pub policy: Policy,
+    /// One snapshot in this many is stored on disk by [`ReplayIndex::persist_job`]
+    /// (with the default spacing, one every 65 536 records), plus the state at the head.
+    pub persist_one_in: u64,
 }
 
 impl Default for IndexConfig {
@@ -40,6 +51,7 @@ impl Default for IndexConfig {
         IndexConfig {
             snapshot_every: 4096,
             policy: Policy::default(),
+            persist_one_in: 16,
         }
     }
 }
@@ -52,10 +64,12 @@ pub struct ReplayIndex {
     /// Running maximum of record times (micros), at index `seq - 1`: monotone even if a
     /// clock went backwards, so "as of time T" is a binary search.
     times: Vec<i64>,
-    /// `(seq, state after seq)`, ascending, starting with `(0, empty state)`.
-    snapshots: Vec<(u64, Arc<State>)>,
-    /// The state at `head`, kept to extend the index.
-    last: State,
+    /// `(seq, state after seq)`, ascending, starting with `(0, empty state)` (held).
+    snapshots: Vec<(u64, Slot)>,
+    /// The state at `head`, kept to extend the index; `None` in an index opened from
+    /// stored snapshots, which extends only its times and links (its queries fold from
+    /// the last stored snapshot) until it is replaced by a dense one.
+    last: Option<State>,
     /// Every (account, identity) link ever made, unlinked ones included: a person's
     /// timeline covers identities they used before an unlink too.
     links: BTreeSet<(String, String)>,
@@ -82,8 +96,8 @@ impl ReplayIndex {
             head: 0,
             head_hash: ZERO_HASH,
             times: Vec::new(),
-            snapshots: vec![(0, Arc::new(empty.clone()))],
-            last: empty,
+            snapshots: vec![(0, Slot::Held(Arc::new(empty.clone()), ZERO_HASH))],
+            last: Some(empty),
             links: BTreeSet::new(),
             config,
         })
@@ -134,7 +148,26 @@ impl ReplayIndex {
         if let Some(link) = conclave_engine::retention::link_of(event) {
             self.links.insert(link);
         }
-        evolve(&mut self.last, event);
+        let Some(last) = self.last.as_mut() else {
+            // An index opened from stored snapshots: times and links only.
+            self.extend_times(record);
+            return;
+        };
+        evolve(last, event);
+        let snapshot = record
+            .seq
+            .is_multiple_of(self.config.snapshot_every)
+            .then(|| Arc::new(last.clone()));
+        self.extend_times(record);
+        if let Some(state) = snapshot {
+            // A clone of persistent maps: shares every node with `last` until the fold
+            // changes it.
+            self.snapshots
+                .push((record.seq, Slot::Held(state, record.hash)));
+        }
+    }
+
+    fn extend_times(&mut self, record: &Record) {
         let max = self
             .times
             .last()
@@ -144,12 +177,6 @@ impl ReplayIndex {
         self.times.push(max);
         self.head = record.seq;
         self.head_hash = record.hash;
-        if record.seq.is_multiple_of(self.config.snapshot_every) {
-            // A clone of persistent maps: shares every node with `last` until the fold
-            // changes it.
-            self.snapshots
-                .push((record.seq, Arc::new(self.last.clone())));
-        }
     }
 
     /// The last sequence number indexed.
@@ -162,14 +189,21 @@ impl ReplayIndex {
         self.head_hash
     }
 
-    /// Snapshots held (including the empty one at 0).
+    /// Snapshots held or stored (including the empty one at 0).
     pub fn snapshot_count(&self) -> usize {
         self.snapshots.len()
     }
 
-    /// The state at the head.
-    pub fn current(&self) -> &State {
-        &self.last
+    /// The state at the head; `None` in an index opened from stored snapshots (use
+    /// [`ReplayIndex::state_at`] with [`ReplayIndex::head`]).
+    pub fn current(&self) -> Option<&State> {
+        self.last.as_ref()
+    }
+
+    /// Whether this index was opened from stored snapshots and has not folded the
+    /// journal itself (its queries fold from the last stored snapshot before them).
+    pub fn is_lazy(&self) -> bool {
+        self.last.is_none()
     }
 
     /// The last sequence number at or before time `t` (0 if the journal starts later).
@@ -209,21 +243,30 @@ impl ReplayIndex {
         Ok(())
     }
 
-    fn snapshot_before(&self, seq: u64) -> &(u64, Arc<State>) {
-        let i = self.snapshots.partition_point(|(s, _)| *s <= seq);
-        // The first snapshot is at 0, so `i >= 1` for every `seq`.
-        &self.snapshots[i.saturating_sub(1)]
+    /// The nearest usable snapshot at or before `seq`: a stored one is loaded on first
+    /// use; one that cannot be loaded is skipped for the one before it.
+    fn snapshot_before(&self, journal: &Journal, seq: u64) -> (u64, Arc<State>) {
+        let mut i = self.snapshots.partition_point(|(s, _)| *s <= seq);
+        while i > 0 {
+            i -= 1;
+            let (at, slot) = &self.snapshots[i];
+            if let Some(state) = slot.state(journal, *at) {
+                return (*at, state);
+            }
+        }
+        // Unreachable: the first snapshot is the held empty state at 0.
+        (0, Arc::new(State::new(self.config.policy.clone())))
     }
 
     /// The whole server's state as of `seq` (after applying record `seq`).
     pub fn state_at(&self, journal: &Journal, seq: u64) -> Result<State> {
         self.check(seq)?;
-        if seq == self.head {
-            return Ok(self.last.clone());
+        if let Some(last) = self.last.as_ref().filter(|_| seq == self.head) {
+            return Ok(last.clone());
         }
-        let (base, snapshot) = self.snapshot_before(seq);
-        let mut state = State::clone(snapshot);
-        if *base < seq {
+        let (base, snapshot) = self.snapshot_before(journal, seq);
+        let mut state = State::clone(&snapshot);
+        if base < seq {
             for record in journal.iter_range(base + 1, seq) {
                 let record = record?;
                 evolve(&mut state, &decode_for_state(journal, &record)?);
@@ -240,33 +283,219 @@ impl ReplayIndex {
         seq: u64,
     ) -> Result<Option<RoomView>> {
         self.check(seq)?;
-        let state = if seq == self.head {
-            None
-        } else {
-            let (base, snapshot) = self.snapshot_before(seq);
-            // O(1): the clone shares the snapshot's nodes; the catch-up copies only the
-            // paths its events change.
-            let mut state = State::clone(snapshot);
-            let own = format!("room:{room}");
-            if *base < seq {
-                for record in journal.iter_range(base + 1, seq) {
-                    let record = record?;
-                    if !affects_room(&record.stream, &record.event_type, &own) {
-                        continue;
-                    }
-                    evolve(&mut state, &decode_for_state(journal, &record)?);
+        if let Some(last) = self.last.as_ref().filter(|_| seq == self.head) {
+            return Ok(RoomView::of(last, room, seq, self.time_of(seq)));
+        }
+        let (base, snapshot) = self.snapshot_before(journal, seq);
+        // O(1): the clone shares the snapshot's nodes; the catch-up copies only the
+        // paths its events change.
+        let mut state = State::clone(&snapshot);
+        let own = format!("room:{room}");
+        if base < seq {
+            for record in journal.iter_range(base + 1, seq) {
+                let record = record?;
+                if !affects_room(&record.stream, &record.event_type, &own) {
+                    continue;
                 }
+                evolve(&mut state, &decode_for_state(journal, &record)?);
             }
-            Some(state)
-        };
-        let state = state.as_ref().unwrap_or(&self.last);
-        Ok(RoomView::of(state, room, seq, self.time_of(seq)))
+        }
+        Ok(RoomView::of(&state, room, seq, self.time_of(seq)))
     }
 
     /// The whole server as of `seq`, as a view.
     pub fn server_at(&self, journal: &Journal, seq: u64) -> Result<ServerView> {
         let state = self.state_at(journal, seq)?;
         Ok(ServerView::of(&state, seq, self.time_of(seq)))
+    }
+}
+
+/// A snapshot: in memory, or stored on disk and loaded on first use.
+enum Slot {
+    /// The state and the hash of the record it is after.
+    Held(Arc<State>, Hash),
+    Stored {
+        dir: PathBuf,
+        hash: Hash,
+        /// `None` once loading failed: the file is then ignored.
+        loaded: OnceLock<Option<Arc<State>>>,
+    },
+}
+
+impl Slot {
+    fn state(&self, journal: &Journal, seq: u64) -> Option<Arc<State>> {
+        match self {
+            Slot::Held(state, _) => Some(state.clone()),
+            Slot::Stored { dir, hash, loaded } => loaded
+                .get_or_init(|| match persist::load_snapshot(dir, seq, hash, journal) {
+                    Ok(state) => Some(Arc::new(state)),
+                    Err(why) => {
+                        tracing::warn!(seq, %why, "ignoring a stored replay snapshot");
+                        None
+                    }
+                })
+                .clone(),
+        }
+    }
+}
+
+impl ReplayIndex {
+    /// Opens the index stored in `dir` (by [`ReplayIndex::persist_job`]) for `journal`,
+    /// lazily: reads the record times, the links and the list of stored snapshots, and
+    /// loads no snapshot until a query needs one. Records after the stored head are
+    /// folded for their times and links only. `None` (and why, logged) if nothing
+    /// usable is stored: none, unreadable, another build of the state, another starting
+    /// policy or another journal.
+    pub fn open_persisted(journal: &Journal, config: IndexConfig, dir: &Path) -> Option<Self> {
+        let meta = match persist::load_meta(dir, &config.policy, journal) {
+            Ok(meta) => meta,
+            Err(why) => {
+                tracing::info!(dir = %dir.display(), %why, "no usable stored replay index; building it");
+                return None;
+            }
+        };
+        let mut index = ReplayIndex::new(config).ok()?;
+        let mut t = 0i64;
+        index.times = meta
+            .time_deltas
+            .iter()
+            .map(|d| {
+                t = t.wrapping_add(*d);
+                t
+            })
+            .collect();
+        index.links = meta.links.into_iter().collect();
+        index.head = meta.head;
+        index.head_hash = meta.head_hash;
+        index.last = None;
+        for (seq, hash) in meta.snapshots {
+            index.snapshots.push((
+                seq,
+                Slot::Stored {
+                    dir: dir.to_path_buf(),
+                    hash,
+                    loaded: OnceLock::new(),
+                },
+            ));
+        }
+        match index.refresh(journal) {
+            Ok(_) => Some(index),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot extend the stored replay index; building it");
+                None
+            }
+        }
+    }
+
+    /// What [`PersistJob::write`] needs to store this index in `dir`: the snapshots at
+    /// multiples of `snapshot_every * persist_one_in` and the state at the head (shared
+    /// with the index, not copied), the times and the links. `None` for an index opened
+    /// from stored snapshots (what it could store is already there).
+    pub fn persist_job(&self, dir: &Path) -> Option<PersistJob> {
+        let last = self.last.as_ref()?;
+        let spacing = self
+            .config
+            .snapshot_every
+            .saturating_mul(self.config.persist_one_in.max(1));
+        let mut snapshots: Vec<(u64, Hash, Arc<State>)> = self
+            .snapshots
+            .iter()
+            .filter(|(seq, _)| *seq > 0 && seq.is_multiple_of(spacing) && *seq < self.head)
+            .filter_map(|(seq, slot)| match slot {
+                Slot::Held(state, hash) => Some((*seq, *hash, state.clone())),
+                Slot::Stored { .. } => None,
+            })
+            .collect();
+        if self.head > 0 {
+            snapshots.push((self.head, self.head_hash, Arc::new(last.clone())));
+        }
+        let mut prev = 0i64;
+        let time_deltas = self
+            .times
+            .iter()
+            .map(|t| {
+                let d = t.wrapping_sub(prev);
+                prev = *t;
+                d
+            })
+            .collect();
+        Some(PersistJob {
+            dir: dir.to_path_buf(),
+            policy: persist::policy_digest(&self.config.policy),
+            head: self.head,
+            head_hash: self.head_hash,
+            time_deltas,
+            links: self.links.iter().cloned().collect(),
+            snapshots,
+        })
+    }
+}
+
+/// A snapshot of an index to store, taken under the index's lock and written without
+/// it ([`PersistJob::write`]).
+pub struct PersistJob {
+    dir: PathBuf,
+    policy: Hash,
+    head: u64,
+    head_hash: Hash,
+    time_deltas: Vec<i64>,
+    links: Vec<(String, String)>,
+    snapshots: Vec<(u64, Hash, Arc<State>)>,
+}
+
+/// What [`PersistJob::write`] did.
+#[derive(Debug, Clone, Default)]
+pub struct PersistReport {
+    /// Snapshot files stored (written now or found sound).
+    pub snapshots: usize,
+    /// Snapshot files written now.
+    pub written: usize,
+    /// Bytes of the directory after the write (meta and snapshots).
+    pub bytes: u64,
+}
+
+impl PersistJob {
+    /// The head the job stores.
+    pub fn head(&self) -> u64 {
+        self.head
+    }
+
+    /// Writes the snapshots not already stored soundly, then the meta that lists them,
+    /// then removes the files it no longer lists.
+    pub fn write(self) -> Result<PersistReport> {
+        let dir = &self.dir;
+        std::fs::create_dir_all(dir).map_err(|e| ReplayError::io(dir, e))?;
+        let mut hashes = Vec::with_capacity(self.snapshots.len());
+        let mut report = PersistReport::default();
+        for (seq, hash, state) in &self.snapshots {
+            let (seq, hash) = (*seq, *hash);
+            if !persist::snapshot_is_stored(dir, seq, &hash) {
+                persist::write_snapshot(dir, seq, &hash, state)
+                    .map_err(|e| ReplayError::io(dir, e))?;
+                report.written += 1;
+            }
+            hashes.push((seq, hash));
+        }
+        report.snapshots = hashes.len();
+        let meta = persist::Meta {
+            head: self.head,
+            head_hash: self.head_hash,
+            policy: self.policy,
+            time_deltas: self.time_deltas,
+            links: self.links,
+            snapshots: hashes,
+        };
+        persist::write_meta(dir, &meta).map_err(|e| ReplayError::io(dir, e))?;
+        report.bytes = std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter_map(|e| e.metadata().ok())
+                    .map(|m| m.len())
+                    .sum()
+            })
+            .unwrap_or(0);
+        Ok(report)
     }
 }
 

@@ -18,6 +18,7 @@ pub mod diff;
 mod error;
 pub mod index;
 pub mod offline;
+pub mod persist;
 pub mod report;
 pub mod retention;
 pub mod timeline;
@@ -26,7 +27,7 @@ pub mod view;
 mod walk;
 
 pub use error::{ReplayError, Result};
-pub use index::{IndexConfig, ReplayIndex};
+pub use index::{IndexConfig, PersistJob, PersistReport, ReplayIndex};
 pub use walk::{decode, decode_for_state};
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};

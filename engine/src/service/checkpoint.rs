@@ -29,8 +29,10 @@ const STATE_SOURCES: [&str; 7] = [
     include_str!("../context.rs"),
 ];
 
-/// `conclave-engine <version> state <first 16 hex digits of the sources' hash>`.
-fn build() -> &'static str {
+/// `conclave-engine <version> state <first 16 hex digits of the sources' hash>`: what
+/// a stored image of [`State`] must have been written by to be trusted (replay's
+/// persisted index snapshots check it too).
+pub fn build() -> &'static str {
     static BUILD: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     BUILD.get_or_init(|| {
         let mut h = blake3::Hasher::new();

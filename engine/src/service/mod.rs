@@ -44,6 +44,7 @@ use tokio::sync::oneshot;
 use crate::command::Command;
 use crate::state::State;
 
+pub use checkpoint::build as state_build;
 use checkpoint::CheckpointStore;
 use clock::{clock, Alarm};
 pub use clock::{Clock, SystemClock, TestClock};

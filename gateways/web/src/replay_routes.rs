@@ -10,8 +10,17 @@
 //! rebuild; a query still folds whatever the feed has not delivered yet, so it answers
 //! as of the journal's head. Purges drop the index (its snapshots hold content that is
 //! now gone) and rebuild it at once. Everything expensive runs on the blocking pool.
+//!
+//! One in [`IndexConfig::persist_one_in`] snapshots (and the state at the head) is
+//! stored in `<data dir>/replay-index/` after the build and then every that many records
+//! (a purge removes them). A restarted server opens the stored index lazily
+//! ([`ReplayIndex::open_persisted`]), so its first replay answer loads one snapshot and
+//! folds from it instead of waiting for a whole build; the dense index is built in the
+//! background and replaces the lazy one when it is ready.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -40,6 +49,17 @@ const MAX_PARAM: usize = 512;
 #[derive(Default)]
 pub struct Cache {
     index: Mutex<Option<ReplayIndex>>,
+    /// Where the index is stored (set by [`follow`]); unset, it is not stored.
+    dir: OnceLock<PathBuf>,
+    /// Bumped by every invalidation, so that a background build or store that started
+    /// before a purge does not bring back what the purge dropped.
+    generation: AtomicU64,
+    /// Serializes writes to `dir` and its removal.
+    writing: Mutex<()>,
+    /// A store is under way.
+    persisting: AtomicBool,
+    /// The head last stored.
+    persisted: AtomicU64,
 }
 
 impl Cache {
@@ -47,9 +67,96 @@ impl Cache {
         self.index.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Forgets the index (after a purge: its snapshots hold purged content).
+    fn lock_writing(&self) -> MutexGuard<'_, ()> {
+        self.writing.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Forgets the index and removes the stored one (after a purge: their snapshots
+    /// hold purged content). Blocking: waits for a store under way.
     fn invalidate(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
         *self.lock() = None;
+        if let Some(dir) = self.dir.get() {
+            let _writing = self.lock_writing();
+            if let Err(e) = conclave_replay::persist::remove(dir) {
+                tracing::error!(dir = %dir.display(), error = %e, "cannot remove the stored replay index");
+            }
+            self.persisted.store(0, Ordering::SeqCst);
+        }
+    }
+
+    /// Records between two stores of the index.
+    fn store_spacing() -> u64 {
+        let c = IndexConfig::default();
+        c.snapshot_every.saturating_mul(c.persist_one_in.max(1))
+    }
+
+    /// Stores the index (the snapshots not stored yet, the times, the links), off the
+    /// async workers, unless a store is under way or there is no directory.
+    async fn persist(self: &Arc<Self>) {
+        if self.dir.get().is_none() || self.persisting.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let cache = self.clone();
+        let stored = tokio::task::spawn_blocking(move || {
+            let Some(dir) = cache.dir.get() else {
+                return Ok(None);
+            };
+            let generation = cache.generation.load(Ordering::SeqCst);
+            let Some(job) = cache.lock().as_ref().and_then(|i| i.persist_job(dir)) else {
+                return Ok(None);
+            };
+            let _writing = cache.lock_writing();
+            if cache.generation.load(Ordering::SeqCst) != generation {
+                return Ok(None);
+            }
+            let head = job.head();
+            let report = job.write()?;
+            cache.persisted.store(head, Ordering::SeqCst);
+            Ok::<_, ReplayError>(Some((head, report)))
+        })
+        .await;
+        self.persisting.store(false, Ordering::SeqCst);
+        match stored {
+            Ok(Ok(Some((head, r)))) => tracing::debug!(
+                head,
+                snapshots = r.snapshots,
+                written = r.written,
+                bytes = r.bytes,
+                "replay index stored"
+            ),
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(code = e.code(), error = %e, "cannot store the replay index")
+            }
+            Err(e) => tracing::error!(error = %e, "replay index store task failed"),
+        }
+    }
+
+    /// Builds the dense index in the background while a lazy one (opened from stored
+    /// snapshots) answers, then puts it in place.
+    async fn densify(self: &Arc<Self>, journal: Journal) {
+        let cache = self.clone();
+        let done = tokio::task::spawn_blocking(move || {
+            let generation = cache.generation.load(Ordering::SeqCst);
+            let mut built = ReplayIndex::build(&journal, IndexConfig::default())?;
+            let mut guard = cache.lock();
+            let lazy = guard.as_ref().is_some_and(ReplayIndex::is_lazy);
+            if lazy && cache.generation.load(Ordering::SeqCst) == generation {
+                built.refresh(&journal)?;
+                let head = built.head();
+                *guard = Some(built);
+                return Ok(Some(head));
+            }
+            Ok::<_, ReplayError>(None)
+        })
+        .await;
+        match done {
+            Ok(Ok(Some(head))) => tracing::debug!(head, "replay index densified"),
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => tracing::error!(code = e.code(), error = %e, "replay index build failed"),
+            Err(e) => tracing::error!(error = %e, "replay index build task failed"),
+        }
     }
 
     /// Builds the index if there is none, or folds the records it has not seen yet.
@@ -67,12 +174,25 @@ impl Cache {
         Ok(guard.insert(index))
     }
 
-    /// Builds (or completes) the index now, off the async workers.
+    /// Opens the stored index lazily if there is a usable one (then builds the dense
+    /// one in the background), or builds (or completes) the index now, off the async
+    /// workers; then stores it.
     async fn prime(self: &Arc<Self>, journal: Journal) {
         let cache = self.clone();
+        let j = journal.clone();
         let built = tokio::task::spawn_blocking(move || {
             let mut guard = cache.lock();
-            Cache::current(&mut guard, &journal).map(|i| i.head())
+            if guard.is_none() {
+                let opened = cache
+                    .dir
+                    .get()
+                    .and_then(|dir| ReplayIndex::open_persisted(&j, IndexConfig::default(), dir));
+                if let Some(index) = opened {
+                    cache.persisted.store(index.head(), Ordering::SeqCst);
+                    return Ok(guard.insert(index).head());
+                }
+            }
+            Cache::current(&mut guard, &j).map(|i| i.head())
         })
         .await;
         match built {
@@ -80,6 +200,17 @@ impl Cache {
             Ok(Err(e)) => tracing::error!(code = e.code(), error = %e, "replay index build failed"),
             Err(e) => tracing::error!(error = %e, "replay index build task failed"),
         }
+        let lazy = self.lock().as_ref().is_some_and(ReplayIndex::is_lazy);
+        if lazy {
+            self.densify(journal).await;
+        }
+        self.persist().await;
+    }
+
+    /// Stores the index again once it has grown by the store spacing.
+    fn due_for_store(&self) -> bool {
+        let head = self.lock().as_ref().map_or(0, ReplayIndex::head);
+        head >= self.persisted.load(Ordering::SeqCst) + Self::store_spacing()
     }
 
     /// Folds feed events into the index, if there is one (a purge may have dropped it:
@@ -103,6 +234,7 @@ const FOLD_BATCH: usize = 4096;
 /// committed event into it as the feed delivers it. Ends when the engine stops.
 pub(crate) async fn follow(engine: Engine, cache: Arc<Cache>) {
     let journal = engine.journal().clone();
+    let _ = cache.dir.set(engine.data_dir().join("replay-index"));
     let mut feed = engine.subscribe(engine.head() + 1, FeedFilter::all());
     cache.prime(journal.clone()).await;
     loop {
@@ -121,8 +253,8 @@ pub(crate) async fn follow(engine: Engine, cache: Arc<Cache>) {
                 _ => break,
             }
         }
-        let (cache, journal) = (cache.clone(), journal.clone());
-        let folded = tokio::task::spawn_blocking(move || cache.apply(&journal, &batch)).await;
+        let (c, j) = (cache.clone(), journal.clone());
+        let folded = tokio::task::spawn_blocking(move || c.apply(&j, &batch)).await;
         match folded {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
@@ -130,6 +262,10 @@ pub(crate) async fn follow(engine: Engine, cache: Arc<Cache>) {
                 tracing::warn!(code = e.code(), error = %e, "replay index: feed event not folded");
             }
             Err(e) => tracing::error!(error = %e, "replay index fold task failed"),
+        }
+        if cache.due_for_store() {
+            let cache = cache.clone();
+            tokio::spawn(async move { cache.persist().await });
         }
     }
 }
@@ -817,7 +953,10 @@ async fn purge(
         )
         .await;
     // Whatever happened, content may be gone: the index must not serve it again.
-    app.replay.invalidate();
+    let cache = app.replay.clone();
+    if let Err(e) = tokio::task::spawn_blocking(move || cache.invalidate()).await {
+        tracing::error!(error = %e, "replay index invalidation task failed");
+    }
     tokio::spawn({
         let (cache, journal) = (app.replay.clone(), app.engine.journal().clone());
         async move { cache.prime(journal).await }
