@@ -472,6 +472,45 @@ fn every_format_renders_and_the_xlsx_reads_back() {
 }
 
 #[test]
+fn streamed_csv_and_rec_are_byte_identical_to_the_in_memory_rendering() {
+    let (_, j, index) = opened();
+    let room = full_report(j, index).attendance[0].room.clone();
+    for room in [None, Some(room)] {
+        let q = ReportQuery {
+            from: DateTime::<Utc>::MIN_UTC,
+            to: Utc::now(),
+            room,
+        };
+        let r = report::build(j, index, &q).unwrap();
+        let plan = report::plan(j, index, &q).unwrap();
+        assert!(plan.report().events.is_empty());
+        assert!(!r.events.is_empty());
+        let tables = r.to_csv().unwrap();
+        let names: Vec<&str> = tables.iter().map(|(n, _)| *n).collect();
+        assert_eq!(plan.table_names(), names);
+        let joined: Vec<String> = tables
+            .iter()
+            .map(|(n, text)| format!("# {n}\n{text}"))
+            .collect();
+        let mut out = Vec::new();
+        plan.write_csv(j, None, &mut out).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), joined.join("\n"));
+        for (name, text) in &tables {
+            let mut out = Vec::new();
+            plan.write_csv(j, Some(name), &mut out).unwrap();
+            assert_eq!(&String::from_utf8(out).unwrap(), text, "table {name}");
+        }
+        let err = plan
+            .write_csv(j, Some("nope"), &mut Vec::new())
+            .unwrap_err();
+        assert!(err.to_string().contains("one of summary"), "{err}");
+        let mut out = Vec::new();
+        plan.write_rec(j, &mut out).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), r.to_rec());
+    }
+}
+
+#[test]
 fn erasure_and_retention_are_journaled_and_the_chain_still_verifies() {
     let m = meeting();
     let (_dir, path) = copy_of(m);

@@ -568,15 +568,18 @@ impl Period {
         Ok(p)
     }
 
-    fn build(self, j: &Journal, index: &ReplayIndex) -> Result<report::Report, ReplayError> {
-        let q = ReportQuery {
+    fn query(self, index: &ReplayIndex) -> ReportQuery {
+        ReportQuery {
             from: self
                 .from
                 .unwrap_or_else(|| index.time_of(1).unwrap_or_else(Utc::now)),
             to: self.to.unwrap_or_else(Utc::now),
             room: self.room.map(|r| r.to_string()),
-        };
-        report::build(j, index, &q)
+        }
+    }
+
+    fn build(self, j: &Journal, index: &ReplayIndex) -> Result<report::Report, ReplayError> {
+        report::build(j, index, &self.query(index))
     }
 }
 
@@ -701,6 +704,9 @@ pub async fn report(
         return Err(ApiError::invalid("table: only with format=csv"));
     }
     let period = Period::parse(&q)?;
+    if matches!(format, Format::Csv | Format::Rec) {
+        return streamed_report(app, ctx, period, format, table).await;
+    }
     let rendered = with_index(&app, &ctx, move |j, index| {
         let rep = period.build(j, index)?;
         let name = format!(
@@ -711,49 +717,76 @@ pub async fn report(
         Ok(match format {
             Format::Json => (rep.to_json()?.into_bytes(), "application/json", None),
             Format::Html => (rep.to_html().into_bytes(), "text/html; charset=utf-8", None),
-            Format::Rec => (
-                rep.to_rec().into_bytes(),
-                "text/plain; charset=utf-8",
-                Some(format!("{name}.rec")),
-            ),
             Format::Xlsx => (
                 rep.to_xlsx()?,
                 "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                 Some(format!("{name}.xlsx")),
             ),
-            Format::Csv => {
-                let tables = rep.to_csv()?;
-                let text = match &table {
-                    Some(t) => {
-                        let known: Vec<&str> = tables.iter().map(|(n, _)| *n).collect();
-                        tables
-                            .iter()
-                            .find(|(n, _)| n == t)
-                            .map(|(_, text)| text.clone())
-                            .ok_or_else(|| {
-                                ReplayError::InvalidArgument(format!(
-                                    "table {t:?}: one of {}",
-                                    known.join(", ")
-                                ))
-                            })?
-                    }
-                    None => tables
-                        .into_iter()
-                        .map(|(n, text)| format!("# {n}\n{text}"))
-                        .collect::<Vec<_>>()
-                        .join("\n"),
-                };
-                let file = match &table {
-                    Some(t) => format!("{name}-{t}.csv"),
-                    None => format!("{name}.csv"),
-                };
-                (text.into_bytes(), "text/csv; charset=utf-8", Some(file))
-            }
+            Format::Csv | Format::Rec => unreachable!("streamed above"),
         })
     })
     .await?;
     let (bytes, content_type, download) = rendered;
     Ok(document(bytes, content_type, download))
+}
+
+/// `GET /replay/report` as csv or rec: every section but the event log is built (and a
+/// bad `table` refused) before the response starts; the event log, the part as large as
+/// the journal, is then read from the journal and streamed in bounded chunks, so the
+/// memory held does not grow with the period's records. A failure after that cuts the
+/// body short.
+async fn streamed_report(
+    app: App,
+    ctx: Ctx,
+    period: Period,
+    format: Format,
+    table: Option<String>,
+) -> ApiResult<Response> {
+    let plan = with_index(&app, &ctx, move |j, index| {
+        report::plan(j, index, &period.query(index))
+    })
+    .await?;
+    if let Some(t) = &table {
+        let known = plan.table_names();
+        if !known.contains(&t.as_str()) {
+            return Err(replay_error(ReplayError::InvalidArgument(format!(
+                "table {t:?}: one of {}",
+                known.join(", ")
+            )))
+            .with_correlation(&ctx.correlation_id));
+        }
+    }
+    let p = &plan.report().period;
+    let name = format!("conclave-report-{}-{}", stamp(&p.from), stamp(&p.to));
+    let (content_type, file) = match (format, &table) {
+        (Format::Rec, _) => ("text/plain; charset=utf-8", format!("{name}.rec")),
+        (_, Some(t)) => ("text/csv; charset=utf-8", format!("{name}-{t}.csv")),
+        (_, None) => ("text/csv; charset=utf-8", format!("{name}.csv")),
+    };
+    let journal = app.engine.journal().clone();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<BodyChunk>(BODY_CHUNKS_IN_FLIGHT);
+    tokio::task::spawn_blocking(move || {
+        let mut out = BodyWriter {
+            buf: Vec::with_capacity(BODY_CHUNK),
+            tx: tx.clone(),
+        };
+        let written = match format {
+            Format::Rec => plan.write_rec(&journal, &mut out),
+            _ => plan.write_csv(&journal, table.as_deref(), &mut out),
+        };
+        if let Err(e) = written {
+            tracing::warn!(code = e.code(), error = %e, "report export cut short");
+            let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+        }
+    });
+    let chunks = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+    let mut resp = axum::body::Body::from_stream(chunks).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{file}\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(resp)
 }
 
 // ---------- verification ----------

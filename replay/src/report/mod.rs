@@ -520,11 +520,101 @@ fn record_room(record: &Record, e: &Event) -> Option<String> {
 
 /// Builds a report with one pass over the period.
 pub fn build(journal: &Journal, index: &ReplayIndex, q: &ReportQuery) -> Result<Report> {
+    Ok(build_with(journal, index, q, true)?.0)
+}
+
+/// A report to be streamed: every section but the event log, built with one pass over
+/// the period; the event log (one row per record, the part as large as the journal) is
+/// read again from the journal as it is written, so writing it holds one row at a time.
+#[derive(Debug, Clone)]
+pub struct ReportPlan {
+    report: Report,
+    query: ReportQuery,
+    /// Rows the event log will have.
+    events: u64,
+}
+
+/// Plans a streamed report (see [`ReportPlan`]): its period and every section but the
+/// event log are known before the first byte is written.
+pub fn plan(journal: &Journal, index: &ReplayIndex, q: &ReportQuery) -> Result<ReportPlan> {
+    let (report, events) = build_with(journal, index, q, false)?;
+    Ok(ReportPlan {
+        report,
+        query: q.clone(),
+        events,
+    })
+}
+
+impl ReportPlan {
+    /// The report without its event log (its `events` are empty).
+    pub fn report(&self) -> &Report {
+        &self.report
+    }
+
+    /// The event log's rows, read from the journal one at a time.
+    pub(super) fn each_event(
+        &self,
+        journal: &Journal,
+        mut f: impl FnMut(&EventRow) -> Result<()>,
+    ) -> Result<()> {
+        let (from_seq, to_seq) = (self.report.period.from_seq, self.report.period.to_seq);
+        if from_seq > to_seq {
+            return Ok(());
+        }
+        for record in journal.iter_range(from_seq, to_seq) {
+            let record = record?;
+            let event = decode(journal, &record)?;
+            if in_scope(&self.query, &record, &event) {
+                f(&event_row(&record, &event))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether a record belongs to a report on `q` (its room, when the report has one).
+fn in_scope(q: &ReportQuery, record: &Record, event: &Event) -> bool {
+    let room = record_room(record, event);
+    q.room
+        .as_deref()
+        .is_none_or(|want| room.as_deref() == Some(want))
+        || (q.room.is_some() && matches!(event.kind, EventKind::ContentPurged { .. }))
+}
+
+/// The event log's row for a record.
+fn event_row(record: &Record, e: &Event) -> EventRow {
+    let had_content = record.content_digest.is_some();
+    let (subject, summary) = describe(e, had_content);
+    EventRow {
+        seq: record.seq,
+        at: fmt_time(record.timestamp),
+        event_type: record.event_type.clone(),
+        stream: record.stream.clone(),
+        actor: record.meta.actor.clone(),
+        subject,
+        summary,
+        content: personal_content(e, had_content),
+        gateway: record.meta.gateway.clone(),
+        protocol: record.meta.protocol.clone(),
+        remote_addr: record.meta.remote_addr.clone(),
+        correlation_id: record.meta.correlation_id.clone(),
+    }
+}
+
+fn build_with(
+    journal: &Journal,
+    index: &ReplayIndex,
+    q: &ReportQuery,
+    events: bool,
+) -> Result<(Report, u64)> {
     let from_seq = index.first_seq_from(q.from);
     let to_seq = index.seq_at(q.to);
     let mut state = index.state_at(journal, from_seq.saturating_sub(1).min(index.head()))?;
     let room_ok = |r: Option<&str>| q.room.as_deref().is_none_or(|want| r == Some(want));
-    let mut b = Builder::default();
+    let mut b = Builder {
+        skip_events: !events,
+        ..Builder::default()
+    };
     // What was already in force when the period began.
     for (name, room) in &state.rooms {
         for m in room.members.iter() {
@@ -573,9 +663,8 @@ pub fn build(journal: &Journal, index: &ReplayIndex, q: &ReportQuery) -> Result<
         for record in journal.iter_range(from_seq, to_seq) {
             let record = record?;
             let event = decode(journal, &record)?;
-            let in_scope = room_ok(record_room(&record, &event).as_deref())
-                || (q.room.is_some() && matches!(event.kind, EventKind::ContentPurged { .. }));
-            if in_scope {
+            if in_scope(q, &record, &event) {
+                b.event_count += 1;
                 b.before(&state, &record, &event);
             }
             evolve(&mut state, &event);
@@ -584,6 +673,7 @@ pub fn build(journal: &Journal, index: &ReplayIndex, q: &ReportQuery) -> Result<
     }
     let end = q.to.min(index.time_of(to_seq).unwrap_or(q.to)).max(q.from);
     b.close_all(&state, q.from, q.to.max(end));
+    let count = b.event_count;
     let mut report = b.finish(&state, q);
     report.period = Period {
         from: fmt_time(q.from),
@@ -598,7 +688,7 @@ pub fn build(journal: &Journal, index: &ReplayIndex, q: &ReportQuery) -> Result<
         report.attendance.retain(|r| &r.room == room);
         report.attendance_summary.retain(|r| &r.room == room);
     }
-    Ok(report)
+    Ok((report, count))
 }
 
 /// How a session ended: when, how, by which record.
@@ -623,6 +713,10 @@ struct Builder {
     action_denials: Vec<ActionDenialRow>,
     retention: Vec<RetentionRow>,
     events: Vec<EventRow>,
+    /// Leave the event log out (a streamed report writes it from the journal).
+    skip_events: bool,
+    /// Rows of the event log, kept or not.
+    event_count: u64,
 }
 
 impl Builder {
@@ -708,22 +802,9 @@ impl Builder {
     /// Everything read from the state as it was just before the event.
     fn before(&mut self, state: &State, record: &Record, e: &Event) {
         let at = fmt_time(record.timestamp);
-        let had_content = record.content_digest.is_some();
-        let (subject, summary) = describe(e, had_content);
-        self.events.push(EventRow {
-            seq: record.seq,
-            at: at.clone(),
-            event_type: record.event_type.clone(),
-            stream: record.stream.clone(),
-            actor: record.meta.actor.clone(),
-            subject,
-            summary,
-            content: personal_content(e, had_content),
-            gateway: record.meta.gateway.clone(),
-            protocol: record.meta.protocol.clone(),
-            remote_addr: record.meta.remote_addr.clone(),
-            correlation_id: record.meta.correlation_id.clone(),
-        });
+        if !self.skip_events {
+            self.events.push(event_row(record, e));
+        }
         if let Some((room, action, subject, detail)) = moderation(state, e) {
             self.moderation.push(ModerationRow {
                 seq: record.seq,

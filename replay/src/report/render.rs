@@ -7,7 +7,12 @@ use chrono::{DateTime, Utc};
 use rust_xlsxwriter::{Format as XFormat, Workbook};
 use serde::{Deserialize, Serialize};
 
-use super::Report;
+use std::io::Write;
+use std::path::Path;
+
+use conclave_journal::Journal;
+
+use super::{EventRow, Report, ReportPlan};
 use crate::error::{ReplayError, Result};
 
 /// Output formats.
@@ -91,6 +96,11 @@ pub struct Table {
 impl Report {
     /// The report as tables (every section, summaries first).
     pub fn tables(&self) -> Vec<Table> {
+        self.tables_counting(self.events.len() as u64)
+    }
+
+    /// The tables, the summary counting `events` rows in the event log.
+    pub(super) fn tables_counting(&self, events: u64) -> Vec<Table> {
         let p = &self.period;
         let mut out = vec![Table {
             name: "summary",
@@ -122,7 +132,7 @@ impl Report {
                 vec![t("invitations_revoked"), n(self.invitation_summary.revoked)],
                 vec![t("denials"), n(self.denials.len() as u64)],
                 vec![t("retention_actions"), n(self.retention.len() as u64)],
-                vec![t("events"), n(self.events.len() as u64)],
+                vec![t("events"), n(events)],
             ],
         }];
         out.push(Table {
@@ -406,44 +416,7 @@ impl Report {
                 })
                 .collect(),
         });
-        out.push(Table {
-            name: "events",
-            title: "Event log",
-            columns: vec![
-                "seq",
-                "date_utc",
-                "event",
-                "stream",
-                "actor",
-                "subject",
-                "summary",
-                "content",
-                "gateway",
-                "protocol",
-                "remote_addr",
-                "correlation_id",
-            ],
-            rows: self
-                .events
-                .iter()
-                .map(|r| {
-                    vec![
-                        n(r.seq),
-                        tm(&r.at),
-                        t(&r.event_type),
-                        t(&r.stream),
-                        ot(&r.actor),
-                        ot(&r.subject),
-                        t(&r.summary),
-                        ot(&r.content),
-                        ot(&r.gateway),
-                        ot(&r.protocol),
-                        ot(&r.remote_addr),
-                        ot(&r.correlation_id),
-                    ]
-                })
-                .collect(),
-        });
+        out.push(events_table(self.events.iter().map(event_cells).collect()));
         out
     }
 
@@ -454,18 +427,13 @@ impl Report {
 
     /// One CSV document per table: `(name, csv text)`.
     pub fn to_csv(&self) -> Result<Vec<(&'static str, String)>> {
-        let render = |e: &dyn std::fmt::Display| ReplayError::Render(e.to_string());
+        let render = |e: std::string::FromUtf8Error| ReplayError::Render(e.to_string());
         self.tables()
             .into_iter()
             .map(|table| {
-                let mut w = csv::Writer::from_writer(Vec::new());
-                w.write_record(&table.columns).map_err(|e| render(&e))?;
-                for row in &table.rows {
-                    w.write_record(row.iter().map(Cell::text))
-                        .map_err(|e| render(&e))?;
-                }
-                let bytes = w.into_inner().map_err(|e| render(&e))?;
-                let text = String::from_utf8(bytes).map_err(|e| render(&e))?;
+                let mut bytes = Vec::new();
+                write_csv_table(&table, &mut bytes)?;
+                let text = String::from_utf8(bytes).map_err(render)?;
                 Ok((table.name, text))
             })
             .collect()
@@ -475,27 +443,11 @@ impl Report {
     /// table with a `%rec:` descriptor; multi-line values continue with `+ `.
     pub fn to_rec(&self) -> String {
         let mut out = String::new();
-        let _ = writeln!(out, "# Conclave compliance report, dates in UTC");
+        out.push_str(REC_HEAD);
         for table in self.tables() {
-            let _ = writeln!(
-                out,
-                "\n%rec: {}\n%doc: {}\n",
-                rec_type(table.name),
-                table.title
-            );
+            rec_descriptor(&mut out, &table);
             for row in &table.rows {
-                for (col, cell) in table.columns.iter().zip(row) {
-                    if matches!(cell, Cell::Empty) {
-                        continue;
-                    }
-                    let text = cell.text();
-                    let mut lines = text.split('\n');
-                    let _ = writeln!(out, "{col}: {}", lines.next().unwrap_or_default());
-                    for more in lines {
-                        let _ = writeln!(out, "+ {more}");
-                    }
-                }
-                out.push('\n');
+                rec_row(&mut out, &table.columns, row);
             }
         }
         out
@@ -721,6 +673,179 @@ impl Report {
             h.push_str("</svg>\n");
         }
         h
+    }
+}
+
+/// The first line of a recutils report.
+const REC_HEAD: &str = "# Conclave compliance report, dates in UTC\n";
+
+fn event_columns() -> Vec<&'static str> {
+    vec![
+        "seq",
+        "date_utc",
+        "event",
+        "stream",
+        "actor",
+        "subject",
+        "summary",
+        "content",
+        "gateway",
+        "protocol",
+        "remote_addr",
+        "correlation_id",
+    ]
+}
+
+fn events_table(rows: Vec<Vec<Cell>>) -> Table {
+    Table {
+        name: "events",
+        title: "Event log",
+        columns: event_columns(),
+        rows,
+    }
+}
+
+fn event_cells(r: &EventRow) -> Vec<Cell> {
+    vec![
+        n(r.seq),
+        tm(&r.at),
+        t(&r.event_type),
+        t(&r.stream),
+        ot(&r.actor),
+        ot(&r.subject),
+        t(&r.summary),
+        ot(&r.content),
+        ot(&r.gateway),
+        ot(&r.protocol),
+        ot(&r.remote_addr),
+        ot(&r.correlation_id),
+    ]
+}
+
+fn render_err(e: impl std::fmt::Display) -> ReplayError {
+    ReplayError::Render(e.to_string())
+}
+
+/// One table as a CSV document.
+fn write_csv_table(table: &Table, out: &mut dyn Write) -> Result<()> {
+    let mut w = csv::Writer::from_writer(out);
+    w.write_record(&table.columns).map_err(render_err)?;
+    for row in &table.rows {
+        w.write_record(row.iter().map(Cell::text))
+            .map_err(render_err)?;
+    }
+    w.flush().map_err(render_err)
+}
+
+/// A recutils record set's descriptor.
+fn rec_descriptor(out: &mut String, table: &Table) {
+    let _ = writeln!(
+        out,
+        "\n%rec: {}\n%doc: {}\n",
+        rec_type(table.name),
+        table.title
+    );
+}
+
+/// One recutils record (empty cells left out; multi-line values continue with `+ `).
+fn rec_row(out: &mut String, columns: &[&str], row: &[Cell]) {
+    for (col, cell) in columns.iter().zip(row) {
+        if matches!(cell, Cell::Empty) {
+            continue;
+        }
+        let text = cell.text();
+        let mut lines = text.split('\n');
+        let _ = writeln!(out, "{col}: {}", lines.next().unwrap_or_default());
+        for more in lines {
+            let _ = writeln!(out, "+ {more}");
+        }
+    }
+    out.push('\n');
+}
+
+impl ReportPlan {
+    /// The names of the report's tables, in order.
+    pub fn table_names(&self) -> Vec<&'static str> {
+        let mut names: Vec<_> = self
+            .report
+            .tables_counting(self.events)
+            .iter()
+            .map(|t| t.name)
+            .collect();
+        names.retain(|n| *n != "events");
+        names.push("events");
+        names
+    }
+
+    /// Streams the CSV form: every table as `# name` sections joined by a blank line
+    /// (as [`Report::to_csv`] joined), or only `table`; byte for byte what the in-memory
+    /// rendering gives. The event log is read from the journal row by row.
+    pub fn write_csv(
+        &self,
+        journal: &Journal,
+        table: Option<&str>,
+        out: &mut dyn Write,
+    ) -> Result<()> {
+        let io = |e: std::io::Error| ReplayError::io(Path::new("report"), e);
+        if let Some(name) = table {
+            if !self.table_names().contains(&name) {
+                return Err(ReplayError::InvalidArgument(format!(
+                    "table {name:?}: one of {}",
+                    self.table_names().join(", ")
+                )));
+            }
+        }
+        for t in self.report.tables_counting(self.events) {
+            if t.name == "events" || table.is_some_and(|want| want != t.name) {
+                continue;
+            }
+            if table.is_none() {
+                writeln!(out, "# {}", t.name).map_err(io)?;
+            }
+            write_csv_table(&t, out)?;
+            if table.is_none() {
+                out.write_all(b"\n").map_err(io)?;
+            }
+        }
+        if table.is_some_and(|want| want != "events") {
+            return out.flush().map_err(io);
+        }
+        if table.is_none() {
+            out.write_all(b"# events\n").map_err(io)?;
+        }
+        let mut w = csv::Writer::from_writer(&mut *out);
+        w.write_record(event_columns()).map_err(render_err)?;
+        self.each_event(journal, |r| {
+            w.write_record(event_cells(r).iter().map(Cell::text))
+                .map_err(render_err)
+        })?;
+        w.flush().map_err(render_err)?;
+        drop(w);
+        out.flush().map_err(io)
+    }
+
+    /// Streams the recutils form, byte for byte what [`Report::to_rec`] gives; the
+    /// event log is read from the journal record by record.
+    pub fn write_rec(&self, journal: &Journal, out: &mut dyn Write) -> Result<()> {
+        let io = |e: std::io::Error| ReplayError::io(Path::new("report"), e);
+        let mut text = String::from(REC_HEAD);
+        for t in self.report.tables_counting(self.events) {
+            if t.name == "events" {
+                continue;
+            }
+            rec_descriptor(&mut text, &t);
+            for row in &t.rows {
+                rec_row(&mut text, &t.columns, row);
+            }
+        }
+        rec_descriptor(&mut text, &events_table(Vec::new()));
+        out.write_all(text.as_bytes()).map_err(io)?;
+        self.each_event(journal, |r| {
+            text.clear();
+            rec_row(&mut text, &event_columns(), &event_cells(r));
+            out.write_all(text.as_bytes()).map_err(io)
+        })?;
+        out.flush().map_err(io)
     }
 }
 
