@@ -151,6 +151,38 @@ fn nick_taken(muc: &Muc, room: &RoomName, nick: &str, jid: &str) -> bool {
     occupant || joining || other
 }
 
+/// Whether the client `jid` may take `nick` in the room; if not, it is told why
+/// (`jid-malformed` for a nickname no one may have, `conflict` for one in use).
+fn nick_free(
+    muc: &mut Muc,
+    el: &Element,
+    room: &RoomName,
+    nick: &str,
+    jid: &str,
+    cx: &Ctx<'_>,
+) -> bool {
+    if let Err(text) = check_nick(nick) {
+        muc.send(stanzas::error_reply(
+            el,
+            "modify",
+            "jid-malformed",
+            Some(text),
+        ));
+        return false;
+    }
+    roster::refresh_others(muc, room, cx);
+    if nick_taken(muc, room, nick, jid) {
+        muc.send(stanzas::error_reply(
+            el,
+            "cancel",
+            "conflict",
+            Some("that nickname is in use in the room"),
+        ));
+        return false;
+    }
+    true
+}
+
 fn start(
     muc: &mut Muc,
     el: &Element,
@@ -160,23 +192,7 @@ fn start(
     address: Address,
     cx: &Ctx<'_>,
 ) {
-    if let Err(text) = check_nick(nick) {
-        muc.send(stanzas::error_reply(
-            el,
-            "modify",
-            "jid-malformed",
-            Some(text),
-        ));
-        return;
-    }
-    roster::refresh_others(muc, &room, cx);
-    if nick_taken(muc, &room, nick, &full) {
-        muc.send(stanzas::error_reply(
-            el,
-            "cancel",
-            "conflict",
-            Some("that nickname is in use in the room"),
-        ));
+    if !nick_free(muc, el, &room, nick, &full, cx) {
         return;
     }
     let session = session_for(&full);
@@ -424,23 +440,7 @@ fn change_nick(
     nick: &str,
     cx: &Ctx<'_>,
 ) {
-    if let Err(text) = check_nick(nick) {
-        muc.send(stanzas::error_reply(
-            el,
-            "modify",
-            "jid-malformed",
-            Some(text),
-        ));
-        return;
-    }
-    roster::refresh_others(muc, room, cx);
-    if nick_taken(muc, room, nick, &o.jid) {
-        muc.send(stanzas::error_reply(
-            el,
-            "cancel",
-            "conflict",
-            Some("that nickname is in use in the room"),
-        ));
+    if !nick_free(muc, el, room, nick, &o.jid, cx) {
         return;
     }
     let Some(room_state) = cx.state.rooms.get(room) else {
