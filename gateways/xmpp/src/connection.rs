@@ -392,7 +392,12 @@ impl Driver {
                     },
                 );
             }),
-            Input::Renew => muc.renew_all(),
+            // Without leases (an operator may turn them off) there is nothing to renew.
+            Input::Renew => {
+                if engine.read(|s| s.policy.session_lease_secs) > 0 {
+                    muc.renew_all();
+                }
+            }
         }
     }
 
