@@ -108,7 +108,7 @@ async fn a_forged_token_is_refused() {
     let (router, _engine, _dir) = setup(&clock);
     let bob = bob_joins(&router).await;
     // Change the last character (to one it is not: a token ending in '0' stays itself
-    // with a '0', which made this test pass the real token one time in sixty-four).
+    // with a '0', which made this test pass the real token one time in sixteen).
     let last = if bob.ends_with('0') { '1' } else { '0' };
     let forged = format!("{}{last}", &bob[..bob.len() - 1]);
     let (s, v) = call(&router, Method::GET, "/me", Some(&forged), json!({})).await;
