@@ -358,14 +358,18 @@ fn range(r: &Range) -> anyhow::Result<(Bound, Bound)> {
 }
 
 fn report_of(o: &Opened, r: &Range, room: Option<String>) -> anyhow::Result<report::Report> {
+    let q = query_of(o, r, room)?;
+    Ok(report::build(&o.j.journal, &o.index, &q)?)
+}
+
+fn query_of(o: &Opened, r: &Range, room: Option<String>) -> anyhow::Result<ReportQuery> {
     let (from, to) = range(r)?;
-    let q = ReportQuery {
+    Ok(ReportQuery {
         // An open start is the journal's first record, so the report names a real date.
         from: from.unwrap_or_else(|| o.index.time_of(1).unwrap_or_else(Utc::now)),
         to: to.unwrap_or_else(Utc::now),
         room,
-    };
-    Ok(report::build(&o.j.journal, &o.index, &q)?)
+    })
 }
 
 pub fn run_replay(action: ReplayAction) -> anyhow::Result<ExitCode> {
@@ -522,32 +526,52 @@ pub fn run_report(args: ReportArgs) -> anyhow::Result<ExitCode> {
         bail!("--format xlsx needs --out FILE");
     }
     let o = open(&args.data)?;
-    let rep = report_of(&o, &args.range, args.room)?;
+    let q = query_of(&o, &args.range, args.room)?;
     let out = args.out.as_deref();
+    let journal = &o.j.journal;
     match format {
-        Format::Json => write_out(out, rep.to_json()?.as_bytes())?,
-        Format::Rec => write_out(out, rep.to_rec().as_bytes())?,
-        Format::Html => write_out(out, rep.to_html().as_bytes())?,
-        Format::Xlsx => write_out(out, &rep.to_xlsx()?)?,
-        Format::Csv => {
-            let tables = rep.to_csv()?;
-            match out {
-                Some(dir) => {
+        // Row-oriented formats stream: the event log, as large as the period, is read
+        // from the journal row by row and written as it is read.
+        Format::Rec | Format::Csv => {
+            let plan = report::plan(journal, &o.index, &q)?;
+            match (format, out) {
+                (Format::Csv, Some(dir)) => {
                     std::fs::create_dir_all(dir)
                         .with_context(|| format!("creating {}", dir.display()))?;
-                    for (name, text) in tables {
+                    for name in plan.table_names() {
                         let path = dir.join(format!("{name}.csv"));
-                        std::fs::write(&path, text)
+                        let file = std::fs::File::create(&path)
                             .with_context(|| format!("writing {}", path.display()))?;
+                        let mut w = std::io::BufWriter::new(file);
+                        plan.write_csv(journal, Some(name), &mut w)?;
+                        w.flush()?;
                     }
                 }
-                None => {
-                    let joined: Vec<String> = tables
-                        .into_iter()
-                        .map(|(name, text)| format!("# {name}\n{text}"))
-                        .collect();
-                    write_out(None, joined.join("\n").as_bytes())?;
+                (_, Some(path)) => {
+                    let file = std::fs::File::create(path)
+                        .with_context(|| format!("writing {}", path.display()))?;
+                    let mut w = std::io::BufWriter::new(file);
+                    plan.write_rec(journal, &mut w)?;
+                    w.flush()?;
                 }
+                (Format::Csv, None) => {
+                    let mut w = std::io::BufWriter::new(std::io::stdout().lock());
+                    plan.write_csv(journal, None, &mut w)?;
+                    w.flush()?;
+                }
+                (_, None) => {
+                    let mut w = std::io::BufWriter::new(std::io::stdout().lock());
+                    plan.write_rec(journal, &mut w)?;
+                    w.flush()?;
+                }
+            }
+        }
+        Format::Json | Format::Html | Format::Xlsx => {
+            let rep = report::build(journal, &o.index, &q)?;
+            match format {
+                Format::Json => write_out(out, rep.to_json()?.as_bytes())?,
+                Format::Html => write_out(out, rep.to_html().as_bytes())?,
+                _ => write_out(out, &rep.to_xlsx()?)?,
             }
         }
     }
