@@ -30,6 +30,7 @@ pub(crate) fn shape(sdp: &str) -> Shape {
             }
         }
     };
+    let mut seen = std::collections::HashSet::new();
     for line in sdp.lines() {
         let line = line.trim_end();
         if let Some(rest) = line.strip_prefix("m=") {
@@ -41,7 +42,10 @@ pub(crate) fn shape(sdp: &str) -> Shape {
             continue;
         }
         if line.starts_with("a=candidate:") {
-            out.candidates += 1;
+            // A bundled description repeats its candidates in every section: count each once.
+            if seen.insert(line) {
+                out.candidates += 1;
+            }
             continue;
         }
         let dir = match line {
@@ -157,6 +161,15 @@ mod tests {
         m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\na=sendonly\r\n\
         m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:2\r\na=recvonly\r\n\
         m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=mid:3\r\n";
+
+    #[test]
+    fn a_candidate_repeated_in_every_bundled_section_counts_once() {
+        let line = "a=candidate:1 1 udp 2113937151 127.0.0.1 40000 typ host";
+        let sdp = format!(
+            "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n{line}\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n{line}\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n{line}\r\n"
+        );
+        assert_eq!(shape(&sdp).candidates, 1);
+    }
 
     #[test]
     fn reads_sections_sending_tracks_and_candidates() {

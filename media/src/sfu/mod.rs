@@ -215,9 +215,11 @@ impl Inner {
         {
             return Err(self.refused(SfuError::RateLimited));
         }
-        let shape = limits::check_description(sdp, bounds, p.candidates.load(Ordering::Relaxed))
+        // A description's inline candidates are its own, not added to the trickled
+        // count: every renegotiation repeats them, and counting them again refused a
+        // browser after a few renegotiations.
+        limits::check_description(sdp, bounds, p.candidates.load(Ordering::Relaxed))
             .map_err(|e| self.refused(e))?;
-        p.candidates.fetch_add(shape.candidates, Ordering::Relaxed);
         if let Some(id) = negotiate::audio_level_id(sdp) {
             p.audio_level_id.store(id, Ordering::Relaxed);
         }
