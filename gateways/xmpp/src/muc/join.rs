@@ -388,10 +388,9 @@ fn complete(muc: &mut Muc, jp: JoinPending, cx: &Ctx<'_>) {
     }
 }
 
-/// A join from a client that is an occupant already (it lost track, e.g. after the
-/// server or the component reconnected): it gets the whole room again, as on a first
-/// join, without the others seeing it arrive twice.
-fn rejoin(muc: &mut Muc, room: &RoomName, o: &Occupant, el: &Element, cx: &Ctx<'_>) {
+/// A sign of life from an occupant: keeps the `<show>`/`<status>` it sent and renews
+/// its session.
+fn touch(muc: &mut Muc, room: &RoomName, o: &Occupant, el: &Element) {
     muc.occupants.room_mut(room).set_show(&o.jid, show_of(el));
     muc.exec(
         o.address.clone(),
@@ -401,6 +400,13 @@ fn rejoin(muc: &mut Muc, room: &RoomName, o: &Occupant, el: &Element, cx: &Ctx<'
         },
         Pending::Renew,
     );
+}
+
+/// A join from a client that is an occupant already (it lost track, e.g. after the
+/// server or the component reconnected): it gets the whole room again, as on a first
+/// join, without the others seeing it arrive twice.
+fn rejoin(muc: &mut Muc, room: &RoomName, o: &Occupant, el: &Element, cx: &Ctx<'_>) {
+    touch(muc, room, o, el);
     roster::refresh_others(muc, room, cx);
     roster::send_roster(muc, room, &o.jid, &[], cx);
     let history = HistoryRequest::parse(el.get_child("x", NS_MUC));
@@ -411,15 +417,7 @@ fn rejoin(muc: &mut Muc, room: &RoomName, o: &Occupant, el: &Element, cx: &Ctx<'
 
 /// A presence update from an occupant: renew, and show it to everyone.
 fn update(muc: &mut Muc, room: &RoomName, o: &Occupant, el: &Element, cx: &Ctx<'_>) {
-    muc.occupants.room_mut(room).set_show(&o.jid, show_of(el));
-    muc.exec(
-        o.address.clone(),
-        Command::RenewSession {
-            room: room.clone(),
-            session: o.session.clone(),
-        },
-        Pending::Renew,
-    );
+    touch(muc, room, o, el);
     if let Some(now) = muc
         .occupants
         .room(room)
