@@ -128,7 +128,14 @@ async fn serve(
         sources.push(source.clone());
     }
     let xmpp = crate::xmpp_cmd::start_gateway(engine.clone(), xmpp).await?;
-    let plane = crate::webrtc_cmd::start(config.webrtc.clone()).await?;
+    let sfu = crate::webrtc_cmd::start(config.webrtc.clone()).await?;
+    // One room, every client: SIP callers and browsers hear each other through the
+    // media node's bridge when both gateways run.
+    if let (Some((_, media, _)), Some((_, sfu))) = (&sip, &sfu) {
+        media.bridge().attach(sfu);
+        tracing::info!("SIP callers and browsers bridged in the media node");
+    }
+    let plane = sfu.map(|(plane, _)| plane);
     if let Some((_, source)) = &xmpp {
         sources.push(source.clone());
     }

@@ -97,8 +97,10 @@ fn parse_ports(s: &str) -> anyhow::Result<(u16, u16)> {
     Ok((min, max))
 }
 
-/// Starts the SFU if configured.
-pub async fn start(config: Option<SfuConfig>) -> anyhow::Result<Option<Arc<dyn MediaPlane>>> {
+/// Starts the SFU if configured; the `Sfu` handle is for the SIP bridge.
+pub async fn start(
+    config: Option<SfuConfig>,
+) -> anyhow::Result<Option<(Arc<dyn MediaPlane>, Sfu)>> {
     let Some(config) = config else {
         return Ok(None);
     };
@@ -108,7 +110,7 @@ pub async fn start(config: Option<SfuConfig>) -> anyhow::Result<Option<Arc<dyn M
         "conclave: WebRTC media on {bind} UDP {}-{}",
         ports.0, ports.1
     );
-    Ok(Some(Arc::new(SfuPlane(sfu))))
+    Ok(Some((Arc::new(SfuPlane(sfu.clone())), sfu)))
 }
 
 /// `media::Sfu` as the web gateway sees it.

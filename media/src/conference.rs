@@ -113,6 +113,24 @@ pub enum Output<'a> {
         data: &'a [u8],
     },
     Event(MediaEvent),
+    /// A leg's own decoded frame this tick (it is talking, not muted, not on hold),
+    /// for the bridge; only while the conference is bridged with `capture` set.
+    Captured {
+        leg: LegId,
+        pcm: &'a [i16; FRAME_SAMPLES],
+    },
+}
+
+/// What the bridge brings to one tick of a conference: browsers' audio resampled to
+/// 8 kHz (mixed into every leg's mix; browsers hear callers through the SFU, not
+/// through this mix), whether browsers are present (a caller with them is not alone,
+/// so no hold music), and whether the legs' own frames are wanted
+/// ([`Output::Captured`]).
+#[derive(Debug, Default, Clone)]
+pub struct BridgeInput {
+    pub frames: Vec<[i16; FRAME_SAMPLES]>,
+    pub peers: bool,
+    pub capture: bool,
 }
 
 /// The fixed parameters of a leg (randomness supplied by the caller, so tests are
@@ -251,6 +269,8 @@ pub struct Conference {
     ticks: u64,
     retired: CoreCounters,
     counters: CoreCounters,
+    /// The bridge's input for the next tick only.
+    bridge: BridgeInput,
 }
 
 fn ntp_at(anchor: (Instant, u64), now: Instant) -> u64 {
@@ -289,7 +309,13 @@ impl Conference {
             ticks: 0,
             retired: CoreCounters::default(),
             counters: CoreCounters::default(),
+            bridge: BridgeInput::default(),
         }
+    }
+
+    /// The bridge's input for the next tick (consumed by it).
+    pub fn bridge(&mut self, input: BridgeInput) {
+        self.bridge = input;
     }
 
     pub fn len(&self) -> usize {
@@ -493,6 +519,7 @@ impl Conference {
             shared,
         } = &mut *self.scratch;
         total.fill(0);
+        let bridge = std::mem::take(&mut self.bridge);
         for leg in self.legs.iter_mut() {
             let playout = leg.jitter.pop(now, leg.p.codec, &mut leg.pcm);
             leg.contributes = playout != Playout::Silent && !leg.muted && leg.direction.mixed();
@@ -500,10 +527,21 @@ impl Conference {
                 for (t, &s) in total.iter_mut().zip(leg.pcm.iter()) {
                     *t += i32::from(s);
                 }
+                if bridge.capture {
+                    sink(Output::Captured {
+                        leg: leg.id,
+                        pcm: &leg.pcm,
+                    });
+                }
+            }
+        }
+        for frame in &bridge.frames {
+            for (t, &s) in total.iter_mut().zip(frame.iter()) {
+                *t += i32::from(s);
             }
         }
 
-        let alone = self.legs.len() == 1;
+        let alone = self.legs.len() == 1 && !bridge.peers;
         let with_music = match (&self.hold_music, alone) {
             (Some(m), true) => {
                 for s in music.iter_mut() {

@@ -7,6 +7,8 @@
 //! shell the SIP gateway drives. The engine decides (mute, kick); the media node only
 //! enforces.
 
+pub mod audio;
+pub mod bridge;
 pub mod clock;
 pub mod conference;
 pub mod dtmf;
@@ -16,6 +18,7 @@ pub mod hold_music;
 pub mod jitter;
 pub mod mixer;
 pub mod node;
+pub mod recording;
 pub mod rtcp;
 pub mod rtp;
 pub mod sfu;

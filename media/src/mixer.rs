@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::conference::{
-    Channel, Conference, CoreCounters, Direction, LegId, LegMap, LegParams, Output,
+    BridgeInput, Channel, Conference, CoreCounters, Direction, LegId, LegMap, LegParams, Output,
 };
 
 pub struct MediaCore {
@@ -68,6 +68,23 @@ impl MediaCore {
             }
         }
         true
+    }
+
+    /// Hands the bridge's input to `conference` for the next tick; false if it has
+    /// no SIP legs (the bridge then mixes nothing into it).
+    pub fn bridge(&mut self, conference: &str, input: BridgeInput) -> bool {
+        match self.conferences.get_mut(conference) {
+            Some(conf) => {
+                conf.bridge(input);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The conference `id` belongs to.
+    pub fn conference_of(&self, id: LegId) -> Option<&str> {
+        self.legs.get(&id).map(String::as_str)
     }
 
     fn conf_of(&mut self, id: LegId) -> Option<&mut Conference> {

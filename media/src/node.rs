@@ -17,6 +17,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::mpsc;
 
+use crate::bridge::Bridge;
 use crate::clock::MediaClock;
 use crate::conference::{
     ntp_from_system, Channel, Direction, LegId, LegParams, MediaEvent, Output,
@@ -130,6 +131,8 @@ struct Inner {
     frames: AtomicU64,
     frames_skipped: AtomicU64,
     mixer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Browsers and recordings on the same clock as the mix (see `bridge`).
+    bridge: Bridge,
 }
 
 /// A poisoned lock only means another thread panicked mid-update of counters or maps
@@ -213,6 +216,7 @@ impl MediaNode {
             frames: AtomicU64::new(0),
             frames_skipped: AtomicU64::new(0),
             mixer: Mutex::new(None),
+            bridge: Bridge::new(),
         });
         let weak = Arc::downgrade(&inner);
         let handle = std::thread::Builder::new()
@@ -223,11 +227,19 @@ impl MediaNode {
         Ok(MediaNode { inner })
     }
 
-    /// A new leg in `conference` (created on first use), on a fresh even RTP port and
-    /// the odd port after it for RTCP.
+    /// The bridge to the SFU and the room recorder, driven by this node's mixer clock.
+    pub fn bridge(&self) -> &Bridge {
+        &self.inner.bridge
+    }
+
+    /// A new leg in `conference` (created on first use) for `participant` (the
+    /// session the gateway holds for the call: the bridge publishes the caller's audio
+    /// to browsers under it), on a fresh even RTP port and the odd port after it for
+    /// RTCP.
     pub async fn open_leg(
         &self,
         conference: &str,
+        participant: &str,
         codec: G711,
         payload_type: u8,
         dtmf_payload_type: Option<u8>,
@@ -276,6 +288,7 @@ impl MediaNode {
             Duration::from_secs(u64::from(c.rtp_timeout_secs)),
         );
         lock(&inner.core).add_leg(conference, id, params, Instant::now());
+        inner.bridge.leg_opened(id, conference, participant);
         if inner.stopping.load(Ordering::SeqCst) {
             let _ = self.close_leg(id);
             return Err(MediaError::ShutDown);
@@ -360,6 +373,7 @@ impl MediaNode {
     /// Ends a leg and frees its ports; the conference goes when its last leg does.
     pub fn close_leg(&self, leg: LegId) -> Result<(), MediaError> {
         let ok = lock(&self.inner.core).remove_leg(leg);
+        self.inner.bridge.leg_closed(leg);
         let sockets = lock(&self.inner.sockets).remove(&leg);
         drop(sockets);
         self.known(leg, ok)
@@ -466,6 +480,7 @@ async fn recv_loop(inner: Weak<Inner>, leg: LegId, channel: Channel, sock: tokio
 fn mixer_thread(inner: Weak<Inner>) {
     let mut clock = MediaClock::new(Instant::now(), Duration::from_millis(20));
     let mut events = Vec::new();
+    let mut captured = Vec::new();
     loop {
         let Some(node) = inner.upgrade() else {
             return;
@@ -477,7 +492,11 @@ fn mixer_thread(inner: Weak<Inner>) {
         let due = clock.due(now);
         for _ in 0..due {
             let now = Instant::now();
+            let mut plan = node.bridge.plan();
             let mut core = lock(&node.core);
+            for (conference, input) in plan.inputs.drain(..) {
+                core.bridge(&conference, input);
+            }
             let sockets = lock(&node.sockets);
             core.tick(now, &mut |o| match o {
                 Output::Transmit {
@@ -498,9 +517,12 @@ fn mixer_thread(inner: Weak<Inner>) {
                     }
                 }
                 Output::Event(e) => events.push(e),
+                Output::Captured { leg, pcm } => captured.push((leg, *pcm)),
             });
             drop(sockets);
             drop(core);
+            node.bridge.after_tick(plan, &captured);
+            captured.clear();
             node.frames.fetch_add(1, Ordering::Relaxed);
             node.dispatch(std::mem::take(&mut events));
         }

@@ -57,7 +57,13 @@ struct Phone {
 async fn phone(node: &MediaNode, codec: G711, freq: f32, ssrc: u32) -> Phone {
     let socket = Arc::new(UdpSocket::bind((LOCAL, 0)).await.unwrap());
     let info = node
-        .open_leg("room-a", codec, codec.static_payload_type(), Some(101))
+        .open_leg(
+            "room-a",
+            "caller",
+            codec,
+            codec.static_payload_type(),
+            Some(101),
+        )
         .await
         .unwrap();
     assert_eq!(info.local.port() % 2, 0);
@@ -173,7 +179,7 @@ async fn dtmf_over_udp_is_reported_once() {
     let mut events = node.events();
     let socket = UdpSocket::bind((LOCAL, 0)).await.unwrap();
     let info = node
-        .open_leg("room-b", G711::Pcma, 8, Some(101))
+        .open_leg("room-b", "caller", G711::Pcma, 8, Some(101))
         .await
         .unwrap();
     node.set_remote(info.id, socket.local_addr().unwrap(), None)
@@ -221,17 +227,29 @@ async fn unknown_legs_bad_config_and_exhaustion_are_typed_errors() {
         node.set_muted(LegId(999), true).unwrap_err().code(),
         "media.unknown_leg"
     );
-    let a = node.open_leg("c", G711::Pcmu, 0, None).await.unwrap();
-    let _b = node.open_leg("c", G711::Pcmu, 0, None).await.unwrap();
-    let err = node.open_leg("c", G711::Pcmu, 0, None).await.unwrap_err();
+    let a = node
+        .open_leg("c", "caller", G711::Pcmu, 0, None)
+        .await
+        .unwrap();
+    let _b = node
+        .open_leg("c", "caller", G711::Pcmu, 0, None)
+        .await
+        .unwrap();
+    let err = node
+        .open_leg("c", "caller", G711::Pcmu, 0, None)
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), "media.ports_exhausted");
     // when a leg closes, then its ports can be reused
     node.close_leg(a.id).unwrap();
     // (the aborted receive task releases its socket at its next poll)
     tokio::time::sleep(Duration::from_millis(50)).await;
-    assert!(node.open_leg("c", G711::Pcmu, 0, None).await.is_ok());
+    assert!(node
+        .open_leg("c", "caller", G711::Pcmu, 0, None)
+        .await
+        .is_ok());
     assert_eq!(
-        node.open_leg("c", G711::Pcmu, 72, None)
+        node.open_leg("c", "caller", G711::Pcmu, 72, None)
             .await
             .unwrap_err()
             .code(),
@@ -239,7 +257,7 @@ async fn unknown_legs_bad_config_and_exhaustion_are_typed_errors() {
     );
     node.shutdown().await;
     assert_eq!(
-        node.open_leg("c", G711::Pcmu, 0, None)
+        node.open_leg("c", "caller", G711::Pcmu, 0, None)
             .await
             .unwrap_err()
             .code(),

@@ -27,17 +27,52 @@ use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 
 use super::keyframe::is_keyframe_request;
+use super::local::VideoPacket;
+use super::negotiate::forwarded_track_id;
 use super::{speaker, Inner, MediaKind, ParticipantId};
 
 /// A packet on its way to one subscriber, with the outlet it belongs to.
 pub(crate) type Queued = (Arc<Outlet>, rtp::Packet);
 
-/// Where a publisher's audio levels go (the room's dominant-speaker detector), and
-/// the header extension id its connection negotiated for them (0: none).
-pub(crate) struct LevelTap {
+/// Where a publisher's audio goes besides its subscribers: its levels to the room's
+/// dominant-speaker detector (read from the header extension id its connection
+/// negotiated, 0: none), and, for a browser's track, its packets to the SIP bridge
+/// (the SFU's [`MediaTap`](super::MediaTap), if one is set).
+pub(crate) struct Taps {
     pub(crate) sfu: Weak<Inner>,
     pub(crate) room: String,
     pub(crate) ext_id: Arc<AtomicU8>,
+    /// Hand the packets to the bridge (false for the bridge's own tracks: a SIP
+    /// caller's audio must not come back to the SIP side).
+    pub(crate) bridged: bool,
+}
+
+/// A packet the media node made for a local publication, with its RFC 6464 level.
+pub(crate) type LocalPacket = (rtp::Packet, Option<u8>);
+
+/// Where a publication's packets come from.
+pub(crate) enum Source {
+    /// A browser's track.
+    Remote(Arc<dyn TrackRemote>),
+    /// Packets the media node makes (a SIP caller's audio through the bridge); the
+    /// publication ends when the sender is dropped.
+    Local(tokio::sync::Mutex<mpsc::Receiver<LocalPacket>>),
+}
+
+impl Source {
+    /// The next packet (with its level, for a local one), `None` once the track ended.
+    async fn next(&self) -> Option<LocalPacket> {
+        match self {
+            Source::Remote(remote) => loop {
+                match remote.poll().await? {
+                    TrackRemoteEvent::OnRtpPacket(packet) => return Some((packet, None)),
+                    TrackRemoteEvent::OnEnded | TrackRemoteEvent::OnError => return None,
+                    _ => {}
+                }
+            },
+            Source::Local(queue) => queue.lock().await.recv().await,
+        }
+    }
 }
 
 const KEYFRAME_INTERVAL: Duration = Duration::from_millis(300);
@@ -77,9 +112,9 @@ pub(crate) struct Publication {
     pub(crate) track_id: String,
     pub(crate) ssrc: u32,
     pub(crate) codec: RTCRtpCodec,
-    remote: Arc<dyn TrackRemote>,
+    source: Source,
     forwarding: Arc<Forwarding>,
-    levels: Option<LevelTap>,
+    taps: Option<Taps>,
     outlets: Mutex<Vec<Arc<Outlet>>>,
     last_keyframe_request: Mutex<Option<Instant>>,
     pub(crate) ended: AtomicBool,
@@ -169,9 +204,9 @@ impl Publication {
         track_id: String,
         ssrc: u32,
         codec: RTCRtpCodec,
-        remote: Arc<dyn TrackRemote>,
+        source: Source,
         forwarding: Arc<Forwarding>,
-        levels: Option<LevelTap>,
+        taps: Option<Taps>,
     ) -> Self {
         Publication {
             id,
@@ -180,9 +215,9 @@ impl Publication {
             track_id,
             ssrc,
             codec,
-            remote,
+            source,
             forwarding,
-            levels,
+            taps,
             outlets: Mutex::new(Vec::new()),
             last_keyframe_request: Mutex::new(None),
             ended: AtomicBool::new(false),
@@ -236,14 +271,20 @@ impl Publication {
             sender_ssrc: 0,
             media_ssrc: self.ssrc,
         };
-        if let Err(e) = self.remote.write_rtcp(vec![Box::new(pli)]).await {
+        let Some(remote) = self.remote() else {
+            return;
+        };
+        if let Err(e) = remote.write_rtcp(vec![Box::new(pli)]).await {
             tracing::debug!(publisher = %self.publisher, error = %e, "keyframe request not sent");
         }
     }
 
-    /// The remote track this publication forwards.
-    pub(crate) fn remote(&self) -> &Arc<dyn TrackRemote> {
-        &self.remote
+    /// The browser's track this publication forwards (none for a local one).
+    pub(crate) fn remote(&self) -> Option<&Arc<dyn TrackRemote>> {
+        match &self.source {
+            Source::Remote(remote) => Some(remote),
+            Source::Local(_) => None,
+        }
     }
 
     /// Ends the publication although its remote track did not end (the client stopped
@@ -262,19 +303,13 @@ impl Publication {
             if self.ended.load(Ordering::Acquire) {
                 break;
             }
-            let event = tokio::select! {
+            let next = tokio::select! {
                 biased;
                 () = self.stop.notified() => break,
-                event = self.remote.poll() => event,
+                next = self.source.next() => next,
             };
-            let Some(event) = event else {
+            let Some((mut packet, level)) = next else {
                 break;
-            };
-            let TrackRemoteEvent::OnRtpPacket(mut packet) = event else {
-                if matches!(event, TrackRemoteEvent::OnEnded | TrackRemoteEvent::OnError) {
-                    break;
-                }
-                continue;
             };
             self.packets_in.fetch_add(1, Ordering::Relaxed);
             let size = packet.payload.len() as u64;
@@ -284,10 +319,10 @@ impl Publication {
                 withheld = withheld.wrapping_add(1);
                 continue;
             }
-            if let Some(tap) = &self.levels {
-                self.observe_level(tap, &packet);
-            }
             packet.header.sequence_number = packet.header.sequence_number.wrapping_sub(withheld);
+            if let Some(tap) = &self.taps {
+                self.observe(tap, &packet, level);
+            }
             packet.header.extension = false;
             packet.header.extensions.clear();
             for outlet in self.outlets() {
@@ -301,23 +336,57 @@ impl Publication {
             }
         }
         self.ended.store(true, Ordering::Relaxed);
+        if let Some(tap) = self.taps.as_ref().filter(|t| t.bridged) {
+            if let Some(bridge) = tap.sfu.upgrade().and_then(|i| i.tap.get().cloned()) {
+                bridge.ended(&tap.room, &self.publisher, self.id, self.kind);
+            }
+        }
     }
 
-    /// Feeds the RFC 6464 level of a forwarded audio packet to the room's detector.
-    fn observe_level(&self, tap: &LevelTap, packet: &rtp::Packet) {
-        let id = tap.ext_id.load(Ordering::Relaxed);
-        if id == 0 {
-            return;
-        }
-        let Some(level) = packet
-            .header
-            .get_extension(id)
-            .and_then(|payload| speaker::level(&payload))
-        else {
+    /// A forwarded packet: an audio packet's RFC 6464 level (given with a local packet,
+    /// else read from the negotiated extension) to the room's detector, and a
+    /// browser's packet to the bridge.
+    fn observe(&self, tap: &Taps, packet: &rtp::Packet, level: Option<u8>) {
+        let Some(inner) = tap.sfu.upgrade() else {
             return;
         };
-        if let Some(inner) = tap.sfu.upgrade() {
-            inner.observe_level(&tap.room, &self.publisher, level);
+        let h = &packet.header;
+        match self.kind {
+            MediaKind::Audio => {
+                let level = level.or_else(|| {
+                    let id = tap.ext_id.load(Ordering::Relaxed);
+                    (id != 0)
+                        .then(|| h.get_extension(id))
+                        .flatten()
+                        .and_then(|payload| speaker::level(&payload))
+                });
+                if let Some(level) = level {
+                    inner.observe_level(&tap.room, &self.publisher, level);
+                }
+                if let Some(bridge) = inner.tap.get().filter(|_| tap.bridged) {
+                    bridge.audio(
+                        &tap.room,
+                        &self.publisher,
+                        self.id,
+                        h.sequence_number,
+                        &packet.payload,
+                    );
+                }
+            }
+            MediaKind::Video => {
+                if let Some(bridge) = inner.tap.get().filter(|_| tap.bridged) {
+                    bridge.video(
+                        &tap.room,
+                        &forwarded_track_id(self),
+                        VideoPacket {
+                            sequence: h.sequence_number,
+                            timestamp: h.timestamp,
+                            marker: h.marker,
+                            payload: &packet.payload,
+                        },
+                    );
+                }
+            }
         }
     }
 }

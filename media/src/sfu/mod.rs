@@ -20,6 +20,7 @@ mod error;
 mod forward;
 mod keyframe;
 mod limits;
+mod local;
 mod negotiate;
 mod peer;
 mod speaker;
@@ -27,7 +28,7 @@ mod stats;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use tokio::sync::mpsc;
@@ -35,6 +36,7 @@ use webrtc::peer_connection::{PeerConnection, RTCIceCandidateInit, RTCPeerConnec
 
 pub use config::{SfuConfig, SfuLimits};
 pub use error::SfuError;
+pub use local::{LocalTrack, MediaTap, VideoPacket};
 
 use config::PortPicker;
 use forward::{Forwarding, Publication};
@@ -91,6 +93,10 @@ pub(crate) struct Inner {
     /// Tracks not forwarded: beyond the publisher's bound.
     tracks_refused: AtomicU64,
     dominant_changes: AtomicU64,
+    /// The SIP bridge's tap on browsers' audio (see `local.rs`).
+    tap: OnceLock<Arc<dyn MediaTap>>,
+    /// Where tasks started from outside tokio (the bridge's mixer thread) run.
+    runtime: tokio::runtime::Handle,
 }
 
 #[derive(Default)]
@@ -98,6 +104,9 @@ struct State {
     participants: HashMap<ParticipantId, Arc<Participant>>,
     /// Moderation switches by participant, set before or after `connect`.
     forwarding: HashMap<ParticipantId, Arc<Forwarding>>,
+    /// Publications the media node makes (the bridge's SIP callers), by publication
+    /// id, with their room.
+    locals: HashMap<u64, (String, Arc<Publication>)>,
 }
 
 pub(crate) struct Participant {
@@ -240,6 +249,8 @@ impl Sfu {
                 refusals: Mutex::default(),
                 tracks_refused: AtomicU64::new(0),
                 dominant_changes: AtomicU64::new(0),
+                tap: OnceLock::new(),
+                runtime: tokio::runtime::Handle::current(),
             }),
         })
     }

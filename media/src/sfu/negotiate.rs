@@ -22,7 +22,7 @@ use webrtc::peer_connection::RTCSessionDescription;
 use webrtc::rtp_transceiver::RtpSender;
 
 use super::error::{invalid, webrtc as stack, SfuError};
-use super::forward::{media_kind, relay_feedback, LevelTap, Outlet, Publication};
+use super::forward::{media_kind, relay_feedback, Outlet, Publication, Source, Taps};
 use super::{Inner, MediaKind, Participant, SfuSignal};
 
 #[derive(Default)]
@@ -137,10 +137,10 @@ async fn end_stopped(p: &Participant) {
         if publication.ended.load(Ordering::Acquire) {
             continue;
         }
-        if !receiving
-            .iter()
-            .any(|r| Arc::ptr_eq(r, publication.remote()))
-        {
+        let still = publication
+            .remote()
+            .is_some_and(|own| receiving.iter().any(|r| Arc::ptr_eq(r, own)));
+        if !still {
             tracing::debug!(publisher = %p.id, track = %publication.track_id, "sfu track stopped by the client");
             publication.end();
         }
@@ -202,7 +202,8 @@ async fn reconcile(inner: &Inner, p: &Arc<Participant>, n: &mut Negotiation) -> 
         .others(&p.room, &p.id)
         .iter()
         .flat_map(|o| o.publications())
-        .filter(|x| !x.ended.load(Ordering::Relaxed))
+        .chain(inner.local_publications(&p.room))
+        .filter(|x| !x.ended.load(Ordering::Relaxed) && x.publisher != p.id)
         .collect();
     let wanted: HashSet<u64> = desired.iter().map(|x| x.id).collect();
     let mut changed = false;
@@ -356,10 +357,11 @@ pub(crate) async fn published(inner: Arc<Inner>, p: Arc<Participant>, track: Arc
         return;
     };
     let track_id = track.track_id().await;
-    let levels = (kind == MediaKind::Audio).then(|| LevelTap {
+    let taps = Some(Taps {
         sfu: Arc::downgrade(&inner),
         room: p.room.clone(),
         ext_id: p.audio_level_id.clone(),
+        bridged: true,
     });
     let publication = Arc::new(Publication::new(
         inner.next_id(),
@@ -368,9 +370,9 @@ pub(crate) async fn published(inner: Arc<Inner>, p: Arc<Participant>, track: Arc
         track_id,
         ssrc,
         codec,
-        track,
+        Source::Remote(track),
         p.forwarding.clone(),
-        levels,
+        taps,
     ));
     {
         let mut list = p.publications.lock().unwrap_or_else(|e| e.into_inner());

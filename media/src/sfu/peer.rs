@@ -29,6 +29,17 @@ fn feedback(typ: &str, parameter: &str) -> RTCPFeedback {
     }
 }
 
+/// Opus as every participant negotiates it (the bridge's local tracks use it too).
+pub(crate) fn opus() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_OPUS.to_owned(),
+        clock_rate: 48_000,
+        channels: 2,
+        sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
+        rtcp_feedback: vec![],
+    }
+}
+
 /// Only Opus and VP8, so every publisher sends what every subscriber can take
 /// (forwarding never transcodes).
 fn media_engine() -> Result<MediaEngine, SfuError> {
@@ -36,13 +47,7 @@ fn media_engine() -> Result<MediaEngine, SfuError> {
     engine
         .register_codec(
             RTCRtpCodecParameters {
-                rtp_codec: RTCRtpCodec {
-                    mime_type: MIME_TYPE_OPUS.to_owned(),
-                    clock_rate: 48_000,
-                    channels: 2,
-                    sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
-                    rtcp_feedback: vec![],
-                },
+                rtp_codec: opus(),
                 payload_type: 111,
             },
             RtpCodecKind::Audio,

@@ -6,66 +6,91 @@ use std::sync::atomic::Ordering;
 
 use serde_json::{json, Value};
 
+use std::sync::Arc;
+
+use super::forward::Publication;
 use super::Inner;
 
-pub(crate) fn snapshot(inner: &Inner) -> Value {
-    let participants: Vec<_> = inner.state().participants.values().cloned().collect();
-    let mut rooms: BTreeMap<String, BTreeMap<String, Value>> = BTreeMap::new();
-    let (mut packets_in, mut packets_out, mut bytes_in, mut bytes_out) = (0u64, 0u64, 0u64, 0u64);
-    let (mut dropped, mut send_errors, mut keyframes, mut withheld, mut tracks) =
-        (0u64, 0u64, 0u64, 0u64, 0u64);
-    for p in &participants {
-        let mut published = Vec::new();
-        // An ended publication is on its way out of the list (its task is returning).
-        for x in p
-            .publications()
-            .into_iter()
-            .filter(|x| !x.ended.load(Ordering::Acquire))
-        {
-            let mut subscribers = BTreeMap::new();
-            for o in x.outlets() {
-                let (packets, bytes) = (
-                    o.packets.load(Ordering::Relaxed),
-                    o.bytes.load(Ordering::Relaxed),
-                );
-                let (d, e) = (
-                    o.dropped.load(Ordering::Relaxed),
-                    o.send_errors.load(Ordering::Relaxed),
-                );
-                packets_out += packets;
-                bytes_out += bytes;
-                dropped += d;
-                send_errors += e;
-                subscribers.insert(
-                    o.subscriber.clone(),
-                    json!({
-                        "packets": packets,
-                        "bytes": bytes,
-                        "dropped": d,
-                        "send_errors": e,
-                        "keyframe_requests": o.keyframe_requests.load(Ordering::Relaxed),
-                    }),
-                );
-            }
-            packets_in += x.packets_in.load(Ordering::Relaxed);
-            bytes_in += x.bytes_in.load(Ordering::Relaxed);
-            keyframes += x.keyframe_requests.load(Ordering::Relaxed);
-            withheld += x.packets_withheld.load(Ordering::Relaxed);
-            tracks += 1;
-            published.push(json!({
-                "track_id": super::negotiate::forwarded_track_id(&x),
-                "client_track_id": x.track_id,
-                "kind": x.kind.as_str(),
-                "codec": x.codec.mime_type,
-                "ssrc": x.ssrc,
-                "packets_in": x.packets_in.load(Ordering::Relaxed),
-                "bytes_in": x.bytes_in.load(Ordering::Relaxed),
-                "packets_withheld": x.packets_withheld.load(Ordering::Relaxed),
-                "keyframe_requests": x.keyframe_requests.load(Ordering::Relaxed),
-                "subscriber_count": subscribers.len(),
-                "subscribers": subscribers,
-            }));
+#[derive(Default)]
+struct Totals {
+    packets_in: u64,
+    packets_out: u64,
+    bytes_in: u64,
+    bytes_out: u64,
+    dropped: u64,
+    send_errors: u64,
+    keyframes: u64,
+    withheld: u64,
+    tracks: u64,
+}
+
+/// The live publications among `list` as JSON, added to the totals.
+fn published(list: Vec<Arc<Publication>>, t: &mut Totals) -> Vec<Value> {
+    let mut published = Vec::new();
+    // An ended publication is on its way out of the list (its task is returning).
+    for x in list
+        .into_iter()
+        .filter(|x| !x.ended.load(Ordering::Acquire))
+    {
+        let mut subscribers = BTreeMap::new();
+        for o in x.outlets() {
+            let (packets, bytes) = (
+                o.packets.load(Ordering::Relaxed),
+                o.bytes.load(Ordering::Relaxed),
+            );
+            let (d, e) = (
+                o.dropped.load(Ordering::Relaxed),
+                o.send_errors.load(Ordering::Relaxed),
+            );
+            t.packets_out += packets;
+            t.bytes_out += bytes;
+            t.dropped += d;
+            t.send_errors += e;
+            subscribers.insert(
+                o.subscriber.clone(),
+                json!({
+                    "packets": packets,
+                    "bytes": bytes,
+                    "dropped": d,
+                    "send_errors": e,
+                    "keyframe_requests": o.keyframe_requests.load(Ordering::Relaxed),
+                }),
+            );
         }
+        t.packets_in += x.packets_in.load(Ordering::Relaxed);
+        t.bytes_in += x.bytes_in.load(Ordering::Relaxed);
+        t.keyframes += x.keyframe_requests.load(Ordering::Relaxed);
+        t.withheld += x.packets_withheld.load(Ordering::Relaxed);
+        t.tracks += 1;
+        published.push(json!({
+            "track_id": super::negotiate::forwarded_track_id(&x),
+            "client_track_id": x.track_id,
+            "kind": x.kind.as_str(),
+            "codec": x.codec.mime_type,
+            "ssrc": x.ssrc,
+            "packets_in": x.packets_in.load(Ordering::Relaxed),
+            "bytes_in": x.bytes_in.load(Ordering::Relaxed),
+            "packets_withheld": x.packets_withheld.load(Ordering::Relaxed),
+            "keyframe_requests": x.keyframe_requests.load(Ordering::Relaxed),
+            "subscriber_count": subscribers.len(),
+            "subscribers": subscribers,
+        }));
+    }
+    published
+}
+
+pub(crate) fn snapshot(inner: &Inner) -> Value {
+    let (participants, locals): (Vec<_>, Vec<_>) = {
+        let state = inner.state();
+        (
+            state.participants.values().cloned().collect(),
+            state.locals.values().cloned().collect(),
+        )
+    };
+    let mut rooms: BTreeMap<String, BTreeMap<String, Value>> = BTreeMap::new();
+    let mut t = Totals::default();
+    for p in &participants {
+        let published = published(p.publications(), &mut t);
         let state = *p.connection.lock().unwrap_or_else(|e| e.into_inner());
         rooms.entry(p.room.clone()).or_default().insert(
             p.id.clone(),
@@ -77,6 +102,15 @@ pub(crate) fn snapshot(inner: &Inner) -> Value {
                 "candidates": p.candidates.load(Ordering::Relaxed),
                 "published": published,
             }),
+        );
+    }
+    // The bridge's SIP callers: a publication each, no connection.
+    for (room, x) in locals {
+        let id = x.publisher.clone();
+        let published = published(vec![x], &mut t);
+        rooms.entry(room).or_default().insert(
+            id,
+            json!({ "connection": "bridge", "published": published }),
         );
     }
     let rooms: BTreeMap<String, Value> = rooms
@@ -103,15 +137,15 @@ pub(crate) fn snapshot(inner: &Inner) -> Value {
     json!({
         "room_count": rooms.len(),
         "participant_count": participants.len(),
-        "packets_in": packets_in,
-        "bytes_in": bytes_in,
-        "packets_forwarded": packets_out,
-        "bytes_forwarded": bytes_out,
-        "track_count": tracks,
-        "packets_dropped": dropped,
-        "packets_withheld": withheld,
-        "send_errors": send_errors,
-        "keyframe_requests": keyframes,
+        "packets_in": t.packets_in,
+        "bytes_in": t.bytes_in,
+        "packets_forwarded": t.packets_out,
+        "bytes_forwarded": t.bytes_out,
+        "track_count": t.tracks,
+        "packets_dropped": t.dropped,
+        "packets_withheld": t.withheld,
+        "send_errors": t.send_errors,
+        "keyframe_requests": t.keyframes,
         "tracks_refused": inner.tracks_refused.load(Ordering::Relaxed),
         "dominant_speaker_changes": inner.dominant_changes.load(Ordering::Relaxed),
         "refusals": refusals,

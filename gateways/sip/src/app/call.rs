@@ -272,6 +272,7 @@ pub async fn invite(app: Arc<App>, key: ServerKey, from: Peer, req: rsip::Reques
     let leg = match media
         .open_leg(
             room.as_str(),
+            session.as_str(),
             to_media(neg_codec),
             neg.map_or(neg_codec.static_payload_type(), |n| n.payload_type),
             neg.map_or(Some(sdp::TELEPHONE_EVENT_PT), |n| n.telephone_event),
