@@ -4,6 +4,7 @@ mod admin;
 mod config;
 mod mail_cmd;
 mod nats_cmd;
+mod recording_cmd;
 mod replay_cmd;
 mod serve;
 mod sip_cmd;
@@ -56,6 +57,9 @@ enum Command {
     Report(replay_cmd::ReportArgs),
     /// Check an export bundle without a server.
     VerifyBundle(replay_cmd::VerifyBundleArgs),
+    /// Check a recording file against the length and blake3 its journal holds (offline).
+    /// Prints one JSON line; exit 0 match, 1 mismatch, 2 unknown.
+    VerifyRecording(recording_cmd::VerifyRecordingArgs),
 }
 
 #[derive(Subcommand)]
@@ -130,5 +134,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit { action } => replay_cmd::run_audit(action),
         Command::Report(args) => replay_cmd::run_report(args),
         Command::VerifyBundle(args) => replay_cmd::run_verify_bundle(args),
+        Command::VerifyRecording(args) => recording_cmd::run(args),
     }
 }

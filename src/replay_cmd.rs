@@ -685,7 +685,17 @@ pub fn run_journal(action: JournalReplayAction) -> anyhow::Result<ExitCode> {
                     index.state_at(&journal, index.head())?.policy.log_days
                 }
             };
-            let out = retention::apply_log_days(&journal, days, Utc::now(), &Actor::Admin)?;
+            let now = Utc::now();
+            let scope = conclave_engine::PurgeScope::log_days(days, now);
+            let erased = retention::erase_recordings(
+                &journal,
+                &DataPaths::resolve(&data.data)?.data_dir,
+                scope.as_ref(),
+                now,
+                &Actor::Admin,
+            )?;
+            let mut out = retention::apply_log_days(&journal, days, now, &Actor::Admin)?;
+            out.recordings_erased = erased.iter().map(|r| r.recording.to_string()).collect();
             print(&out)?;
             Ok(if out.chain.ok {
                 ExitCode::SUCCESS
@@ -708,7 +718,19 @@ pub fn run_journal(action: JournalReplayAction) -> anyhow::Result<ExitCode> {
                 );
             }
             let journal = open_for_purge(&data)?;
-            let out = retention::erase_person(&journal, &person, Utc::now(), &Actor::Admin)?;
+            let now = Utc::now();
+            let scope = conclave_engine::Principal::parse(&person)
+                .map(conclave_engine::PurgeScope::Person)
+                .map_err(|e| anyhow::anyhow!("person: {e}"))?;
+            let erased = retention::erase_recordings(
+                &journal,
+                &DataPaths::resolve(&data.data)?.data_dir,
+                Some(&scope),
+                now,
+                &Actor::Admin,
+            )?;
+            let mut out = retention::erase_person(&journal, &person, now, &Actor::Admin)?;
+            out.recordings_erased = erased.iter().map(|r| r.recording.to_string()).collect();
             print(&out)?;
             Ok(if out.chain.ok {
                 ExitCode::SUCCESS

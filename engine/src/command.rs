@@ -11,8 +11,9 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{AccountId, Address, InvitationId, Principal, RoomName, SessionId};
+use crate::ids::{AccountId, Address, InvitationId, Principal, RecordingId, RoomName, SessionId};
 use crate::model::{AddressTarget, BanScope, Role, RoomChange};
+use crate::recording::{RecordingErasure, RecordingFile};
 
 /// A plaintext secret (a password attempt). Its `Debug` never prints the value, so
 /// commands can be logged safely.
@@ -487,6 +488,50 @@ pub enum Command {
         enabled: bool,
     },
 
+    // ---- recording ----
+    /// Start recording the room (a moderator, as for muting others): its mixed audio,
+    /// and each video track when `video`. Refused (`recording.already_active`) while
+    /// one runs.
+    StartRecording {
+        /// The room.
+        room: RoomName,
+        /// Also record each video track as it arrives.
+        #[serde(default)]
+        video: bool,
+    },
+    /// Stop the room's recording (a moderator); `recording.not_active` if none runs.
+    StopRecording {
+        /// The room.
+        room: RoomName,
+    },
+    /// Journal a recording file the media node closed: its name, length, duration and
+    /// blake3. Operator or service only, and never accepted from outside (it is not
+    /// deserialized): only the media node inside the process states what it wrote.
+    /// Accepted for a recording started in the room, also after it stopped (files close
+    /// after the stop).
+    #[serde(skip_deserializing)]
+    RecordRecordingFile {
+        /// The room.
+        room: RoomName,
+        /// The recording.
+        recording: RecordingId,
+        /// The file.
+        file: RecordingFile,
+    },
+    /// Journal that a recording's files are about to be deleted (retention or the
+    /// erasure of a person who took part). Operator only, issued by the purge, never
+    /// deserialized. The `recording_file_closed` facts stay: an auditor still sees what
+    /// existed and its hash.
+    #[serde(skip_deserializing)]
+    EraseRecording {
+        /// The room.
+        room: RoomName,
+        /// The recording.
+        recording: RecordingId,
+        /// Why.
+        reason: RecordingErasure,
+    },
+
     // ---- chat ----
     /// Post a chat message to the room.
     PostMessage {
@@ -628,6 +673,10 @@ impl Command {
             Command::LowerHand { .. } => "lower_hand",
             Command::SetModeratedChat { .. } => "set_moderated_chat",
             Command::PostMessage { .. } => "post_message",
+            Command::StartRecording { .. } => "start_recording",
+            Command::StopRecording { .. } => "stop_recording",
+            Command::RecordRecordingFile { .. } => "record_recording_file",
+            Command::EraseRecording { .. } => "erase_recording",
             Command::SetServerPassword { .. } => "set_server_password",
             Command::SetLogDays { .. } => "set_log_days",
             Command::SetObfuscateIps { .. } => "set_obfuscate_ips",
@@ -673,7 +722,11 @@ impl Command {
             | Command::RaiseHand { room }
             | Command::LowerHand { room, .. }
             | Command::SetModeratedChat { room, .. }
-            | Command::PostMessage { room, .. } => Some(room),
+            | Command::PostMessage { room, .. }
+            | Command::StartRecording { room, .. }
+            | Command::StopRecording { room }
+            | Command::RecordRecordingFile { room, .. }
+            | Command::EraseRecording { room, .. } => Some(room),
             Command::Ban { scope, .. }
             | Command::Unban { scope, .. }
             | Command::BanAddress { scope, .. }

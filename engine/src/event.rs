@@ -11,8 +11,11 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::context::Actor;
-use crate::ids::{AccountId, Address, InvitationId, MessageId, Principal, RoomName, SessionId};
+use crate::ids::{
+    AccountId, Address, InvitationId, MessageId, Principal, RecordingId, RoomName, SessionId,
+};
 use crate::model::{BanScope, PolicyChange, Role, RoomChange, RoomConfig};
+use crate::recording::{RecordingErasure, RecordingFile};
 
 /// The aggregate an event belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -637,6 +640,49 @@ pub enum EventKind {
         key: AutobanKey,
     },
 
+    // ---- recording ----
+    /// A moderator started recording the room (every participant sees it: "this
+    /// meeting is being recorded").
+    RecordingStarted {
+        /// The room.
+        room: RoomName,
+        /// The recording (its files live under `<data>/recordings/<recording>/`).
+        recording: RecordingId,
+        /// Whether video tracks are recorded too.
+        video: bool,
+        /// Who started it, as a person; `None` when an operator or a service did.
+        by: Option<Principal>,
+    },
+    /// The recording stopped: by a moderator, or because the room went.
+    RecordingStopped {
+        /// The room.
+        room: RoomName,
+        /// The recording.
+        recording: RecordingId,
+    },
+    /// The media node closed one of the recording's files: its length, duration and
+    /// blake3, which `conclave verify-recording` checks a file against.
+    RecordingFileClosed {
+        /// The room.
+        room: RoomName,
+        /// The recording.
+        recording: RecordingId,
+        /// The file.
+        file: RecordingFile,
+    },
+    /// The recording's files were deleted (retention or erasure). The
+    /// `recording_file_closed` records stay, so their names and hashes remain.
+    RecordingErased {
+        /// The room.
+        room: RoomName,
+        /// The recording.
+        recording: RecordingId,
+        /// The files deleted (names relative to `<data>/recordings/`).
+        names: Vec<String>,
+        /// Why.
+        action: RecordingErasure,
+    },
+
     // ---- chat ----
     /// A chat message was posted.
     MessagePosted {
@@ -733,7 +779,11 @@ impl EventKind {
             | E::KnockRejected { room, .. }
             | E::HandRaised { room, .. }
             | E::HandLowered { room, .. }
-            | E::MessagePosted { room, .. } => StreamId::Room(room.clone()),
+            | E::MessagePosted { room, .. }
+            | E::RecordingStarted { room, .. }
+            | E::RecordingStopped { room, .. }
+            | E::RecordingFileClosed { room, .. }
+            | E::RecordingErased { room, .. } => StreamId::Room(room.clone()),
             E::Banned { scope, .. }
             | E::Unbanned { scope, .. }
             | E::AddressBanned { scope, .. }
@@ -812,6 +862,10 @@ impl EventKind {
             E::MessagePosted { .. } => "chat_message",
             E::PolicyChanged { .. } => "server_modify",
             E::ContentPurged { .. } => "content_purge",
+            E::RecordingStarted { .. } => "recording_started",
+            E::RecordingStopped { .. } => "recording_stopped",
+            E::RecordingFileClosed { .. } => "recording_file_closed",
+            E::RecordingErased { .. } => "recording_erased",
         }
     }
 }

@@ -14,7 +14,7 @@ use crate::ids::{AccountId, Address, Principal, RoomName};
 use crate::model::{BanScope, Role};
 use crate::state::{
     remove_where, update_where, AddressBan, Ban, Gate, Invitation, InvitationState, Knock, Member,
-    Presence, Room, SipCredential, State, Subject,
+    Presence, Recording, Room, SipCredential, State, Subject,
 };
 
 /// Apply `event` to `state`.
@@ -209,7 +209,9 @@ pub fn evolve(state: &mut State, event: &Event) {
                 r.last_activity = at;
             }
         }
-        E::RoomDeleted { room, .. } | E::RoomExpired { room, .. } => remove_room_tree(state, room),
+        E::RoomDeleted { room, .. } | E::RoomExpired { room, .. } => {
+            remove_room_tree(state, room, at)
+        }
         E::SubjectChanged {
             room,
             subject,
@@ -236,7 +238,12 @@ pub fn evolve(state: &mut State, event: &Event) {
             remote,
             ..
         } => {
-            let State { rooms, online, .. } = state;
+            let State {
+                rooms,
+                online,
+                recordings,
+                ..
+            } = state;
             let Some(r) = rooms.get_mut(room) else { return };
             // A session id is unique in a room: a stale holder loses it.
             if let Some(holder) = r.session_holder(session).cloned() {
@@ -256,6 +263,11 @@ pub fn evolve(state: &mut State, event: &Event) {
             );
             *online = online.saturating_add(1);
             r.last_activity = at;
+            // Whoever is present while the room records takes part in the recording.
+            if let Some(rec) = r.recording.as_ref().and_then(|a| recordings.get_mut(&a.id)) {
+                rec.participants.insert(principal.clone());
+                rec.participants.insert(Principal::Address(address.clone()));
+            }
         }
         E::SessionRenewed {
             room,
@@ -580,6 +592,75 @@ pub fn evolve(state: &mut State, event: &Event) {
             }
         }
 
+        // ---- recording ----
+        E::RecordingStarted {
+            room,
+            recording,
+            video,
+            by,
+        } => {
+            let Some(r) = state.rooms.get_mut(room) else {
+                return;
+            };
+            if r.recording.is_some() || state.recordings.contains_key(recording) {
+                return;
+            }
+            r.recording = Some(crate::state::ActiveRecording {
+                id: recording.clone(),
+                video: *video,
+            });
+            r.last_activity = at;
+            let mut participants = std::collections::BTreeSet::new();
+            for (p, m) in r.members.iter() {
+                participants.insert(p.clone());
+                for presence in m.sessions.values() {
+                    participants.insert(Principal::Address(presence.address.clone()));
+                }
+            }
+            state.recordings.insert(
+                recording.clone(),
+                Recording {
+                    room: room.clone(),
+                    started_at: at,
+                    stopped_at: None,
+                    video: *video,
+                    by: by.clone(),
+                    files: Vec::new(),
+                    erased: None,
+                    participants,
+                },
+            );
+        }
+        E::RecordingStopped { room, recording } => {
+            if let Some(r) = state.rooms.get_mut(room) {
+                if r.recording.as_ref().is_some_and(|a| &a.id == recording) {
+                    r.recording = None;
+                    r.last_activity = at;
+                }
+            }
+            if let Some(rec) = state.recordings.get_mut(recording) {
+                rec.stopped_at.get_or_insert(at);
+            }
+        }
+        E::RecordingFileClosed {
+            recording, file, ..
+        } => {
+            if let Some(rec) = state.recordings.get_mut(recording) {
+                // A file stated again (a retried command) replaces its first statement.
+                match rec.files.iter_mut().find(|f| f.name == file.name) {
+                    Some(f) => *f = file.clone(),
+                    None => rec.files.push(file.clone()),
+                }
+            }
+        }
+        E::RecordingErased {
+            recording, action, ..
+        } => {
+            if let Some(rec) = state.recordings.get_mut(recording) {
+                rec.erased.get_or_insert(*action);
+            }
+        }
+
         // ---- policy ----
         E::PolicyChanged { change } => {
             use crate::model::PolicyChange as P;
@@ -809,12 +890,21 @@ fn set_rendezvous(state: &mut State, account: &AccountId, room: Option<&RoomName
 }
 
 /// Remove a room and everything nested in it.
-fn remove_room_tree(state: &mut State, name: &RoomName) {
+fn remove_room_tree(state: &mut State, name: &RoomName, at: chrono::DateTime<chrono::Utc>) {
     let mut stack = vec![name.clone()];
     while let Some(n) = stack.pop() {
         let Some(room) = state.rooms.remove(&n) else {
             continue;
         };
+        // A room that goes ends its recording (decide journals `recording_stopped`
+        // first when it destroys a room; an expiry, or an older journal, ends it here).
+        if let Some(rec) = room
+            .recording
+            .as_ref()
+            .and_then(|a| state.recordings.get_mut(&a.id))
+        {
+            rec.stopped_at.get_or_insert(at);
+        }
         state.unindex_room(&n);
         state.online = state.online.saturating_sub(room.session_count() as u64);
         stack.extend(room.children.iter().cloned());

@@ -514,6 +514,13 @@ opaque_id!(
     MessageId,
     "message id"
 );
+opaque_id!(
+    /// A room recording: derived from the command's id seed as invitation and message
+    /// ids are (32 lowercase hex), and the name of the directory its files are written in
+    /// (`<data>/recordings/<id>/`).
+    RecordingId,
+    "recording id"
+);
 
 /// A room (Mumble channel, VROOM room, IMC room, MUC room). Validated against the
 /// server's configurable [`NameRule`] when created. A room keeps its name as written (the

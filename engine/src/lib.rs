@@ -25,6 +25,7 @@ pub mod json;
 pub mod model;
 pub mod policy;
 pub mod protocol;
+pub mod recording;
 pub mod rejection;
 pub mod retention;
 pub mod service;
@@ -44,7 +45,7 @@ pub use event::{
 pub use evolve::{evolve, replay};
 pub use ids::{
     AccountId, Address, AddressError, IdSeed, InvitationId, MessageId, NameError, NameRule,
-    Principal, RoomName, Scheme, SessionId,
+    Principal, RecordingId, RoomName, Scheme, SessionId,
 };
 pub use model::{BanScope, InviteRight, PasswordKind, PolicyChange, Role, RoomChange, RoomConfig};
 pub use policy::{AutobanPolicy, IpKey, Policy};
@@ -52,6 +53,7 @@ pub use protocol::{
     journal_mapping, ErrorClass, ErrorMapping, ImcOutcome, SipStatus, XmppCondition, XmppError,
     XmppErrorType,
 };
+pub use recording::{RecordingErasure, RecordingFile, RecordingKind};
 pub use rejection::{Rejected, Rejection};
 pub use retention::PurgeScope;
 pub use state::{SipCredential, State};

@@ -701,6 +701,26 @@ impl Rejection {
             R::GatewayRefused { .. } => {
                 refused(403, S::Forbidden, xmpp(X::Forbidden, T::Auth), I::Refuse)
             }
+
+            // ---- recording ----
+            // The room's recording is in the other state than the command needs: a
+            // conflict, as a reservation that is not there (409 / not-allowed/cancel).
+            R::RecordingActive | R::RecordingNotActive => {
+                refused(409, S::Forbidden, xmpp(X::NotAllowed, T::Cancel), I::Notice)
+            }
+            R::RecordingNotFound => refused(
+                404,
+                S::NotFound,
+                xmpp(X::ItemNotFound, T::Cancel),
+                I::Notice,
+            ),
+            // Only the media node inside the process states files: malformed input.
+            R::RecordingFileInvalid(_) => refused(
+                400,
+                S::NotAcceptableHere,
+                xmpp(X::BadRequest, T::Modify),
+                I::Refuse,
+            ),
         }
     }
 }

@@ -260,6 +260,22 @@ pub enum Rejection {
     #[error("message is empty")]
     MessageEmpty,
 
+    // ---- recording ----
+    /// Starting a recording while one runs in the room.
+    #[error("the room is already being recorded")]
+    RecordingActive,
+    /// Stopping a recording when none runs.
+    #[error("the room is not being recorded")]
+    RecordingNotActive,
+    /// No such recording in this room (a file or an erasure naming one never started
+    /// there).
+    #[error("no such recording in this room")]
+    RecordingNotFound,
+    /// A recording file's description is malformed (name, hash or track id), or the
+    /// recording already lists as many files as it may.
+    #[error("invalid recording file: {0}")]
+    RecordingFileInvalid(String),
+
     // ---- gateways ----
     /// A gateway refused a request on its own (a SIP INVITE with no common codec, a
     /// REGISTER interval too brief) and had it journaled
@@ -332,6 +348,10 @@ impl Rejection {
         "ban.network_while_obfuscated",
         "gateway.refused",
         "perm.subject_not_allowed",
+        "recording.already_active",
+        "recording.not_active",
+        "recording.not_found",
+        "recording.invalid_file",
     ];
 
     /// The stable code: `area.reason`, lowercase.
@@ -393,6 +413,10 @@ impl Rejection {
             R::NetworkWhileObfuscated => "ban.network_while_obfuscated",
             R::GatewayRefused { .. } => "gateway.refused",
             R::SubjectNotAllowed => "perm.subject_not_allowed",
+            R::RecordingActive => "recording.already_active",
+            R::RecordingNotActive => "recording.not_active",
+            R::RecordingNotFound => "recording.not_found",
+            R::RecordingFileInvalid(_) => "recording.invalid_file",
         }
     }
 

@@ -9,7 +9,8 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::event::{Event, EventKind};
-use crate::ids::Principal;
+use crate::ids::{Principal, RecordingId, RoomName};
+use crate::state::State;
 
 /// Which personal content a purge removes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,4 +96,63 @@ pub fn person_names(links: &BTreeSet<(String, String)>, who: &str) -> BTreeSet<S
         }
     }
     names
+}
+
+/// A recording whose files a purge deletes (and journals as `recording_erased`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordingToErase {
+    /// The room it recorded.
+    pub room: RoomName,
+    /// The recording.
+    pub recording: RecordingId,
+    /// Its files, relative to `<data>/recordings/`.
+    pub names: Vec<String>,
+}
+
+/// The recordings a purge erases; recordings are content. Retention takes those that
+/// stopped strictly before the cut-off. The erasure of a person takes those the person
+/// took part in: present in the room (under the principal, or an identity, the state
+/// links to them now or linked when they were present) at any moment while it ran.
+/// A recording still running, or already erased, is never taken (stop it first).
+pub fn recordings_to_erase(state: &State, scope: &PurgeScope) -> Vec<RecordingToErase> {
+    let names: BTreeSet<Principal> = match scope {
+        PurgeScope::Person(p) => person_principals(state, p),
+        PurgeScope::Before(_) => BTreeSet::new(),
+    };
+    let mut out: Vec<_> = state
+        .recordings
+        .iter()
+        .filter(|(_, r)| r.erased.is_none())
+        .filter(|(_, r)| match (scope, r.stopped_at) {
+            (_, None) => false,
+            (PurgeScope::Before(t), Some(stopped)) => stopped < *t,
+            (PurgeScope::Person(_), Some(_)) => !r.participants.is_disjoint(&names),
+        })
+        .map(|(id, r)| {
+            (
+                r.started_at,
+                RecordingToErase {
+                    room: r.room.clone(),
+                    recording: id.clone(),
+                    names: r.files.iter().map(|f| f.name.clone()).collect(),
+                },
+            )
+        })
+        .collect();
+    out.sort_by(|a, b| (a.0, &a.1.recording).cmp(&(b.0, &b.1.recording)));
+    out.into_iter().map(|(_, r)| r).collect()
+}
+
+/// Every principal that names the person `p` in the state: `p`, its account (if the
+/// identity is linked) and every identity linked to that account.
+fn person_principals(state: &State, p: &Principal) -> BTreeSet<Principal> {
+    let mut out = BTreeSet::from([p.clone()]);
+    let canonical = state.canonical(p);
+    out.insert(canonical.clone());
+    if let Principal::Account(a) = &canonical {
+        if let Some(acc) = state.accounts.get(a) {
+            out.extend(acc.identities.iter().cloned().map(Principal::Address));
+        }
+    }
+    out
 }

@@ -52,9 +52,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::context::Actor;
 use crate::event::AutobanKey;
-use crate::ids::{AccountId, Address, InvitationId, Principal, RoomName, SessionId};
+use crate::ids::{AccountId, Address, InvitationId, Principal, RecordingId, RoomName, SessionId};
 use crate::model::{BanScope, Role, RoomConfig};
 use crate::policy::Policy;
+use crate::recording::{RecordingErasure, RecordingFile};
 
 /// A ban record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -261,6 +262,38 @@ pub struct Subject {
     pub at: DateTime<Utc>,
 }
 
+/// The recording a room is running.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActiveRecording {
+    /// Its id.
+    pub id: RecordingId,
+    /// Whether video tracks are recorded too.
+    pub video: bool,
+}
+
+/// A recording and its files, kept after it stops and after its room goes: files close
+/// after the stop (or the destroy), and retention and erasure must still find it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recording {
+    /// The room it recorded.
+    pub room: RoomName,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// When it stopped (a stop, or the room's end); `None` while it runs.
+    pub stopped_at: Option<DateTime<Utc>>,
+    /// Whether video tracks were recorded.
+    pub video: bool,
+    /// Who started it, as a person; `None` for an operator or a service.
+    pub by: Option<Principal>,
+    /// The files the media node closed, in order.
+    pub files: Vec<RecordingFile>,
+    /// Whether (and why) its files were erased.
+    pub erased: Option<RecordingErasure>,
+    /// Everyone present while it ran, as the principal and as the identity they were
+    /// present with (the erasure of a person erases the recordings they took part in).
+    pub participants: BTreeSet<Principal>,
+}
+
 /// A room.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Room {
@@ -295,6 +328,9 @@ pub struct Room {
     /// The subject, if one is set.
     #[serde(default)]
     pub subject: Option<Subject>,
+    /// The recording running, if any (its history is [`State::recordings`]).
+    #[serde(default)]
+    pub recording: Option<ActiveRecording>,
 }
 
 impl Room {
@@ -321,6 +357,7 @@ impl Room {
             invitations: Map::new(),
             lobby: Map::new(),
             subject: None,
+            recording: None,
         }
     }
 
@@ -385,6 +422,9 @@ pub struct State {
     pub online: u64,
     /// SIP digest credentials by `sip:` identity (each one linked to its account).
     pub sip_credentials: Map<Address, SipCredential>,
+    /// Every recording ever started, by id (a room's are [`State::recordings_of`]).
+    #[serde(default)]
+    pub recordings: Map<RecordingId, Recording>,
 }
 
 impl State {
@@ -591,6 +631,20 @@ impl State {
             .into_iter()
             .flat_map(|acc| acc.identities.iter())
             .filter_map(|a| self.sip_credentials.get(a).map(|c| (a, c)))
+    }
+
+    /// The recordings of a room, oldest first (by start, then id).
+    pub fn recordings_of<'a>(
+        &'a self,
+        room: &'a RoomName,
+    ) -> Vec<(&'a RecordingId, &'a Recording)> {
+        let mut out: Vec<_> = self
+            .recordings
+            .iter()
+            .filter(|(_, r)| &r.room == room)
+            .collect();
+        out.sort_by(|a, b| (a.1.started_at, a.0).cmp(&(b.1.started_at, b.0)));
+        out
     }
 
     /// Rooms with at least one member (Kamailio `active_rooms` statistic).

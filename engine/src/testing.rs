@@ -112,7 +112,7 @@ impl PasswordVerifier for FakeVerifier {
 }
 
 /// Number of [`EventKind`] variants; [`variant_index`] is exhaustive over them.
-pub const EVENT_KIND_COUNT: usize = 49;
+pub const EVENT_KIND_COUNT: usize = 53;
 
 /// A dense index per variant, so tests can check that samples cover every kind (adding
 /// a variant breaks the exhaustive match here, which is the point).
@@ -168,6 +168,10 @@ pub fn variant_index(kind: &EventKind) -> usize {
         E::SipCredentialSet { .. } => 46,
         E::SipCredentialCleared { .. } => 47,
         E::SubjectChanged { .. } => 48,
+        E::RecordingStarted { .. } => 49,
+        E::RecordingStopped { .. } => 50,
+        E::RecordingFileClosed { .. } => 51,
+        E::RecordingErased { .. } => 52,
     }
 }
 
@@ -558,6 +562,38 @@ pub fn sample_events(p: &SampleParams) -> Vec<Event> {
         E::RoomModified {
             room: p.room.clone(),
             change: RoomChange::PublicAddresses(!p.flag),
+        },
+        E::RecordingStarted {
+            room: p.room.clone(),
+            recording: crate::ids::RecordingId::from_stored(format!("rec{}", p.n)),
+            video: p.flag,
+            by: Some(Principal::Address(p.address.clone())),
+        },
+        E::RecordingFileClosed {
+            room: p.room.clone(),
+            recording: crate::ids::RecordingId::from_stored(format!("rec{}", p.n)),
+            file: crate::recording::RecordingFile {
+                name: format!("rec{}/video-t{}.webm", p.n, p.n),
+                kind: crate::recording::RecordingKind::Video,
+                track: Some(format!("t{}", p.n)),
+                bytes: u64::from(p.n) * 1000,
+                duration_ms: u64::from(p.n) * 20,
+                blake3: "ab".repeat(32),
+            },
+        },
+        E::RecordingStopped {
+            room: p.room.clone(),
+            recording: crate::ids::RecordingId::from_stored(format!("rec{}", p.n)),
+        },
+        E::RecordingErased {
+            room: p.room.clone(),
+            recording: crate::ids::RecordingId::from_stored(format!("rec{}", p.n)),
+            names: vec![format!("rec{}/audio.ogg", p.n)],
+            action: if p.flag {
+                crate::recording::RecordingErasure::Retention
+            } else {
+                crate::recording::RecordingErasure::Erasure
+            },
         },
     ];
     let actors = [

@@ -113,6 +113,10 @@ fn all_rejections() -> Vec<Rejection> {
             code: "sdp.no_common_codec".into(),
         },
         R::SubjectNotAllowed,
+        R::RecordingActive,
+        R::RecordingNotActive,
+        R::RecordingNotFound,
+        R::RecordingFileInvalid("bad hash".into()),
     ]
 }
 
@@ -176,9 +180,13 @@ fn rejection_index(r: &Rejection) -> usize {
         R::NetworkWhileObfuscated => 52,
         R::GatewayRefused { .. } => 53,
         R::SubjectNotAllowed => 54,
+        R::RecordingActive => 55,
+        R::RecordingNotActive => 56,
+        R::RecordingNotFound => 57,
+        R::RecordingFileInvalid(_) => 58,
     }
 }
-const REJECTION_VARIANTS: usize = 55;
+const REJECTION_VARIANTS: usize = 59;
 
 /// One value of every `JournalError` variant, in `journal_index` order.
 fn all_journal_errors() -> Vec<JournalError> {

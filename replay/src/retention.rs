@@ -16,15 +16,23 @@
 
 use chrono::{DateTime, Utc};
 use conclave_engine::codec;
-use conclave_engine::service::purge::{purge_selected, select_content, Selection};
+use std::path::Path;
+
+use conclave_engine::retention::{recordings_to_erase, RecordingToErase};
+use conclave_engine::service::purge::{
+    purge_selected, recordings_dir, remove_recording_files, select_content, Selection,
+};
 use conclave_engine::service::EngineError;
-use conclave_engine::{Actor, Event, EventKind, Principal, PurgeScope};
+use conclave_engine::{
+    evolve, Actor, Event, EventKind, Principal, PurgeScope, RecordingErasure, State,
+};
 use conclave_journal::{AppendRequest, ExpectedVersion, Journal, Metadata, NewRecord};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ReplayError, Result};
 use crate::fmt_time;
 use crate::verify::{verify_chain, ChainCheck};
+use crate::walk::decode_for_state;
 
 /// What a retention or erasure run did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,6 +47,9 @@ pub struct RetentionOutcome {
     pub journaled_seq: Option<u64>,
     /// The chain walked after the purge.
     pub chain: ChainCheck,
+    /// Recordings whose files were erased (see [`erase_recordings`]), by id.
+    #[serde(default)]
+    pub recordings_erased: Vec<String>,
 }
 
 impl From<EngineError> for ReplayError {
@@ -141,6 +152,7 @@ pub fn apply_log_days(
         records_purged,
         journaled_seq,
         chain: verify_chain(journal)?,
+        recordings_erased: Vec::new(),
     })
 }
 
@@ -162,5 +174,48 @@ pub fn erase_person(
         records_purged,
         journaled_seq,
         chain: verify_chain(journal)?,
+        recordings_erased: Vec::new(),
     })
+}
+
+/// Erases the recordings `scope` selects (recordings are content: see
+/// [`recordings_to_erase`]): journals each `recording_erased` first, then deletes its
+/// files under `<data_dir>/recordings/`. The state is folded from the whole journal.
+/// Offline (server stopped), like the content purge; returns the recordings erased.
+pub fn erase_recordings(
+    journal: &Journal,
+    data_dir: &Path,
+    scope: Option<&PurgeScope>,
+    now: DateTime<Utc>,
+    actor: &Actor,
+) -> Result<Vec<RecordingToErase>> {
+    let Some(scope) = scope else {
+        return Ok(Vec::new());
+    };
+    let mut state = State::default();
+    for record in journal.iter_from(1) {
+        let record = record?;
+        evolve(&mut state, &decode_for_state(journal, &record)?);
+    }
+    let action = match scope {
+        PurgeScope::Before(_) => RecordingErasure::Retention,
+        PurgeScope::Person(_) => RecordingErasure::Erasure,
+    };
+    let targets = recordings_to_erase(&state, scope);
+    for target in &targets {
+        journal_action(
+            journal,
+            actor,
+            now,
+            EventKind::RecordingErased {
+                room: target.room.clone(),
+                recording: target.recording.clone(),
+                names: target.names.clone(),
+                action,
+            },
+        )?;
+        remove_recording_files(data_dir, &target.names)
+            .map_err(|e| ReplayError::io(&recordings_dir(data_dir), e))?;
+    }
+    Ok(targets)
 }

@@ -464,6 +464,45 @@ pub fn describe(e: &Event, had_content: bool) -> (Option<String>, String) {
                 (None, None) => format!("personal content purged ({records} records)"),
             },
         ),
+        E::RecordingStarted {
+            room,
+            recording,
+            video,
+            by,
+        } => (
+            by.as_ref().map(ToString::to_string),
+            format!(
+                "recording {recording} of {room} started ({})",
+                if *video { "audio and video" } else { "audio" }
+            ),
+        ),
+        E::RecordingStopped { room, recording } => {
+            (None, format!("recording {recording} of {room} stopped"))
+        }
+        E::RecordingFileClosed {
+            room,
+            recording,
+            file,
+        } => (
+            None,
+            format!(
+                "recording {recording} of {room}: file {} closed ({} bytes, {} ms, blake3 {})",
+                file.name, file.bytes, file.duration_ms, file.blake3
+            ),
+        ),
+        E::RecordingErased {
+            room,
+            recording,
+            names,
+            action,
+        } => (
+            None,
+            format!(
+                "recording {recording} of {room} erased ({}; {} files)",
+                action.as_str(),
+                names.len()
+            ),
+        ),
     }
 }
 

@@ -286,3 +286,31 @@ pub(super) fn room_in(s: String) -> RoomName {
 pub(super) fn acc_in(s: String) -> AccountId {
     AccountId::from_stored(s)
 }
+
+pub(super) fn recording_kind_out(k: crate::recording::RecordingKind) -> v1::RecordingKind {
+    match k {
+        crate::recording::RecordingKind::Audio => v1::RecordingKind::Audio,
+        crate::recording::RecordingKind::Video => v1::RecordingKind::Video,
+    }
+}
+
+pub(super) fn recording_kind_in(k: v1::RecordingKind) -> crate::recording::RecordingKind {
+    match k {
+        v1::RecordingKind::Audio => crate::recording::RecordingKind::Audio,
+        v1::RecordingKind::Video => crate::recording::RecordingKind::Video,
+    }
+}
+
+pub(super) fn erasure_out(a: crate::recording::RecordingErasure) -> v1::RecordingErasure {
+    match a {
+        crate::recording::RecordingErasure::Retention => v1::RecordingErasure::Retention,
+        crate::recording::RecordingErasure::Erasure => v1::RecordingErasure::Erasure,
+    }
+}
+
+pub(super) fn erasure_in(a: v1::RecordingErasure) -> crate::recording::RecordingErasure {
+    match a {
+        v1::RecordingErasure::Retention => crate::recording::RecordingErasure::Retention,
+        v1::RecordingErasure::Erasure => crate::recording::RecordingErasure::Erasure,
+    }
+}

@@ -401,6 +401,46 @@ pub(super) fn payload(
             records: *records,
             up_to_seq: *up_to_seq,
         }),
+        E::RecordingStarted {
+            room,
+            recording,
+            video,
+            by,
+        } => put!(v1::RecordingStarted {
+            room: s(room),
+            recording: s(recording),
+            video: *video,
+            by: by.as_ref().map(principal_out),
+        }),
+        E::RecordingStopped { room, recording } => put!(v1::RecordingStopped {
+            room: s(room),
+            recording: s(recording),
+        }),
+        E::RecordingFileClosed {
+            room,
+            recording,
+            file,
+        } => put!(v1::RecordingFileClosed {
+            room: s(room),
+            recording: s(recording),
+            name: file.name.clone(),
+            kind: recording_kind_out(file.kind),
+            track: file.track.clone(),
+            bytes: file.bytes,
+            duration_ms: file.duration_ms,
+            blake3: file.blake3.clone(),
+        }),
+        E::RecordingErased {
+            room,
+            recording,
+            names,
+            action,
+        } => put!(v1::RecordingErased {
+            room: s(room),
+            recording: s(recording),
+            names: names.clone(),
+            action: erasure_out(*action),
+        }),
     };
     Ok((payload, content))
 }

@@ -629,6 +629,81 @@ pub mod v1 {
         /// The identity they set it with.
         pub address: Option<String>,
     }
+
+    /// `recording_started` (added after release 1; first version).
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct RecordingStarted {
+        /// Room.
+        pub room: String,
+        /// Recording id.
+        pub recording: String,
+        /// Video tracks too.
+        pub video: bool,
+        /// The person who started it; `None` for an operator or a service.
+        pub by: Option<Principal>,
+    }
+
+    /// `recording_stopped` (added after release 1; first version).
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct RecordingStopped {
+        /// Room.
+        pub room: String,
+        /// Recording id.
+        pub recording: String,
+    }
+
+    /// What a recording file holds.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum RecordingKind {
+        /// Mixed audio.
+        Audio,
+        /// One video track.
+        Video,
+    }
+
+    /// `recording_file_closed` (added after release 1; first version). Payload, not
+    /// personal content: the hash must outlive any erasure.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct RecordingFileClosed {
+        /// Room.
+        pub room: String,
+        /// Recording id.
+        pub recording: String,
+        /// Path relative to `<data>/recordings/`.
+        pub name: String,
+        /// Audio or video.
+        pub kind: RecordingKind,
+        /// The forwarded track id (video).
+        pub track: Option<String>,
+        /// Length in bytes.
+        pub bytes: u64,
+        /// Duration in milliseconds.
+        pub duration_ms: u64,
+        /// blake3, lowercase hex.
+        pub blake3: String,
+    }
+
+    /// Why a recording was erased.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum RecordingErasure {
+        /// Log-days retention.
+        Retention,
+        /// A person's erasure.
+        Erasure,
+    }
+
+    /// `recording_erased` (added after release 1; first version).
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct RecordingErased {
+        /// Room.
+        pub room: String,
+        /// Recording id.
+        pub recording: String,
+        /// The file names deleted.
+        pub names: Vec<String>,
+        /// Why.
+        pub action: RecordingErasure,
+    }
 }
 
 /// Schema version 2: `peer_kick` gained a reason; `autoban` says whether it ended the

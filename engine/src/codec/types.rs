@@ -16,7 +16,7 @@ use super::convert::*;
 use super::stored::{v1, v2};
 use super::{de, CodecError};
 use crate::event::{DeleteReason, EventKind, InvalidationReason, LeaveReason, RoleVia};
-use crate::ids::{AccountId, InvitationId, MessageId, Principal, RoomName, SessionId};
+use crate::ids::{AccountId, InvitationId, MessageId, Principal, RecordingId, RoomName, SessionId};
 
 /// A record's bytes at the current version of its type, ready to decode.
 pub(super) struct Raw<'a> {
@@ -500,6 +500,58 @@ pub static TYPES: &[TypeSpec] = &[
         let (env, p): (_, v1::AccountIdentity) = r.read()?;
         let (account, address) = (acc_in(p.account), addr_in(&p.address)?);
         Ok((env, EventKind::SipCredentialCleared { account, address }))
+    }),
+    row("recording_started", 1, |r| {
+        let (env, p): (_, v1::RecordingStarted) = r.read()?;
+        Ok((
+            env,
+            EventKind::RecordingStarted {
+                room: room_in(p.room),
+                recording: RecordingId::from_stored(p.recording),
+                video: p.video,
+                by: p.by.map(principal_in).transpose()?,
+            },
+        ))
+    }),
+    row("recording_stopped", 1, |r| {
+        let (env, p): (_, v1::RecordingStopped) = r.read()?;
+        Ok((
+            env,
+            EventKind::RecordingStopped {
+                room: room_in(p.room),
+                recording: RecordingId::from_stored(p.recording),
+            },
+        ))
+    }),
+    row("recording_file_closed", 1, |r| {
+        let (env, p): (_, v1::RecordingFileClosed) = r.read()?;
+        Ok((
+            env,
+            EventKind::RecordingFileClosed {
+                room: room_in(p.room),
+                recording: RecordingId::from_stored(p.recording),
+                file: crate::recording::RecordingFile {
+                    name: p.name,
+                    kind: recording_kind_in(p.kind),
+                    track: p.track,
+                    bytes: p.bytes,
+                    duration_ms: p.duration_ms,
+                    blake3: p.blake3,
+                },
+            },
+        ))
+    }),
+    row("recording_erased", 1, |r| {
+        let (env, p): (_, v1::RecordingErased) = r.read()?;
+        Ok((
+            env,
+            EventKind::RecordingErased {
+                room: room_in(p.room),
+                recording: RecordingId::from_stored(p.recording),
+                names: p.names,
+                action: erasure_in(p.action),
+            },
+        ))
     }),
 ];
 

@@ -473,6 +473,21 @@ fn fields(cmd: &Command) -> Vec<(&'static str, Field<'_>)> {
                 out.push(("subject", F::Principal(s)));
             }
         }
+        C::StartRecording { room, video: _ } | C::StopRecording { room } => {
+            out.push(("room", F::Room(room)));
+        }
+        // The room may be gone (files close after a destroy); the file's name, hash and
+        // track are ASCII checked by `RecordingFile::check` in `decide`.
+        C::RecordRecordingFile {
+            room,
+            recording: _,
+            file: _,
+        }
+        | C::EraseRecording {
+            room,
+            recording: _,
+            reason: _,
+        } => out.push(("room", F::RoomRef(room))),
         C::RecordGatewayRefusal { room, action, code } => {
             if let Some(r) = room {
                 out.push(("room", F::RoomRef(r)));

@@ -14,6 +14,7 @@ mod invitations;
 mod membership;
 mod moderation;
 mod policies;
+mod recording;
 mod retention;
 mod roles;
 mod rooms;
@@ -155,6 +156,18 @@ fn dispatch(cx: &Cx<'_>, cmd: &Command) -> Decision {
         | C::LowerHand { .. }
         | C::SetModeratedChat { .. } => moderation::decide(cx, cmd),
         C::PostMessage { room, body } => chat::post(cx, room, body),
+        C::StartRecording { room, video } => recording::start(cx, room, *video),
+        C::StopRecording { room } => recording::stop(cx, room),
+        C::RecordRecordingFile {
+            room,
+            recording: id,
+            file,
+        } => recording::record_file(cx, room, id, file),
+        C::EraseRecording {
+            room,
+            recording: id,
+            reason,
+        } => recording::erase(cx, room, id, *reason),
         C::SetServerPassword { .. }
         | C::SetLogDays { .. }
         | C::SetObfuscateIps { .. }

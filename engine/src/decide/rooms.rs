@@ -474,9 +474,16 @@ pub(super) fn destroy(cx: &Cx<'_>, room: &RoomName, reason: DeleteReason) -> Vec
             order.push((name, why));
         }
     }
-    order
-        .into_iter()
-        .rev()
-        .map(|(room, reason)| cx.event(EventKind::RoomDeleted { room, reason }))
-        .collect()
+    // A room that goes stops its recording first, so every participant sees it end.
+    let mut events = Vec::new();
+    for (room, reason) in order.into_iter().rev() {
+        if let Some(active) = cx.state.rooms.get(&room).and_then(|r| r.recording.as_ref()) {
+            events.push(cx.event(EventKind::RecordingStopped {
+                room: room.clone(),
+                recording: active.id.clone(),
+            }));
+        }
+        events.push(cx.event(EventKind::RoomDeleted { room, reason }));
+    }
+    events
 }

@@ -19,7 +19,7 @@ const FORMAT: u8 = 1;
 /// the crate version says. Any change to these files (a comment included) changes the
 /// fingerprint, which costs one replay of the journal at the next start, never a
 /// misread state.
-const STATE_SOURCES: [&str; 7] = [
+const STATE_SOURCES: [&str; 8] = [
     include_str!("../state.rs"),
     include_str!("../evolve.rs"),
     include_str!("../model.rs"),
@@ -27,6 +27,7 @@ const STATE_SOURCES: [&str; 7] = [
     include_str!("../ids.rs"),
     include_str!("../event.rs"),
     include_str!("../context.rs"),
+    include_str!("../recording.rs"),
 ];
 
 /// `conclave-engine <version> state <first 16 hex digits of the sources' hash>`: what

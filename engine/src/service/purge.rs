@@ -15,7 +15,10 @@ use serde::Serialize;
 use crate::codec;
 use crate::command::Command;
 use crate::context::{Actor, Origin};
-use crate::retention::{content_owners, link_of, person_names, PurgeScope};
+use crate::recording::{check_name, RecordingErasure};
+use crate::retention::{
+    content_owners, link_of, person_names, recordings_to_erase, PurgeScope, RecordingToErase,
+};
 
 use super::{Engine, EngineError, Request};
 
@@ -101,6 +104,43 @@ pub fn purge_selected(journal: &Journal, digests: &[Hash]) -> Result<u64, Engine
     Ok(n)
 }
 
+/// The directory recording files live in: names in the journal are relative to it.
+pub fn recordings_dir(data_dir: &std::path::Path) -> std::path::PathBuf {
+    data_dir.join("recordings")
+}
+
+/// Deletes a recording's files under `<data_dir>/recordings/` (a file already gone
+/// counts as deleted; a name that fails [`check_name`] is skipped, never joined), then
+/// the directories they leave empty. Returns how many files were removed now. Blocking.
+pub fn remove_recording_files(
+    data_dir: &std::path::Path,
+    names: &[String],
+) -> std::io::Result<u64> {
+    let root = recordings_dir(data_dir);
+    let mut removed = 0;
+    for name in names {
+        if check_name(name).is_err() {
+            tracing::warn!(name = %name, "recording file name refused; not deleted");
+            continue;
+        }
+        let path = root.join(name);
+        match std::fs::remove_file(&path) {
+            Ok(()) => removed += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        // The recording's directory goes once empty (a non-empty one stays).
+        let mut dir = path.parent();
+        while let Some(d) = dir.filter(|d| *d != root && d.starts_with(&root)) {
+            if std::fs::remove_dir(d).is_err() {
+                break;
+            }
+            dir = d.parent();
+        }
+    }
+    Ok(removed)
+}
+
 /// What [`Engine::purge_content`] did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PurgeOutcome {
@@ -116,6 +156,10 @@ pub struct PurgeOutcome {
     /// The `content_purge` record; `None` when nothing matched (nothing is journaled).
     pub journaled_seq: Option<u64>,
     pub correlation_id: Option<String>,
+    /// The recordings erased (each journaled as `recording_erased` first).
+    pub recordings_erased: Vec<RecordingToErase>,
+    /// Recording files deleted now under `<data>/recordings/`.
+    pub recording_files_removed: u64,
 }
 
 impl Engine {
@@ -156,6 +200,8 @@ impl Engine {
             up_to_seq: 0,
             journaled_seq: None,
             correlation_id: correlation_id.clone(),
+            recordings_erased: Vec::new(),
+            recording_files_removed: 0,
         };
         if !actor.is_privileged() {
             // The decider refuses it (perm.not_admin) and journals the attempt; no scan.
@@ -164,11 +210,42 @@ impl Engine {
             return Ok(outcome);
         }
         let journal = self.journal().clone();
+        let scope_of_recordings = scope.clone();
         let selection = tokio::task::spawn_blocking(move || select_content(&journal, &scope))
             .await
             .map_err(|e| EngineError::Task(format!("purge scan: {e}")))??;
         outcome.records_selected = selection.digests.len() as u64;
         outcome.up_to_seq = selection.up_to_seq;
+        // Recordings are content too: journaled, then their files deleted.
+        let action = match &scope_of_recordings {
+            PurgeScope::Before(_) => RecordingErasure::Retention,
+            PurgeScope::Person(_) => RecordingErasure::Erasure,
+        };
+        for target in self.read(|s| recordings_to_erase(s, &scope_of_recordings)) {
+            let done = match self
+                .execute(request(Command::EraseRecording {
+                    room: target.room.clone(),
+                    recording: target.recording.clone(),
+                    reason: action,
+                }))
+                .await
+            {
+                Ok(done) => done,
+                // Changed since it was selected (restarted, erased meanwhile): skip it.
+                Err(EngineError::Rejected { .. }) => continue,
+                Err(e) => return Err(e),
+            };
+            if done.events.is_empty() {
+                continue;
+            }
+            let (data, names) = (self.data_dir().to_path_buf(), target.names.clone());
+            outcome.recording_files_removed +=
+                tokio::task::spawn_blocking(move || remove_recording_files(&data, &names))
+                    .await
+                    .map_err(|e| EngineError::Task(format!("recording erasure: {e}")))?
+                    .map_err(|e| EngineError::Task(format!("recording erasure: {e}")))?;
+            outcome.recordings_erased.push(target);
+        }
         if selection.digests.is_empty() {
             return Ok(outcome);
         }

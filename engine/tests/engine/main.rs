@@ -16,6 +16,7 @@ mod moderation;
 mod passwords;
 mod policies;
 mod properties;
+mod recording;
 mod retention;
 mod rights;
 mod roles;

@@ -375,10 +375,30 @@ fn slots(cmd: &mut Command) -> (usize, Slots<'_>) {
             }
             55
         }
+        C::StartRecording { room, video: _ } => room_only(room, &mut s, 56),
+        C::StopRecording { room } => room_only(room, &mut s, 57),
+        // Internal commands naming a recording (the room may be gone): the room is only
+        // referred to; the file's name and hash are ASCII, checked by `decide`.
+        C::RecordRecordingFile {
+            room,
+            recording: _,
+            file: _,
+        } => {
+            s.push(("room", Line, Slot::Room(room)));
+            58
+        }
+        C::EraseRecording {
+            room,
+            recording: _,
+            reason: _,
+        } => {
+            s.push(("room", Line, Slot::Room(room)));
+            59
+        }
     };
     (index, s)
 }
-const COMMANDS: usize = 56;
+const COMMANDS: usize = 60;
 
 fn room_only<'a>(room: &'a mut RoomName, s: &mut Slots<'a>, index: usize) -> usize {
     s.push(("room", TextKind::Name, Slot::Room(room)));
@@ -649,6 +669,28 @@ fn samples() -> Vec<Command> {
         C::SetSubject {
             room: r(),
             subject: Some("Agenda".into()),
+        },
+        C::StartRecording {
+            room: r(),
+            video: true,
+        },
+        C::StopRecording { room: r() },
+        C::RecordRecordingFile {
+            room: r(),
+            recording: RecordingId::parse("rec1").unwrap(),
+            file: RecordingFile {
+                name: "rec1/audio.ogg".into(),
+                kind: RecordingKind::Audio,
+                track: None,
+                bytes: 1,
+                duration_ms: 1,
+                blake3: "0".repeat(64),
+            },
+        },
+        C::EraseRecording {
+            room: r(),
+            recording: RecordingId::parse("rec1").unwrap(),
+            reason: RecordingErasure::Erasure,
         },
         // The other shapes of the enums inside commands.
         C::LiftAutoban {

@@ -94,7 +94,11 @@ pub(crate) fn reach(kind: &EventKind) -> Reach {
         | E::AutobanLifted { .. }
         | E::MessagePosted { .. }
         | E::PolicyChanged { .. }
-        | E::ContentPurged { .. } => Reach::Nowhere,
+        | E::ContentPurged { .. }
+        | E::RecordingStarted { .. }
+        | E::RecordingStopped { .. }
+        | E::RecordingFileClosed { .. }
+        | E::RecordingErased { .. } => Reach::Nowhere,
     }
 }
 

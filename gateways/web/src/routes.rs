@@ -112,6 +112,46 @@ fn entry_body() -> Value {
         ],
     )
 }
+fn recordings_list() -> Value {
+    let file = obj(
+        &["name", "kind", "bytes", "duration_ms", "blake3"],
+        vec![
+            ("name", sd("relative to <data>/recordings/")),
+            (
+                "kind",
+                json!({"type": "string", "enum": ["audio", "video"]}),
+            ),
+            ("track", nullable(sd("the forwarded track id (video)"))),
+            ("bytes", u()),
+            ("duration_ms", u()),
+            ("blake3", sd("64 lowercase hex digits")),
+        ],
+    );
+    let recording = obj(
+        &["id", "started_at", "stopped_at", "video", "files", "erased"],
+        vec![
+            ("id", s()),
+            ("started_at", sd("RFC 3339")),
+            ("stopped_at", nullable(sd("RFC 3339; null while it runs"))),
+            ("video", b()),
+            ("by", nullable(r("Principal"))),
+            ("files", json!({"type": "array", "items": file})),
+            (
+                "erased",
+                nullable(json!({"type": "string", "enum": ["retention", "erasure"]})),
+            ),
+        ],
+    );
+    obj(
+        &["room", "recordings"],
+        vec![
+            ("room", s()),
+            ("active", nullable(sd("the id of the recording running"))),
+            ("recordings", json!({"type": "array", "items": recording})),
+        ],
+    )
+}
+
 fn cmd() -> Value {
     r("CommandResult")
 }
@@ -243,6 +283,10 @@ pub fn table() -> Vec<Route> {
         route(p.clone(), "/rooms/{room}/hand/lower", post(api::lower_hand), "moderation", Token, "Lower one's hand, or someone's (moderator)", Some(obj(&[], vec![("subject", nullable(r("Principal")))])), 200, cmd()),
         route(Method::PUT, "/rooms/{room}/subject", put(api::set_subject), "moderation", Token, "Set the room's subject, or clear it with null (moderator, or member where the room lets members; present in the room)", Some(obj(&["subject"], vec![("subject", nullable(sd("multi-line text, at most 1000 characters; HTML stripped unless allowed")))])), 200, cmd()),
         route(p.clone(), "/rooms/{room}/moderated-chat", post(api::moderated_chat), "moderation", Token, "Moderators-only chat on or off (moderator)", Some(obj(&["enabled"], vec![("enabled", b())])), 200, cmd()),
+        // ---- recording ----
+        route(p.clone(), "/rooms/{room}/recording", post(api::start_recording), "recording", Token, "Start recording the room (moderator): its mixed audio, and each video track with video; every participant sees recording_started. Refused with recording.already_active while one runs", Some(obj(&[], vec![("video", json!({"type": "boolean", "description": "also record each video track as it arrives (default false)"}))])), 201, json!({"allOf": [cmd(), {"type": "object", "properties": {"recording": s()}}]})),
+        route(d.clone(), "/rooms/{room}/recording", delete(api::stop_recording), "recording", Token, "Stop the room's recording (moderator); recording.not_active when none runs", None, 200, cmd()),
+        route(g.clone(), "/rooms/{room}/recordings", get(api::list_recordings), "recording", Token, "The room's recordings, oldest first, with the files the media node closed (name relative to <data>/recordings/, kind, track, bytes, duration_ms, blake3) and whether they were erased (retention or erasure); the admin also sees those of a room that is gone", None, 200, recordings_list()),
         // ---- chat ----
         route(p.clone(), "/rooms/{room}/messages", post(api::post_message), "chat", Token, "Post a chat message (HTML stripped unless allowed)", Some(obj(&["body"], vec![("body", s())])), 201, json!({"allOf": [cmd(), {"type": "object", "properties": {"message": s(), "html_stripped": b()}}]})),
         // ---- server bans ----

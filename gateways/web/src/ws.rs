@@ -413,6 +413,8 @@ async fn command(
         "subject" => with_body!(api::set_subject),
         "moderated_chat" => with_body!(api::moderated_chat),
         "leave" => with_body!(api::leave),
+        "recording.start" => with_body!(api::start_recording),
+        "recording.stop" => no_body!(api::stop_recording),
         _ => {
             return Err(invalid(
                 "ws.unknown_type",

@@ -1577,3 +1577,143 @@ async fn sip_credentials_are_set_as_ha1_values_and_never_shown() {
     assert_eq!(acc["sip_credentials"], json!([]));
     assert_eq!(acc["identities"], json!(["sip:alice@example.org"]));
 }
+
+#[tokio::test]
+async fn recordings_start_stop_and_list_with_the_files_the_media_node_closed() {
+    use conclave_engine::service::Request as EngineRequest;
+    use conclave_engine::{
+        Actor, Command, Origin, RecordingFile, RecordingId, RecordingKind, RoomName,
+    };
+    // Given a room where alice owns and dave is a plain participant
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = EngineConfig::new(dir.path());
+    config.journal.sync = SyncMode::None;
+    let engine = Engine::open(config).unwrap();
+    let t = T {
+        router: router(engine.clone(), AuthConfig::new(ADMIN)),
+        _dir: dir,
+    };
+    let alice = token(
+        &t.ok(
+            M::POST,
+            "/rooms",
+            None,
+            Some(json!({"room": "rec", "as": "web:alice"})),
+        )
+        .await,
+    );
+    let dave = token(
+        &t.ok(
+            M::POST,
+            "/rooms/rec/join",
+            None,
+            Some(json!({"as": "web:dave"})),
+        )
+        .await,
+    );
+    // dave may not start a recording; nothing runs to stop
+    t.err(
+        M::POST,
+        "/rooms/rec/recording",
+        Some(&dave),
+        None,
+        403,
+        "perm.not_moderator",
+    )
+    .await;
+    t.err(
+        M::DELETE,
+        "/rooms/rec/recording",
+        Some(&alice),
+        None,
+        409,
+        "recording.not_active",
+    )
+    .await;
+    // When alice starts one (with video) it answers 201 with the id
+    let (s, started) = t
+        .call(
+            M::POST,
+            "/rooms/rec/recording",
+            Some(&alice),
+            Some(json!({"video": true})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{started}");
+    let id = started["recording"].as_str().unwrap().to_owned();
+    assert_eq!(started["events"][0]["type"], "recording_started");
+    assert_eq!(started["events"][0]["data"]["by"], "web:alice");
+    // and a second start is a conflict
+    t.err(
+        M::POST,
+        "/rooms/rec/recording",
+        Some(&alice),
+        None,
+        409,
+        "recording.already_active",
+    )
+    .await;
+    // unknown fields are refused as everywhere
+    t.err(
+        M::POST,
+        "/rooms/rec/recording",
+        Some(&alice),
+        Some(json!({"audio": true})),
+        400,
+        "input.invalid",
+    )
+    .await;
+    let listed = t
+        .ok(M::GET, "/rooms/rec/recordings", Some(&dave), None)
+        .await;
+    assert_eq!(listed["active"], id.as_str());
+    assert_eq!(listed["recordings"][0]["stopped_at"], Value::Null);
+    // Then alice stops it, and the media node states the audio file it closed
+    t.ok(M::DELETE, "/rooms/rec/recording", Some(&alice), None)
+        .await;
+    let hash = "0123456789abcdef".repeat(4);
+    engine
+        .execute(EngineRequest::new(
+            Command::RecordRecordingFile {
+                room: RoomName::lookup("rec").unwrap(),
+                recording: RecordingId::parse(&id).unwrap(),
+                file: RecordingFile {
+                    name: format!("{id}/audio.ogg"),
+                    kind: RecordingKind::Audio,
+                    track: None,
+                    bytes: 2048,
+                    duration_ms: 3000,
+                    blake3: hash.clone(),
+                },
+            },
+            Actor::Service("media".into()),
+            Origin::default(),
+        ))
+        .await
+        .unwrap();
+    // and the list shows it, to participants and to the admin
+    for who in [dave.as_str(), ADMIN] {
+        let listed = t.ok(M::GET, "/rooms/rec/recordings", Some(who), None).await;
+        assert_eq!(listed["active"], Value::Null);
+        let r = &listed["recordings"][0];
+        assert_eq!(r["id"], id.as_str());
+        assert_eq!(r["video"], true);
+        assert_eq!(r["erased"], Value::Null);
+        assert!(r["stopped_at"].is_string());
+        assert_eq!(
+            r["files"],
+            json!([{"name": format!("{id}/audio.ogg"), "kind": "audio", "track": null,
+                    "bytes": 2048, "duration_ms": 3000, "blake3": hash}])
+        );
+    }
+    // strangers do not see it
+    t.err(
+        M::GET,
+        "/rooms/rec/recordings",
+        None,
+        None,
+        401,
+        "auth.required",
+    )
+    .await;
+}

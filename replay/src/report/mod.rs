@@ -213,6 +213,36 @@ pub struct RetentionRow {
     pub records: u64,
 }
 
+/// One recording file as the journal vouches for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordingFileRow {
+    /// Relative to `<data>/recordings/`.
+    pub name: String,
+    /// `audio` or `video`.
+    pub kind: String,
+    pub track: Option<String>,
+    pub bytes: u64,
+    pub duration_ms: u64,
+    pub blake3: String,
+}
+
+/// A room recording that ran during the period, with its files (their hashes stay
+/// listed once erased: the journal keeps them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordingRow {
+    pub room: String,
+    pub recording: String,
+    pub started_at: String,
+    /// `None` while it still ran at the end of the period.
+    pub stopped_at: Option<String>,
+    /// Who started it (`None`: the admin or a service).
+    pub by: Option<String>,
+    pub video: bool,
+    pub files: Vec<RecordingFileRow>,
+    /// `retention` or `erasure` once its files were deleted.
+    pub erased: Option<String>,
+}
+
 /// One line of the event log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventRow {
@@ -247,7 +277,43 @@ pub struct Report {
     pub denials_by_reason: BTreeMap<String, u64>,
     pub action_denials: Vec<ActionDenialRow>,
     pub retention: Vec<RetentionRow>,
+    /// Recordings that ran during the period (oldest first).
+    #[serde(default)]
+    pub recordings: Vec<RecordingRow>,
     pub events: Vec<EventRow>,
+}
+
+/// The recordings of `state` that ran during `q` (in its room, if it names one).
+fn recording_rows(state: &State, q: &ReportQuery) -> Vec<RecordingRow> {
+    let mut rows: Vec<_> = state
+        .recordings
+        .iter()
+        .filter(|(_, r)| q.room.as_deref().is_none_or(|want| r.room.as_str() == want))
+        .filter(|(_, r)| r.started_at <= q.to && r.stopped_at.is_none_or(|t| t >= q.from))
+        .map(|(id, r)| RecordingRow {
+            room: r.room.to_string(),
+            recording: id.to_string(),
+            started_at: fmt_time(r.started_at),
+            stopped_at: r.stopped_at.map(fmt_time),
+            by: r.by.as_ref().map(ToString::to_string),
+            video: r.video,
+            files: r
+                .files
+                .iter()
+                .map(|f| RecordingFileRow {
+                    name: f.name.clone(),
+                    kind: f.kind.as_str().into(),
+                    track: f.track.clone(),
+                    bytes: f.bytes,
+                    duration_ms: f.duration_ms,
+                    blake3: f.blake3.clone(),
+                })
+                .collect(),
+            erased: r.erased.map(|e| e.as_str().to_owned()),
+        })
+        .collect();
+    rows.sort_by(|a, b| (&a.started_at, &a.recording).cmp(&(&b.started_at, &b.recording)));
+    rows
 }
 
 /// A session seen joining and not yet seen leaving.
@@ -1218,6 +1284,7 @@ impl Builder {
             denials_by_reason,
             action_denials: self.action_denials,
             retention: self.retention,
+            recordings: recording_rows(state, q),
             events: self.events,
         }
     }

@@ -132,6 +132,7 @@ impl Report {
                 vec![t("invitations_revoked"), n(self.invitation_summary.revoked)],
                 vec![t("denials"), n(self.denials.len() as u64)],
                 vec![t("retention_actions"), n(self.retention.len() as u64)],
+                vec![t("recordings"), n(self.recordings.len() as u64)],
                 vec![t("events"), n(events)],
             ],
         }];
@@ -413,6 +414,66 @@ impl Report {
                         otm(&r.before),
                         n(r.records),
                     ]
+                })
+                .collect(),
+        });
+        out.push(Table {
+            name: "recordings",
+            title: "Recordings",
+            columns: vec![
+                "room",
+                "recording",
+                "started_at",
+                "stopped_at",
+                "by",
+                "video",
+                "file",
+                "kind",
+                "track",
+                "bytes",
+                "duration_ms",
+                "blake3",
+                "erased",
+            ],
+            // One row per file (a recording without files yet: one row without one).
+            rows: self
+                .recordings
+                .iter()
+                .flat_map(|r| {
+                    let head = || {
+                        vec![
+                            t(&r.room),
+                            t(&r.recording),
+                            tm(&r.started_at),
+                            otm(&r.stopped_at),
+                            ot(&r.by),
+                            t(if r.video { "yes" } else { "no" }),
+                        ]
+                    };
+                    let mut rows: Vec<Vec<Cell>> = r
+                        .files
+                        .iter()
+                        .map(|f| {
+                            let mut row = head();
+                            row.extend([
+                                t(&f.name),
+                                t(&f.kind),
+                                ot(&f.track),
+                                n(f.bytes),
+                                n(f.duration_ms),
+                                t(&f.blake3),
+                                ot(&r.erased),
+                            ]);
+                            row
+                        })
+                        .collect();
+                    if rows.is_empty() {
+                        let mut row = head();
+                        row.extend(std::iter::repeat_n(Cell::Empty, 6));
+                        row.push(ot(&r.erased));
+                        rows.push(row);
+                    }
+                    rows
                 })
                 .collect(),
         });
