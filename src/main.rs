@@ -4,6 +4,7 @@ mod admin;
 mod config;
 mod mail_cmd;
 mod nats_cmd;
+mod recorder;
 mod recording_cmd;
 mod replay_cmd;
 mod serve;

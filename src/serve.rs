@@ -135,6 +135,14 @@ async fn serve(
         media.bridge().attach(sfu);
         tracing::info!("SIP callers and browsers bridged in the media node");
     }
+    // Recordings run on the media node's clock (started with the SIP gateway).
+    if let Some((_, media, _)) = &sip {
+        crate::recorder::spawn(engine.clone(), media.bridge().clone());
+    } else {
+        tracing::warn!(
+            "no media node (sip.enabled = false): room recordings are journaled but not written"
+        );
+    }
     let plane = sfu.map(|(plane, _)| plane);
     if let Some((_, source)) = &xmpp {
         sources.push(source.clone());
@@ -164,7 +172,7 @@ async fn serve(
         }
     };
     let router = web.cors.apply(router_with_mail(
-        engine,
+        engine.clone(),
         AuthConfig::new(&admin_token),
         sources,
         rates,
@@ -190,6 +198,8 @@ async fn serve(
     }
     if let Some((server, media, _)) = sip {
         server.shutdown().await;
+        // Open recording files are closed and journaled while the engine still runs.
+        crate::recorder::close_all(&engine, media.bridge()).await;
         media.shutdown().await;
     }
     // Let the outbox catch up briefly, then store its cursor.

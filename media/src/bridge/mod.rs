@@ -40,7 +40,7 @@ use crate::sfu::{MediaKind, MediaTap, Sfu, VideoPacket};
 use inbound::{BrowserInput, InputCounters};
 use outbound::CallerOutput;
 use record::RoomRecording;
-pub use record::{FailedFile, RecordedFile};
+pub use record::{Closed, FailedFile, RecordedFile};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -180,33 +180,40 @@ impl Bridge {
         release(&mut rooms, &caller.room, &self.shared.counters);
     }
 
-    /// Starts recording `room` into `<dir>/<recording>/`. Creates the audio file
-    /// (blocking I/O: call it off the mixer thread).
+    /// Starts recording `room` into `<dir>/<recording>/` (creates the audio file:
+    /// blocking I/O, call it off the mixer thread). Starting the recording the room
+    /// already makes is a no-op; a different one replaces it, and the replaced one is
+    /// closed and returned, so that its files can still be journaled.
     pub fn start_recording(
         &self,
         dir: &Path,
         room: &str,
         recording: &str,
         video: bool,
-    ) -> Result<(), AudioError> {
+    ) -> Result<Option<Closed>, AudioError> {
+        let running = lock(&self.shared.rooms)
+            .get(room)
+            .and_then(|r| r.recording.clone());
+        if let Some(rec) = &running {
+            if lock(rec).as_ref().is_some_and(|r| r.id() == recording) {
+                return Ok(None);
+            }
+        }
         let rec = RoomRecording::start(dir, room, recording, video)?;
         let previous = lock(&self.shared.rooms)
             .entry(room.to_owned())
             .or_default()
             .recording
             .replace(Arc::new(Mutex::new(Some(rec))));
-        if let Some(old) = previous {
-            // Two starts without a stop cannot come from the engine (it refuses a
-            // second start); close the first rather than lose it.
+        Ok(previous.and_then(|old| {
             tracing::warn!(room, "a recording replaced another; the first is closed");
-            let _ = finish(old);
-        }
-        Ok(())
+            finish(old)
+        }))
     }
 
     /// Stops `room`'s recording and closes its files (flushed, fsynced, hashed):
     /// blocking, run it on a blocking thread. `None` if the room was not recording.
-    pub fn stop_recording(&self, room: &str) -> Option<(Vec<RecordedFile>, Vec<FailedFile>)> {
+    pub fn stop_recording(&self, room: &str) -> Option<Closed> {
         let rec = {
             let mut rooms = lock(&self.shared.rooms);
             let r = rooms.get_mut(room)?;
@@ -218,7 +225,7 @@ impl Bridge {
             }
             rec
         }?;
-        Some(finish(rec))
+        finish(rec)
     }
 
     /// Rooms recording now.
@@ -399,9 +406,9 @@ fn retire(room: Room, counters: &Counters) {
 /// Closes a recording's files. The mixer thread may still hold a clone of it for the
 /// tick in flight: the recording is taken from under the lock, and that tick writes
 /// nothing more.
-fn finish(rec: SharedRecording) -> (Vec<RecordedFile>, Vec<FailedFile>) {
+fn finish(rec: SharedRecording) -> Option<Closed> {
     let taken = lock(&rec).take();
-    taken.map(RoomRecording::finish).unwrap_or_default()
+    taken.map(RoomRecording::finish)
 }
 
 /// The SFU's handle on the bridge (weak: the SFU must not keep the bridge alive).
@@ -524,8 +531,10 @@ mod tests {
             );
             bridge.after_tick(plan, &[(LegId(1), tone(600.0, n))]);
         }
-        let (files, failed) = bridge.stop_recording("room").unwrap();
-        assert!(failed.is_empty(), "{failed:?}");
+        let closed = bridge.stop_recording("room").unwrap();
+        assert_eq!(closed.recording, "rec-1");
+        assert!(closed.failed.is_empty(), "{:?}", closed.failed);
+        let files = closed.files;
         assert_eq!(files.len(), 1);
         let f = &files[0];
         assert_eq!(f.name, "rec-1/audio.ogg");
@@ -554,10 +563,31 @@ mod tests {
             let plan = bridge.plan();
             bridge.after_tick(plan, &[]);
         }
-        let (files, _) = bridge.stop_recording("room").unwrap();
+        let files = bridge.stop_recording("room").unwrap().files;
         assert_eq!(files[0].duration_ms, 1_000);
         let pcm = decode(&dir.path().join(&files[0].name));
         assert!(pcm.iter().all(|s| s.unsigned_abs() < 64), "silence only");
+    }
+
+    #[test]
+    fn a_recording_resumed_after_a_restart_writes_a_new_part() {
+        let dir = tempfile::tempdir().unwrap();
+        let bridge = Bridge::new();
+        bridge
+            .start_recording(dir.path(), "room", "rec-3", false)
+            .unwrap();
+        let first = bridge.stop_recording("room").unwrap();
+        bridge
+            .start_recording(dir.path(), "room", "rec-3", false)
+            .unwrap();
+        let second = bridge.stop_recording("room").unwrap();
+        assert_eq!(first.files[0].name, "rec-3/audio.ogg");
+        assert_eq!(second.files[0].name, "rec-3/audio-2.ogg");
+        let (bytes, hash) = hash_file(&dir.path().join("rec-3/audio.ogg")).unwrap();
+        assert_eq!(
+            (bytes, hash),
+            (first.files[0].bytes, first.files[0].blake3.clone())
+        );
     }
 
     #[test]

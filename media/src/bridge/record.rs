@@ -24,6 +24,15 @@ pub struct RecordedFile {
     pub blake3: String,
 }
 
+/// A recording's files once closed.
+#[derive(Debug)]
+pub struct Closed {
+    /// The recording id.
+    pub recording: String,
+    pub files: Vec<RecordedFile>,
+    pub failed: Vec<FailedFile>,
+}
+
 /// A file that could not be completed, with why (the engine is told nothing of it;
 /// the operator sees the error).
 #[derive(Debug)]
@@ -35,6 +44,9 @@ pub struct FailedFile {
 pub(crate) struct RoomRecording {
     recording: String,
     dir: PathBuf,
+    /// Appended to file names when an earlier part exists (a restart mid-recording:
+    /// `audio-2.ogg`), so no file is ever overwritten.
+    part: String,
     audio: OggOpusWriter,
     /// `None`: audio only. Writers by forwarded track id.
     video: Option<HashMap<String, Result<WebmVideoWriter, ()>>>,
@@ -69,16 +81,32 @@ impl RoomRecording {
                 ),
             });
         }
-        let audio = OggOpusWriter::create(&dir.join(recording).join("audio.ogg"), room)?;
+        let base = dir.join(recording);
+        let part = (1u32..)
+            .map(|n| {
+                if n == 1 {
+                    String::new()
+                } else {
+                    format!("-{n}")
+                }
+            })
+            .find(|p| !base.join(format!("audio{p}.ogg")).exists())
+            .unwrap_or_default();
+        let audio = OggOpusWriter::create(&base.join(format!("audio{part}.ogg")), room)?;
         Ok(RoomRecording {
             recording: recording.to_owned(),
             dir: dir.to_owned(),
+            part,
             audio,
             video: video.then(HashMap::new),
             mix: Box::new([0; FRAME_WIDE]),
             out: Box::new([0; FRAME_WIDE]),
             write_errors: 0,
         })
+    }
+
+    pub(crate) fn id(&self) -> &str {
+        &self.recording
     }
 
     /// Adds one source's frame to this tick's mix.
@@ -110,7 +138,7 @@ impl RoomRecording {
                 let path = self
                     .dir
                     .join(&self.recording)
-                    .join(format!("video-{track}.webm"));
+                    .join(format!("video-{track}{}.webm", self.part));
                 WebmVideoWriter::create(&path).map_err(|e| {
                     tracing::warn!(track, error = %e, "video recording file not created");
                 })
@@ -135,28 +163,30 @@ impl RoomRecording {
 
     /// Closes every file (flushed, fsynced, hashed). Blocking: run it off the mixer
     /// thread and off tokio's workers.
-    pub(crate) fn finish(self) -> (Vec<RecordedFile>, Vec<FailedFile>) {
+    pub(crate) fn finish(self) -> Closed {
         let mut done = Vec::new();
         let mut failed = Vec::new();
         let name = |file: &str| format!("{}/{file}", self.recording);
+        let audio = name(&format!("audio{}.ogg", self.part));
         match self.audio.finish() {
-            Ok(c) => done.push(recorded(name("audio.ogg"), None, c)),
-            Err(error) => failed.push(FailedFile {
-                name: name("audio.ogg"),
-                error,
-            }),
+            Ok(c) => done.push(recorded(audio, None, c)),
+            Err(error) => failed.push(FailedFile { name: audio, error }),
         }
         for (track, writer) in self.video.into_iter().flatten() {
             let Ok(writer) = writer else {
                 continue;
             };
-            let file = name(&format!("video-{track}.webm"));
+            let file = name(&format!("video-{track}{}.webm", self.part));
             match writer.finish() {
                 Ok(c) => done.push(recorded(file, Some(track), c)),
                 Err(error) => failed.push(FailedFile { name: file, error }),
             }
         }
-        (done, failed)
+        Closed {
+            recording: self.recording,
+            files: done,
+            failed,
+        }
     }
 }
 

@@ -1,0 +1,208 @@
+//! Room recordings, wired: the engine decides (a moderator's `start_recording` /
+//! `stop_recording`), the media node's bridge writes, and every file it closes is
+//! journaled (`record_recording_file`, as the `media` service) with its length,
+//! duration and blake3, so `conclave verify-recording` can vouch for it later.
+//!
+//! Follows the committed feed like the other gateways. Recordings the state says are
+//! running when the server starts (it stopped mid-recording) resume into a new part
+//! (`audio-2.ogg`); a graceful stop closes and journals every open file first
+//! ([`close_all`]). After a crash the interrupted part stays on disk, unjournaled.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use conclave_engine::context::{Actor, Origin};
+use conclave_engine::recording::{RecordingFile, RecordingKind};
+use conclave_engine::service::{Engine, EngineError, FeedFilter, Request};
+use conclave_engine::{Command, EventKind, RecordingId, RoomName};
+use conclave_media::bridge::{Bridge, Closed};
+
+/// The service the media node acts as when it journals a file.
+const SERVICE: &str = "media";
+
+/// Where recordings live under the data directory.
+pub fn recordings_dir(data: &Path) -> PathBuf {
+    data.join("recordings")
+}
+
+/// Starts following the feed; the task ends when the engine stops.
+pub fn spawn(engine: Engine, bridge: Bridge) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(run(engine, bridge))
+}
+
+async fn run(engine: Engine, bridge: Bridge) {
+    let dir = recordings_dir(engine.data_dir());
+    // Subscribe first, then read what runs: a recording started in between is seen
+    // twice, and starting a running recording again changes nothing.
+    let mut feed = engine.subscribe(engine.head() + 1, FeedFilter::all());
+    let running: Vec<(RoomName, RecordingId, bool)> = engine.read(|st| {
+        st.rooms
+            .iter()
+            .filter_map(|(name, room)| {
+                room.recording
+                    .as_ref()
+                    .map(|r| (name.clone(), r.id.clone(), r.video))
+            })
+            .collect()
+    });
+    for (room, recording, video) in running {
+        tracing::info!(%room, recording = %recording.as_str(), "resuming a recording after a restart");
+        start(&engine, &bridge, &dir, room, recording, video).await;
+    }
+    loop {
+        match feed.next().await {
+            Ok(e) => match &e.event.kind {
+                EventKind::RecordingStarted {
+                    room,
+                    recording,
+                    video,
+                    ..
+                } => {
+                    start(
+                        &engine,
+                        &bridge,
+                        &dir,
+                        room.clone(),
+                        recording.clone(),
+                        *video,
+                    )
+                    .await;
+                }
+                EventKind::RecordingStopped { room, .. } => {
+                    stop(&engine, &bridge, room.clone()).await;
+                }
+                _ => {}
+            },
+            Err(EngineError::Stopped) => return,
+            Err(err) => {
+                tracing::error!(error = %err, "the recorder stopped following the feed");
+                return;
+            }
+        }
+    }
+}
+
+async fn start(
+    engine: &Engine,
+    bridge: &Bridge,
+    dir: &Path,
+    room: RoomName,
+    recording: RecordingId,
+    video: bool,
+) {
+    let (b, d, r, id) = (
+        bridge.clone(),
+        dir.to_owned(),
+        room.clone(),
+        recording.clone(),
+    );
+    let started =
+        tokio::task::spawn_blocking(move || b.start_recording(&d, r.as_str(), id.as_str(), video))
+            .await;
+    match started {
+        Ok(Ok(replaced)) => {
+            tracing::info!(%room, recording = %recording.as_str(), video, "recording");
+            if let Some(closed) = replaced {
+                journal(engine, &room, closed).await;
+            }
+        }
+        Ok(Err(e)) => {
+            tracing::error!(%room, recording = %recording.as_str(), code = e.code(), error = %e, "the recording could not start")
+        }
+        Err(e) => tracing::error!(error = %e, "the recording task failed"),
+    }
+}
+
+async fn stop(engine: &Engine, bridge: &Bridge, room: RoomName) {
+    let (b, r) = (bridge.clone(), room.clone());
+    match tokio::task::spawn_blocking(move || b.stop_recording(r.as_str())).await {
+        Ok(Some(closed)) => journal(engine, &room, closed).await,
+        Ok(None) => {}
+        Err(e) => tracing::error!(error = %e, "closing a recording failed"),
+    }
+}
+
+/// Closes and journals every running recording (a graceful shutdown, before the
+/// engine stops). The recordings stay running in the engine's state: the next start
+/// resumes them into a new part.
+pub async fn close_all(engine: &Engine, bridge: &Bridge) {
+    for room in bridge.recording_rooms() {
+        match RoomName::lookup(&room) {
+            Ok(name) => stop(engine, bridge, name).await,
+            Err(_) => {
+                let b = bridge.clone();
+                let _ = tokio::task::spawn_blocking(move || b.stop_recording(&room)).await;
+            }
+        }
+    }
+}
+
+/// Journals each closed file; failures are logged (the operator sees them; the
+/// engine is told only what exists).
+async fn journal(engine: &Engine, room: &RoomName, closed: Closed) {
+    let Closed {
+        recording,
+        files,
+        failed,
+    } = closed;
+    for f in failed {
+        tracing::error!(%room, recording, file = f.name, code = f.error.code(), error = %f.error, "a recording file could not be completed");
+    }
+    let id = RecordingId::from_stored(recording);
+    for f in files {
+        let file = RecordingFile {
+            kind: if f.track.is_some() {
+                RecordingKind::Video
+            } else {
+                RecordingKind::Audio
+            },
+            name: f.name,
+            track: f.track,
+            bytes: f.bytes,
+            duration_ms: f.duration_ms,
+            blake3: f.blake3,
+        };
+        let command = Command::RecordRecordingFile {
+            room: room.clone(),
+            recording: id.clone(),
+            file: file.clone(),
+        };
+        submit(engine, command, &file.name).await;
+    }
+}
+
+/// Submits as the media service, retrying a few times while the engine is busy.
+async fn submit(engine: &Engine, command: Command, name: &str) {
+    let origin = Origin {
+        gateway: SERVICE.to_owned(),
+        protocol: "media".to_owned(),
+        remote_addr: None,
+    };
+    for attempt in 0..5u32 {
+        let req = Request::new(
+            command.clone(),
+            Actor::Service(SERVICE.to_owned()),
+            origin.clone(),
+        );
+        match engine.execute(req).await {
+            Ok(_) => {
+                tracing::info!(file = name, "recording file journaled");
+                return;
+            }
+            Err(EngineError::Rejected { rejection, .. }) => {
+                tracing::error!(
+                    file = name,
+                    code = rejection.code(),
+                    "recording file refused"
+                );
+                return;
+            }
+            Err(EngineError::Stopped) => return,
+            Err(e) => {
+                tracing::warn!(file = name, attempt, error = %e, "recording file not journaled yet");
+                tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+            }
+        }
+    }
+    tracing::error!(file = name, "recording file not journaled: gave up");
+}
