@@ -1001,3 +1001,42 @@ fn a_client_gone_before_its_join_was_answered_leaves_once_in() {
     assert_eq!(w.room("r").members.len(), 1);
     assert_eq!(w.muc.occupants().count(), 1);
 }
+
+#[test]
+fn a_moderator_starts_and_stops_a_recording_with_jibris_iq_and_everyone_is_told() {
+    let mut w = World::new();
+    w.create("alice", "r", "Alice");
+    w.join("bob", "r", "Bob");
+    let jibri = |who: &str, action: &str| {
+        format!(
+            "<iq type='set' id='j' from='{who}@localhost/pc' to='r@{DOMAIN}'><jibri xmlns='http://jitsi.org/protocol/jibri' action='{action}' recording_mode='file'/></iq>"
+        )
+    };
+    // A participant without moderation rights is refused, and nothing is recorded.
+    let out = w.recv(&jibri("bob", "start"));
+    let refusal = to(&out, "bob");
+    assert_eq!(refusal[0].get_attr("type"), Some("error"), "{refusal:?}");
+    assert!(w.state.rooms.values().all(|r| r.recording.is_none()));
+    // The owner starts it: the IQ succeeds and every occupant reads the notice.
+    let out = w.recv(&jibri("alice", "start"));
+    assert!(out
+        .iter()
+        .any(|e| e.name == "iq" && e.get_attr("type") == Some("result")));
+    assert_eq!(
+        bodies(&to(&out, "bob")),
+        vec!["This room is being recorded.".to_owned()]
+    );
+    assert!(w.state.rooms.values().any(|r| r.recording.is_some()));
+    let out = w.recv(&jibri("alice", "stop"));
+    assert_eq!(
+        bodies(&to(&out, "bob")),
+        vec!["The recording has stopped.".to_owned()]
+    );
+    // Live streaming is not offered.
+    let out = w.recv(&format!(
+        "<iq type='set' id='s' from='alice@localhost/pc' to='r@{DOMAIN}'><jibri xmlns='http://jitsi.org/protocol/jibri' action='start' recording_mode='stream'/></iq>"
+    ));
+    assert!(out[0]
+        .get_child("error", NS_COMPONENT)
+        .is_some_and(|e| e.get_child("feature-not-implemented", NS_STANZAS).is_some()));
+}

@@ -29,6 +29,10 @@ pub enum ImcCommand {
     Destroy { room: Option<String> },
     /// `#list [<room>]` (also `#members`).
     List { room: Option<String> },
+    /// `#record [<room>]`: start recording (not in Kamailio's IMC; Conclave's).
+    Record { room: Option<String> },
+    /// `#stoprecord [<room>]`.
+    StopRecord { room: Option<String> },
     /// `#help`.
     Help,
 }
@@ -142,6 +146,8 @@ fn command(name: &str, params: Vec<String>) -> Result<ImcCommand, ImcError> {
         "exit" | "leave" => ImcCommand::Exit { room: next() },
         "destroy" => ImcCommand::Destroy { room: next() },
         "list" | "members" => ImcCommand::List { room: next() },
+        "record" => ImcCommand::Record { room: next() },
+        "stoprecord" => ImcCommand::StopRecord { room: next() },
         "help" => ImcCommand::Help,
         _ => return Err(ImcError::UnknownCommand(super::notice::clip(name))),
     };
@@ -189,6 +195,11 @@ mod tests {
         assert_eq!(cmd("#reject"), Ok(ImcCommand::Deny { room: None }));
         assert_eq!(cmd("#leave"), Ok(ImcCommand::Exit { room: None }));
         assert_eq!(cmd("#members r"), Ok(ImcCommand::List { room: s("r") }));
+        assert_eq!(cmd("#record"), Ok(ImcCommand::Record { room: None }));
+        assert_eq!(
+            cmd("#StopRecord r"),
+            Ok(ImcCommand::StopRecord { room: s("r") })
+        );
     }
 
     #[test]

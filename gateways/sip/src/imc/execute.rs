@@ -116,6 +116,22 @@ impl Call<'_> {
                     Err(e) => self.refused(&e),
                 }
             }
+            ImcCommand::Record { room } => {
+                let room = or_answer!(self, a.room_arg(room.as_deref(), t));
+                let start = Command::StartRecording { room, video: false };
+                match self.exec(start).await {
+                    // Every member, the sender included, is told by the feed's fan-out.
+                    Ok(_) => reply(200, "OK", None, Vec::new()),
+                    Err(e) => self.refused(&e),
+                }
+            }
+            ImcCommand::StopRecord { room } => {
+                let room = or_answer!(self, a.room_arg(room.as_deref(), t));
+                match self.exec(Command::StopRecording { room }).await {
+                    Ok(_) => reply(200, "OK", None, Vec::new()),
+                    Err(e) => self.refused(&e),
+                }
+            }
             ImcCommand::List { room } => {
                 let room = or_answer!(self, a.room_arg(room.as_deref(), t));
                 self.list(&room)

@@ -144,6 +144,12 @@ pub fn notices_for(event: &Event, addressing: &Addressing) -> Vec<EventNotice> {
             };
             vec![members(room, notice::room_setting(what))]
         }
+        E::RecordingStarted { room, .. } => {
+            vec![members(room, notice::RECORDING_STARTED.to_owned())]
+        }
+        E::RecordingStopped { room, .. } => {
+            vec![members(room, notice::RECORDING_STOPPED.to_owned())]
+        }
         _ => Vec::new(),
     }
 }

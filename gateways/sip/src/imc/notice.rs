@@ -72,6 +72,9 @@ pub const YOU_LEFT: &str = "*** You have left the room";
 pub const YOU_REMOVED: &str = "*** You have been removed from the room";
 pub const YOU_BANNED: &str = "*** You have been banned from the room";
 pub const YOU_DECLINED: &str = "*** You have declined the invitation";
+/// Every member is told, as Jitsi's "this meeting is being recorded".
+pub const RECORDING_STARTED: &str = "*** This room is being recorded";
+pub const RECORDING_STOPPED: &str = "*** The recording has stopped";
 
 pub fn joined(name: &str) -> String {
     format!("*** <{name}> has joined the room")
@@ -174,6 +177,8 @@ pub fn help(c: char) -> String {
         format!("{c}list [<room>] - list the members of a conference room"),
         format!("{c}exit [<room>] - leave a conference room"),
         format!("{c}destroy [<room>] - destroy a conference room"),
+        format!("{c}record [<room>] - start recording a conference room (moderators)"),
+        format!("{c}stoprecord [<room>] - stop recording a conference room (moderators)"),
         format!("{c}help - this text"),
         "Sent to a room's address, commands act on that room; sent to the manager, \
          they name the room."

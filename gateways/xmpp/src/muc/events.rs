@@ -149,6 +149,12 @@ pub fn event(muc: &mut Muc, e: &Event, corr: Option<&str>, cx: &Ctx<'_>) {
         EventKind::RoomModified { room, change } => {
             config_notice(muc, room, change, corr);
         }
+        EventKind::RecordingStarted { room, .. } => {
+            room_notice(muc, room, "This room is being recorded.");
+        }
+        EventKind::RecordingStopped { room, .. } => {
+            room_notice(muc, room, "The recording has stopped.");
+        }
         EventKind::RoomDeleted { room, .. } | EventKind::RoomExpired { room, .. } => {
             destroyed(muc, room);
         }
@@ -255,6 +261,22 @@ fn config_notice(muc: &mut Muc, room: &RoomName, change: &RoomChange, corr: Opti
                     Element::new("x", NS_MUC_USER)
                         .child(Element::new("status", NS_MUC_USER).attr("code", &code.to_string())),
                 ),
+        );
+    }
+}
+
+/// A message from the room itself (its bare JID, no nickname), as XEP-0045 rooms send
+/// what concerns everyone: XEP-0045 has no status code for a recording (170 is about
+/// the room's logs), so Jibri's "this meeting is being recorded" becomes a line of text.
+fn room_notice(muc: &mut Muc, room: &RoomName, text: &str) {
+    let room_jid = muc.room_jid(room);
+    for t in occupant_jids(muc, room) {
+        muc.send(
+            Element::new("message", NS_COMPONENT)
+                .attr("type", "groupchat")
+                .attr("from", &room_jid)
+                .attr("to", &t)
+                .child(Element::new("body", NS_COMPONENT).text(text)),
         );
     }
 }

@@ -19,6 +19,7 @@ pub mod jid;
 pub mod join;
 pub mod occupants;
 pub mod owner;
+pub mod recording;
 pub mod roster;
 pub mod stanzas;
 pub mod voice;
@@ -284,6 +285,7 @@ impl Muc {
             }
             ("query", stanzas::NS_MUC_ADMIN, _) => admin::iq(self, el, q, &room, address, cx),
             ("query", stanzas::NS_MUC_OWNER, _) => owner::iq(self, el, q, &room, address, cx),
+            ("jibri", recording::NS_JIBRI, _) => recording::iq(self, el, q, &room, address),
             ("query", "urn:xmpp:mam:2", "set") => {
                 roster::mam(self, el, &room, from, cx);
             }
