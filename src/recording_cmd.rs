@@ -6,13 +6,12 @@
 //! so it answers without a running server, and on a journal whose recording files were
 //! erased since (the facts stay).
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use conclave_engine::codec;
-use conclave_engine::{EventKind, RecordingFile};
+use conclave_replay::recordings::{self, JournaledFile};
 use serde::Serialize;
 
 /// `verify-recording` arguments.
@@ -30,14 +29,6 @@ pub struct VerifyRecordingArgs {
     name: Option<String>,
 }
 
-/// One `recording_file_closed` fact.
-struct Closed {
-    seq: u64,
-    room: String,
-    recording: String,
-    file: RecordingFile,
-}
-
 /// The JSON line the command prints.
 #[derive(Serialize)]
 struct Verdict<'a> {
@@ -52,87 +43,41 @@ struct Verdict<'a> {
     bytes: u64,
 }
 
-/// blake3 and length of a file, read in blocks.
-pub fn hash_file(path: &Path) -> std::io::Result<(String, u64)> {
-    let mut f = std::fs::File::open(path)?;
-    let mut h = blake3::Hasher::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut total: u64 = 0;
-    loop {
-        let n = match f.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        h.update(&buf[..n]);
-        total += n as u64;
-    }
-    Ok((h.finalize().to_hex().to_string(), total))
-}
-
 /// Every `recording_file_closed` fact of the journal, in journal order.
-fn closed_files(data: &Path) -> anyhow::Result<Vec<Closed>> {
+fn closed_files(data: &Path) -> anyhow::Result<Vec<JournaledFile>> {
     let opened = conclave_replay::offline::open_read(data)
         .with_context(|| format!("opening the journal of {}", data.display()))?;
-    let mut out = Vec::new();
-    for record in opened.journal.iter_from(1) {
-        let record = record?;
-        if record.event_type != "recording_file_closed" {
-            continue;
-        }
-        let event = codec::decode(
-            &record.event_type,
-            record.schema_version,
-            &record.payload,
-            None,
-        )
-        .with_context(|| format!("decoding record {}", record.seq))?;
-        if let EventKind::RecordingFileClosed {
-            room,
-            recording,
-            file,
-        } = event.kind
-        {
-            out.push(Closed {
-                seq: record.seq,
-                room: room.to_string(),
-                recording: recording.to_string(),
-                file,
-            });
-        }
-    }
-    Ok(out)
+    Ok(recordings::files_in_journal(&opened.journal, 1)?)
 }
 
 /// The fact a file is checked against: by `--name`; else the latest with its hash and
 /// length; else the latest whose name ends the file's path (a changed copy of it).
 fn pick<'a>(
-    facts: &'a [Closed],
+    facts: &'a [JournaledFile],
     path: &Path,
     name: Option<&str>,
     blake3: &str,
     bytes: u64,
-) -> Option<&'a Closed> {
+) -> Option<&'a JournaledFile> {
     if let Some(n) = name {
-        return facts.iter().rev().find(|c| c.file.name == n);
+        return facts.iter().rev().find(|c| c.name == n);
     }
     facts
         .iter()
         .rev()
-        .find(|c| c.file.blake3 == blake3 && c.file.bytes == bytes)
+        .find(|c| c.blake3 == blake3 && c.bytes == bytes)
         .or_else(|| {
             facts
                 .iter()
                 .rev()
-                .find(|c| path.ends_with(Path::new(&c.file.name)))
+                .find(|c| path.ends_with(Path::new(&c.name)))
         })
 }
 
 /// Runs the check; exit 0 on a match, 1 on a mismatch, 2 when no fact names the file.
 pub fn run(args: VerifyRecordingArgs) -> anyhow::Result<ExitCode> {
-    let (file_blake3, bytes) =
-        hash_file(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
+    let (file_blake3, bytes) = recordings::hash_file(&args.file)
+        .with_context(|| format!("reading {}", args.file.display()))?;
     let facts = closed_files(&args.data)?;
     let found = pick(
         &facts,
@@ -143,17 +88,17 @@ pub fn run(args: VerifyRecordingArgs) -> anyhow::Result<ExitCode> {
     );
     let status = match found {
         None => "unknown",
-        Some(c) if c.file.blake3 == file_blake3 && c.file.bytes == bytes => "match",
+        Some(c) if c.blake3 == file_blake3 && c.bytes == bytes => "match",
         Some(_) => "mismatch",
     };
     let verdict = Verdict {
         status,
         recording: found.map(|c| c.recording.as_str()),
         room: found.map(|c| c.room.as_str()),
-        name: found.map(|c| c.file.name.as_str()).or(args.name.as_deref()),
+        name: found.map(|c| c.name.as_str()).or(args.name.as_deref()),
         seq: found.map(|c| c.seq),
-        journaled_blake3: found.map(|c| c.file.blake3.as_str()),
-        journaled_bytes: found.map(|c| c.file.bytes),
+        journaled_blake3: found.map(|c| c.blake3.as_str()),
+        journaled_bytes: found.map(|c| c.bytes),
         file_blake3: &file_blake3,
         bytes,
     };

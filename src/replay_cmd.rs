@@ -27,7 +27,7 @@ use conclave_journal::{hex, Hash, JournalConfig, JournalCopy, JournalError, Sync
 use conclave_replay::offline::{self, DataPaths};
 use conclave_replay::report::{self, Format, ReportQuery};
 use conclave_replay::timeline::{self, TimelineOf, TimelineQuery};
-use conclave_replay::{diff, retention, verify, IndexConfig, ReplayIndex};
+use conclave_replay::{diff, recordings, retention, verify, IndexConfig, ReplayIndex};
 
 /// Where the data is.
 #[derive(Args, Debug, Clone)]
@@ -178,6 +178,11 @@ pub struct VerifyBundleArgs {
     /// Pin the signer: hex of the expected ed25519 public key.
     #[arg(long)]
     pub key: Option<String>,
+    /// The directory of recordings handed with the bundle (`export-bundle
+    /// --recordings`): each file the bundle's facts name is checked against its length
+    /// and blake3; one that differs, or is missing without having been erased, fails.
+    #[arg(long)]
+    pub recordings: Option<PathBuf>,
 }
 
 /// Replay's part of `conclave journal`.
@@ -196,6 +201,10 @@ pub enum JournalReplayAction {
         /// Export even if the chain is broken (the checkpoint signs the good prefix).
         #[arg(long)]
         force: bool,
+        /// Also copy the recording files the exported records name into this directory
+        /// (same relative names; hashed while copied and checked against the journal).
+        #[arg(long)]
+        recordings: Option<PathBuf>,
     },
     /// Verify the chain and write an ed25519-signed checkpoint of its head.
     Checkpoint {
@@ -589,8 +598,23 @@ pub fn run_verify_bundle(args: VerifyBundleArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("opening {}", args.file.display()))?;
     let mut reader = std::io::BufReader::new(file);
     let rep = verify::verify_bundle(&mut reader, key.as_ref());
-    print(&rep)?;
-    Ok(if rep.ok {
+    let Some(dir) = &args.recordings else {
+        print(&rep)?;
+        return Ok(if rep.ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        });
+    };
+    // The facts are read again from the bundle, whose chain and signature were just
+    // checked: a file is only as good as the fact that vouches for it.
+    let file = std::fs::File::open(&args.file)
+        .with_context(|| format!("opening {}", args.file.display()))?;
+    let facts = recordings::files_in_bundle(&mut std::io::BufReader::new(file))?;
+    let checks = recordings::check_files(dir, &facts);
+    let ok = rep.ok && !checks.iter().any(recordings::FileCheck::failed);
+    print(&serde_json::json!({ "ok": ok, "bundle": rep, "recordings": checks }))?;
+    Ok(if ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
@@ -635,6 +659,7 @@ pub fn run_journal(action: JournalReplayAction) -> anyhow::Result<ExitCode> {
             out,
             from_seq,
             force,
+            recordings: recordings_out,
         } => {
             let j = open_read(&data.data)?;
             let key = verify::load_or_create_key(&j.paths.data_dir)?;
@@ -649,6 +674,18 @@ pub fn run_journal(action: JournalReplayAction) -> anyhow::Result<ExitCode> {
                 verify::export_bundle(&j.journal, &key, from_seq, force, Utc::now(), &mut sink)?;
             drop(sink);
             eprintln!("{}", serde_json::to_string_pretty(&summary)?);
+            if let Some(dir) = &recordings_out {
+                let files = recordings::files_in_journal(&j.journal, from_seq)?;
+                let copied =
+                    recordings::copy_files(&j.paths.data_dir.join("recordings"), &files, dir)?;
+                eprintln!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({ "recordings": copied }))?
+                );
+                if copied.iter().any(recordings::FileCheck::failed) {
+                    return Ok(ExitCode::from(1));
+                }
+            }
             Ok(if summary.chain.ok {
                 ExitCode::SUCCESS
             } else {

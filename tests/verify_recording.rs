@@ -145,3 +145,75 @@ fn a_recording_matches_its_journal_and_a_changed_byte_does_not() {
     let (code, v) = verify(&data, &other, Some("nope/audio.ogg"));
     assert_eq!((code, v["status"].as_str()), (2, Some("unknown")), "{v}");
 }
+
+/// Runs the binary with `args`; its exit code, stdout and stderr.
+fn conclave(args: &[&std::ffi::OsStr]) -> (i32, String, String) {
+    let out = Process::new(env!("CARGO_BIN_EXE_conclave"))
+        .args(args)
+        .env_remove("CONCLAVE_DATA")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_bundle_carries_its_recordings_beside_it_and_checks_them() {
+    // Given a data directory with a journaled recording file
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let content: Vec<u8> = (0..50_000u32).map(|i| (i * 13 % 251) as u8).collect();
+    let file = recorded(&data, &content);
+    let (bundle, beside) = (dir.path().join("bundle.jsonl"), dir.path().join("rec"));
+
+    // When it is exported with its recordings, the file is copied beside the bundle
+    let (code, _, err) = conclave(&[
+        "journal".as_ref(),
+        "export-bundle".as_ref(),
+        "--data".as_ref(),
+        data.as_os_str(),
+        "--out".as_ref(),
+        bundle.as_os_str(),
+        "--recordings".as_ref(),
+        beside.as_os_str(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("\"match\""), "{err}");
+    let name = file.strip_prefix(data.join("recordings")).unwrap();
+    assert_eq!(std::fs::read(beside.join(name)).unwrap(), content);
+
+    // Then the bundle and its recordings verify together
+    let verify_bundle = || {
+        let (code, out, _) = conclave(&[
+            "verify-bundle".as_ref(),
+            bundle.as_os_str(),
+            "--recordings".as_ref(),
+            beside.as_os_str(),
+        ]);
+        (code, serde_json::from_str::<Value>(&out).unwrap())
+    };
+    let (code, v) = verify_bundle();
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["recordings"][0]["status"], "match", "{v}");
+    assert_eq!(v["bundle"]["ok"], true);
+
+    // And a changed byte in the handed-over copy fails the check
+    let mut changed = content.clone();
+    changed[7] ^= 0x80;
+    std::fs::write(beside.join(name), &changed).unwrap();
+    let (code, v) = verify_bundle();
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(v["recordings"][0]["status"], "mismatch", "{v}");
+
+    // And a missing file (never erased) fails too
+    std::fs::remove_file(beside.join(name)).unwrap();
+    let (code, v) = verify_bundle();
+    assert_eq!(
+        (code, v["recordings"][0]["status"].as_str()),
+        (1, Some("missing")),
+        "{v}"
+    );
+}

@@ -19,6 +19,7 @@ mod error;
 pub mod index;
 pub mod offline;
 pub mod persist;
+pub mod recordings;
 pub mod report;
 pub mod retention;
 pub mod timeline;
