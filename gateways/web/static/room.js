@@ -19,6 +19,7 @@
     screen: null, screenSender: null, makingOffer: false,
     details: null, nextId: 1, pending: new Map(), seen: new Set(),
     lobby: false, audioOn: true, videoOn: true, hand: false, refreshTimer: null,
+    recordingEvents: 0,
   };
   // Exposed for tests and debugging.
   window.conclave = S;
@@ -98,7 +99,24 @@
     if (!S.lobby) {
       refresh();
       history();
+      recordingNow();
     }
+  }
+
+  // "This meeting is being recorded", as every participant must be told: from the
+  // committed recording events, and at entry from the room's `active` recording (unless
+  // an event came meanwhile: it is newer than the answer).
+  function setRecording(on) {
+    S.recordingEvents += 1;
+    $('recording').hidden = !on;
+    document.body.dataset.recording = String(on);
+  }
+
+  async function recordingNow() {
+    const seen = S.recordingEvents;
+    let l;
+    try { l = await api('GET', roomPath + '/recordings'); } catch (e) { return; }
+    if (S.recordingEvents === seen && l) setRecording(!!l.active);
   }
 
   // An admission from the lobby joins the waiting session itself (the knock's token now
@@ -193,6 +211,8 @@
       case 'chat_message': addChat(d.from, d.body, v.at); return;
       case 'room_leave': if (d.session) removeTile(d.session); break;
       case 'lobby_admit': if (S.lobby && d.principal === S.identity) { admitted(); return; } break;
+      case 'recording_started': setRecording(true); break;
+      case 'recording_stopped': setRecording(false); break;
       default: break;
     }
     if (!S.lobby) scheduleRefresh();
@@ -270,7 +290,11 @@
           acts.append(b);
         };
         if (m.audio === 'open') add('Mute', 'mute'); else add('Unmute', 'unmute');
-        if (m.video === 'open') add('Pause video', 'pause_video'); else add('Resume video', 'resume_video');
+        // Video controls only for who can send video (a browser): a phone has none.
+        const video = (m.sessions || []).some((x) => x.gateway === 'web');
+        if (video || m.video !== 'open') {
+          if (m.video === 'open') add('Pause video', 'pause_video'); else add('Resume video', 'resume_video');
+        }
         if (m.hand_raised) add('Lower hand', 'lower_hand');
         if (!MODERATORS.has(m.role)) add('Promote', 'role', { role: 'moderator' });
         add('Kick', 'kick');
@@ -415,7 +439,9 @@
 
   // A remote stream's id is its publisher's session id. Its tile plays the stream (audio
   // and its first video track); any further video track of the same publisher (a screen
-  // share) gets a tile of its own, keyed by the track.
+  // share) gets a tile of its own, keyed by the track. A publisher that is not a browser
+  // (a SIP caller bridged in by the media node: one audio track, no video) gets an
+  // audio-only tile that plays through an <audio> element.
   function remoteTile(stream, track) {
     const session = stream.id;
     const extra = track && track.kind === 'video' && stream.getVideoTracks().length > 1
@@ -428,34 +454,102 @@
       tile.className = 'tile';
       tile.dataset.session = session;
       if (extra) tile.dataset.track = track.id;
-      const video = document.createElement('video');
-      video.autoplay = true;
-      video.playsInline = true;
-      video.muted = extra;
-      tile.append(video, document.createElement('figcaption'));
+      tile.append(document.createElement('figcaption'));
       $('tiles').append(tile);
     }
-    const video = tile.querySelector('video');
-    if (extra) video.srcObject = new MediaStream([track]);
-    else if (video.srcObject !== stream) video.srcObject = stream;
+    tileMedia(tile, extra ? new MediaStream([track]) : stream);
     stream.onremovetrack = (e) => {
       const t = document.querySelector(`#tiles .tile[data-track="${CSS.escape(e.track.id)}"]`);
       if (t) t.remove();
       if (!stream.getTracks().length) removeTile(session);
+      else for (const own of tilesOf(session)) if (!own.dataset.track) tileMedia(own, stream);
     };
     labelTile(tile, session);
   }
 
-  function labelTile(tile, session) {
+  const tilesOf = (session) => document.querySelectorAll(`#tiles .tile[data-session="${CSS.escape(session)}"]`);
+
+  // The session's entry in the room details: its principal and its gateway (web, sip...).
+  function sessionInfo(session) {
     const present = (S.details && S.details.present) || [];
-    const m = present.find((p) => (p.sessions || []).some((s) => s.session === session));
+    for (const m of present) {
+      const s = (m.sessions || []).find((x) => x.session === session);
+      if (s) return { member: m, gateway: s.gateway };
+    }
+    return { member: null, gateway: null };
+  }
+
+  // Audio-only when the stream carries no video and its publisher is known not to be a
+  // browser: a browser's tile keeps its <video> while its video track is on the way.
+  function audioOnly(tile, stream) {
+    if (tile.dataset.track || stream.getVideoTracks().length) return false;
+    const { gateway } = sessionInfo(tile.dataset.session);
+    return !!gateway && gateway !== 'web';
+  }
+
+  // Puts the right element in the tile (<video>, or <audio> with a placeholder picture for
+  // an audio-only publisher) and plays `stream` in it.
+  function tileMedia(tile, stream) {
+    const want = audioOnly(tile, stream) ? 'AUDIO' : 'VIDEO';
+    let el = tile.querySelector('video, audio');
+    if (!el || el.tagName !== want) {
+      const next = document.createElement(want.toLowerCase());
+      next.autoplay = true;
+      if (want === 'VIDEO') {
+        next.playsInline = true;
+        next.muted = !!tile.dataset.track;
+      }
+      const old = tile.querySelector('.voice');
+      if (old) old.remove();
+      if (el) el.replaceWith(next); else tile.prepend(next);
+      if (want === 'AUDIO') {
+        const voice = document.createElement('div');
+        voice.className = 'voice';
+        voice.setAttribute('aria-hidden', 'true');
+        voice.textContent = '\u260E';
+        next.after(voice);
+      }
+      el = next;
+    }
+    tile.classList.toggle('audio-only', want === 'AUDIO');
+    if (el.srcObject !== stream) el.srcObject = stream;
+  }
+
+  // Caption: who (principal), a protocol badge for what is not a browser, and the state a
+  // phone cannot show by itself (muted, hand raised), in words.
+  function labelTile(tile, session) {
+    const { member: m, gateway } = sessionInfo(session);
+    const el = tile.querySelector('video, audio');
+    if (el && el.srcObject && !tile.dataset.track) tileMedia(tile, el.srcObject);
+    const media = tile.querySelector('video, audio');
     const who = (m ? m.principal : session) + (tile.dataset.track ? ' (screen)' : '');
-    tile.querySelector('figcaption').textContent = who;
-    tile.querySelector('video').setAttribute('aria-label', 'Video of ' + who);
+    const cap = tile.querySelector('figcaption');
+    const name = document.createElement('span');
+    name.className = 'name';
+    name.textContent = who;
+    cap.replaceChildren(name);
+    if (gateway && gateway !== 'web') {
+      tile.dataset.protocol = gateway;
+      const badge = document.createElement('span');
+      badge.className = 'badge';
+      badge.textContent = (gateway === 'sip' ? '\u260E ' : '') + (PROTOCOLS[gateway] || gateway);
+      cap.append(' ', badge);
+    }
+    const facts = [];
+    if (m && m.audio !== 'open' && !tile.dataset.track) facts.push(m.audio === 'moderator' ? 'muted by a moderator' : 'muted');
+    if (m && m.hand_raised && !tile.dataset.track) facts.push('hand raised');
+    tile.dataset.hand = String(!!(m && m.hand_raised));
+    if (facts.length) {
+      const st = document.createElement('span');
+      st.className = 'state';
+      st.textContent = facts.join(', ');
+      cap.append(' ', st);
+    }
+    if (media) media.setAttribute('aria-label', (media.tagName === 'AUDIO' ? 'Audio of ' : 'Video of ') + who);
   }
 
   function removeTile(session) {
-    for (const t of document.querySelectorAll(`#tiles .tile[data-session="${CSS.escape(session)}"]`)) t.remove();
+    for (const t of tilesOf(session)) t.remove();
   }
 
   function applyLocal() {
