@@ -178,3 +178,36 @@ def test_a_recording_holds_both_sides_and_the_journal_vouches_for_it(bridge_serv
     code, out = verify(server, bad, f["name"])
     assert code == 1, f"a changed byte: exit {code}: {out}"
     assert json.loads(out.strip().splitlines()[0])["status"] == "mismatch", out
+
+
+def test_a_video_recording_keeps_each_camera_as_it_arrived(bridge_server, browsers, tmp_path):
+    """With `video`, each forwarded camera is written as it arrived (VP8, no transcoding)
+    to a WebM file of its own, journaled like the audio."""
+    server, room = bridge_server, "recordedvideo"
+    page, p_sess, token, caller, c_sess, _ = open_bridge(server, browsers, tmp_path, room)
+    try:
+        rec = http(server, "POST", f"/rooms/{room}/recording", token, {"video": True},
+                   expect=201)["recording"]
+        t_started = time.monotonic()
+        page.wait(NOTICE_SHOWN, what="the recording notice on the page")
+        time.sleep(max(0.0, TALK - (time.monotonic() - t_started)))
+        http(server, "DELETE", f"/rooms/{room}/recording", token)
+    finally:
+        caller.close()
+    facts = wait_files(server, room, token, rec)
+    video = [f for f in facts["files"] if f["kind"] == "video"]
+    assert len(video) == 1, f"one camera in the room: {facts}"
+    f = video[0]
+    assert f["name"].endswith(".webm") and f["track"], f
+    assert f["name"].startswith(f"{rec}/video-{p_sess}-video-"), f
+    path = server.data_dir / "recordings" / f["name"]
+    data = path.read_bytes()
+    print(f"video recording {rec}: {f['name']}, {f['bytes']} bytes, {f['duration_ms']} ms")
+    # A WebM file: the EBML magic, the webm doctype, at least one Cluster of frames.
+    assert data[:4] == b"\x1a\x45\xdf\xa3", data[:16]
+    assert b"webm" in data[:64], data[:64]
+    assert b"\x1f\x43\xb6\x75" in data, "no Cluster"
+    assert f["duration_ms"] >= 1000, f
+    assert len(data) == f["bytes"] and f["bytes"] > 10_000, f
+    code, out = verify(server, path)
+    assert code == 0, f"verify-recording: exit {code}: {out}"

@@ -443,18 +443,18 @@ impl MediaTap for Tap {
         lock(&input).push(sequence, payload);
     }
 
-    fn video(&self, room: &str, track: &str, packet: VideoPacket<'_>) {
+    fn video(&self, room: &str, track: &str, packet: VideoPacket<'_>) -> bool {
         let Some(shared) = self.0.upgrade() else {
-            return;
+            return false;
         };
         let rec = lock(&shared.rooms)
             .get(room)
             .and_then(|r| r.recording.clone());
-        if let Some(rec) = rec {
-            if let Some(r) = lock(&rec).as_mut() {
-                r.video(track, packet);
-            }
-        }
+        let Some(rec) = rec else {
+            return false;
+        };
+        let mut guard = lock(&rec);
+        guard.as_mut().is_some_and(|r| r.video(track, packet))
     }
 
     fn ended(&self, room: &str, _publisher: &str, publication: u64, kind: MediaKind) {
@@ -588,6 +588,44 @@ mod tests {
             (bytes, hash),
             (first.files[0].bytes, first.files[0].blake3.clone())
         );
+    }
+
+    #[test]
+    fn a_video_recording_asks_for_a_keyframe_until_it_has_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let bridge = Bridge::new();
+        bridge
+            .start_recording(dir.path(), "room", "rec-4", true)
+            .unwrap();
+        let tap = Tap(Arc::downgrade(&bridge.shared));
+        let packet = |sequence: u16, payload: &'static [u8]| VideoPacket {
+            sequence,
+            timestamp: u32::from(sequence) * 3000,
+            marker: true,
+            payload,
+        };
+        // A VP8 descriptor (S=1) and an inter frame (frame tag bit 0 set).
+        let inter: &[u8] = &[0x10, 0x01, 0x02, 0x00, 1, 2, 3];
+        // A keyframe of 640x480: tag, start code, width and height.
+        let key: &[u8] = &[
+            0x10, 0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x80, 0x02, 0xe0, 0x01, 0,
+        ];
+        assert!(
+            tap.video("room", "p-video-1", packet(1, inter)),
+            "no keyframe yet"
+        );
+        assert!(
+            !tap.video("room", "p-video-1", packet(2, key)),
+            "recording from the keyframe"
+        );
+        assert!(
+            !tap.video("other", "p-video-1", packet(3, inter)),
+            "not recording there"
+        );
+        let closed = bridge.stop_recording("room").unwrap();
+        let video: Vec<_> = closed.files.iter().filter(|f| f.track.is_some()).collect();
+        assert_eq!(video.len(), 1, "{:?}", closed.files);
+        assert_eq!(video[0].name, "rec-4/video-p-video-1.webm");
     }
 
     #[test]

@@ -128,10 +128,11 @@ impl RoomRecording {
         }
     }
 
-    /// One packet of a video track, if this recording takes video.
-    pub(crate) fn video(&mut self, track: &str, packet: VideoPacket<'_>) {
+    /// One packet of a video track, if this recording takes video; `true` when the
+    /// track's file waits for a keyframe (at the start, or after a loss).
+    pub(crate) fn video(&mut self, track: &str, packet: VideoPacket<'_>) -> bool {
         let Some(writers) = self.video.as_mut() else {
-            return;
+            return false;
         };
         if !writers.contains_key(track) {
             let writer = if safe_component(track) {
@@ -147,18 +148,20 @@ impl RoomRecording {
             };
             writers.insert(track.to_owned(), writer);
         }
-        if let Some(Ok(w)) = writers.get_mut(track) {
-            if w.write_rtp(
-                packet.sequence,
-                packet.timestamp,
-                packet.marker,
-                packet.payload,
-            )
-            .is_err()
-            {
-                self.write_errors += 1;
-            }
+        let Some(Ok(w)) = writers.get_mut(track) else {
+            return false;
+        };
+        if w.write_rtp(
+            packet.sequence,
+            packet.timestamp,
+            packet.marker,
+            packet.payload,
+        )
+        .is_err()
+        {
+            self.write_errors += 1;
         }
+        w.waiting_for_keyframe()
     }
 
     /// Closes every file (flushed, fsynced, hashed). Blocking: run it off the mixer

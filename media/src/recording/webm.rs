@@ -216,6 +216,12 @@ impl WebmVideoWriter {
         }
     }
 
+    /// No keyframe to decode from yet (at the start, or since a loss): the publisher
+    /// should be asked for one.
+    pub fn waiting_for_keyframe(&self) -> bool {
+        self.waiting_keyframe
+    }
+
     /// Counters so far.
     pub fn stats(&self) -> WebmStats {
         self.stats

@@ -321,7 +321,10 @@ impl Publication {
             }
             packet.header.sequence_number = packet.header.sequence_number.wrapping_sub(withheld);
             if let Some(tap) = &self.taps {
-                self.observe(tap, &packet, level);
+                if self.observe(tap, &packet, level) && self.keyframe_due() {
+                    let me = self.clone();
+                    tokio::spawn(async move { me.request_keyframe(false).await });
+                }
             }
             packet.header.extension = false;
             packet.header.extensions.clear();
@@ -343,12 +346,22 @@ impl Publication {
         }
     }
 
+    /// Whether a keyframe request now would pass the rate limit (checked before a
+    /// task is spawned for one).
+    fn keyframe_due(&self) -> bool {
+        let last = self
+            .last_keyframe_request
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        last.is_none_or(|t| t.elapsed() >= KEYFRAME_INTERVAL)
+    }
+
     /// A forwarded packet: an audio packet's RFC 6464 level (given with a local packet,
     /// else read from the negotiated extension) to the room's detector, and a
-    /// browser's packet to the bridge.
-    fn observe(&self, tap: &Taps, packet: &rtp::Packet, level: Option<u8>) {
+    /// browser's packet to the bridge. `true` when the bridge wants a keyframe.
+    fn observe(&self, tap: &Taps, packet: &rtp::Packet, level: Option<u8>) -> bool {
         let Some(inner) = tap.sfu.upgrade() else {
-            return;
+            return false;
         };
         let h = &packet.header;
         match self.kind {
@@ -372,21 +385,21 @@ impl Publication {
                         &packet.payload,
                     );
                 }
+                false
             }
-            MediaKind::Video => {
-                if let Some(bridge) = inner.tap.get().filter(|_| tap.bridged) {
-                    bridge.video(
-                        &tap.room,
-                        &forwarded_track_id(self),
-                        VideoPacket {
-                            sequence: h.sequence_number,
-                            timestamp: h.timestamp,
-                            marker: h.marker,
-                            payload: &packet.payload,
-                        },
-                    );
-                }
-            }
+            MediaKind::Video => match inner.tap.get().filter(|_| tap.bridged) {
+                Some(bridge) => bridge.video(
+                    &tap.room,
+                    &forwarded_track_id(self),
+                    VideoPacket {
+                        sequence: h.sequence_number,
+                        timestamp: h.timestamp,
+                        marker: h.marker,
+                        payload: &packet.payload,
+                    },
+                ),
+                None => false,
+            },
         }
     }
 }

@@ -24,8 +24,10 @@ pub trait MediaTap: Send + Sync {
     /// One forwarded Opus packet of `publisher`'s publication `publication` in `room`
     /// (sequence numbers continuous across withheld packets).
     fn audio(&self, room: &str, publisher: &str, publication: u64, sequence: u16, payload: &[u8]);
-    /// One forwarded VP8 packet of the track subscribers know as `track`.
-    fn video(&self, room: &str, track: &str, packet: VideoPacket<'_>);
+    /// One forwarded VP8 packet of the track subscribers know as `track`; `true` asks
+    /// the publisher for a keyframe (a recorder that has none to start from), which the
+    /// SFU sends at most every 300 ms.
+    fn video(&self, room: &str, track: &str, packet: VideoPacket<'_>) -> bool;
     /// The publication ended (its publisher left or stopped the track).
     fn ended(&self, room: &str, publisher: &str, publication: u64, kind: MediaKind);
 }
