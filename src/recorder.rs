@@ -3,6 +3,10 @@
 //! journaled (`record_recording_file`, as the `media` service) with its length,
 //! duration and blake3, so `conclave verify-recording` can vouch for it later.
 //!
+//! A recording that reaches the longest allowed (`media.recording_max_minutes`) is
+//! stopped by the media service itself (`stop_recording`, journaled like a moderator's),
+//! so a forgotten recording does not fill the disk.
+//!
 //! Follows the committed feed like the other gateways. Recordings the state says are
 //! running when the server starts (it stopped mid-recording) resume into a new part
 //! (`audio-2.ogg`); a graceful stop closes and journals every open file first
@@ -25,12 +29,13 @@ pub fn recordings_dir(data: &Path) -> PathBuf {
     data.join("recordings")
 }
 
-/// Starts following the feed; the task ends when the engine stops.
-pub fn spawn(engine: Engine, bridge: Bridge) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(run(engine, bridge))
+/// Starts following the feed; the task ends when the engine stops. `max`: the longest
+/// recording.
+pub fn spawn(engine: Engine, bridge: Bridge, max: Option<Duration>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(run(engine, bridge, max))
 }
 
-async fn run(engine: Engine, bridge: Bridge) {
+async fn run(engine: Engine, bridge: Bridge, max: Option<Duration>) {
     let dir = recordings_dir(engine.data_dir());
     // Subscribe first, then read what runs: a recording started in between is seen
     // twice, and starting a running recording again changes nothing.
@@ -47,7 +52,16 @@ async fn run(engine: Engine, bridge: Bridge) {
     });
     for (room, recording, video) in running {
         tracing::info!(%room, recording = %recording.as_str(), "resuming a recording after a restart");
-        start(&engine, &bridge, &dir, room, recording, video).await;
+        start(
+            &engine,
+            &bridge,
+            &dir,
+            room.clone(),
+            recording.clone(),
+            video,
+        )
+        .await;
+        limit(&engine, max, room, recording);
     }
     loop {
         match feed.next().await {
@@ -111,6 +125,38 @@ async fn start(
         }
         Err(e) => tracing::error!(error = %e, "the recording task failed"),
     }
+}
+
+/// Stops `recording` once it has run for `max` (counted from its start in the
+/// journal, so a restart does not extend it), unless it has stopped by then.
+fn limit(engine: &Engine, max: Option<Duration>, room: RoomName, recording: RecordingId) {
+    let Some(max) = max else {
+        return;
+    };
+    let engine = engine.clone();
+    tokio::spawn(async move {
+        let started = engine.read(|st| st.recordings.get(&recording).map(|r| r.started_at));
+        let Some(started) = started else {
+            return;
+        };
+        let ran = (chrono::Utc::now() - started).to_std().unwrap_or_default();
+        tokio::time::sleep(max.saturating_sub(ran)).await;
+        let running = engine.read(|st| {
+            st.rooms
+                .get(&room)
+                .and_then(|r| r.recording.as_ref())
+                .is_some_and(|r| r.id == recording)
+        });
+        if running {
+            tracing::info!(%room, recording = %recording.as_str(), minutes = max.as_secs() / 60, "recording reached its longest; stopping it");
+            submit(
+                &engine,
+                Command::StopRecording { room },
+                "(stop at the limit)",
+            )
+            .await;
+        }
+    });
 }
 
 async fn stop(engine: &Engine, bridge: &Bridge, room: RoomName) {
@@ -186,7 +232,7 @@ async fn submit(engine: &Engine, command: Command, name: &str) {
         );
         match engine.execute(req).await {
             Ok(_) => {
-                tracing::info!(file = name, "recording file journaled");
+                tracing::info!(what = name, "journaled by the media service");
                 return;
             }
             Err(EngineError::Rejected { rejection, .. }) => {
@@ -199,10 +245,84 @@ async fn submit(engine: &Engine, command: Command, name: &str) {
             }
             Err(EngineError::Stopped) => return,
             Err(e) => {
-                tracing::warn!(file = name, attempt, error = %e, "recording file not journaled yet");
+                tracing::warn!(what = name, attempt, error = %e, "not journaled yet");
                 tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
             }
         }
     }
-    tracing::error!(file = name, "recording file not journaled: gave up");
+    tracing::error!(what = name, "not journaled: gave up");
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use conclave_engine::service::EngineConfig;
+    use conclave_engine::Principal;
+
+    async fn run(engine: &Engine, command: Command) -> Vec<EventKind> {
+        let req = Request::new(command, Actor::Admin, Origin::default());
+        let out = engine.execute(req).await.unwrap();
+        out.events.into_iter().map(|a| a.event.kind).collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_recording_is_stopped_by_the_media_service_at_its_longest() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::open(EngineConfig::new(dir.path())).unwrap();
+        let room = RoomName::lookup("board").unwrap();
+        run(
+            &engine,
+            Command::CreateRoom {
+                room: room.clone(),
+                parent: None,
+                private: false,
+                owner: Some(Principal::parse("sip:chair@example.org").unwrap()),
+                max_members: None,
+                welcome_text: None,
+                access_password_hash: None,
+                server_password: None,
+            },
+        )
+        .await;
+        let started = run(
+            &engine,
+            Command::StartRecording {
+                room: room.clone(),
+                video: false,
+            },
+        )
+        .await;
+        let Some(EventKind::RecordingStarted { recording, .. }) = started.first().cloned() else {
+            panic!("no recording_started: {started:?}");
+        };
+        let stopped =
+            |e: &Engine| e.read(|st| st.recordings.get(&recording).and_then(|r| r.stopped_at));
+        limit(
+            &engine,
+            Some(Duration::from_secs(3600)),
+            room.clone(),
+            recording.clone(),
+        );
+        // Not before its time (the paused clock moves only when everything waits).
+        tokio::time::sleep(Duration::from_secs(3500)).await;
+        assert!(stopped(&engine).is_none(), "stopped too early");
+        // Then the stop is journaled, by the media service (the feed is followed, not
+        // polled: the paused clock would race ahead of the engine's thread).
+        let mut feed = engine.subscribe(engine.head() + 1, FeedFilter::all());
+        tokio::time::sleep(Duration::from_secs(200)).await;
+        tokio::time::resume();
+        let e = tokio::time::timeout(Duration::from_secs(10), feed.next())
+            .await
+            .expect("no stop journaled")
+            .unwrap();
+        assert!(
+            matches!(e.event.kind, EventKind::RecordingStopped { .. }),
+            "{:?}",
+            e.event.kind
+        );
+        assert_eq!(e.event.actor, Actor::Service(SERVICE.to_owned()));
+        assert!(stopped(&engine).is_some());
+        engine.shutdown();
+    }
 }

@@ -123,6 +123,7 @@ async fn serve(
     if let Some((_, source)) = &nats {
         sources.push(source.clone());
     }
+    let recording_max = sip.as_ref().and_then(|s| s.recording_max);
     let sip = crate::sip_cmd::start_gateway(engine.clone(), sip).await?;
     if let Some((_, _, source)) = &sip {
         sources.push(source.clone());
@@ -137,7 +138,7 @@ async fn serve(
     }
     // Recordings run on the media node's clock (started with the SIP gateway).
     if let Some((_, media, _)) = &sip {
-        crate::recorder::spawn(engine.clone(), media.bridge().clone());
+        crate::recorder::spawn(engine.clone(), media.bridge().clone(), recording_max);
     } else {
         tracing::warn!(
             "no media node (sip.enabled = false): room recordings are journaled but not written"

@@ -25,6 +25,8 @@
 //! | `media.ports` (default `16384-32767`) | `--media-ports` | `CONCLAVE_MEDIA_PORTS` |
 //! | `media.hold_music` (8 kHz mono 16-bit WAV) | `--media-hold-music` | `CONCLAVE_MEDIA_HOLD_MUSIC` |
 //! | `media.rtp_timeout_secs` (default 30) | `--media-rtp-timeout-secs` | `CONCLAVE_MEDIA_RTP_TIMEOUT_SECS` |
+//! | `media.jitter_ms` (default 60; 20..=300) | `--media-jitter-ms` | `CONCLAVE_MEDIA_JITTER_MS` |
+//! | `media.recording_max_minutes` (default 240; 0: no limit) | `--media-recording-max-minutes` | `CONCLAVE_MEDIA_RECORDING_MAX_MINUTES` |
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -71,6 +73,8 @@ pub struct MediaFile {
     ports: Option<String>,
     hold_music: Option<PathBuf>,
     rtp_timeout_secs: Option<u32>,
+    jitter_ms: Option<u32>,
+    recording_max_minutes: Option<u32>,
 }
 
 /// The same keys as serve flags and environment variables.
@@ -143,6 +147,14 @@ pub struct SipFlags {
     /// Seconds without RTP before a call is ended [default: 30].
     #[arg(long, env = "CONCLAVE_MEDIA_RTP_TIMEOUT_SECS")]
     media_rtp_timeout_secs: Option<u32>,
+    /// A caller's jitter buffer playout delay, milliseconds, 20..=300 (lower on a LAN
+    /// for less delay, higher on lossy paths) [default: 60].
+    #[arg(long, env = "CONCLAVE_MEDIA_JITTER_MS")]
+    media_jitter_ms: Option<u32>,
+    /// Longest room recording, minutes: the media node stops it then (0: no limit)
+    /// [default: 240].
+    #[arg(long, env = "CONCLAVE_MEDIA_RECORDING_MAX_MINUTES")]
+    media_recording_max_minutes: Option<u32>,
 }
 
 /// What `serve` starts.
@@ -150,7 +162,13 @@ pub struct SipFlags {
 pub struct SipSettings {
     pub sip: SipConfig,
     pub media: MediaConfig,
+    /// The longest recording (`None`: no limit).
+    pub recording_max: Option<std::time::Duration>,
 }
+
+/// The default longest recording: a working day's meeting, so a forgotten recording
+/// does not fill the disk.
+const RECORDING_MAX_MINUTES: u32 = 240;
 
 impl SipFlags {
     /// The settings, or `None` when the gateway is turned off.
@@ -315,7 +333,23 @@ impl SipFlags {
         if let Some(t) = self.media_rtp_timeout_secs.or(media.rtp_timeout_secs) {
             m.rtp_timeout_secs = t;
         }
-        Ok(Some(SipSettings { sip: c, media: m }))
+        if let Some(j) = self.media_jitter_ms.or(media.jitter_ms) {
+            if !(20..=300).contains(&j) {
+                bail!("media.jitter_ms (--media-jitter-ms): must be 20..=300");
+            }
+            m.jitter_ms = j;
+        }
+        let minutes = self
+            .media_recording_max_minutes
+            .or(media.recording_max_minutes)
+            .unwrap_or(RECORDING_MAX_MINUTES);
+        let recording_max =
+            (minutes > 0).then(|| std::time::Duration::from_secs(u64::from(minutes) * 60));
+        Ok(Some(SipSettings {
+            sip: c,
+            media: m,
+            recording_max,
+        }))
     }
 }
 
