@@ -143,6 +143,7 @@ pub struct LegParams {
     pub ssrc: u32,
     pub initial_seq: u16,
     pub initial_timestamp: u32,
+    /// The longest playout delay of the leg's adaptive jitter buffer.
     pub jitter: Duration,
     pub rtp_timeout: Duration,
 }
@@ -218,6 +219,8 @@ fn add_jitter(a: &mut JitterStats, b: &JitterStats) {
     a.lost += b.lost;
     a.overflow += b.overflow;
     a.resets += b.resets;
+    a.stretched += b.stretched;
+    a.shrunk += b.shrunk;
 }
 
 struct Leg {
@@ -337,7 +340,7 @@ impl Conference {
         let stagger = Duration::from_millis(2500 + u64::from(p.ssrc % 2500));
         let leg = Leg {
             id,
-            jitter: JitterBuffer::new(p.jitter),
+            jitter: JitterBuffer::adaptive(p.jitter),
             seq: p.initial_seq,
             timestamp: p.initial_timestamp,
             p,

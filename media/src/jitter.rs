@@ -1,4 +1,5 @@
-//! Per-leg jitter buffer: a fixed playout delay, reordering by sequence number.
+//! Per-leg jitter buffer: reordering by sequence number, and a playout delay that is
+//! either fixed or adaptive between one frame and a maximum.
 //!
 //! One RTP packet is one 20 ms frame (ptime 20 is what the gateway negotiates; a longer
 //! payload is truncated, a shorter one padded with silence). The buffer is a ring of
@@ -11,6 +12,17 @@
 //! buffer that stays empty for longer than its delay goes idle (silence, no loss
 //! counted) until packets come back. Timestamps are not used for playout, so timestamp
 //! jumps are harmless.
+//!
+//! Adaptive ([`JitterBuffer::adaptive`], what the conference uses): the delay starts at
+//! one frame (20 ms) and follows the network. When the frame due is missing and nothing
+//! later is queued (the stream is late as a whole), a concealment is played and the
+//! frame is waited for a tick more, as long as the delay is below its maximum: if it
+//! comes, the longer delay stays; if a later frame comes first (a loss) or none does
+//! (the talk spurt ended), the wait is undone. When for a whole second every tick left
+//! at least one frame queued after playing, the delay is a frame longer than the
+//! network needs: one frame is dropped and the delay shrinks by one (not within two
+//! seconds of growing). On loopback or a quiet LAN the delay settles at 20 ms; a jittery path
+//! grows it up to the maximum (`media.jitter_ms`).
 
 use std::time::{Duration, Instant};
 
@@ -26,6 +38,10 @@ const MIN_CAPACITY: usize = 8;
 const MAX_CONCEAL: u8 = 3;
 /// A sequence number this far behind the playout point is a restart, not a late packet.
 const MAX_MISORDER: i32 = 100;
+/// Ticks (1 s) of a queue never empty after playout before an adaptive delay shrinks.
+const SHRINK_WINDOW: u32 = 50;
+/// Ticks (2 s) after a growth during which the delay does not shrink.
+const GROWTH_CALM: u32 = 100;
 
 /// What one tick produced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +64,10 @@ pub struct JitterStats {
     pub lost: u64,
     pub overflow: u64,
     pub resets: u64,
+    /// Adaptive delay: frames the delay grew by (a concealment played while waiting).
+    pub stretched: u64,
+    /// Adaptive delay: frames dropped to shrink it.
+    pub shrunk: u64,
 }
 
 #[derive(Clone, Copy)]
@@ -70,8 +90,19 @@ pub struct JitterBuffer {
     slots: Box<[Slot]>,
     /// `slots.len() - 1` (the length is a power of two).
     mask: usize,
-    delay: Duration,
+    /// The longest delay (the fixed one, for a fixed buffer), in frames.
     delay_frames: u32,
+    /// The delay a talk spurt starts with now; between 1 and `delay_frames`.
+    target_frames: u32,
+    adaptive: bool,
+    /// The frame the delay grew to wait for, and by how many frames, until it comes
+    /// (the growth stays) or is given up (it is undone).
+    held: Option<u16>,
+    held_frames: u32,
+    /// Ticks in a row that left a frame queued after playout.
+    queued_ticks: u32,
+    /// Ticks since the delay last grew.
+    since_growth: u32,
     ssrc: Option<u32>,
     /// Next sequence number to play (`None` until a packet arrives).
     next: Option<u16>,
@@ -88,6 +119,15 @@ impl JitterBuffer {
     /// A buffer holding `delay` of audio before playout (rounded to whole frames, at
     /// least one, at most `MAX_CAPACITY / 2 - 1`).
     pub fn new(delay: Duration) -> Self {
+        Self::build(delay, false)
+    }
+
+    /// A buffer whose delay adapts between one frame and `max` (see the module doc).
+    pub fn adaptive(max: Duration) -> Self {
+        Self::build(max, true)
+    }
+
+    fn build(delay: Duration, adaptive: bool) -> Self {
         let frames = (delay.as_millis() / 20).clamp(1, (MAX_CAPACITY / 2 - 1) as u128) as u32;
         let capacity = (2 * frames as usize + 2)
             .next_power_of_two()
@@ -95,8 +135,13 @@ impl JitterBuffer {
         JitterBuffer {
             slots: vec![EMPTY; capacity].into_boxed_slice(),
             mask: capacity - 1,
-            delay: Duration::from_millis(u64::from(frames) * 20),
             delay_frames: frames,
+            target_frames: if adaptive { 1 } else { frames },
+            adaptive,
+            held: None,
+            held_frames: 0,
+            queued_ticks: 0,
+            since_growth: GROWTH_CALM,
             ssrc: None,
             next: None,
             start_at: None,
@@ -122,10 +167,19 @@ impl JitterBuffer {
         self.buffered
     }
 
+    /// The delay a talk spurt starts with now.
+    pub fn delay(&self) -> Duration {
+        Duration::from_millis(u64::from(self.target_frames) * 20)
+    }
+
     fn clear(&mut self) {
         for s in self.slots.iter_mut() {
             s.occupied = false;
         }
+        // A wait in progress is for a stream that is gone.
+        self.target_frames = self.target_frames.saturating_sub(self.held_frames).max(1);
+        self.held = None;
+        self.held_frames = 0;
         self.buffered = 0;
         self.next = None;
         self.start_at = None;
@@ -146,7 +200,7 @@ impl JitterBuffer {
         let next = match self.next {
             None => {
                 self.next = Some(seq);
-                self.start_at = Some(now + self.delay);
+                self.start_at = Some(now + self.delay());
                 seq
             }
             Some(n) => n,
@@ -158,7 +212,7 @@ impl JitterBuffer {
                 self.stats.resets += 1;
                 self.clear();
                 self.next = Some(seq);
-                self.start_at = Some(now + self.delay);
+                self.start_at = Some(now + self.delay());
             } else if !self.playing && diff >= -((self.capacity() / 4) as i32) {
                 // reordered before playout began: start earlier
                 self.next = Some(seq);
@@ -171,7 +225,7 @@ impl JitterBuffer {
                 self.stats.resets += 1;
                 self.clear();
                 self.next = Some(seq);
-                self.start_at = Some(now + self.delay);
+                self.start_at = Some(now + self.delay());
             } else {
                 // far ahead (clock drift, burst): drop the oldest to make room
                 let new_next = seq.wrapping_sub(self.capacity() as u16 - 1);
@@ -242,6 +296,37 @@ impl JitterBuffer {
             }
             next = next.wrapping_add(1);
         }
+        self.since_growth = self.since_growth.saturating_add(1);
+        if self.adaptive {
+            let present = self
+                .slots
+                .get(usize::from(next) & self.mask)
+                .is_some_and(|s| s.occupied && s.seq == next);
+            if present {
+                if self.held == Some(next) {
+                    // It was late, not lost: the longer delay stays.
+                    self.stats.stretched += u64::from(self.held_frames);
+                    self.held = None;
+                    self.held_frames = 0;
+                }
+            } else if self.buffered == 0 && self.target_frames < self.delay_frames {
+                // Nothing queued: the stream is late as a whole (or the talk spurt
+                // ended). Wait a frame more, a concealment meanwhile.
+                self.held = Some(next);
+                self.held_frames += 1;
+                self.target_frames += 1;
+                self.since_growth = 0;
+                self.queued_ticks = 0;
+                self.next = Some(next);
+                return self.conceal(out);
+            } else if self.held == Some(next) {
+                // Lost (a later frame came first), or the spurt ended: the wait was
+                // for nothing, so the delay goes back.
+                self.target_frames = self.target_frames.saturating_sub(self.held_frames).max(1);
+                self.held = None;
+                self.held_frames = 0;
+            }
+        }
         self.next = Some(next.wrapping_add(1));
         let slot = self.slots.get_mut(usize::from(next) & self.mask);
         if let Some(slot) = slot.filter(|s| s.occupied && s.seq == next) {
@@ -255,6 +340,9 @@ impl JitterBuffer {
             self.conceal_run = 0;
             self.empty_ticks = 0;
             self.stats.played += 1;
+            if self.adaptive {
+                self.maybe_shrink(next.wrapping_add(1));
+            }
             return Playout::Audio;
         }
         if self.buffered == 0 {
@@ -270,6 +358,11 @@ impl JitterBuffer {
         } else {
             self.stats.lost += 1;
         }
+        self.conceal(out)
+    }
+
+    /// Concealment: the previous frame faded, a few times, then silence.
+    fn conceal(&mut self, out: &mut [i16; FRAME_SAMPLES]) -> Playout {
         if self.conceal_run >= MAX_CONCEAL {
             return Playout::Silent;
         }
@@ -279,6 +372,33 @@ impl JitterBuffer {
             *o /= 2;
         }
         Playout::Concealed
+    }
+
+    /// After a frame played: a second of ticks that all left a frame queued means the
+    /// delay is longer than the network needs; drop the next frame (`next`) and
+    /// shorten it by one.
+    fn maybe_shrink(&mut self, next: u16) {
+        if self.buffered == 0 {
+            self.queued_ticks = 0;
+            return;
+        }
+        self.queued_ticks += 1;
+        if self.queued_ticks < SHRINK_WINDOW
+            || self.target_frames <= 1
+            || self.since_growth < GROWTH_CALM
+        {
+            return;
+        }
+        self.queued_ticks = 0;
+        if let Some(slot) = self.slots.get_mut(usize::from(next) & self.mask) {
+            if slot.occupied && slot.seq == next {
+                slot.occupied = false;
+                self.buffered -= 1;
+                self.next = Some(next.wrapping_add(1));
+                self.target_frames -= 1;
+                self.stats.shrunk += 1;
+            }
+        }
     }
 }
 
@@ -416,5 +536,86 @@ mod tests {
         jb.push(1, 200, &payload(0x55), t1);
         let got = run(&mut jb, t1, 3);
         assert_eq!(got[2].0, Playout::Audio);
+    }
+
+    /// Drives an adaptive buffer tick by tick: packet `n` (seq `n`) arrives at
+    /// `t0 + 20 ms * n + late(n)` (as ms), pops run at `t0 + 20 ms * tick + 10 ms`.
+    /// Returns what each tick played.
+    fn drive(jb: &mut JitterBuffer, ticks: u32, late: impl Fn(u32) -> Option<u64>) -> Vec<Playout> {
+        let t0 = Instant::now();
+        let mut out = [0i16; 160];
+        let mut arrivals: Vec<(Instant, u16)> = (0..ticks)
+            .filter_map(|n| late(n).map(|l| (t0 + MS20 * n + Duration::from_millis(l), n as u16)))
+            .collect();
+        arrivals.sort();
+        let mut pending = arrivals.into_iter().peekable();
+        (0..ticks)
+            .map(|tick| {
+                let now = t0 + MS20 * tick + Duration::from_millis(10);
+                while let Some((at, seq)) = pending.next_if(|(at, _)| *at <= now) {
+                    jb.push(9, seq, &payload(0x55), at);
+                }
+                jb.pop(now, G711::Pcma, &mut out)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_adaptive_buffer_on_a_clean_path_plays_after_one_frame() {
+        let mut jb = JitterBuffer::adaptive(Duration::from_millis(60));
+        let got = drive(&mut jb, 100, |_| Some(0));
+        // The first packet arrives at 0 and plays at the tick after 20 ms (30 ms).
+        assert_eq!(
+            &got[..3],
+            &[Playout::Silent, Playout::Audio, Playout::Audio]
+        );
+        assert!(got[1..].iter().all(|p| *p == Playout::Audio));
+        assert_eq!(jb.delay(), MS20);
+        assert_eq!((jb.stats().lost, jb.stats().stretched), (0, 0));
+    }
+
+    #[test]
+    fn late_packets_grow_the_delay_instead_of_being_lost() {
+        let mut jb = JitterBuffer::adaptive(Duration::from_millis(60));
+        // From packet 20 on, everything arrives 65 ms late (a path that got slower):
+        // packets had 30 ms to spare (arrival 10 ms before a tick, one frame of
+        // delay), so the delay grows by two frames, and nothing is lost.
+        let got = drive(&mut jb, 200, |n| Some(if n >= 20 { 65 } else { 0 }));
+        let s = jb.stats();
+        assert_eq!((s.lost, s.late, s.stretched), (0, 0, 2), "{s:?}");
+        assert_eq!(jb.delay(), Duration::from_millis(60));
+        let played = got.iter().filter(|p| **p == Playout::Audio).count() as u64;
+        assert_eq!(played, s.played);
+    }
+
+    #[test]
+    fn a_lost_packet_or_the_end_of_a_spurt_does_not_grow_the_delay() {
+        let mut jb = JitterBuffer::adaptive(Duration::from_millis(60));
+        // Packet 30 is lost; the phone stops after 60 packets.
+        drive(&mut jb, 120, |n| (n != 30 && n < 60).then_some(0));
+        let s = jb.stats();
+        assert_eq!((s.lost, s.stretched), (1, 0), "{s:?}");
+        assert_eq!(jb.delay(), MS20);
+    }
+
+    #[test]
+    fn a_delay_longer_than_needed_shrinks_back() {
+        let mut jb = JitterBuffer::adaptive(Duration::from_millis(80));
+        // A burst of lateness grows the delay by two frames, then the path is clean
+        // for seconds: it shrinks back, a frame at a time, without a loss.
+        drive(&mut jb, 400, |n| {
+            Some(if (20..25).contains(&n) { 60 } else { 0 })
+        });
+        let s = jb.stats();
+        assert_eq!((s.stretched, s.shrunk, s.lost), (2, 2, 0), "{s:?}");
+        assert_eq!(jb.delay(), MS20, "{s:?}");
+    }
+
+    #[test]
+    fn a_fixed_buffer_never_adapts() {
+        let mut jb = JitterBuffer::new(Duration::from_millis(60));
+        drive(&mut jb, 200, |n| Some(if n >= 20 { 30 } else { 0 }));
+        assert_eq!(jb.delay(), Duration::from_millis(60));
+        assert_eq!((jb.stats().stretched, jb.stats().shrunk), (0, 0));
     }
 }

@@ -39,7 +39,8 @@ pub struct MediaConfig {
     pub port_max: u16,
     /// Packetization time; only 20 is supported.
     pub ptime_ms: u32,
-    /// Jitter buffer playout delay (20..=300, rounded to whole frames).
+    /// The longest jitter buffer playout delay (20..=300, rounded to whole frames): each
+    /// leg's delay adapts between 20 ms and this (see `jitter`).
     pub jitter_ms: u32,
     /// Seconds without RTP/RTCP from a sending phone before `RtpTimeout`.
     pub rtp_timeout_secs: u32,
