@@ -121,7 +121,15 @@ async fn start(
             }
         }
         Ok(Err(e)) => {
-            tracing::error!(%room, recording = %recording.as_str(), code = e.code(), error = %e, "the recording could not start")
+            // Nothing is written: say so in the journal rather than let everyone see a
+            // recording that is not happening.
+            tracing::error!(%room, recording = %recording.as_str(), code = e.code(), error = %e, "the recording could not start; stopping it");
+            submit(
+                engine,
+                Command::StopRecording { room },
+                "(stop: not writable)",
+            )
+            .await;
         }
         Err(e) => tracing::error!(error = %e, "the recording task failed"),
     }
@@ -271,20 +279,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let engine = Engine::open(EngineConfig::new(dir.path())).unwrap();
         let room = RoomName::lookup("board").unwrap();
-        run(
-            &engine,
-            Command::CreateRoom {
-                room: room.clone(),
-                parent: None,
-                private: false,
-                owner: Some(Principal::parse("sip:chair@example.org").unwrap()),
-                max_members: None,
-                welcome_text: None,
-                access_password_hash: None,
-                server_password: None,
-            },
-        )
-        .await;
+        run(&engine, create_room()).await;
         let started = run(
             &engine,
             Command::StartRecording {
@@ -323,6 +318,44 @@ mod tests {
         );
         assert_eq!(e.event.actor, Actor::Service(SERVICE.to_owned()));
         assert!(stopped(&engine).is_some());
+        engine.shutdown();
+    }
+
+    fn create_room() -> Command {
+        Command::CreateRoom {
+            room: RoomName::lookup("board").unwrap(),
+            parent: None,
+            private: false,
+            owner: Some(Principal::parse("sip:chair@example.org").unwrap()),
+            max_members: None,
+            welcome_text: None,
+            access_password_hash: None,
+            server_password: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_recording_that_cannot_be_written_is_stopped_not_shown_as_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::open(EngineConfig::new(dir.path())).unwrap();
+        // The recordings directory cannot be made: a file is in its place.
+        std::fs::write(recordings_dir(engine.data_dir()), b"not a directory").unwrap();
+        spawn(engine.clone(), Bridge::new(), None);
+        run(&engine, create_room()).await;
+        let mut feed = engine.subscribe(engine.head() + 1, FeedFilter::all());
+        let room = RoomName::lookup("board").unwrap();
+        run(&engine, Command::StartRecording { room, video: false }).await;
+        let stopped = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                let e = feed.next().await.unwrap();
+                if matches!(e.event.kind, EventKind::RecordingStopped { .. }) {
+                    return e;
+                }
+            }
+        })
+        .await
+        .expect("the failed recording was not stopped");
+        assert_eq!(stopped.event.actor, Actor::Service(SERVICE.to_owned()));
         engine.shutdown();
     }
 }

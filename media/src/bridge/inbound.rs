@@ -25,6 +25,11 @@ pub(crate) const CALM_TICKS: u32 = 500;
 pub(crate) const SLACK: usize = 2;
 /// Missing packets concealed by the decoder; beyond, the stream starts over.
 pub(crate) const MAX_CONCEALED: u16 = 3;
+/// Packets decoded per playout tick on average (a browser sends one per 20 ms): a
+/// client flooding the SFU does not make the bridge decode beyond this.
+const PACKETS_PER_TICK: u32 = 3;
+/// Packets decoded in a burst above that rate.
+const BURST: u32 = 10;
 
 /// One 20 ms frame of a browser, at both rates: 8 kHz for the SIP mix, 48 kHz for the
 /// room's recording.
@@ -43,6 +48,8 @@ pub(crate) struct InputCounters {
     pub(crate) late: u64,
     pub(crate) underruns: u64,
     pub(crate) dropped: u64,
+    /// Packets not decoded: beyond the decoding budget (a flood).
+    pub(crate) throttled: u64,
 }
 
 pub(crate) struct BrowserInput {
@@ -55,6 +62,8 @@ pub(crate) struct BrowserInput {
     target: usize,
     calm: u32,
     wide: Box<[i16; FRAME_WIDE]>,
+    /// Packets that may still be decoded (refilled by each tick, see [`BURST`]).
+    budget: u32,
     pub(crate) counters: InputCounters,
 }
 
@@ -69,6 +78,7 @@ impl BrowserInput {
             target: MIN_TARGET,
             calm: 0,
             wide: Box::new([0; FRAME_WIDE]),
+            budget: BURST,
             counters: InputCounters::default(),
         })
     }
@@ -76,6 +86,11 @@ impl BrowserInput {
     /// One received Opus packet with its RTP sequence number.
     pub(crate) fn push(&mut self, sequence: u16, payload: &[u8]) {
         self.counters.packets += 1;
+        if self.budget == 0 {
+            self.counters.throttled += 1;
+            return;
+        }
+        self.budget -= 1;
         if let Some(expected) = self.next_sequence {
             let ahead = sequence.wrapping_sub(expected);
             if ahead >= 0x8000 {
@@ -126,6 +141,7 @@ impl BrowserInput {
 
     /// The frame for this tick, if any (none: this browser is silent this tick).
     pub(crate) fn pop(&mut self) -> Option<Frame> {
+        self.budget = (self.budget + PACKETS_PER_TICK).min(BURST);
         self.calm = self.calm.saturating_add(1);
         if self.calm >= CALM_TICKS && self.target > MIN_TARGET {
             self.target -= 1;
@@ -235,12 +251,38 @@ mod tests {
     #[test]
     fn the_queue_never_grows_past_its_bound() {
         let mut input = BrowserInput::new().unwrap();
-        let packets = tone_packets(20, 500.0);
+        let packets = tone_packets(BURST as usize, 500.0);
         for (i, p) in packets.iter().enumerate() {
             input.push(i as u16, p);
         }
         assert_eq!(input.depth(), MIN_TARGET + SLACK);
-        assert_eq!(input.counters.dropped, 20 - (MIN_TARGET + SLACK) as u64);
+        assert_eq!(
+            input.counters.dropped,
+            u64::from(BURST) - (MIN_TARGET + SLACK) as u64
+        );
+    }
+
+    #[test]
+    fn a_flood_is_not_decoded_beyond_the_budget() {
+        let mut input = BrowserInput::new().unwrap();
+        let packets = tone_packets(1, 500.0);
+        for i in 0..1000u16 {
+            input.push(i, &packets[0]);
+        }
+        // Without ticks, only a burst is decoded; the rest is not, counted.
+        assert_eq!(
+            input.counters.throttled,
+            1000 - u64::from(BURST),
+            "{:?}",
+            input.counters
+        );
+        input.pop();
+        input.push(1000, &packets[0]);
+        assert_eq!(
+            input.counters.throttled,
+            1000 - u64::from(BURST),
+            "a tick refills"
+        );
     }
 
     #[test]

@@ -129,6 +129,8 @@ pub struct BridgeStats {
     pub late: u64,
     pub underruns: u64,
     pub dropped: u64,
+    /// Browser packets not decoded: beyond the per-input budget (a flood).
+    pub throttled: u64,
     pub caller_frames: u64,
     pub encode_errors: u64,
     pub setup_errors: u64,
@@ -370,6 +372,7 @@ impl Bridge {
         s.late = totals.late;
         s.underruns = totals.underruns;
         s.dropped = totals.dropped;
+        s.throttled = totals.throttled;
         s
     }
 }
@@ -381,6 +384,7 @@ fn add(t: &mut InputCounters, c: &InputCounters) {
     t.late += c.late;
     t.underruns += c.underruns;
     t.dropped += c.dropped;
+    t.throttled += c.throttled;
 }
 
 /// One caller fewer in `room`; a room nobody needs is dropped with its inputs.
