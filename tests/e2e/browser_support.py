@@ -171,3 +171,13 @@ class Browsers:
         for b in self.open:
             b.close()
         self.driver.stop()
+
+
+def require_media_plane(server):
+    """The server, or a skip when it runs no media plane (/about/health media.enabled)."""
+    import pytest
+    import requests
+    health = requests.get(f"{server.url}/about/health", timeout=10).json()
+    if not health.get("media", {}).get("enabled"):
+        pytest.skip("the server reports no media plane (/about/health media.enabled false)")
+    return server

@@ -39,12 +39,12 @@ def _ulaw_decode_sample(u: int) -> int:
 ULAW_DECODE = [_ulaw_decode_sample(u) for u in range(256)]
 
 
-def goertzel(samples, freq: float) -> float:
-    """Power of `freq` in `samples`, normalised by length."""
+def goertzel(samples, freq: float, rate: int = RATE) -> float:
+    """Power of `freq` in `samples` (sampled at `rate`), normalised by length."""
     n = len(samples)
     if n == 0:
         return 0.0
-    k = 2 * math.cos(2 * math.pi * freq / RATE)
+    k = 2 * math.cos(2 * math.pi * freq / rate)
     s1 = s2 = 0.0
     for x in samples:
         s0 = x + k * s1 - s2

@@ -28,7 +28,7 @@ import requests
 
 import browser_support
 from browser_support import FLAGS, Browser, Browsers
-from rtp_caller import Caller
+from rtp_caller import Caller, goertzel
 from sip_support import members
 from test_web_page import wait_principals
 
@@ -59,17 +59,6 @@ def tone_wav(path: Path, freq: int = BROWSER_TONE, seconds: int = 10, rate: int 
     return path
 
 
-def goertzel(samples, freq: float, rate: int) -> float:
-    """Power of `freq` in `samples` at `rate`, normalised by length."""
-    n = len(samples)
-    if n == 0:
-        return 0.0
-    k = 2 * math.cos(2 * math.pi * freq / rate)
-    s1 = s2 = 0.0
-    for x in samples:
-        s0 = x + k * s1 - s2
-        s2, s1 = s1, s0
-    return (s1 * s1 + s2 * s2 - k * s1 * s2) / (n * n)
 
 
 # ---------- a browser with a known microphone ----------
@@ -237,10 +226,7 @@ def browsers(tmp_path):
 
 @pytest.fixture
 def bridge_server(sip_server):
-    health = requests.get(f"{sip_server.url}/about/health", timeout=10).json()
-    if not health.get("media", {}).get("enabled"):
-        pytest.skip("the server reports no media plane (/about/health media.enabled false)")
-    return sip_server
+    return browser_support.require_media_plane(sip_server)
 
 
 def http(server, method: str, path: str, token: str, body=None, expect: int = 200):
@@ -407,10 +393,7 @@ def test_page_gives_a_sip_caller_an_audio_tile_with_its_state(sip_server, browse
     (an oscillator, handed to the page's `track` handler as the SFU's would be) becomes an
     audio-only tile that plays through <audio>, captioned with the SIP badge; the keypad
     hand raise and a mute show on it and in the list; the call's end removes it."""
-    health = requests.get(f"{sip_server.url}/about/health", timeout=10).json()
-    if not health.get("media", {}).get("enabled"):
-        pytest.skip("the server reports no media plane (/about/health media.enabled false)")
-    server, room = sip_server, "sippage"
+    server, room = browser_support.require_media_plane(sip_server), "sippage"
     page = browsers.new()
     page.open(f"{server.url}/r/{room}")
     page.join("alice")

@@ -40,10 +40,7 @@ def browsers(tmp_path):
 
 @pytest.fixture
 def media_server(server):
-    health = requests.get(f"{server.url}/about/health", timeout=10).json()
-    if not health.get("media", {}).get("enabled"):
-        pytest.skip("the server reports no media plane (/about/health media.enabled false)")
-    return server
+    return browser_support.require_media_plane(server)
 
 
 # Per inbound video or audio track: the publisher's session (the remote stream's id, as
