@@ -20,7 +20,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use clap::Args;
 use conclave_gateway_web::{BoxFuture, MediaError, MediaKind, MediaPlane, MediaSignal};
-use conclave_media::{Sfu, SfuConfig, SfuError, SfuLimits, SfuSignal};
+use conclave_media::{Sfu, SfuConfig, SfuError, SfuLimits, SfuSignal, SimulcastLayer};
 use serde::Deserialize;
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -200,6 +200,15 @@ impl MediaPlane for SfuPlane {
     fn set_forwarding(&self, participant: &str, k: MediaKind, allowed: bool) {
         self.0
             .set_forwarding(&participant.to_owned(), kind(k), allowed);
+    }
+
+    fn set_max_layer(&self, participant: &str, track: &str, max: &str) -> Result<(), MediaError> {
+        let layer = SimulcastLayer::parse(max).ok_or_else(|| {
+            MediaError::new("media.invalid_layer", "max: one of \"q\", \"h\", \"f\"")
+        })?;
+        self.0
+            .set_max_layer(&participant.to_owned(), track, layer)
+            .map_err(error)
     }
 
     fn disconnect<'a>(&'a self, participant: &'a str) -> BoxFuture<'a, ()> {

@@ -30,4 +30,6 @@ pub use error::MediaError;
 pub use g711::G711;
 pub use mixer::MediaCore;
 pub use node::{LegInfo, MediaConfig, MediaNode, MediaStats};
-pub use sfu::{MediaKind, ParticipantId, Sfu, SfuConfig, SfuError, SfuLimits, SfuSignal};
+pub use sfu::{
+    MediaKind, ParticipantId, Sfu, SfuConfig, SfuError, SfuLimits, SfuSignal, SimulcastLayer,
+};

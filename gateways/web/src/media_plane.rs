@@ -99,6 +99,17 @@ pub trait MediaPlane: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<(), MediaError>>;
     /// Whether the participant's media of `kind` is forwarded to the others.
     fn set_forwarding(&self, participant: &str, kind: MediaKind, allowed: bool);
+    /// The subscriber's preference for a simulcast video it receives (`track`: the
+    /// forwarded track id): at most the layer `max` (`q`, `h` or `f`). Presentation
+    /// only: the plane still lowers the layer when the subscriber's bandwidth is short.
+    /// A plane without simulcast refuses it (`media.unsupported`).
+    fn set_max_layer(&self, participant: &str, track: &str, max: &str) -> Result<(), MediaError> {
+        let _ = (participant, track, max);
+        Err(MediaError::new(
+            "media.unsupported",
+            "this media plane does not choose simulcast layers",
+        ))
+    }
     /// Closes the participant's peer connection.
     fn disconnect<'a>(&'a self, participant: &'a str) -> BoxFuture<'a, ()>;
     /// Statistics (JSON), for health, `/debug/media` and `/metrics`: rooms →
@@ -175,6 +186,12 @@ const MEDIA_METRICS: &[(&str, &str, &str, &str)] = &[
         "keyframe_requests_total",
         "counter",
         "Keyframe requests (PLI) sent to publishers.",
+    ),
+    (
+        "layer_switches",
+        "layer_switches_total",
+        "counter",
+        "Simulcast layer switches, all subscribers.",
     ),
     (
         "tracks_refused",

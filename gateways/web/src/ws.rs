@@ -192,6 +192,14 @@ struct Sdp {
     sdp: String,
 }
 
+/// `media.layer`: the most a subscriber wants of a simulcast video it receives.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LayerPreference {
+    track: String,
+    max: String,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Candidate {
@@ -344,6 +352,31 @@ async fn signalling(
             plane
                 .candidate(&id, Value::Object(candidate))
                 .await
+                .map_err(media_error)?;
+            Ok(None)
+        }
+        "media.layer" => {
+            // Rate-limited with every other message of the socket (`events.rs`).
+            let LayerPreference { track, max } = fields(m)?;
+            if track.is_empty() || track.len() > 256 {
+                return Err(ApiError::invalid("track: 1 to 256 characters"));
+            }
+            if !matches!(max.as_str(), "q" | "h" | "f") {
+                return Err(ApiError::invalid("max: one of \"q\", \"h\", \"f\""));
+            }
+            let Some(id) = media
+                .id
+                .clone()
+                .filter(|id| peer.app.media.holds(id, media.generation))
+            else {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "media.not_connected",
+                    "media.layer needs the socket's media connection",
+                ));
+            };
+            plane
+                .set_max_layer(&id, &track, &max)
                 .map_err(media_error)?;
             Ok(None)
         }

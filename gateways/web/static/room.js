@@ -370,7 +370,7 @@
   async function startMedia() {
     if (S.pc) return;
     try {
-      S.local = await navigator.mediaDevices.getUserMedia({ audio: true, video: true });
+      S.local = await navigator.mediaDevices.getUserMedia({ audio: true, video: CAMERA });
     } catch (e) {
       status('No camera or microphone: ' + e.message);
       S.local = new MediaStream();
@@ -399,9 +399,80 @@
     pc.onconnectionstatechange = () => {
       $('media-state').textContent = 'Media: ' + pc.connectionState;
     };
-    for (const t of S.local.getTracks()) pc.addTrack(t, S.local);
+    for (const t of S.local.getTracks()) publishTrack(pc, t, S.local);
     applyLocal();
   }
+
+  // ---------- simulcast (docs/page.md) ----------
+
+  // The camera in HD, so that all three simulcast layers have pixels to carry.
+  const CAMERA = { width: { ideal: 1280 }, height: { ideal: 720 } };
+  // Lowest first: a quarter, half and full resolution. The SFU forwards one per viewer.
+  const SIMULCAST = [
+    { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150000 },
+    { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500000 },
+    { rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 1500000 },
+  ];
+
+  // Publishes a local track; the camera as simulcast where the browser takes it, a
+  // single encoding where addTransceiver with sendEncodings throws.
+  function publishTrack(pc, track, stream) {
+    if (track.kind === 'video') {
+      try {
+        pc.addTransceiver(track, { direction: 'sendrecv', streams: [stream], sendEncodings: SIMULCAST });
+        return;
+      } catch (e) {
+        console.warn('simulcast refused, one encoding', e);
+      }
+    }
+    pc.addTrack(track, stream);
+  }
+
+  // The id the SFU gave a received track: its a=msid in the server's offer (a browser
+  // may name the receiving track otherwise).
+  function forwardedTrackId(track) {
+    const pc = S.pc;
+    const t = pc && pc.getTransceivers().find((x) => x.receiver.track === track);
+    const sdp = (pc && pc.remoteDescription && pc.remoteDescription.sdp) || '';
+    if (!t || t.mid === null) return track.id;
+    for (const section of sdp.split('\nm=').slice(1)) {
+      if (!section.split(/\r?\n/).includes('a=mid:' + t.mid)) continue;
+      const m = section.match(/a=msid:\S+ (\S+)/);
+      if (m) return m[1];
+    }
+    return track.id;
+  }
+
+  // Tells the SFU the most we want of a received video: 'q' (small) or 'f'. `pin`: an
+  // explicit choice that the automatic one below leaves alone.
+  function setLayer(track, max, pin) {
+    const id = typeof track === 'string' ? track : forwardedTrackId(track);
+    if (pin) S.layerPins.add(id);
+    if (S.layers.get(id) === max) return;
+    S.layers.set(id, max);
+    send({ type: 'media.layer', track: id, max });
+  }
+
+  // Small tiles get the 'q' layer: with more than four remote cameras, every one but the
+  // dominant speaker's. Screen shares and everything else get 'f'.
+  function preferLayers() {
+    if (!S.pc) return;
+    // Camera tiles only: a phone's tile is audio (no <video>), a share is its own tile.
+    const cameras = tilesBySession().filter(([, t]) => !t.dataset.track && t.querySelector('video'));
+    const crowded = cameras.length > 4;
+    for (const [session, tile] of tilesBySession()) {
+      const video = tile.querySelector('video');
+      const stream = video && video.srcObject;
+      const small = crowded && !tile.dataset.track && session !== S.speaker;
+      for (const track of stream ? stream.getVideoTracks() : []) {
+        const id = forwardedTrackId(track);
+        if (!S.layerPins.has(id)) setLayer(id, small ? 'q' : 'f');
+      }
+    }
+  }
+  S.layers = new Map();
+  S.layerPins = new Set();
+  S.setLayer = setLayer;
 
   // Perfect negotiation, polite side: a server offer that collides with ours wins (the
   // browser rolls ours back); an answer to an offer that was rolled back is dropped.
@@ -435,6 +506,8 @@
   // The SFU's dominant speaker (RFC 6464 audio levels): its tile is outlined.
   function markSpeaker(session) {
     for (const [id, tile] of tilesBySession()) tile.classList.toggle('speaking', id === session);
+    S.speaker = session;
+    preferLayers();
   }
 
   // A remote stream's id is its publisher's session id. Its tile plays the stream (audio
@@ -465,6 +538,7 @@
       else for (const own of tilesOf(session)) if (!own.dataset.track) tileMedia(own, stream);
     };
     labelTile(tile, session);
+    preferLayers();
   }
 
   const tilesOf = (session) => document.querySelectorAll(`#tiles .tile[data-session="${CSS.escape(session)}"]`);

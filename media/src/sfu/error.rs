@@ -39,6 +39,9 @@ pub enum SfuError {
     /// More ICE candidates than a participant may send.
     #[error("more than {max} ICE candidates")]
     TooManyCandidates { max: usize },
+    /// A track the participant does not receive.
+    #[error("unknown forwarded track {0}")]
+    UnknownTrack(String),
     /// Too many offers (renegotiations) in a short time.
     #[error("too many renegotiations; retry in a moment")]
     RateLimited,
@@ -59,6 +62,7 @@ impl SfuError {
             SfuError::TooManyTracks { .. } => "sfu.too_many_tracks",
             SfuError::TooLarge { .. } => "sfu.too_large",
             SfuError::TooManyCandidates { .. } => "sfu.too_many_candidates",
+            SfuError::UnknownTrack(_) => "sfu.unknown_track",
             SfuError::RateLimited => "sfu.rate_limited",
         }
     }

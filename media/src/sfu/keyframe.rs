@@ -1,9 +1,10 @@
-//! Keyframe requests from subscribers reach the SFU.
+//! Keyframe requests and bandwidth estimates (REMB) from subscribers reach the SFU.
 //!
 //! Inbound RTCP ends at the webrtc crate's interceptor chain unless an interceptor marks
 //! a packet for the application. NACKs are answered there (the NACK responder keeps what
 //! we sent to each subscriber), reports feed statistics; only PLI and FIR need the
-//! publisher, so this interceptor, last in the chain, marks those and drops the rest.
+//! publisher, and REMB picks a subscriber's simulcast layer, so this interceptor, last
+//! in the chain, marks those and drops the rest.
 //! Modelled on the crate's `rtcp-processing` example.
 
 use std::collections::VecDeque;
@@ -12,6 +13,7 @@ use std::time::Instant;
 use rtc::interceptor::{Attribute, Interceptor, Packet, StreamInfo, TaggedPacket};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
 use rtc::sansio::Protocol;
 
 /// Slot after every default interceptor, so they all see the whole of the RTCP first.
@@ -21,6 +23,11 @@ pub(crate) const SLOT: usize = 14_000;
 pub(crate) struct KeyframeRequests {
     read: VecDeque<TaggedPacket>,
     write: VecDeque<TaggedPacket>,
+}
+
+/// Whether the application wants an RTCP packet: a keyframe request or a REMB.
+fn wanted(packet: &dyn rtc::rtcp::Packet) -> bool {
+    is_keyframe_request(packet) || packet.as_any().is::<ReceiverEstimatedMaximumBitrate>()
 }
 
 /// Whether an RTCP packet asks for a keyframe.
@@ -40,7 +47,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequests {
         if let Packet::Rtcp(packets) = &msg.message.packet {
             let requests: Vec<Box<dyn rtc::rtcp::Packet>> = packets
                 .iter()
-                .filter(|p| is_keyframe_request(p.as_ref()))
+                .filter(|p| wanted(p.as_ref()))
                 .cloned()
                 .collect();
             if requests.is_empty() {

@@ -10,7 +10,10 @@
 //!
 //! Files: `peer.rs` (the peer connection and its events), `negotiate.rs` (server offers,
 //! glare, subscriptions), `forward.rs` (the packet path, keyframe requests),
-//! `keyframe.rs` (PLI/FIR reach us), `speaker.rs` (dominant speaker from audio
+//! `simulcast.rs` (one layer per subscriber, chosen by preference and REMB),
+//! `vp8.rs` (keyframes and picture ids), `rid_reports.rs` (browsers keep tagging
+//! their layers), `keyframe.rs` (PLI/FIR/REMB reach us),
+//! `speaker.rs` (dominant speaker from audio
 //! levels), `limits.rs` (bounds on what a client may ask), `candidates.rs`,
 //! `config.rs`, `stats.rs`.
 
@@ -23,8 +26,11 @@ mod limits;
 mod local;
 mod negotiate;
 mod peer;
+mod rid_reports;
+mod simulcast;
 mod speaker;
 mod stats;
+mod vp8;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
@@ -37,6 +43,7 @@ use webrtc::peer_connection::{PeerConnection, RTCIceCandidateInit, RTCPeerConnec
 pub use config::{SfuConfig, SfuLimits};
 pub use error::SfuError;
 pub use local::{LocalTrack, MediaTap, VideoPacket};
+pub use simulcast::SimulcastLayer;
 
 use config::PortPicker;
 use forward::{Forwarding, Publication};
@@ -123,6 +130,8 @@ pub(crate) struct Participant {
     outbox: mpsc::Sender<forward::Queued>,
     /// The header extension id of RFC 6464 audio levels in its offers (0: none).
     audio_level_id: Arc<AtomicU8>,
+    /// Its receiver's latest REMB bandwidth estimate, bit/s (0: none yet).
+    estimate: Arc<AtomicU64>,
     /// ICE candidates it gave, inline and trickled.
     candidates: AtomicUsize,
     /// Its descriptions (offers and answers), rate-limited.
@@ -309,6 +318,7 @@ impl Sfu {
                         connection: Mutex::new(RTCPeerConnectionState::New),
                         outbox,
                         audio_level_id: Arc::new(AtomicU8::new(0)),
+                        estimate: Arc::new(AtomicU64::new(0)),
                         candidates: AtomicUsize::new(0),
                         renegotiations: Mutex::new(limits::Bucket::new(
                             bounds.renegotiation_burst,
@@ -413,6 +423,33 @@ impl Sfu {
                 tokio::spawn(async move { publication.request_keyframe(true).await });
             }
         }
+    }
+
+    /// The subscriber's preference for a simulcast video it receives: at most
+    /// `layer` (the forwarded track id is the one its offer carried). Takes effect at
+    /// the next keyframe of the layer chosen; a track without simulcast ignores it.
+    pub fn set_max_layer(
+        &self,
+        subscriber: &ParticipantId,
+        track: &str,
+        layer: SimulcastLayer,
+    ) -> Result<(), SfuError> {
+        let p = self.get(subscriber)?;
+        let candidates: Vec<Arc<Publication>> = self
+            .inner
+            .others(&p.room, &p.id)
+            .iter()
+            .flat_map(|o| o.publications())
+            .chain(self.inner.local_publications(&p.room))
+            .collect();
+        let outlet = candidates
+            .iter()
+            .filter(|x| negotiate::forwarded_track_id(x) == track)
+            .flat_map(|x| x.outlets())
+            .find(|o| &o.subscriber == subscriber)
+            .ok_or_else(|| SfuError::UnknownTrack(track.to_owned()))?;
+        outlet.max_layer.store(layer.rank(), Ordering::Relaxed);
+        Ok(())
     }
 
     /// Closes the peer connection (kick, ban, leave); its tracks leave every

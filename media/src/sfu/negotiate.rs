@@ -316,7 +316,9 @@ async fn subscribe(
         .await
         .map_err(stack)?
         .ok_or_else(|| SfuError::WebRtc("transceiver without a sender".to_owned()))?;
-    let outlet = Arc::new(Outlet::new(p.id.clone(), track, ssrc, p.outbox.clone()));
+    let outlet = Arc::new(
+        Outlet::new(p.id.clone(), track, ssrc, p.outbox.clone()).with_estimate(p.estimate.clone()),
+    );
     publication.attach(outlet.clone());
     tokio::spawn(relay_feedback(publication.clone(), outlet.clone()));
     Ok(Subscription {
@@ -326,8 +328,8 @@ async fn subscribe(
     })
 }
 
-/// Each outlet learns the payload type its leg negotiated for the publisher's codec;
-/// until then nothing is forwarded on it.
+/// Each outlet learns the payload type its leg negotiated for the publisher's codec
+/// (until then nothing is forwarded on it) and its audio-level extension id.
 async fn refresh_payload_types(n: &Negotiation) {
     for sub in n.subscriptions.values() {
         let Ok(params) = sub.sender.get_parameters().await else {
@@ -342,6 +344,15 @@ async fn refresh_payload_types(n: &Negotiation) {
         {
             sub.outlet.set_payload_type(codec.payload_type);
         }
+        let level = params
+            .rtp_parameters
+            .header_extensions
+            .iter()
+            .find(|e| e.uri == AUDIO_LEVEL_URI)
+            .and_then(|e| u8::try_from(e.id).ok())
+            .filter(|id| (1..=14).contains(id))
+            .unwrap_or(0);
+        sub.outlet.audio_level_id.store(level, Ordering::Relaxed);
     }
 }
 

@@ -1,5 +1,7 @@
-//! One participant's peer connection: codecs (Opus, VP8), interceptors (NACK both
-//! ways, RTCP reports, TWCC receiver, keyframe requests to us), the socket from the
+//! One participant's peer connection: codecs (Opus, VP8 with REMB feedback),
+//! interceptors (NACK both ways, RTCP reports, TWCC receiver, simulcast RID/MID
+//! extensions, keyframe requests and REMB to us, simulcast layers kept out of our
+//! reports: `rid_reports.rs`), the socket from the
 //! port range, and the event handler that feeds the SFU.
 
 use std::net::SocketAddr;
@@ -17,9 +19,9 @@ use webrtc::peer_connection::{
     RTCPeerConnectionState, Registry, SettingEngineBuilder,
 };
 
-use super::candidates;
 use super::error::{webrtc as stack, SfuError};
 use super::keyframe::{KeyframeRequests, SLOT};
+use super::{candidates, rid_reports};
 use super::{Inner, ParticipantId, SfuSignal};
 
 fn feedback(typ: &str, parameter: &str) -> RTCPFeedback {
@@ -61,14 +63,22 @@ fn media_engine() -> Result<MediaEngine, SfuError> {
                     clock_rate: 90_000,
                     channels: 0,
                     sdp_fmtp_line: String::new(),
-                    rtcp_feedback: vec![feedback("ccm", "fir"), feedback("nack", "pli")],
+                    // goog-remb: subscribers report their bandwidth estimate, which
+                    // picks their simulcast layer.
+                    rtcp_feedback: vec![
+                        feedback("ccm", "fir"),
+                        feedback("nack", "pli"),
+                        feedback("goog-remb", ""),
+                    ],
                 },
                 payload_type: 96,
             },
             RtpCodecKind::Video,
         )
         .map_err(stack)?;
-    // RFC 6464 audio levels from publishers feed the dominant-speaker detector.
+    // RFC 6464 audio levels from publishers feed the dominant-speaker detector, and
+    // go on to subscribers under their id. The RID/MID extensions simulcast needs are
+    // registered by `register_default_interceptors`.
     engine
         .register_header_extension(
             RTCRtpHeaderExtensionCapability {
@@ -89,7 +99,11 @@ pub(crate) async fn build(
     let mut engine = media_engine()?;
     let registry = register_default_interceptors(Registry::new(), &mut engine)
         .map_err(stack)?
-        .with(Slot::from(SLOT), KeyframeRequests::default());
+        .with(Slot::from(SLOT), KeyframeRequests::default())
+        .with(
+            Slot::from(rid_reports::SLOT),
+            rid_reports::KeepRid::default(),
+        );
     let settings = SettingEngineBuilder::new()
         .with_include_loopback_candidate(loopback_only)
         .build();

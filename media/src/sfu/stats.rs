@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use serde_json::{json, Value};
 
@@ -22,6 +23,18 @@ struct Totals {
     keyframes: u64,
     withheld: u64,
     tracks: u64,
+    switches: u64,
+}
+
+/// A rank's RID among the publication's layers (null: none forwarded yet).
+fn rid_of(x: &Publication, rank: Option<u8>) -> Value {
+    let Some(rank) = rank else {
+        return Value::Null;
+    };
+    x.layers()
+        .iter()
+        .find(|l| l.rank == rank)
+        .map_or(Value::Null, |l| Value::from(l.rid.clone()))
 }
 
 /// The live publications among `list` as JSON, added to the totals.
@@ -33,6 +46,7 @@ fn published(list: Vec<Arc<Publication>>, t: &mut Totals) -> Vec<Value> {
         .filter(|x| !x.ended.load(Ordering::Acquire))
     {
         let mut subscribers = BTreeMap::new();
+        let simulcast = x.simulcast();
         for o in x.outlets() {
             let (packets, bytes) = (
                 o.packets.load(Ordering::Relaxed),
@@ -46,22 +60,49 @@ fn published(list: Vec<Arc<Publication>>, t: &mut Totals) -> Vec<Value> {
             t.bytes_out += bytes;
             t.dropped += d;
             t.send_errors += e;
-            subscribers.insert(
-                o.subscriber.clone(),
-                json!({
-                    "packets": packets,
-                    "bytes": bytes,
-                    "dropped": d,
-                    "send_errors": e,
-                    "keyframe_requests": o.keyframe_requests.load(Ordering::Relaxed),
-                }),
-            );
+            let switches = o.layer_switches.load(Ordering::Relaxed);
+            t.switches += switches;
+            let (current, target) = {
+                let s = o.selector();
+                (s.current, s.target)
+            };
+            let mut entry = json!({
+                "packets": packets,
+                "bytes": bytes,
+                "dropped": d,
+                "send_errors": e,
+                "keyframe_requests": o.keyframe_requests.load(Ordering::Relaxed),
+                "remb_bps": o.estimate.load(Ordering::Relaxed),
+                "audio_level_extension": o.audio_level_id.load(Ordering::Relaxed) != 0,
+            });
+            if simulcast {
+                entry["layer"] = rid_of(&x, current);
+                entry["target_layer"] = rid_of(&x, target);
+                entry["max_layer"] = rid_of(&x, Some(o.max_layer.load(Ordering::Relaxed)));
+                entry["layer_switches"] = Value::from(switches);
+            }
+            subscribers.insert(o.subscriber.clone(), entry);
         }
         t.packets_in += x.packets_in.load(Ordering::Relaxed);
         t.bytes_in += x.bytes_in.load(Ordering::Relaxed);
         t.keyframes += x.keyframe_requests.load(Ordering::Relaxed);
         t.withheld += x.packets_withheld.load(Ordering::Relaxed);
         t.tracks += 1;
+        let now = Instant::now();
+        let layers: Vec<Value> = x
+            .layers()
+            .iter()
+            .map(|l| {
+                json!({
+                    "rid": l.rid,
+                    "ssrc": l.ssrc,
+                    "bitrate_bps": l.bitrate(now),
+                    "packets": l.packets,
+                    "bytes": l.bytes,
+                    "live": l.live(now),
+                })
+            })
+            .collect();
         published.push(json!({
             "track_id": super::negotiate::forwarded_track_id(&x),
             "client_track_id": x.track_id,
@@ -72,6 +113,8 @@ fn published(list: Vec<Arc<Publication>>, t: &mut Totals) -> Vec<Value> {
             "bytes_in": x.bytes_in.load(Ordering::Relaxed),
             "packets_withheld": x.packets_withheld.load(Ordering::Relaxed),
             "keyframe_requests": x.keyframe_requests.load(Ordering::Relaxed),
+            "simulcast": simulcast,
+            "layers": layers,
             "subscriber_count": subscribers.len(),
             "subscribers": subscribers,
         }));
@@ -146,6 +189,7 @@ pub(crate) fn snapshot(inner: &Inner) -> Value {
         "packets_withheld": t.withheld,
         "send_errors": t.send_errors,
         "keyframe_requests": t.keyframes,
+        "layer_switches": t.switches,
         "tracks_refused": inner.tracks_refused.load(Ordering::Relaxed),
         "dominant_speaker_changes": inner.dominant_changes.load(Ordering::Relaxed),
         "refusals": refusals,

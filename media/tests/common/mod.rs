@@ -381,3 +381,228 @@ pub async fn sfu(ports: (u16, u16), limits: SfuLimits) -> Sfu {
     .await
     .unwrap()
 }
+
+/// The RIDs of a simulcast publication, lowest first, as the page sends them.
+pub const RIDS: [&str; 3] = ["q", "h", "f"];
+const MID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
+const RID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id";
+
+/// A client whose media engine registers `extra` audio header extensions before the
+/// audio level one, so its extension ids differ from a plain [`client`]'s.
+pub async fn client_with_audio_extensions(
+    id: &str,
+    extra: &[&str],
+) -> (Client, mpsc::UnboundedReceiver<Arc<dyn TrackRemote>>) {
+    let mut engine = MediaEngine::default();
+    engine.register_default_codecs().unwrap();
+    for uri in extra.iter().chain([&AUDIO_LEVEL_URI]) {
+        engine
+            .register_header_extension(
+                RTCRtpHeaderExtensionCapability {
+                    uri: (*uri).to_owned(),
+                },
+                RtpCodecKind::Audio,
+                None,
+            )
+            .unwrap();
+    }
+    let registry = register_default_interceptors(Registry::new(), &mut engine).unwrap();
+    let (connected_tx, connected) = watch::channel(false);
+    let (gathered_tx, gathered) = watch::channel(false);
+    let (tracks_tx, tracks_rx) = mpsc::unbounded_channel();
+    let pc = PeerConnectionBuilder::new()
+        .with_media_engine(engine)
+        .with_interceptor_registry(registry)
+        .with_handler(Arc::new(ClientEvents {
+            connected: connected_tx,
+            gathered: gathered_tx,
+            tracks: tracks_tx,
+        }))
+        .with_udp_addrs(vec!["127.0.0.1:0".to_owned()])
+        .build()
+        .await
+        .unwrap();
+    let (_, progress) = watch::channel(0u64);
+    let (_, offers) = mpsc::unbounded_channel();
+    let (_, speakers) = mpsc::unbounded_channel();
+    (
+        Client {
+            id: id.to_owned(),
+            pc: Arc::new(pc),
+            connected,
+            gathered,
+            received: Arc::new(Mutex::new(Vec::new())),
+            progress,
+            offers,
+            speakers,
+        },
+        tracks_rx,
+    )
+}
+
+/// A VP8 video track sent as three simulcast layers (`q`, `h`, `f`) on `ssrcs`.
+pub fn simulcast_track(id: &str, ssrcs: [u32; 3]) -> Arc<TrackLocalStaticRTP> {
+    let encodings = RIDS
+        .iter()
+        .zip(ssrcs)
+        .map(|(rid, ssrc)| RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                rid: (*rid).to_owned(),
+                ssrc: Some(ssrc),
+                ..Default::default()
+            },
+            active: true,
+            codec: RTCRtpCodec {
+                mime_type: "video/VP8".to_owned(),
+                clock_rate: 90_000,
+                channels: 0,
+                sdp_fmtp_line: String::new(),
+                rtcp_feedback: vec![],
+            },
+            ..Default::default()
+        })
+        .collect();
+    Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+        format!("{id}-stream"),
+        format!("{id}-camera"),
+        format!("{id} camera"),
+        RtpCodecKind::Video,
+        encodings,
+    )))
+}
+
+/// The id a sender's leg negotiated for the header extension `uri`.
+pub async fn extension_id(sender: &Arc<dyn RtpSender>, uri: &str) -> Option<u8> {
+    sender
+        .get_parameters()
+        .await
+        .unwrap()
+        .rtp_parameters
+        .header_extensions
+        .iter()
+        .find(|e| e.uri == uri)
+        .map(|e| e.id as u8)
+}
+
+/// The `a=mid` of the first video section of an SDP.
+pub fn video_mid(sdp: &str) -> String {
+    sdp.split("\nm=")
+        .find(|s| s.starts_with("video"))
+        .and_then(|s| s.lines().find_map(|l| l.trim().strip_prefix("a=mid:")))
+        .unwrap()
+        .to_owned()
+}
+
+/// A VP8 packet of simulcast layer `layer` (0..3): a payload descriptor with a
+/// 15-bit picture id, a keyframe or delta frame header byte, then the layer's tag
+/// (`b'q'`, `b'h'`, `b'f'`) repeated to its size (the `f` layer is the biggest).
+pub fn layer_payload(layer: usize, picture_id: u16, keyframe: bool) -> Bytes {
+    let size = [100, 300, 1000][layer];
+    let [hi, lo] = (picture_id & 0x7fff).to_be_bytes();
+    let mut payload = vec![0x90, 0x80, 0x80 | hi, lo, u8::from(!keyframe)];
+    payload.resize(size, RIDS[layer].as_bytes()[0]);
+    Bytes::from(payload)
+}
+
+/// The layer a forwarded payload came from, by its tag.
+pub fn layer_of(payload: &[u8]) -> Option<usize> {
+    let tag = *payload.get(5)?;
+    RIDS.iter().position(|r| r.as_bytes()[0] == tag)
+}
+
+/// Sends the three layers every 33 ms with the RID/MID extensions a browser puts on
+/// them, a keyframe on each layer every `keyframe_every` frames, until stopped.
+pub fn publish_simulcast(
+    track: Arc<TrackLocalStaticRTP>,
+    ssrcs: [u32; 3],
+    pt: u8,
+    mid: String,
+    ids: (u8, u8),
+    keyframe_every: u32,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(33));
+        let mut frame: u32 = 0;
+        loop {
+            tick.tick().await;
+            for (layer, ssrc) in ssrcs.iter().enumerate() {
+                let mut header = rtp::Header {
+                    version: 2,
+                    marker: true,
+                    payload_type: pt,
+                    // Each layer numbers on its own, far apart, as a browser's do.
+                    sequence_number: (frame as u16).wrapping_add(20_000 * layer as u16),
+                    timestamp: frame
+                        .wrapping_mul(3000)
+                        .wrapping_add(1_000_000 * layer as u32),
+                    ssrc: *ssrc,
+                    ..Default::default()
+                };
+                header
+                    .set_extension(ids.0, Bytes::from(mid.clone().into_bytes()))
+                    .unwrap();
+                header
+                    .set_extension(ids.1, Bytes::from(RIDS[layer].as_bytes().to_vec()))
+                    .unwrap();
+                let picture_id = (frame as u16).wrapping_add(5_000 * layer as u16);
+                let packet = rtp::Packet {
+                    header,
+                    payload: layer_payload(layer, picture_id, frame.is_multiple_of(keyframe_every)),
+                };
+                if track.write_rtp(packet).await.is_err() {
+                    return;
+                }
+            }
+            frame = frame.wrapping_add(1);
+        }
+    })
+}
+
+/// The negotiated MID/RID extension ids of a simulcast sender.
+pub async fn simulcast_ids(sender: &Arc<dyn RtpSender>) -> (u8, u8) {
+    (
+        extension_id(sender, MID_URI).await.unwrap(),
+        extension_id(sender, RID_URI).await.unwrap(),
+    )
+}
+
+/// Every packet a client received on one track, kept for inspection.
+pub struct Recorded {
+    pub track: Arc<dyn TrackRemote>,
+    pub kind: RtpCodecKind,
+    pub track_id: String,
+    pub packets: Mutex<Vec<rtp::Packet>>,
+}
+
+/// Keeps every packet of every track the client receives (and ticks `progress`).
+pub fn record(
+    c: &mut Client,
+    mut tracks: mpsc::UnboundedReceiver<Arc<dyn TrackRemote>>,
+) -> Arc<Mutex<Vec<Arc<Recorded>>>> {
+    let (progress_tx, progress) = watch::channel(0u64);
+    c.progress = progress;
+    let all: Arc<Mutex<Vec<Arc<Recorded>>>> = Arc::default();
+    let list = all.clone();
+    tokio::spawn(async move {
+        while let Some(track) = tracks.recv().await {
+            let r = Arc::new(Recorded {
+                track: track.clone(),
+                kind: track.kind().await,
+                track_id: track.track_id().await,
+                packets: Mutex::new(Vec::new()),
+            });
+            list.lock().unwrap().push(r.clone());
+            progress_tx.send_modify(|t| *t += 1);
+            let progress_tx = progress_tx.clone();
+            tokio::spawn(async move {
+                while let Some(event) = track.poll().await {
+                    if let TrackRemoteEvent::OnRtpPacket(p) = event {
+                        r.packets.lock().unwrap().push(p);
+                        progress_tx.send_modify(|t| *t += 1);
+                    }
+                }
+            });
+        }
+    });
+    all
+}
