@@ -146,3 +146,23 @@ fn tail_hands_over_from_disk_to_live_without_gap_or_duplicate() {
         assert_eq!(from_start.next().await.unwrap().seq, total + 1);
     });
 }
+
+/// A database closed a moment ago may still be locked by sled's threads: opening it
+/// again waits for the lock (briefly) instead of failing. Here the lock is held, on
+/// purpose, by a journal still open while the second open starts.
+#[test]
+fn reopening_waits_for_a_lock_released_a_moment_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Journal::open(dir.path(), config(SyncMode::Always)).unwrap();
+    let (started, opened) = std::sync::mpsc::channel();
+    let path = dir.path().to_owned();
+    let second = std::thread::spawn(move || {
+        started.send(()).unwrap();
+        Journal::open(&path, config(SyncMode::Always)).map(|_| ())
+    });
+    opened.recv().unwrap();
+    // Hold the lock while the other thread tries, then let it go.
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    drop(first);
+    second.join().unwrap().unwrap();
+}

@@ -170,7 +170,21 @@ impl OpenDb {
         let open = |config: sled::Config| {
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open()))
         };
-        let opened = match open(sled_config(path, cache_capacity)) {
+        // The threads of a database closed a moment ago (sled's flusher and I/O pool,
+        // in this process) can hold its file lock briefly after the last handle is
+        // gone: a lock refusal is retried for up to half a second before it counts as
+        // another process holding the journal.
+        let mut first = open(sled_config(path, cache_capacity));
+        for _ in 0..50 {
+            match &first {
+                Ok(Err(sled::Error::Io(e))) if e.to_string().contains("could not acquire lock") => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                    first = open(sled_config(path, cache_capacity));
+                }
+                _ => break,
+            }
+        }
+        let opened = match first {
             Ok(Err(sled::Error::Unsupported(why))) => {
                 // The refused first attempt's threads may still hold the database's file
                 // lock for a moment: an I/O error here is retried briefly, not reported
