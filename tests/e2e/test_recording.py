@@ -180,12 +180,30 @@ def test_a_recording_holds_both_sides_and_the_journal_vouches_for_it(bridge_serv
     assert json.loads(out.strip().splitlines()[0])["status"] == "mismatch", out
 
 
+def camera_flowing(server, room: str, session: str, timeout: float = WAIT) -> None:
+    """Waits until the SFU receives video packets from `session` (GET /debug/media)."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        stats = requests.get(f"{server.url}/debug/media", headers=server.admin(), timeout=10).json()
+        sfu = stats.get("stats") or {}
+        me = sfu.get("rooms", {}).get(room, {}).get("participants", {}).get(session, {})
+        last = [(t.get("kind"), t.get("packets_in")) for t in me.get("published", [])]
+        if any(kind == "video" and (n or 0) > 50 for kind, n in last):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"no video from {session} at the SFU; last {last!r}")
+
+
 def test_a_video_recording_keeps_each_camera_as_it_arrived(bridge_server, browsers, tmp_path):
     """With `video`, each forwarded camera is written as it arrived (VP8, no transcoding)
     to a WebM file of its own, journaled like the audio."""
     server, room = bridge_server, "recordedvideo"
     page, p_sess, token, caller, c_sess, _ = open_bridge(server, browsers, tmp_path, room)
     try:
+        # The camera must be flowing into the SFU before the recording starts (on a
+        # loaded machine video can start seconds after audio).
+        camera_flowing(server, room, p_sess)
         rec = http(server, "POST", f"/rooms/{room}/recording", token, {"video": True},
                    expect=201)["recording"]
         t_started = time.monotonic()
