@@ -3,6 +3,7 @@
 mod admin;
 mod config;
 mod mail_cmd;
+mod media_status;
 mod nats_cmd;
 mod recorder;
 mod recording_cmd;

@@ -125,8 +125,9 @@ async fn serve(
     }
     let recording_max = sip.as_ref().and_then(|s| s.recording_max);
     let sip = crate::sip_cmd::start_gateway(engine.clone(), sip).await?;
-    if let Some((_, _, source)) = &sip {
+    if let Some((_, media, source)) = &sip {
         sources.push(source.clone());
+        sources.push(crate::media_status::source(media.clone()));
     }
     let xmpp = crate::xmpp_cmd::start_gateway(engine.clone(), xmpp).await?;
     let sfu = crate::webrtc_cmd::start(config.webrtc.clone()).await?;

@@ -300,6 +300,14 @@ def test_browser_and_phone_hear_each_other_and_moderation_crosses_the_bridge(bri
         assert tone_gone(s, BROWSER_TONE) or s["peaks"][str(BROWSER_TONE)] < \
             s["peaks"][str(CALLER_TONE)] - 30, f"the browser's own tone on the caller's track: {s}"
 
+        # The bridge's work shows in /metrics (the media node's status source).
+        metrics = requests.get(f"{server.url}/metrics", headers=server.admin(), timeout=10).text
+        sample = {line.split()[0]: float(line.split()[1]) for line in metrics.splitlines()
+                  if line.startswith("conclave_bridge_") and len(line.split()) == 2}
+        assert sample.get("conclave_bridge_caller_frames_total", 0) > 0, sample
+        assert sample.get("conclave_bridge_browser_packets_total", 0) > 0, sample
+        assert sample.get("conclave_bridge_callers") == 1, sample
+
         # The page: an audio-only tile for the caller with the SIP badge, and the caller in
         # the participant list with protocol SIP.
         wait_principals(page, {"web:alice", "sip:carl@localhost"})
