@@ -8,7 +8,7 @@
 //! Two processes: this one runs the media node and the SFU and measures its own CPU
 //! (user + system, /proc/self/stat); the synthetic browsers and phones run in a child
 //! (this binary re-executed, `bridge/clients.rs`), driven over its stdin/stdout as
-//! JSON lines (`bridge/wire.rs`), so their SRTP, Opus encoding and sockets are not
+//! JSON lines (`support/wire.rs`, `support/signal.rs`), so their SRTP, Opus encoding and sockets are not
 //! counted (the SFU benchmark's flaw).
 //!
 //! - **Loop**: `audio::transcode_loop_frame` on one thread, thread CPU time. One
@@ -28,7 +28,9 @@ mod common;
 
 #[path = "bridge/clients.rs"]
 mod clients;
-#[path = "bridge/wire.rs"]
+#[path = "support/signal.rs"]
+mod signal;
+#[path = "support/wire.rs"]
 mod wire;
 
 use std::sync::Arc;
@@ -39,9 +41,8 @@ use conclave_media::audio::{
     FRAME_WIDE, RATE_NARROW, RATE_WIDE,
 };
 use conclave_media::bridge::BridgeStats;
-use conclave_media::{MediaConfig, MediaNode, MediaStats, Sfu, SfuLimits, SfuSignal, G711};
+use conclave_media::{MediaConfig, MediaNode, MediaStats, Sfu, SfuLimits, G711};
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
 
 use common::{GUARD, LOCAL};
 use wire::{process_cpu, thread_cpu, Link};
@@ -63,10 +64,12 @@ const ONSETS: usize = 20 + clients::DISCARDED_ONSETS;
 const JITTER_MS: [u32; 3] = [20, 40, 60];
 /// Bitrate of the bridge's caller tracks (`bridge/outbound.rs`), for the loop.
 const CALLER_BPS: i32 = 24_000;
+/// Set to `clients` in the clients child.
+const ROLE_VAR: &str = "CONCLAVE_BRIDGE_BENCH_ROLE";
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    if std::env::var(wire::ROLE_VAR).as_deref() == Ok(wire::ROLE_CLIENTS) {
+    if wire::is_clients(ROLE_VAR) {
         clients::run().await;
         return;
     }
@@ -330,61 +333,15 @@ async fn setup(ports: u16, jitter_ms: u32) -> (MediaNode, Sfu, Arc<Link>) {
     .await
     .unwrap();
     let sfu = common::sfu((ports + 250, ports + 399), SfuLimits::default()).await;
-    let (link, mut unsolicited) = Link::spawn().unwrap();
-    let s = sfu.clone();
-    tokio::spawn(async move {
-        while let Some(v) = unsolicited.recv().await {
-            if wire::op(&v) == "server_answer" {
-                let (s, id) = (s.clone(), wire::id(&v).to_owned());
-                let sdp = v["sdp"].as_str().unwrap_or("").to_owned();
-                tokio::spawn(async move {
-                    if let Err(e) = s.answer(&id, sdp).await {
-                        eprintln!("bridge bench: answer of {id} refused: {e}");
-                    }
-                });
-            }
-        }
-    });
+    let (link, unsolicited) = Link::spawn(ROLE_VAR).unwrap();
+    signal::answer_server_offers(&sfu, unsolicited, "bridge");
     (node, sfu, link)
 }
 
 /// Browser `id` joins `room` through the clients process; returns once connected.
 async fn join(sfu: &Sfu, link: &Arc<Link>, room: &str, id: &str, latency: bool) {
-    let (tx, mut rx) = mpsc::channel(256);
-    sfu.connect(room, &id.to_owned(), tx).await.unwrap();
-    let offer = link
-        .request(
-            json!({"op": "browser", "id": id, "latency": latency}),
-            "offer",
-            GUARD,
-        )
-        .await
-        .unwrap();
-    let answer = sfu
-        .offer(
-            &id.to_owned(),
-            offer["sdp"].as_str().unwrap_or("").to_owned(),
-        )
-        .await
-        .unwrap();
-    let connected = link.expect("connected", id);
-    link.send(&json!({"op": "answer", "id": id, "sdp": answer}))
-        .unwrap();
-    let (link2, id2) = (link.clone(), id.to_owned());
-    tokio::spawn(async move {
-        while let Some(signal) = rx.recv().await {
-            let msg = match signal {
-                SfuSignal::Candidate(init) => json!({"op": "candidate", "id": id2, "init": init}),
-                SfuSignal::Offer(sdp) => json!({"op": "server_offer", "id": id2, "sdp": sdp}),
-                SfuSignal::DominantSpeaker(_) => continue,
-                SfuSignal::Closed => break,
-            };
-            if link2.send(&msg).is_err() {
-                break;
-            }
-        }
-    });
-    wire::wait(connected, "connected", GUARD).await.unwrap();
+    let request = json!({"op": "browser", "id": id, "latency": latency});
+    signal::join(sfu, link, room, request).await;
 }
 
 /// Phone `id` calls into `room`: a PCMU leg on the node, a UDP socket in the child.

@@ -1,234 +1,184 @@
-//! The SFU's packet rate per CPU-second, SRTP included, against a raw UDP relay of the
-//! same packets in the same run.
+//! The SFU's packet rate per CPU-second of its own, SRTP included, against a raw UDP
+//! relay of the same packets in the same run.
 //!
-//! Run: `cargo bench -p conclave-media --bench sfu`. Prints a table.
+//! Run: `cargo bench -p conclave-media --bench sfu` (about a minute; prints a markdown
+//! table). `SFU_BENCH_CASE=1×4` runs one layout.
 //!
-//! SFU rows: synthetic publishers and subscribers on the same webrtc crate as the SFU
-//! (`tests/common`), all on 127.0.0.1. Each publisher writes 1,000-byte VP8-typed RTP
-//! packets as fast as its connection takes them; the SFU decrypts each once and
-//! encrypts it per subscriber. Relay rows: the same packets over plain UDP, one
-//! relay thread copying each datagram to every subscriber socket.
+//! Two processes: this one runs the SFU (and, for the baseline, the relay) and measures
+//! its own CPU (user + system, /proc/self/stat); the synthetic publishers and
+//! subscribers (webrtc-crate peers, `tests/common`) and the relay's UDP senders and
+//! receivers run in a child (this binary re-executed, `sfu/clients.rs`), driven over
+//! its stdin/stdout as JSON lines (`support/wire.rs`, `support/signal.rs`). So the
+//! clients' SRTP (one encryption per packet published, one decryption per packet
+//! received) is not counted: only the SFU's one decryption per packet in and one
+//! encryption per packet forwarded, its interceptors and its sockets.
 //!
-//! CPU is the whole process's (user + system, from /proc/self/stat), endpoints
-//! included, for both: the webrtc crate runs every connection's SRTP and interceptors
-//! on one process-wide reactor pool, so the SFU's share cannot be told from the
-//! clients' by thread. The synthetic clients do about as much SRTP work as the SFU
-//! (one encryption per packet published, one decryption per packet received), so the
-//! SFU alone costs roughly half the CPU per packet shown. "per CPU-s" is packets
-//! forwarded per second of CPU: packets per second per busy core.
+//! SFU rows: each publisher writes 1,000-byte VP8-typed RTP packets as fast as its
+//! connection takes them. Relay rows: the same-sized datagrams over plain UDP, one
+//! relay thread here copying each to every receiver socket (`recv_from`, then a
+//! `send_to` per receiver). "per CPU-s" is packets forwarded per second of this
+//! process's CPU: packets per second per busy core.
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::net::UdpSocket;
+#[path = "sfu/clients.rs"]
+mod clients;
+#[path = "support/signal.rs"]
+mod signal;
+#[path = "support/wire.rs"]
+mod wire;
+
+use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use common::*;
-use conclave_media::SfuLimits;
-use rtc::rtp;
-use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
-use webrtc::media_stream::track_local::TrackLocal;
+use common::{GUARD, LOCAL};
+use conclave_media::{Sfu, SfuLimits};
+use serde_json::{json, Value};
+use wire::{pid_cpu, process_cpu, Link};
 
-const PAYLOAD: usize = 1000;
+/// RTP payload bytes of every packet, SFU and relay alike.
+pub const PAYLOAD: usize = 1000;
 const WARMUP: Duration = Duration::from_secs(1);
-const MEASURE: Duration = Duration::from_secs(4);
+const MEASURE: Duration = Duration::from_secs(5);
 /// Packets per second of one subscribed stream in a call: ~1 Mbit/s video + audio.
 const CALL_PPS: f64 = 150.0;
+/// Set to `clients` in the clients child.
+const ROLE_VAR: &str = "CONCLAVE_SFU_BENCH_ROLE";
 
-/// Process CPU seconds (user + system) from /proc/self/stat, at 100 ticks a second.
-fn cpu_secs() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let tick = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    // After ")": state is field 3, utime 14, stime 15 (1-based) → indices 11, 12.
-    (tick(11) + tick(12)) / 100.0
-}
-
+/// What one measured window saw: packets forwarded, this process's CPU, the child's.
 struct Run {
     forwarded: u64,
     dropped: u64,
     wall: f64,
     cpu: f64,
+    clients_cpu: f64,
 }
 
 impl Run {
     fn per_cpu(&self) -> f64 {
         self.forwarded as f64 / self.cpu.max(1e-9)
     }
+    fn rate(&self) -> f64 {
+        self.forwarded as f64 / self.wall
+    }
 }
 
-fn payload() -> Bytes {
-    let mut p = vec![0u8; PAYLOAD];
-    p[..4].copy_from_slice(&[0x10, 0x00, 0x9d, 0x01]);
-    Bytes::from(p)
-}
-
-/// `pubs` participants publish one video track each; `subs` more only subscribe. With
-/// `subs == 0` every publisher receives every other (N×N).
-async fn sfu_run(ports: (u16, u16), pubs: usize, subs: usize) -> Run {
-    let limits = SfuLimits {
-        subscriber_queue: 4096,
-        ..SfuLimits::default()
-    };
-    let sfu = sfu(ports, limits).await;
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut writers = Vec::new();
-    let mut clients = Vec::new();
-    for i in 0..pubs {
-        let (mut c, tracks) = client(&format!("P{i}")).await;
-        let ssrc = 10_000 + i as u32;
-        let track = local_track(
-            &format!("p{i}"),
-            RtpCodecKind::Video,
-            "video/VP8",
-            90_000,
-            0,
-            ssrc,
-        );
-        let sender = c.pc.add_track(track.clone()).await.unwrap();
-        count(&mut c, tracks);
-        join(&sfu, "bench", &mut c).await;
-        let pt = payload_type(&sender).await;
-        let stop = stop.clone();
-        writers.push(tokio::spawn(async move {
-            let body = payload();
-            let mut seq: u16 = 0;
-            while !stop.load(Ordering::Relaxed) {
-                let packet = rtp::Packet {
-                    header: rtp::Header {
-                        version: 2,
-                        payload_type: pt,
-                        sequence_number: seq,
-                        timestamp: u32::from(seq) * 30,
-                        ssrc,
-                        ..Default::default()
-                    },
-                    payload: body.clone(),
-                };
-                if track.write_rtp(packet).await.is_err() {
-                    return;
-                }
-                seq = seq.wrapping_add(1);
-            }
-        }));
-        clients.push(c);
-    }
-    for i in 0..subs {
-        let (mut c, tracks) = client(&format!("S{i}")).await;
-        // An idle audio track, so the client has something to offer.
-        c.pc.add_track(local_track(
-            &format!("s{i}"),
-            RtpCodecKind::Audio,
-            "audio/opus",
-            48_000,
-            2,
-            20_000 + i as u32,
-        ))
-        .await
-        .unwrap();
-        count(&mut c, tracks);
-        join(&sfu, "bench", &mut c).await;
-        clients.push(c);
-    }
-    let expect = if subs == 0 { pubs - 1 } else { pubs };
-    for c in clients.iter_mut() {
-        if c.id.starts_with('S') || subs == 0 {
-            wait_until(c, "every publisher's video", |c| {
-                let r = c.received.lock().unwrap();
-                r.len() == expect && r.iter().all(|t| t.packets.load(Ordering::Relaxed) > 0)
-            })
-            .await;
-        }
-    }
+/// Warm-up, then a `MEASURE` window of `counters` (forwarded, dropped) and both
+/// processes' CPU.
+async fn window(link: &Link, counters: impl Fn() -> (u64, u64)) -> Run {
     tokio::time::sleep(WARMUP).await;
-    let totals = |s: &serde_json::Value| {
-        (
-            s["packets_forwarded"].as_u64().unwrap_or(0),
-            s["packets_dropped"].as_u64().unwrap_or(0),
-        )
-    };
-    let (f0, d0) = totals(&sfu.stats());
-    let (c0, t0) = (cpu_secs(), Instant::now());
+    let pid = link.pid();
+    let ((f0, d0), c0, k0, t0) = (counters(), process_cpu(), pid_cpu(pid), Instant::now());
     tokio::time::sleep(MEASURE).await;
-    let (f1, d1) = totals(&sfu.stats());
-    let (c1, wall) = (cpu_secs(), t0.elapsed().as_secs_f64());
-    stop.store(true, Ordering::Relaxed);
-    for w in writers {
-        let _ = w.await;
-    }
-    for c in &clients {
-        sfu.disconnect(&c.id).await;
-        let _ = c.pc.close().await;
-    }
+    let ((f1, d1), c1, k1, wall) = (
+        counters(),
+        process_cpu(),
+        pid_cpu(pid),
+        t0.elapsed().as_secs_f64(),
+    );
     Run {
         forwarded: f1 - f0,
         dropped: d1 - d0,
         wall,
         cpu: c1 - c0,
+        clients_cpu: k1 - k0,
     }
 }
 
-/// The same packets over plain UDP: each publisher thread sends to the relay, which
-/// copies every datagram to each subscriber socket but the sender's own (N×N).
-fn relay_run(pubs: usize, subs: usize) -> Run {
-    let relay = UdpSocket::bind("127.0.0.1:0").unwrap();
+async fn status(link: &Link) -> Value {
+    link.request(wire::status_request(), "status", GUARD)
+        .await
+        .unwrap()
+}
+
+/// `pubs` participants publish one video track each; `subs` more only subscribe. With
+/// `subs == 0` every publisher receives every other (N×N).
+async fn sfu_run(sfu: &Sfu, link: &Arc<Link>, pubs: usize, subs: usize) -> Run {
+    for i in 0..pubs {
+        let request = json!({"op": "publisher", "id": format!("P{i}"), "ssrc": 10_000 + i});
+        signal::join(sfu, link, "bench", request).await;
+    }
+    for i in 0..subs {
+        let request = json!({"op": "subscriber", "id": format!("S{i}"), "ssrc": 20_000 + i});
+        signal::join(sfu, link, "bench", request).await;
+    }
+    let streams = if subs == 0 {
+        pubs * (pubs - 1)
+    } else {
+        pubs * subs
+    } as u64;
+    let end = Instant::now() + GUARD;
+    loop {
+        let st = status(link).await;
+        if st["tracks_flowing"].as_u64() == Some(streams) {
+            break;
+        }
+        assert!(
+            Instant::now() < end,
+            "timed out waiting for {streams} flowing streams: {st}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let totals = || {
+        let s = sfu.stats();
+        (
+            s["packets_forwarded"].as_u64().unwrap_or(0),
+            s["packets_dropped"].as_u64().unwrap_or(0),
+        )
+    };
+    let run = window(link, totals).await;
+    link.request(json!({"op": "stop", "id": "writers"}), "stopped", GUARD)
+        .await
+        .unwrap();
+    for id in (0..pubs)
+        .map(|i| format!("P{i}"))
+        .chain((0..subs).map(|i| format!("S{i}")))
+    {
+        sfu.disconnect(&id).await;
+    }
+    run
+}
+
+/// The same packets over plain UDP: the child's sender sockets send to the relay here,
+/// which copies every datagram to each of the child's receiver sockets but the
+/// sender's own (N×N).
+async fn relay_run(link: &Arc<Link>, pubs: usize, subs: usize) -> Run {
+    let relay = UdpSocket::bind((LOCAL, 0)).unwrap();
     relay
         .set_read_timeout(Some(Duration::from_millis(100)))
         .unwrap();
-    let relay_addr = relay.local_addr().unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let forwarded = Arc::new(AtomicU64::new(0));
+    let port = relay.local_addr().unwrap().port();
     // Receivers: one per subscriber; N×N: each publisher also receives.
     let receivers = if subs == 0 { pubs } else { subs };
-    let mut sinks = Vec::new();
-    let mut threads = Vec::new();
-    for _ in 0..receivers {
-        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-        s.set_read_timeout(Some(Duration::from_millis(100)))
-            .unwrap();
-        sinks.push(s.local_addr().unwrap());
-        let stop = stop.clone();
-        threads.push(std::thread::spawn(move || {
-            let mut buf = [0u8; 2048];
-            while !stop.load(Ordering::Relaxed) {
-                let _ = s.recv(&mut buf);
-            }
-        }));
-    }
-    let mut senders = Vec::new();
-    for i in 0..pubs {
-        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-        senders.push(s.local_addr().unwrap());
-        let stop = stop.clone();
-        threads.push(std::thread::spawn(move || {
-            let mut packet = vec![0u8; 12 + PAYLOAD];
-            packet[0] = 0x80;
-            packet[8..12].copy_from_slice(&(i as u32).to_be_bytes());
-            let mut n: u32 = 0;
-            while !stop.load(Ordering::Relaxed) {
-                packet[2..4].copy_from_slice(&(n as u16).to_be_bytes());
-                let _ = s.send_to(&packet, relay_addr);
-                n = n.wrapping_add(1);
-                // Paced a little, as the SFU's publishers are by their connections.
-                if n.is_multiple_of(64) {
-                    std::thread::yield_now();
-                }
-            }
-        }));
-    }
-    {
-        let (stop, forwarded, sinks, senders) = (
-            stop.clone(),
-            forwarded.clone(),
-            sinks.clone(),
-            senders.clone(),
-        );
-        threads.push(std::thread::spawn(move || {
+    let ready = link
+        .request(
+            json!({"op": "relay", "id": "relay", "pubs": pubs, "receivers": receivers}),
+            "relay_ready",
+            GUARD,
+        )
+        .await
+        .unwrap();
+    let addrs = |k: &str| -> Vec<SocketAddr> {
+        ready[k]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_u64).collect::<Vec<_>>())
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|p| u16::try_from(p).ok())
+            .map(|p| (LOCAL, p).into())
+            .collect()
+    };
+    let (sinks, senders) = (addrs("sinks"), addrs("senders"));
+    assert_eq!((sinks.len(), senders.len()), (receivers, pubs), "{ready}");
+    let stop = Arc::new(AtomicBool::new(false));
+    let forwarded = Arc::new(AtomicU64::new(0));
+    let thread = {
+        let (stop, forwarded) = (stop.clone(), forwarded.clone());
+        std::thread::spawn(move || {
             let mut buf = [0u8; 2048];
             while !stop.load(Ordering::Relaxed) {
                 let Ok((len, from)) = relay.recv_from(&mut buf) else {
@@ -244,52 +194,65 @@ fn relay_run(pubs: usize, subs: usize) -> Run {
                     }
                 }
             }
-        }));
-    }
-    std::thread::sleep(WARMUP);
-    let (f0, c0, t0) = (
-        forwarded.load(Ordering::Relaxed),
-        cpu_secs(),
-        Instant::now(),
-    );
-    std::thread::sleep(MEASURE);
-    let (f1, c1, wall) = (
-        forwarded.load(Ordering::Relaxed),
-        cpu_secs(),
-        t0.elapsed().as_secs_f64(),
-    );
+        })
+    };
+    link.send(&json!({"op": "relay_start", "id": "relay", "port": port}))
+        .unwrap();
+    let run = window(link, || (forwarded.load(Ordering::Relaxed), 0)).await;
     stop.store(true, Ordering::Relaxed);
-    for t in threads {
-        let _ = t.join();
-    }
-    Run {
-        forwarded: f1 - f0,
-        dropped: 0,
-        wall,
-        cpu: c1 - c0,
-    }
+    link.request(json!({"op": "stop", "id": "relay"}), "stopped", GUARD)
+        .await
+        .unwrap();
+    tokio::task::spawn_blocking(move || thread.join())
+        .await
+        .unwrap()
+        .unwrap();
+    run
+}
+
+/// One layout: a fresh SFU and clients process, the SFU window, then the relay's.
+async fn layout(port: u16, pubs: usize, subs: usize) -> (Run, Run) {
+    let limits = SfuLimits {
+        subscriber_queue: 4096,
+        ..SfuLimits::default()
+    };
+    let sfu = common::sfu((port, port + 99), limits).await;
+    let (link, unsolicited) = Link::spawn(ROLE_VAR).unwrap();
+    signal::answer_server_offers(&sfu, unsolicited, "sfu");
+    let s = sfu_run(&sfu, &link, pubs, subs).await;
+    let r = relay_run(&link, pubs, subs).await;
+    tokio::task::spawn_blocking(move || link.close())
+        .await
+        .unwrap();
+    (s, r)
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    if wire::is_clients(ROLE_VAR) {
+        clients::run().await;
+        return;
+    }
+    let started = Instant::now();
     println!(
-        "SFU forwarding, SRTP included, vs a raw UDP relay of the same 1,000-byte packets ({}s each, {} cores)",
+        "SFU forwarding, SRTP included, vs a raw UDP relay of the same {PAYLOAD}-byte packets; \
+         this process's CPU only, the clients in a second process ({} s windows, {} cores, load average {})",
         MEASURE.as_secs(),
-        std::thread::available_parallelism().map_or(0, |n| n.get())
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        loadavg()
     );
-    println!(
-        "{:<12} {:>8} {:>12} {:>12} {:>12} {:>12} {:>7} {:>10} {:>10} {:>9}",
-        "layout",
-        "streams",
-        "SFU pkt/s",
-        "SFU /CPU-s",
-        "relay pkt/s",
-        "relay /CPU-s",
-        "ratio",
-        "µs/pkt",
-        "CPU/sub %",
-        "dropped"
-    );
+    println!();
+    println!("| layout | streams out | SFU pkt/s | SFU pkt / CPU-s | relay pkt/s | relay pkt / CPU-s | SFU / relay (per CPU-s) | µs / pkt (SFU) | CPU / subscriber | SFU process CPU % | clients CPU % (SFU, relay) | dropped |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     let cases: [(&str, usize, usize); 4] = [
         ("1×1", 1, 1),
         ("1×4", 1, 4),
@@ -307,26 +270,30 @@ async fn main() {
         } else {
             pubs * subs
         };
-        let s = sfu_run((port, port + 99), pubs, subs).await;
+        let (s, r) = layout(port, pubs, subs).await;
         port += 100;
-        let r = tokio::task::spawn_blocking(move || relay_run(pubs, subs))
-            .await
-            .unwrap();
         let us = 1e6 / s.per_cpu();
         println!(
-            "{:<12} {:>8} {:>12.0} {:>12.0} {:>12.0} {:>12.0} {:>6.0}% {:>10.1} {:>10.2} {:>9}",
-            label,
-            streams,
-            s.forwarded as f64 / s.wall,
+            "| {label} | {streams} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0}% | {:.1} | {:.2}% | {:.0} | {:.0}, {:.0} | {} |",
+            s.rate(),
             s.per_cpu(),
-            r.forwarded as f64 / r.wall,
+            r.rate(),
             r.per_cpu(),
             100.0 * s.per_cpu() / r.per_cpu(),
             us,
-            // One subscribed stream at CALL_PPS, whole-process CPU, as % of a core.
+            // One subscribed stream at CALL_PPS, the SFU's CPU, as % of a core.
             us * CALL_PPS / 1e4,
+            100.0 * s.cpu / s.wall,
+            100.0 * s.clients_cpu / s.wall,
+            100.0 * r.clients_cpu / r.wall,
             s.dropped,
         );
     }
-    println!("CPU/sub %: one subscriber of a {CALL_PPS} packet/s stream (~1 Mbit/s video + audio), from µs/pkt; endpoints' SRTP included (see the header)");
+    println!();
+    println!(
+        "CPU / subscriber: one subscriber of a {CALL_PPS} packet/s stream (~1 Mbit/s video + audio), from µs / pkt, as % of a core. \
+         total {:.0} s; load average at end {}",
+        started.elapsed().as_secs_f64(),
+        loadavg()
+    );
 }

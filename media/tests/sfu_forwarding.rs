@@ -473,3 +473,180 @@ async fn a_track_stopped_by_its_publisher_ends_for_subscribers() {
     let _ = a.pc.close().await;
     let _ = b.pc.close().await;
 }
+
+/// Polls the SFU's stats (they signal no change) until they list the publication of
+/// `client_track` by `publisher`; its forwarded track id.
+async fn published_as(sfu: &conclave_media::Sfu, publisher: &str, client_track: &str) -> String {
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(20));
+    timeout(GUARD, async {
+        loop {
+            if let Some(id) = forwarded(sfu, publisher, client_track) {
+                return id;
+            }
+            tick.tick().await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{publisher}'s {client_track} never published"))
+}
+
+/// A stops the screen share on `transceiver` by direction and offers again: B's next
+/// offer no longer sends `stopped` (only `still`), and stats drop `client_track`.
+async fn stop_by_direction(
+    sfu: &conclave_media::Sfu,
+    a: &Client,
+    b: &mut Client,
+    transceiver: &std::sync::Arc<dyn webrtc::rtp_transceiver::RtpTransceiver>,
+    client_track: &str,
+    still: &str,
+) {
+    transceiver
+        .set_direction(rtc::rtp_transceiver::RTCRtpTransceiverDirection::Inactive)
+        .await
+        .unwrap();
+    reoffer(sfu, a).await;
+    let offer = timeout(GUARD, b.offers.recv()).await.unwrap().unwrap();
+    assert_eq!(offered(&offer).0, vec![still.to_owned()], "{offer}");
+    assert!(forwarded(sfu, "A", client_track).is_none());
+}
+
+/// B's next offer sends exactly `tracks`.
+async fn offered_next(b: &mut Client, tracks: &[&String]) {
+    let offer = timeout(GUARD, b.offers.recv()).await.unwrap().unwrap();
+    let (mut sending, _) = offered(&offer);
+    sending.sort();
+    let mut expected: Vec<String> = tracks.iter().map(|t| (*t).clone()).collect();
+    expected.sort();
+    assert_eq!(sending, expected, "{offer}");
+}
+
+/// Stats list A's camera and `client_track` (and nothing else), the latter with packets
+/// forwarded to B.
+fn assert_published(sfu: &conclave_media::Sfu, client_track: &str) {
+    let stats = sfu.stats();
+    let published = stats["rooms"]["room"]["participants"]["A"]["published"]
+        .as_array()
+        .unwrap();
+    assert_eq!(published.len(), 2, "{stats}");
+    let track = published
+        .iter()
+        .find(|t| t["client_track_id"] == client_track)
+        .unwrap();
+    assert!(
+        track["subscribers"]["B"]["packets"].as_u64().unwrap() > 10,
+        "{stats}"
+    );
+}
+
+/// A publisher stops its screen share by setting the transceiver `inactive`, then
+/// reuses that transceiver (direction back to `sendonly`) and offers again, twice: once
+/// for a new track (`replace_track`: a new track id, the sender's SSRC kept, as a
+/// browser's `replaceTrack` does), once for the same track id again. Each time the
+/// subscriber is offered a new forwarded track, receives its packets, and stats list it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reused_transceiver_publishes_its_new_track() {
+    use rtc::rtp_transceiver::RTCRtpTransceiverDirection::Sendonly;
+
+    // Given A publishing a camera and a screen share (its own transceiver), and B
+    // receiving both.
+    let sfu = sfu((48000, 48099), SfuLimits::default()).await;
+    let (mut a, _a_tracks) = client("A").await;
+    let camera = local_track("cam", RtpCodecKind::Video, "video/VP8", 90_000, 0, 4101);
+    let screen = local_track("screen", RtpCodecKind::Video, "video/VP8", 90_000, 0, 4102);
+    let camera_sender = a.pc.add_track(camera.clone()).await.unwrap();
+    let screen_transceiver =
+        a.pc.add_transceiver_from_track(screen.clone(), None)
+            .await
+            .unwrap();
+    let screen_sender = screen_transceiver.sender().await.unwrap().unwrap();
+    join(&sfu, "room", &mut a).await;
+    let pt = payload_type(&camera_sender).await;
+    let camera_writer = publish(camera, 4101, pt, 33, 3000);
+    // The webrtc crate keeps the sender's first track object bound through
+    // `replace_track`: every track of this sender is written through it, on its SSRC.
+    let screen_writer = publish(screen.clone(), 4102, pt, 33, 3000);
+
+    let (mut b, b_tracks) = client("B").await;
+    b.pc.add_track(local_track(
+        "b",
+        RtpCodecKind::Audio,
+        "audio/opus",
+        48_000,
+        2,
+        4104,
+    ))
+    .await
+    .unwrap();
+    count(&mut b, b_tracks);
+    join(&sfu, "room", &mut b).await;
+    let cam_id = published_as(&sfu, "A", "cam-video").await;
+    let screen_id = published_as(&sfu, "A", "screen-video").await;
+    wait_until(&mut b, "A's camera and screen at B", |b| {
+        track_packets(b, &cam_id) > 10 && track_packets(b, &screen_id) > 10
+    })
+    .await;
+    while b.offers.try_recv().is_ok() {}
+
+    // When A stops the screen share by direction,
+    screen_writer.abort();
+    stop_by_direction(
+        &sfu,
+        &a,
+        &mut b,
+        &screen_transceiver,
+        "screen-video",
+        &cam_id,
+    )
+    .await;
+    // then reuses its transceiver for a new track (direction back to sendonly first:
+    // the webrtc crate has no sender on a transceiver that does not send) and offers,
+    let slides = local_track("slides", RtpCodecKind::Video, "video/VP8", 90_000, 0, 4102);
+    screen_transceiver.set_direction(Sendonly).await.unwrap();
+    screen_sender.replace_track(slides).await.unwrap();
+    reoffer(&sfu, &a).await;
+    let slides_writer = publish(screen.clone(), 4102, pt, 33, 3000);
+
+    // then the SFU publishes a new track, B is offered it and receives it, stats list it.
+    let slides_id = published_as(&sfu, "A", "slides-video").await;
+    assert_ne!(slides_id, screen_id);
+    offered_next(&mut b, &[&cam_id, &slides_id]).await;
+    wait_until(&mut b, "the new track at B", |b| {
+        track_packets(b, &slides_id) > 10
+    })
+    .await;
+    assert_published(&sfu, "slides-video");
+
+    // When A stops it again and resumes the same transceiver with the same track (its
+    // track id unchanged: the webrtc crate raises no second `on_track` for it),
+    slides_writer.abort();
+    stop_by_direction(
+        &sfu,
+        &a,
+        &mut b,
+        &screen_transceiver,
+        "slides-video",
+        &cam_id,
+    )
+    .await;
+    screen_transceiver.set_direction(Sendonly).await.unwrap();
+    reoffer(&sfu, &a).await;
+    let resumed_writer = publish(screen, 4102, pt, 33, 3000);
+
+    // then it is published again, under a new forwarded id, and flows to B.
+    let resumed_id = published_as(&sfu, "A", "slides-video").await;
+    assert_ne!(resumed_id, slides_id);
+    offered_next(&mut b, &[&cam_id, &resumed_id]).await;
+    wait_until(&mut b, "the resumed track at B", |b| {
+        track_packets(b, &resumed_id) > 10
+    })
+    .await;
+    assert_published(&sfu, "slides-video");
+
+    for w in [camera_writer, resumed_writer] {
+        w.abort();
+    }
+    sfu.disconnect(&"A".to_owned()).await;
+    sfu.disconnect(&"B".to_owned()).await;
+    let _ = a.pc.close().await;
+    let _ = b.pc.close().await;
+}

@@ -27,9 +27,9 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_remote::TrackRemoteEvent;
-use webrtc::peer_connection::RTCSessionDescription;
 
-use crate::common::{client, local_track, payload_type, GUARD, LOCAL};
+use crate::common::{client, local_track, payload_type, LOCAL};
+use crate::signal;
 use crate::wire::{emit, id, op, stdin_lines};
 
 /// The phones' tone (12 whole cycles per 20 ms frame: one payload repeats seamlessly).
@@ -243,20 +243,7 @@ async fn browser_inner(
     let ssrc = 5000 + lock(&state.browsers).len() as u32;
     let track = local_track(id, RtpCodecKind::Audio, "audio/opus", 48_000, 2, ssrc);
     let sender = c.pc.add_track(track.clone()).await.map_err(|e| err(&e))?;
-    let offer = c.pc.create_offer(None).await.map_err(|e| err(&e))?;
-    c.pc.set_local_description(offer)
-        .await
-        .map_err(|e| err(&e))?;
-    let mut gathered = c.gathered.clone();
-    tokio::time::timeout(GUARD, gathered.wait_for(|g| *g))
-        .await
-        .map_err(|e| err(&e))?
-        .map_err(|e| err(&e))?;
-    let offer =
-        c.pc.local_description()
-            .await
-            .ok_or("no local description")?;
-    emit(&json!({"op": "offer", "id": id, "sdp": offer.sdp}));
+    signal::offer(&c, id).await?;
 
     // What arrives: the callers' tracks.
     let st = state.clone();
@@ -289,52 +276,16 @@ async fn browser_inner(
     });
 
     // Publish once connected.
-    let (st, id2) = (state.clone(), id.to_owned());
-    let mut connected = c.connected.clone();
+    let (st, id2, up) = (state.clone(), id.to_owned(), c.connected.clone());
     tokio::spawn(async move {
-        if tokio::time::timeout(GUARD, connected.wait_for(|c| *c))
-            .await
-            .is_err()
-        {
+        if !signal::connected(up, &id2).await {
             eprintln!("bridge bench clients: browser {id2} never connected");
             return;
         }
-        emit(&json!({"op": "connected", "id": id2}));
         let pt = payload_type(&sender).await;
         publish(st, track, pt, ssrc, latency).await;
     });
-
-    while let Some(m) = inbox.recv().await {
-        match op(&m) {
-            "answer" => {
-                let sdp = m["sdp"].as_str().unwrap_or("").to_owned();
-                let answer = RTCSessionDescription::answer(sdp).map_err(|e| err(&e))?;
-                c.pc.set_remote_description(answer)
-                    .await
-                    .map_err(|e| err(&e))?;
-            }
-            "candidate" => {
-                if let Ok(init) = serde_json::from_value(m["init"].clone()) {
-                    c.pc.add_ice_candidate(init).await.map_err(|e| err(&e))?;
-                }
-            }
-            "server_offer" => {
-                let sdp = m["sdp"].as_str().unwrap_or("").to_owned();
-                let offer = RTCSessionDescription::offer(sdp).map_err(|e| err(&e))?;
-                c.pc.set_remote_description(offer)
-                    .await
-                    .map_err(|e| err(&e))?;
-                let answer = c.pc.create_answer(None).await.map_err(|e| err(&e))?;
-                c.pc.set_local_description(answer.clone())
-                    .await
-                    .map_err(|e| err(&e))?;
-                emit(&json!({"op": "server_answer", "id": id, "sdp": answer.sdp}));
-            }
-            _ => {}
-        }
-    }
-    let _ = c.pc.close().await;
-    Ok(())
+    signal::follow(&c, id, inbox).await
 }
 
 /// One Opus packet every 20 ms: a pre-encoded tone loop (load), or live silence/tone

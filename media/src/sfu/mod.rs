@@ -30,6 +30,7 @@ mod rid_reports;
 mod simulcast;
 mod speaker;
 mod stats;
+mod stopped;
 mod vp8;
 
 use std::collections::HashMap;

@@ -23,6 +23,7 @@ use webrtc::rtp_transceiver::RtpSender;
 
 use super::error::{invalid, webrtc as stack, SfuError};
 use super::forward::{media_kind, relay_feedback, Outlet, Publication, Source, Taps};
+use super::stopped;
 use super::{Inner, MediaKind, Participant, SfuSignal};
 
 #[derive(Default)]
@@ -36,6 +37,9 @@ pub(crate) struct Negotiation {
     /// Subscriptions in the outstanding offer; their publishers get a keyframe request
     /// once the client has answered.
     fresh: Vec<u64>,
+    /// The client's tracks it stopped sending while connected, in case it resumes one
+    /// on the same transceiver (`stopped.rs`).
+    stopped: Vec<Arc<dyn TrackRemote>>,
 }
 
 pub(crate) struct Subscription {
@@ -49,6 +53,7 @@ pub(crate) async fn client_offer(
     p: &Arc<Participant>,
     sdp: String,
 ) -> Result<String, SfuError> {
+    let sending = stopped::sending_sections(&sdp);
     let offer = RTCSessionDescription::offer(sdp).map_err(invalid)?;
     let mut n = p.negotiation.lock().await;
     if n.offer_outstanding {
@@ -58,12 +63,13 @@ pub(crate) async fn client_offer(
         n.dirty = true;
     }
     p.pc.set_remote_description(offer).await.map_err(invalid)?;
+    stopped::quiet_stopped_sections(p, &sending).await;
     let answer = p.pc.create_answer(None).await.map_err(stack)?;
     p.pc.set_local_description(answer.clone())
         .await
         .map_err(stack)?;
     refresh_payload_types(&n).await;
-    end_stopped(p).await;
+    stopped::end_and_resume(inner, p, &sending, &mut n.stopped).await;
     let sdp = match p.pc.local_description().await {
         Some(d) => d.sdp,
         None => answer.sdp,
@@ -109,42 +115,6 @@ pub(crate) async fn client_answer(
     }
     renegotiate(inner.clone(), p.clone()).await;
     Ok(())
-}
-
-/// Ends the publications the client stopped sending in the offer just answered: their
-/// transceiver no longer receives (the section is `inactive` or `recvonly` from the
-/// client, its sender removed) or is gone. The webrtc crate ends no remote track in
-/// that case, so without this the publication would stay forever. Its forwarding task
-/// then returns, drops it from the publisher's list and renegotiates the subscribers.
-async fn end_stopped(p: &Participant) {
-    let publications = p.publications();
-    if publications.is_empty() {
-        return;
-    }
-    let mut receiving: Vec<Arc<dyn TrackRemote>> = Vec::new();
-    for transceiver in p.pc.get_transceivers().await {
-        let Ok(direction) = transceiver.current_direction().await else {
-            continue;
-        };
-        if !direction.has_recv() {
-            continue;
-        }
-        if let Ok(Some(receiver)) = transceiver.receiver().await {
-            receiving.push(receiver.track().clone());
-        }
-    }
-    for publication in publications {
-        if publication.ended.load(Ordering::Acquire) {
-            continue;
-        }
-        let still = publication
-            .remote()
-            .is_some_and(|own| receiving.iter().any(|r| Arc::ptr_eq(r, own)));
-        if !still {
-            tracing::debug!(publisher = %p.id, track = %publication.track_id, "sfu track stopped by the client");
-            publication.end();
-        }
-    }
 }
 
 /// The connection is up: start sending the room's tracks.

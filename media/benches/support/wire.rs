@@ -1,10 +1,12 @@
-//! What the two processes of the bridge benchmark share: CPU clocks read from /proc,
-//! and the JSON-lines link between the measuring parent and its clients child.
+//! What the two processes of a two-process benchmark (`bridge`, `sfu`) share: CPU
+//! clocks read from /proc, and the JSON-lines link between the measuring parent and its
+//! clients child.
 //!
-//! The parent (media node + SFU) re-executes its own binary with [`ROLE_VAR`] set; the
-//! child (synthetic browsers and phones) reads commands on stdin and answers on stdout,
-//! one JSON object per line, each with an `op` and an `id`. Replies are matched to
-//! their request by `"<op>:<id>"`.
+//! The parent (what is measured: the SFU, the media node) re-executes its own binary
+//! with the bench's role variable set to [`ROLE_CLIENTS`]; the child (the synthetic
+//! clients) reads commands on stdin and answers on stdout, one JSON object per line,
+//! each with an `op` and an `id`. Replies are matched to their request by
+//! `"<op>:<id>"`. The clients' CPU (SRTP, codecs, sockets) is then not the parent's.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -15,9 +17,13 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
 
-/// Set (to [`ROLE_CLIENTS`]) in the child's environment.
-pub const ROLE_VAR: &str = "CONCLAVE_BRIDGE_BENCH_ROLE";
+/// The value of a bench's role variable in its clients child.
 pub const ROLE_CLIENTS: &str = "clients";
+
+/// True in the clients child of a bench whose role variable is `var`.
+pub fn is_clients(var: &str) -> bool {
+    std::env::var(var).as_deref() == Ok(ROLE_CLIENTS)
+}
 
 /// Clock ticks per second of the utime/stime fields (USER_HZ, 100 on Linux).
 const TICKS: f64 = 100.0;
@@ -41,6 +47,11 @@ pub fn process_cpu() -> f64 {
 /// CPU seconds of the calling thread only.
 pub fn thread_cpu() -> f64 {
     cpu("thread-self")
+}
+
+/// CPU seconds of process `pid` (the clients child, to show how loaded it was).
+pub fn pid_cpu(pid: u32) -> f64 {
+    cpu(&pid.to_string())
 }
 
 /// One line out: a JSON object and a newline (stdout is line-buffered).
@@ -105,10 +116,11 @@ impl LinkError {
 }
 
 impl Link {
-    /// Starts the clients process (this binary again, in the clients role).
-    pub fn spawn() -> Result<(Arc<Link>, mpsc::UnboundedReceiver<Value>), LinkError> {
+    /// Starts the clients process: this binary again, with `role_var` set to
+    /// [`ROLE_CLIENTS`].
+    pub fn spawn(role_var: &str) -> Result<(Arc<Link>, mpsc::UnboundedReceiver<Value>), LinkError> {
         let mut child = Command::new(std::env::current_exe()?)
-            .env(ROLE_VAR, ROLE_CLIENTS)
+            .env(role_var, ROLE_CLIENTS)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -146,6 +158,11 @@ impl Link {
             }),
             unsolicited,
         ))
+    }
+
+    /// The child's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.lock().unwrap_or_else(|e| e.into_inner()).id()
     }
 
     /// Registers interest in the reply `"<op>:<id>"` (before sending what causes it).
