@@ -82,9 +82,16 @@ pub(super) fn record_file(
         return Err(Rejection::RecordingNotFound.into());
     }
     if let Some(known) = rec.files.iter().find(|f| f.name == file.name) {
+        // A closed file does not change: the same fact again is a repeat; another
+        // length or hash under the same name is refused, so a name has one hash.
         if known == file {
             return Ok(vec![]);
         }
+        return Err(Rejection::RecordingFileInvalid(format!(
+            "{} is already journaled with another length or hash",
+            file.name
+        ))
+        .into());
     } else if rec.files.len() >= MAX_RECORDING_FILES {
         return Err(Rejection::RecordingFileInvalid(format!(
             "at most {MAX_RECORDING_FILES} files per recording"

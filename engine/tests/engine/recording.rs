@@ -156,7 +156,14 @@ fn a_file_closed_after_the_stop_is_journaled() {
     assert_eq!(rec.files, vec![f.clone()]);
     assert_eq!(rec.stopped_at, Some(t0() + chrono::Duration::seconds(60)));
     // and stating it again changes nothing
-    w.when(&media(), record_file("standup", &id, f)).ok(&[]);
+    w.when(&media(), record_file("standup", &id, f.clone()))
+        .ok(&[]);
+    // and another hash under the same name is refused: a name has one hash
+    let mut changed = f;
+    changed.blake3 = HASH.replace('0', "f");
+    w.when(&media(), record_file("standup", &id, changed))
+        .err("recording.invalid_file", &[]);
+    assert_eq!(recording(&w, &id).files.len(), 1);
     w.assert_replays(Policy::default());
 }
 
