@@ -10,7 +10,8 @@
 //! Follows the committed feed like the other gateways. Recordings the state says are
 //! running when the server starts (it stopped mid-recording) resume into a new part
 //! (`audio-2.ogg`); a graceful stop closes and journals every open file first
-//! ([`close_all`]). After a crash the interrupted part stays on disk, unjournaled.
+//! ([`close_all`]). After a crash, the interrupted part is journaled as found when the
+//! server starts again ([`adopt_orphans`]).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -20,6 +21,7 @@ use conclave_engine::recording::{RecordingFile, RecordingKind};
 use conclave_engine::service::{Engine, EngineError, FeedFilter, Request};
 use conclave_engine::{Command, EventKind, RecordingId, RoomName};
 use conclave_media::bridge::{Bridge, Closed};
+use conclave_media::recording::found_file;
 
 /// The service the media node acts as when it journals a file.
 const SERVICE: &str = "media";
@@ -50,6 +52,7 @@ async fn run(engine: Engine, bridge: Bridge, max: Option<Duration>) {
             })
             .collect()
     });
+    adopt_orphans(&engine, &dir).await;
     for (room, recording, video) in running {
         tracing::info!(%room, recording = %recording.as_str(), "resuming a recording after a restart");
         start(
@@ -132,6 +135,76 @@ async fn start(
             .await;
         }
         Err(e) => tracing::error!(error = %e, "the recording task failed"),
+    }
+}
+
+/// Journals the files an interrupted run left unjournaled (the server was killed
+/// before it closed them): each file under a known, not erased recording's directory
+/// that the journal does not name is hashed as found and stated like a closed one
+/// (an Ogg file's duration up to its last complete page, a WebM file's 0), so no
+/// recording file on disk is one the journal cannot vouch for.
+async fn adopt_orphans(engine: &Engine, dir: &Path) {
+    let known: Vec<(RoomName, RecordingId, Vec<String>)> = engine.read(|st| {
+        st.recordings
+            .iter()
+            .filter(|(_, r)| r.erased.is_none())
+            .map(|(id, r)| {
+                let names = r.files.iter().map(|f| f.name.clone()).collect();
+                (r.room.clone(), id.clone(), names)
+            })
+            .collect()
+    });
+    for (room, id, names) in known {
+        let Ok(entries) = std::fs::read_dir(dir.join(id.as_str())) else {
+            continue;
+        };
+        let mut found: Vec<String> = entries
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            .filter_map(|e| e.file_name().into_string().ok())
+            .map(|f| format!("{}/{f}", id.as_str()))
+            .filter(|name| !names.contains(name))
+            .collect();
+        found.sort();
+        for name in found {
+            let path = dir.join(&name);
+            let read = tokio::task::spawn_blocking(move || found_file(&path)).await;
+            let Ok(Ok(c)) = read else {
+                tracing::warn!(
+                    file = name,
+                    "an unjournaled recording file could not be read"
+                );
+                continue;
+            };
+            let stem = name.rsplit('/').next().unwrap_or_default();
+            let track = stem
+                .strip_prefix("video-")
+                .and_then(|t| t.strip_suffix(".webm"))
+                .map(str::to_owned);
+            tracing::warn!(
+                file = name,
+                bytes = c.bytes,
+                "journaling a recording file an interrupted run left"
+            );
+            let file = RecordingFile {
+                kind: if track.is_some() {
+                    RecordingKind::Video
+                } else {
+                    RecordingKind::Audio
+                },
+                name: name.clone(),
+                track,
+                bytes: c.bytes,
+                duration_ms: c.duration_ms,
+                blake3: c.blake3,
+            };
+            let command = Command::RecordRecordingFile {
+                room: room.clone(),
+                recording: id.clone(),
+                file,
+            };
+            submit(engine, command, &name).await;
+        }
     }
 }
 
@@ -356,6 +429,50 @@ mod tests {
         .await
         .expect("the failed recording was not stopped");
         assert_eq!(stopped.event.actor, Actor::Service(SERVICE.to_owned()));
+        engine.shutdown();
+    }
+
+    #[tokio::test]
+    async fn files_an_interrupted_run_left_are_journaled_as_found_at_the_next_start() {
+        // Given a recording that ran while the server was killed: its file is on disk,
+        // torn, and the journal does not name it.
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::open(EngineConfig::new(dir.path())).unwrap();
+        run(&engine, create_room()).await;
+        let room = RoomName::lookup("board").unwrap();
+        let started = run(&engine, Command::StartRecording { room, video: false }).await;
+        let Some(EventKind::RecordingStarted { recording, .. }) = started.first().cloned() else {
+            panic!("no recording_started: {started:?}");
+        };
+        let path = recordings_dir(engine.data_dir())
+            .join(recording.as_str())
+            .join("audio.ogg");
+        let mut w = conclave_media::recording::OggOpusWriter::create(&path, "board").unwrap();
+        for _ in 0..120 {
+            w.write_frame(&[0; 960]).unwrap();
+        }
+        w.finish().unwrap();
+        let whole = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &whole[..whole.len() - 10]).unwrap();
+        let (bytes, hash) = conclave_media::recording::hash_file(&path).unwrap();
+        let mut feed = engine.subscribe(engine.head() + 1, FeedFilter::all());
+
+        // When the recorder starts
+        spawn(engine.clone(), Bridge::new(), None);
+
+        // Then the file is journaled as found, by the media service, before the
+        // recording resumes into a new part
+        let e = tokio::time::timeout(Duration::from_secs(10), feed.next())
+            .await
+            .expect("nothing journaled")
+            .unwrap();
+        let EventKind::RecordingFileClosed { file, .. } = &e.event.kind else {
+            panic!("{:?}", e.event.kind);
+        };
+        assert_eq!(file.name, format!("{}/audio.ogg", recording.as_str()));
+        assert_eq!((file.bytes, file.blake3.as_str()), (bytes, hash.as_str()));
+        assert!((1_900..=2_000).contains(&file.duration_ms), "{file:?}");
+        assert_eq!(e.event.actor, Actor::Service(SERVICE.to_owned()));
         engine.shutdown();
     }
 }

@@ -5,6 +5,7 @@
 //!
 //! Files are created with `create_new`: a recording never overwrites another one.
 
+pub mod found;
 pub mod ogg_opus;
 pub mod webm;
 
@@ -14,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 use crate::audio::AudioError;
 
+pub use self::found::found_file;
 pub use self::ogg_opus::OggOpusWriter;
 pub use self::webm::{WebmStats, WebmVideoWriter};
 
