@@ -250,25 +250,20 @@ fn config_notice(muc: &mut Muc, room: &RoomName, change: &RoomChange, corr: Opti
         }
         slot => *slot = Some((key, std::iter::once(code).collect())),
     }
-    let room_jid = muc.room_jid(room);
-    for t in occupant_jids(muc, room) {
-        muc.send(
-            Element::new("message", NS_COMPONENT)
-                .attr("type", "groupchat")
-                .attr("from", &room_jid)
-                .attr("to", &t)
-                .child(
-                    Element::new("x", NS_MUC_USER)
-                        .child(Element::new("status", NS_MUC_USER).attr("code", &code.to_string())),
-                ),
-        );
-    }
+    let status = Element::new("x", NS_MUC_USER)
+        .child(Element::new("status", NS_MUC_USER).attr("code", &code.to_string()));
+    from_the_room(muc, room, &status);
 }
 
 /// A message from the room itself (its bare JID, no nickname), as XEP-0045 rooms send
 /// what concerns everyone: XEP-0045 has no status code for a recording (170 is about
 /// the room's logs), so Jibri's "this meeting is being recorded" becomes a line of text.
 fn room_notice(muc: &mut Muc, room: &RoomName, text: &str) {
+    from_the_room(muc, room, &Element::new("body", NS_COMPONENT).text(text));
+}
+
+/// A groupchat message from the room's bare JID to each of its occupants.
+fn from_the_room(muc: &mut Muc, room: &RoomName, payload: &Element) {
     let room_jid = muc.room_jid(room);
     for t in occupant_jids(muc, room) {
         muc.send(
@@ -276,7 +271,7 @@ fn room_notice(muc: &mut Muc, room: &RoomName, text: &str) {
                 .attr("type", "groupchat")
                 .attr("from", &room_jid)
                 .attr("to", &t)
-                .child(Element::new("body", NS_COMPONENT).text(text)),
+                .child(payload.clone()),
         );
     }
 }
