@@ -166,6 +166,15 @@ def sip_server(conclave_bin, tmp_path):
     s.stop()
 
 
+@pytest.fixture
+def browsers(tmp_path):
+    """Headless Chromium pages (browser_support), closed after the test."""
+    from browser_support import Browsers
+    b = Browsers(tmp_path)
+    yield b
+    b.close()
+
+
 @pytest.fixture(scope="module")
 def prosody(tmp_path_factory):
     """One prosody (tests/e2e/xmpp_support.py) per test module, on free loopback ports."""

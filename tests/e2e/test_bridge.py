@@ -218,13 +218,6 @@ def caller_hears(caller: Caller, freq: float, present: bool, what: str, timeout:
 # ---------- the server and the room ----------
 
 @pytest.fixture
-def browsers(tmp_path):
-    b = Browsers(tmp_path)
-    yield b
-    b.close()
-
-
-@pytest.fixture
 def bridge_server(sip_server):
     return browser_support.require_media_plane(sip_server)
 

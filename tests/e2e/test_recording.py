@@ -27,7 +27,7 @@ import pytest
 import requests
 
 import browser_support
-from test_bridge import (BROWSER_TONE, CALLER_TONE, QUIET, WAIT, browsers, bridge_server,  # noqa: F401
+from test_bridge import (BROWSER_TONE, CALLER_TONE, QUIET, WAIT, bridge_server,  # noqa: F401
                          goertzel, http, open_bridge)
 
 TALK = 4.0

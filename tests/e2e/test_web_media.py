@@ -22,20 +22,12 @@ import pytest
 import requests
 
 import browser_support
-from browser_support import Browsers
 from test_web_page import wait_principals
 
 WAIT = 30.0
 
 pytestmark = pytest.mark.skipif(browser_support.available() is not None,
                                 reason=browser_support.available() or "")
-
-
-@pytest.fixture
-def browsers(tmp_path):
-    b = Browsers(tmp_path)
-    yield b
-    b.close()
 
 
 @pytest.fixture

@@ -21,19 +21,11 @@ import pytest
 import requests
 
 import browser_support
-from browser_support import Browsers
 
 WAIT = 20.0
 
 pytestmark = pytest.mark.skipif(browser_support.available() is not None,
                                 reason=browser_support.available() or "")
-
-
-@pytest.fixture
-def browsers(tmp_path):
-    b = Browsers(tmp_path)
-    yield b
-    b.close()
 
 
 def principals(page) -> list[str]:

@@ -13,7 +13,7 @@ Skipped while /about/health reports no media plane. Every wait polls with a dead
 
 import requests
 
-from test_web_media import (browsers, decodes, grows, media_server,  # noqa: F401 (fixtures)
+from test_web_media import (decodes, grows, media_server,  # noqa: F401 (fixtures)
                             open_pages, poll, pytestmark)
 
 WAIT = 60.0

@@ -80,49 +80,7 @@ pub struct Client {
 }
 
 pub async fn client(id: &str) -> (Client, mpsc::UnboundedReceiver<Arc<dyn TrackRemote>>) {
-    let mut engine = MediaEngine::default();
-    engine.register_default_codecs().unwrap();
-    engine
-        .register_header_extension(
-            RTCRtpHeaderExtensionCapability {
-                uri: AUDIO_LEVEL_URI.to_owned(),
-            },
-            RtpCodecKind::Audio,
-            None,
-        )
-        .unwrap();
-    let registry = register_default_interceptors(Registry::new(), &mut engine).unwrap();
-    let (connected_tx, connected) = watch::channel(false);
-    let (gathered_tx, gathered) = watch::channel(false);
-    let (tracks_tx, tracks_rx) = mpsc::unbounded_channel();
-    let pc = PeerConnectionBuilder::new()
-        .with_media_engine(engine)
-        .with_interceptor_registry(registry)
-        .with_handler(Arc::new(ClientEvents {
-            connected: connected_tx,
-            gathered: gathered_tx,
-            tracks: tracks_tx,
-        }))
-        .with_udp_addrs(vec!["127.0.0.1:0".to_owned()])
-        .build()
-        .await
-        .unwrap();
-    let (_, progress) = watch::channel(0u64);
-    let (_, offers) = mpsc::unbounded_channel();
-    let (_, speakers) = mpsc::unbounded_channel();
-    (
-        Client {
-            id: id.to_owned(),
-            pc: Arc::new(pc),
-            connected,
-            gathered,
-            received: Arc::new(Mutex::new(Vec::new())),
-            progress,
-            offers,
-            speakers,
-        },
-        tracks_rx,
-    )
+    client_with_audio_extensions(id, &[]).await
 }
 
 pub fn local_track(
