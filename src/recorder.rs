@@ -395,16 +395,10 @@ mod tests {
     }
 
     fn create_room() -> Command {
-        Command::CreateRoom {
-            room: RoomName::lookup("board").unwrap(),
-            parent: None,
-            private: false,
-            owner: Some(Principal::parse("sip:chair@example.org").unwrap()),
-            max_members: None,
-            welcome_text: None,
-            access_password_hash: None,
-            server_password: None,
-        }
+        Command::create_room(
+            RoomName::lookup("board").unwrap(),
+            Some(Principal::parse("sip:chair@example.org").unwrap()),
+        )
     }
 
     #[tokio::test]

@@ -30,16 +30,10 @@ fn recorded(data: &Path, content: &[u8]) -> std::path::PathBuf {
     run(
         &engine,
         Actor::Admin,
-        Command::CreateRoom {
-            room: room.clone(),
-            parent: None,
-            private: false,
-            owner: Some(Principal::parse("sip:chair@example.org").unwrap()),
-            max_members: None,
-            welcome_text: None,
-            access_password_hash: None,
-            server_password: None,
-        },
+        Command::create_room(
+            room.clone(),
+            Some(Principal::parse("sip:chair@example.org").unwrap()),
+        ),
     );
     let started = run(
         &engine,

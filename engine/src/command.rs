@@ -609,6 +609,21 @@ pub enum Command {
 }
 
 impl Command {
+    /// A public top-level room with the defaults (no limit, no welcome text, no
+    /// passwords), owned by `owner` if given.
+    pub fn create_room(room: RoomName, owner: Option<Principal>) -> Self {
+        Command::CreateRoom {
+            room,
+            parent: None,
+            private: false,
+            owner,
+            max_members: None,
+            welcome_text: None,
+            access_password_hash: None,
+            server_password: None,
+        }
+    }
+
     /// An invitation with the defaults: the policy's lifetime, single use (VROOM), no
     /// bearer secret (so not for a `mailto:` invitee: see [`Command::Invite`]).
     pub fn invite(room: RoomName, invitee: Address) -> Self {

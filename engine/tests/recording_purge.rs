@@ -93,16 +93,10 @@ async fn erasure_and_retention_delete_recording_files_after_journaling_it() {
     run(
         &engine,
         Actor::Admin,
-        Command::CreateRoom {
-            room: room(),
-            parent: None,
-            private: false,
-            owner: Some(Principal::parse("sip:chair@example.org").unwrap()),
-            max_members: None,
-            welcome_text: None,
-            access_password_hash: None,
-            server_password: None,
-        },
+        Command::create_room(
+            room(),
+            Some(Principal::parse("sip:chair@example.org").unwrap()),
+        ),
     )
     .await;
     run(

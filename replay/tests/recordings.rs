@@ -48,16 +48,10 @@ fn a_report_lists_recordings_and_an_offline_erasure_deletes_their_files() {
     exec(
         &engine,
         Actor::Admin,
-        Command::CreateRoom {
-            room: room.clone(),
-            parent: None,
-            private: false,
-            owner: Some(Principal::parse("sip:chair@example.org").unwrap()),
-            max_members: None,
-            welcome_text: None,
-            access_password_hash: None,
-            server_password: None,
-        },
+        Command::create_room(
+            room.clone(),
+            Some(Principal::parse("sip:chair@example.org").unwrap()),
+        ),
     );
     exec(
         &engine,

@@ -61,16 +61,7 @@ pub fn hash(pw: &str) -> String {
 // ---- command builders ----
 
 pub fn create_room(name: &str) -> Command {
-    Command::CreateRoom {
-        room: room(name),
-        parent: None,
-        private: false,
-        owner: None,
-        max_members: None,
-        welcome_text: None,
-        access_password_hash: None,
-        server_password: None,
-    }
+    Command::create_room(room(name), None)
 }
 
 pub fn create_private(name: &str) -> Command {
