@@ -278,6 +278,20 @@ impl FeedSubscription {
         self.buffered.front().map_or(self.next, |e| e.seq())
     }
 
+    /// [`FeedSubscription::next`] for a follower that runs until the engine stops:
+    /// `None` once it stops, or after any other error, logged as `who` having stopped
+    /// following the feed.
+    pub async fn follow(&mut self, who: &str) -> Option<Arc<FeedEvent>> {
+        match self.next().await {
+            Ok(e) => Some(e),
+            Err(EngineError::Stopped) => None,
+            Err(err) => {
+                tracing::error!(error = %err, "{who} stopped following the feed");
+                None
+            }
+        }
+    }
+
     /// The next matching committed event, waiting for it if need be. Fails with
     /// [`EngineError::Stopped`] once the engine stops.
     pub async fn next(&mut self) -> Result<Arc<FeedEvent>, EngineError> {

@@ -19,7 +19,7 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 use conclave_engine::event::EventKind;
 use conclave_engine::ids::{Address, Principal, RoomName, Scheme};
-use conclave_engine::service::{Engine, EngineError, FeedFilter};
+use conclave_engine::service::{Engine, FeedFilter};
 use conclave_engine::Role;
 use lettre::message::header::ContentType;
 use lettre::message::Mailbox;
@@ -270,15 +270,7 @@ impl Mailer {
             return;
         }
         let mut feed = engine.subscribe(engine.head() + 1, FeedFilter::all());
-        loop {
-            let e = match feed.next().await {
-                Ok(e) => e,
-                Err(EngineError::Stopped) => return,
-                Err(err) => {
-                    tracing::error!(error = %err, "join notifications stopped following the feed");
-                    return;
-                }
-            };
+        while let Some(e) = feed.follow("join notifications").await {
             let EventKind::Joined {
                 room,
                 principal,

@@ -13,7 +13,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use conclave_engine::service::{Engine, EngineError, FeedEvent, FeedFilter};
+use conclave_engine::service::{Engine, FeedEvent, FeedFilter};
 use conclave_engine::state::Gate;
 use conclave_engine::{EventKind, Principal, RoomName};
 use serde_json::{json, Value};
@@ -450,14 +450,7 @@ impl MediaHub {
 /// (see [`MediaHub::apply`]). Ends when the engine stops.
 pub(crate) async fn enforce(engine: Engine, hub: Arc<MediaHub>) {
     let mut feed = engine.subscribe(engine.head() + 1, FeedFilter::all());
-    loop {
-        match feed.next().await {
-            Ok(e) => hub.apply(&engine, &e).await,
-            Err(EngineError::Stopped) => return,
-            Err(err) => {
-                tracing::error!(error = %err, "media enforcement stopped following the feed");
-                return;
-            }
-        }
+    while let Some(e) = feed.follow("media enforcement").await {
+        hub.apply(&engine, &e).await;
     }
 }

@@ -237,15 +237,7 @@ pub(crate) async fn follow(engine: Engine, cache: Arc<Cache>) {
     let _ = cache.dir.set(engine.data_dir().join("replay-index"));
     let mut feed = engine.subscribe(engine.head() + 1, FeedFilter::all());
     cache.prime(journal.clone()).await;
-    loop {
-        let first = match feed.next().await {
-            Ok(e) => e,
-            Err(EngineError::Stopped) => return,
-            Err(err) => {
-                tracing::error!(error = %err, "the replay index stopped following the feed");
-                return;
-            }
-        };
+    while let Some(first) = feed.follow("the replay index").await {
         let mut batch = vec![first];
         while batch.len() < FOLD_BATCH {
             match feed.try_next() {

@@ -8,7 +8,7 @@
 //!   account), so they stop holding memory and guest names, and live event streams
 //!   opened with them close.
 
-use conclave_engine::service::{Engine, EngineError, FeedFilter};
+use conclave_engine::service::{Engine, FeedFilter};
 use conclave_engine::{EventKind, RoomName};
 
 use crate::auth::{Caller, Participant, Tokens};
@@ -112,15 +112,7 @@ pub(crate) enum Reach {
 /// ended. Ends when the engine stops.
 pub(crate) async fn follow(engine: Engine, tokens: Tokens) {
     let mut feed = engine.subscribe(engine.head() + 1, FeedFilter::all());
-    loop {
-        let e = match feed.next().await {
-            Ok(e) => e,
-            Err(EngineError::Stopped) => return,
-            Err(err) => {
-                tracing::error!(error = %err, "token revocation stopped following the feed");
-                return;
-            }
-        };
+    while let Some(e) = feed.follow("token revocation").await {
         let room = match reach(&e.event.kind) {
             Reach::Nowhere => continue,
             Reach::Everywhere => None,
