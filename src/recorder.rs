@@ -66,35 +66,30 @@ async fn run(engine: Engine, bridge: Bridge, max: Option<Duration>) {
         .await;
         limit(&engine, max, room, recording);
     }
-    loop {
-        match feed.next().await {
-            Ok(e) => match &e.event.kind {
-                EventKind::RecordingStarted {
-                    room,
-                    recording,
-                    video,
-                    ..
-                } => {
-                    start(
-                        &engine,
-                        &bridge,
-                        &dir,
-                        room.clone(),
-                        recording.clone(),
-                        *video,
-                    )
-                    .await;
-                }
-                EventKind::RecordingStopped { room, .. } => {
-                    stop(&engine, &bridge, room.clone()).await;
-                }
-                _ => {}
-            },
-            Err(EngineError::Stopped) => return,
-            Err(err) => {
-                tracing::error!(error = %err, "the recorder stopped following the feed");
-                return;
+    while let Some(e) = feed.follow("the recorder").await {
+        match &e.event.kind {
+            EventKind::RecordingStarted {
+                room,
+                recording,
+                video,
+                ..
+            } => {
+                let (room, recording) = (room.clone(), recording.clone());
+                start(
+                    &engine,
+                    &bridge,
+                    &dir,
+                    room.clone(),
+                    recording.clone(),
+                    *video,
+                )
+                .await;
+                limit(&engine, max, room, recording);
             }
+            EventKind::RecordingStopped { room, .. } => {
+                stop(&engine, &bridge, room.clone()).await;
+            }
+            _ => {}
         }
     }
 }
@@ -467,6 +462,33 @@ mod tests {
         assert_eq!((file.bytes, file.blake3.as_str()), (bytes, hash.as_str()));
         assert!((1_900..=2_000).contains(&file.duration_ms), "{file:?}");
         assert_eq!(e.event.actor, Actor::Service(SERVICE.to_owned()));
+        engine.shutdown();
+    }
+
+    #[tokio::test]
+    async fn a_recording_started_through_the_feed_is_held_to_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::open(EngineConfig::new(dir.path())).unwrap();
+        spawn(
+            engine.clone(),
+            Bridge::new(),
+            Some(Duration::from_millis(300)),
+        );
+        run(&engine, create_room()).await;
+        let mut feed = engine.subscribe(engine.head() + 1, FeedFilter::all());
+        let room = RoomName::lookup("board").unwrap();
+        run(&engine, Command::StartRecording { room, video: false }).await;
+        let stopped = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                let e = feed.next().await.unwrap();
+                if matches!(e.event.kind, EventKind::RecordingStopped { .. }) {
+                    return e;
+                }
+            }
+        })
+        .await
+        .expect("a recording started by a moderator ran past the limit");
+        assert_eq!(stopped.event.actor, Actor::Service(SERVICE.to_owned()));
         engine.shutdown();
     }
 }
