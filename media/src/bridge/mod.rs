@@ -243,8 +243,17 @@ impl Bridge {
     /// that has callers or records.
     pub fn plan(&self) -> TickPlan {
         let mut plan = TickPlan::default();
-        let sfu = self.shared.sfu.get();
         let rooms = lock(&self.shared.rooms);
+        if !rooms.values().any(Room::wanted) {
+            return plan;
+        }
+        // Lock order: the bridge's rooms, then the SFU's state (never the reverse).
+        let with_browsers = self
+            .shared
+            .sfu
+            .get()
+            .map(Sfu::rooms_with_participants)
+            .unwrap_or_default();
         for (name, room) in rooms.iter() {
             if !room.wanted() {
                 continue;
@@ -259,7 +268,7 @@ impl Bridge {
                     }
                 }
             }
-            let peers = sfu.is_some_and(|s| s.room_has_participants(name));
+            let peers = with_browsers.contains(name);
             plan.peers.insert(name.clone(), peers);
             if room.callers > 0 {
                 plan.inputs.push((

@@ -182,14 +182,15 @@ impl Sfu {
         }
     }
 
-    /// Whether `room` has browser participants (the bridge publishes and decodes only
-    /// where someone would hear it).
-    pub fn room_has_participants(&self, room: &str) -> bool {
+    /// The rooms that have browser participants, in one pass over the participants
+    /// (the bridge asks once per tick, and publishes only where someone would hear).
+    pub fn rooms_with_participants(&self) -> std::collections::HashSet<String> {
         self.inner
             .state()
             .participants
             .values()
-            .any(|p| p.room == room)
+            .map(|p| p.room.clone())
+            .collect()
     }
 }
 
