@@ -55,16 +55,7 @@ async fn run(engine: Engine, bridge: Bridge, max: Option<Duration>) {
     adopt_orphans(&engine, &dir).await;
     for (room, recording, video) in running {
         tracing::info!(%room, recording = %recording.as_str(), "resuming a recording after a restart");
-        start(
-            &engine,
-            &bridge,
-            &dir,
-            room.clone(),
-            recording.clone(),
-            video,
-        )
-        .await;
-        limit(&engine, max, room, recording);
+        start(&engine, &bridge, &dir, max, room, recording, video).await;
     }
     while let Some(e) = feed.follow("the recorder").await {
         match &e.event.kind {
@@ -75,16 +66,7 @@ async fn run(engine: Engine, bridge: Bridge, max: Option<Duration>) {
                 ..
             } => {
                 let (room, recording) = (room.clone(), recording.clone());
-                start(
-                    &engine,
-                    &bridge,
-                    &dir,
-                    room.clone(),
-                    recording.clone(),
-                    *video,
-                )
-                .await;
-                limit(&engine, max, room, recording);
+                start(&engine, &bridge, &dir, max, room, recording, *video).await;
             }
             EventKind::RecordingStopped { room, .. } => {
                 stop(&engine, &bridge, room.clone()).await;
@@ -94,14 +76,17 @@ async fn run(engine: Engine, bridge: Bridge, max: Option<Duration>) {
     }
 }
 
+/// Starts writing `recording` and holds it to `max` (every recording, resumed or new).
 async fn start(
     engine: &Engine,
     bridge: &Bridge,
     dir: &Path,
+    max: Option<Duration>,
     room: RoomName,
     recording: RecordingId,
     video: bool,
 ) {
+    limit(engine, max, room.clone(), recording.clone());
     let (b, d, r, id) = (
         bridge.clone(),
         dir.to_owned(),
